@@ -1,0 +1,40 @@
+//! The Atlas Workflow model.
+//!
+//! A [`Workflow`] is the portable form of a batch job: resources, scheduling rules, launcher,
+//! environment and phases, in the Kubernetes style (`apiVersion: atlas.dev/v1alpha1`,
+//! `kind: Workflow`). This crate holds the types, the value types they use ([`Quantity`],
+//! [`Duration`], [`ArraySpec`]), reading a Workflow from YAML with errors that point at
+//! file:line:column ([`parse_workflow`]), and its JSON Schema ([`json_schema`]).
+//! It does no I/O.
+//!
+//! ```
+//! let text = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: demo}\nspec:\n  resources: {memoryPerNode: 64Gi}\n";
+//! let workflow = atlas_spec::parse_workflow("atlas.yaml", text).unwrap();
+//! assert_eq!(workflow.spec.resources.memory_per_node.unwrap().to_string(), "64Gi");
+//! ```
+
+mod array;
+mod duration;
+mod load;
+mod names;
+mod quantity;
+mod text_or_number;
+mod workflow;
+
+pub use array::{ArrayError, ArraySpec, IndexRange};
+pub use duration::{Duration, DurationError};
+pub use load::{parse_workflow, WorkflowError};
+pub use names::{is_dns1123_label, to_dns1123_label, MAX_NAME_LEN};
+pub use quantity::{Quantity, QuantityError};
+pub use workflow::*;
+
+/// The JSON Schema of a Workflow document, generated from the types.
+pub fn json_schema() -> serde_json::Value {
+    let schema = schemars::schema_for!(Workflow);
+    serde_json::to_value(schema).expect("a generated schema is always valid JSON")
+}
+
+/// Serializes a Workflow as YAML.
+pub fn to_yaml(workflow: &Workflow) -> String {
+    serde_yaml_ng::to_string(workflow).expect("a Workflow always serializes")
+}

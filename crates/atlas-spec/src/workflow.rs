@@ -1,0 +1,413 @@
+//! The `Workflow` document (`apiVersion: atlas.dev/v1alpha1`, `kind: Workflow`) and its parts.
+//!
+//! Field names are camelCase in YAML/JSON, as in Kubernetes. Every optional field is omitted
+//! from output when unset, so an imported workflow shows exactly what the job script said.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{ArraySpec, Duration, Quantity};
+
+/// The only `apiVersion` this version of Atlas reads and writes.
+pub const API_VERSION: &str = "atlas.dev/v1alpha1";
+
+/// `apiVersion` of a Workflow; one value today, an enum so a wrong one is reported with its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// `atlas.dev/v1alpha1`
+    #[default]
+    #[serde(rename = "atlas.dev/v1alpha1")]
+    V1Alpha1,
+}
+
+/// `kind` of the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub enum Kind {
+    /// A batch workflow.
+    #[default]
+    Workflow,
+}
+
+/// A portable batch workflow: what to run, with which resources, under which scheduling rules.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Workflow {
+    /// Always `atlas.dev/v1alpha1`.
+    pub api_version: ApiVersion,
+    /// Always `Workflow`.
+    pub kind: Kind,
+    /// Name, labels and annotations.
+    pub metadata: Metadata,
+    /// What the workflow asks for and runs.
+    pub spec: WorkflowSpec,
+}
+
+/// Kubernetes-style object metadata.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// A DNS-1123 label: lowercase letters, digits and `-`, at most 63 characters.
+    pub name: String,
+    /// Free-form labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Free-form annotations; the importer keeps the job's original name in
+    /// `atlas.dev/original-name` when it had to change it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The body of a Workflow.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WorkflowSpec {
+    /// Nodes, tasks, CPUs, GPUs, memory, walltime.
+    #[serde(default)]
+    pub resources: Resources,
+    /// Further components of a heterogeneous job (Slurm `hetjob`), after the first one,
+    /// which is `resources`/`scheduling.queue`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub het_components: Vec<HetComponent>,
+    /// Queue, account, array, dependencies, mail, output paths.
+    #[serde(default)]
+    pub scheduling: Scheduling,
+    /// How the job starts its parallel tasks (`mpirun`, `torchrun`, …).
+    #[serde(default)]
+    pub launcher: Launcher,
+    /// Modules, conda/venv, environment variables.
+    #[serde(default)]
+    pub environment: Environment,
+    /// The steps of the job, run in order.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+    /// Inputs and outputs to stage.
+    #[serde(default, skip_serializing_if = "Data::is_empty")]
+    pub data: Data,
+    /// The container image to build or use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<Image>,
+}
+
+/// Resources requested for the job (or for the first component of a heterogeneous job).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Resources {
+    /// Number of nodes (hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodes: Option<u32>,
+    /// Total number of tasks (MPI ranks, LSF slots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<u32>,
+    /// Tasks on each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks_per_node: Option<u32>,
+    /// CPU cores for each task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_task: Option<u32>,
+    /// GPUs on each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus_per_node: Option<u32>,
+    /// GPUs for each task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus_per_task: Option<u32>,
+    /// GPUs for the whole job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpus: Option<u32>,
+    /// GPU model as the site names it (`v100`, `TeslaV100_SXM2_32GB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_type: Option<String>,
+    /// Memory on each node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_node: Option<Quantity>,
+    /// Memory for each allocated CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_cpu: Option<Quantity>,
+    /// Memory for each allocated GPU (host memory for Slurm, GPU memory for LSF `gmem`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_per_gpu: Option<Quantity>,
+    /// Longest time the job may run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub walltime: Option<Duration>,
+    /// Whole nodes, not shared with other jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<bool>,
+    /// Node features the job requires (Slurm `--constraint`, LSF `select[]`, Torque properties).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraint: Option<String>,
+}
+
+/// One further component of a heterogeneous job.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HetComponent {
+    /// The component's queue (partition), when it differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// The component's resources.
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// Where and when the job may run, and what the scheduler does around it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scheduling {
+    /// Queue (LSF, PBS) or partition (Slurm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Account or project charged for the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Quality of service (Slurm `--qos`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qos: Option<String>,
+    /// Advance reservation to run in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<String>,
+    /// Job array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArraySpec>,
+    /// Jobs this one waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
+    /// Whether all dependencies must hold (the default) or any one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency_mode: Option<DependencyMode>,
+    /// E-mail notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<Mail>,
+    /// Standard output path; placeholders: `{jobId}`, `{arrayJobId}`, `{arrayIndex}`,
+    /// `{jobName}`, `{user}`, `{node}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Standard error path (same placeholders); unset means merged into `output`
+    /// when the scheduler does that by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Directory the job starts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// Earliest start time, as the script wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub begin: Option<String>,
+}
+
+/// When a dependency is satisfied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DependencyCondition {
+    /// The other job started (Slurm `after`, LSF `started`).
+    After,
+    /// The other job succeeded (`afterok`, LSF `done`).
+    AfterOk,
+    /// The other job failed (`afternotok`, LSF `exit`).
+    AfterNotOk,
+    /// The other job ended in any way (`afterany`, LSF `ended`).
+    AfterAny,
+    /// Array task N waits for task N of the other array (Slurm `aftercorr`).
+    AfterCorr,
+    /// Only one job of this name and user at a time (Slurm `singleton`).
+    Singleton,
+}
+
+/// One dependency on other jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Dependency {
+    /// What must have happened to the jobs.
+    pub condition: DependencyCondition,
+    /// Job ids or names (empty for `singleton`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<String>,
+}
+
+/// How several dependencies combine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DependencyMode {
+    /// Every dependency must hold.
+    All,
+    /// One dependency is enough.
+    Any,
+}
+
+/// E-mail notifications.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mail {
+    /// Addresses or user names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    /// Events that send a mail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<MailEvent>,
+}
+
+/// A job event that can send a mail.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub enum MailEvent {
+    /// The job started.
+    Begin,
+    /// The job ended.
+    End,
+    /// The job failed or was aborted.
+    Fail,
+    /// The job was requeued.
+    Requeue,
+    /// The job neared or reached its time limit.
+    TimeLimit,
+}
+
+/// How the job starts its parallel tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum LauncherKind {
+    /// A single process, no parallel launcher.
+    #[default]
+    None,
+    /// Slurm's `srun`.
+    Srun,
+    /// `mpirun` / `mpiexec`.
+    Mpirun,
+    /// IBM's `jsrun` (LSF CSM, Summit).
+    Jsrun,
+    /// `torchrun` or `python -m torch.distributed.run|launch`.
+    Torchrun,
+    /// DeepSpeed's launcher.
+    Deepspeed,
+    /// Hugging Face `accelerate launch`.
+    Accelerate,
+    /// Horovod's `horovodrun`.
+    Horovodrun,
+    /// IBM's `ddlrun` (PowerAI / WMLCE).
+    Ddlrun,
+    /// Cray's `aprun`.
+    Aprun,
+}
+
+/// The launcher and its options (not the program it launches).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Launcher {
+    /// Which launcher.
+    #[serde(default)]
+    pub kind: LauncherKind,
+    /// The launcher's own options, verbatim (`-np`, `4`, `--hostfile`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The whole command line the launcher was found on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    /// 1-based line of that command in the original script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+}
+
+/// The software environment the job sets up.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Environment {
+    /// Environment modules loaded, in order (`module load cuda/10.2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+    /// Conda environment activated (name or path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conda: Option<String>,
+    /// Python virtual environment activated (path of the venv).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
+    /// Environment variables set for the job, values verbatim (unexpanded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// Whether the submitting shell's whole environment is passed to the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_all: Option<bool>,
+    /// Scheduler-provided variables the job reads (`SLURM_ARRAY_TASK_ID`, `LSB_DJOB_HOSTFILE`…),
+    /// which every place the workflow runs must provide.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduler_variables: Vec<String>,
+}
+
+/// One step of the workflow, run with `bash -c`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Phase {
+    /// Short name (`preprocess`, `train`, `predict`).
+    pub name: String,
+    /// Shell commands, verbatim.
+    pub run: String,
+    /// Interpreter from the script's `#!` line, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Directory to run in, when it differs from the job's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_directory: Option<String>,
+    /// Regular expressions with named groups; each match becomes a metric of this phase.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patterns: Vec<String>,
+    /// Keep going with later phases when this one fails.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub continue_on_error: bool,
+    /// Lines of the original script the commands came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_lines: Vec<LineRange>,
+}
+
+/// An inclusive range of 1-based lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LineRange {
+    /// First line.
+    pub start: u32,
+    /// Last line (inclusive).
+    pub end: u32,
+}
+
+/// Data the job reads and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Data {
+    /// Files or directories copied in before the job (LSF `-f "local > remote"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<DataItem>,
+    /// Files or directories copied out after the job (LSF `-f "local < remote"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<DataItem>,
+}
+
+impl Data {
+    /// True when there is nothing to stage.
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty() && self.outputs.is_empty()
+    }
+}
+
+/// One thing to stage.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataItem {
+    /// Where the data lives where the job is submitted.
+    pub source: String,
+    /// Where the job sees it.
+    pub path: String,
+}
+
+/// The container image for the workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Image {
+    /// A ready image to use as is, or the base to build on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Distribution packages to install.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<String>,
+    /// Python packages to install with pip.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pip: Vec<String>,
+}
