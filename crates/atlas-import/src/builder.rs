@@ -1,0 +1,422 @@
+//! `Builder`: collects what the directives say into a Workflow and its report, and implements
+//! the rule all three schedulers share: when an option repeats, the last one wins, and both
+//! lines say so in the report.
+
+use std::collections::HashMap;
+
+use atlas_spec::{Duration, Quantity, Resources, Workflow};
+
+use crate::report::{ConversionReport, Dialect, DirectiveEntry, Status, Warning};
+
+/// A Workflow field a directive can set, with "last one wins" semantics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Field {
+    Name,
+    Queue,
+    Account,
+    Qos,
+    Reservation,
+    Array,
+    Dependencies,
+    MailUsers,
+    MailEvents,
+    Output,
+    Error,
+    WorkingDirectory,
+    Begin,
+    ExportAll,
+    Nodes,
+    Tasks,
+    TasksPerNode,
+    CpusPerTask,
+    GpusPerNode,
+    GpusPerTask,
+    Gpus,
+    GpuType,
+    MemoryPerNode,
+    MemoryPerCpu,
+    MemoryPerGpu,
+    Walltime,
+    Exclusive,
+    Constraint,
+}
+
+impl Field {
+    /// Fields that belong to a job component's resources (and so to a hetjob component).
+    fn is_resource(self) -> bool {
+        matches!(
+            self,
+            Field::Nodes
+                | Field::Tasks
+                | Field::TasksPerNode
+                | Field::CpusPerTask
+                | Field::GpusPerNode
+                | Field::GpusPerTask
+                | Field::Gpus
+                | Field::GpuType
+                | Field::MemoryPerNode
+                | Field::MemoryPerCpu
+                | Field::MemoryPerGpu
+                | Field::Walltime
+                | Field::Exclusive
+                | Field::Constraint
+        )
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Field::Name => "metadata.name",
+            Field::Queue => "queue",
+            Field::Account => "spec.scheduling.account",
+            Field::Qos => "spec.scheduling.qos",
+            Field::Reservation => "spec.scheduling.reservation",
+            Field::Array => "spec.scheduling.array",
+            Field::Dependencies => "spec.scheduling.dependencies",
+            Field::MailUsers => "spec.scheduling.mail.users",
+            Field::MailEvents => "spec.scheduling.mail.events",
+            Field::Output => "spec.scheduling.output",
+            Field::Error => "spec.scheduling.error",
+            Field::WorkingDirectory => "spec.scheduling.workingDirectory",
+            Field::Begin => "spec.scheduling.begin",
+            Field::ExportAll => "spec.environment.exportAll",
+            Field::Nodes => "nodes",
+            Field::Tasks => "tasks",
+            Field::TasksPerNode => "tasksPerNode",
+            Field::CpusPerTask => "cpusPerTask",
+            Field::GpusPerNode => "gpusPerNode",
+            Field::GpusPerTask => "gpusPerTask",
+            Field::Gpus => "gpus",
+            Field::GpuType => "gpuType",
+            Field::MemoryPerNode => "memoryPerNode",
+            Field::MemoryPerCpu => "memoryPerCpu",
+            Field::MemoryPerGpu => "memoryPerGpu",
+            Field::Walltime => "walltime",
+            Field::Exclusive => "exclusive",
+            Field::Constraint => "constraint",
+        }
+    }
+}
+
+/// The path of `field` in the Workflow, for job component `component` (0 = the main one).
+fn path(field: Field, component: usize) -> String {
+    match (field, component) {
+        (Field::Queue, 0) => "spec.scheduling.queue".to_string(),
+        (Field::Queue, c) => format!("spec.hetComponents[{}].queue", c - 1),
+        (f, 0) if f.is_resource() => format!("spec.resources.{}", f.key()),
+        (f, c) if f.is_resource() => format!("spec.hetComponents[{}].resources.{}", c - 1, f.key()),
+        (f, _) => f.key().to_string(),
+    }
+}
+
+/// Builds a Workflow and its ConversionReport from directives, in script order.
+pub(crate) struct Builder {
+    pub workflow: Workflow,
+    pub report: ConversionReport,
+    /// Which entry last set each (component, field).
+    owners: HashMap<(usize, Field), usize>,
+    /// The fields each entry still owns, parallel to `report.directives`.
+    owned: Vec<Vec<(usize, Field)>>,
+    /// Current hetjob component (0 = the first).
+    component: usize,
+    /// The job name as the script wrote it.
+    pub job_name: Option<String>,
+}
+
+impl Builder {
+    pub fn new(dialect: Dialect) -> Self {
+        Builder {
+            workflow: Workflow::default(),
+            report: ConversionReport {
+                dialect,
+                directives: Vec::new(),
+                warnings: Vec::new(),
+            },
+            owners: HashMap::new(),
+            owned: Vec::new(),
+            component: 0,
+            job_name: None,
+        }
+    }
+
+    /// Adds a report entry for one option occurrence, `mapped` until told otherwise.
+    pub fn entry(&mut self, line: u32, text: &str, option: &str, value: Option<&str>) -> usize {
+        self.report.directives.push(DirectiveEntry {
+            line,
+            text: text.trim().to_string(),
+            option: option.to_string(),
+            value: value.map(str::to_string),
+            status: Status::Mapped,
+            field: None,
+            note: None,
+        });
+        self.owned.push(Vec::new());
+        self.report.directives.len() - 1
+    }
+
+    /// Starts the next hetjob component; resource fields now go there.
+    pub fn next_component(&mut self) {
+        self.component += 1;
+        self.workflow.spec.het_components.push(Default::default());
+    }
+
+    pub fn warn(&mut self, line: Option<u32>, message: impl Into<String>) {
+        self.report.warnings.push(Warning {
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn set_status(&mut self, e: usize, status: Status, note: impl Into<String>) {
+        self.report.directives[e].status = status;
+        self.note(e, note);
+    }
+
+    pub fn ignored(&mut self, e: usize, note: impl Into<String>) {
+        self.set_status(e, Status::Ignored, note);
+    }
+
+    pub fn unsupported(&mut self, e: usize, note: impl Into<String>) {
+        self.set_status(e, Status::Unsupported, note);
+    }
+
+    /// Marks the entry invalid, unless it already mapped something (then only a note).
+    pub fn invalid(&mut self, e: usize, note: impl Into<String>) {
+        if self.owned[e].is_empty() {
+            self.set_status(e, Status::Invalid, note);
+        } else {
+            self.note(e, note);
+        }
+    }
+
+    /// Appends a note to an entry.
+    pub fn note(&mut self, e: usize, note: impl Into<String>) {
+        let note = note.into();
+        if note.is_empty() {
+            return;
+        }
+        let entry = &mut self.report.directives[e];
+        entry.note = Some(match entry.note.take() {
+            Some(old) => format!("{old}; {note}"),
+            None => note,
+        });
+    }
+
+    /// Names a Workflow field an entry added to, where repeats add rather than override
+    /// (environment variables, staged files, hetjob components).
+    pub fn mark_field(&mut self, e: usize, path: &str) {
+        let entry = &mut self.report.directives[e];
+        match &mut entry.field {
+            Some(old) if old.split(", ").any(|f| f == path) => {}
+            Some(old) => {
+                old.push_str(", ");
+                old.push_str(path);
+            }
+            None => entry.field = Some(path.to_string()),
+        }
+    }
+
+    /// Records that entry `e` sets `field`; an earlier owner loses it (the last one wins).
+    pub fn claim(&mut self, e: usize, field: Field) {
+        let component = if field.is_resource() || field == Field::Queue {
+            self.component
+        } else {
+            0
+        };
+        let key = (component, field);
+        let field_path = path(field, component);
+        if let Some(previous) = self.owners.insert(key, e) {
+            if previous != e {
+                let line = self.report.directives[e].line;
+                let previous_line = self.report.directives[previous].line;
+                self.owned[previous].retain(|k| *k != key);
+                self.note(
+                    previous,
+                    format!("{field_path} overridden by line {line} (the last one wins)"),
+                );
+                if self.owned[previous].is_empty() {
+                    self.report.directives[previous].status = Status::Ignored;
+                }
+                self.note(e, format!("overrides line {previous_line}"));
+            }
+        }
+        if !self.owned[e].contains(&key) {
+            self.owned[e].push(key);
+            let entry = &mut self.report.directives[e];
+            entry.field = Some(match entry.field.take() {
+                Some(old) => format!("{old}, {field_path}"),
+                None => field_path,
+            });
+        }
+    }
+
+    /// The resources of the current component.
+    pub fn resources(&mut self) -> &mut Resources {
+        match self.component {
+            0 => &mut self.workflow.spec.resources,
+            c => &mut self.workflow.spec.het_components[c - 1].resources,
+        }
+    }
+
+    fn u32_slot(&mut self, field: Field) -> &mut Option<u32> {
+        let r = self.resources();
+        match field {
+            Field::Nodes => &mut r.nodes,
+            Field::Tasks => &mut r.tasks,
+            Field::TasksPerNode => &mut r.tasks_per_node,
+            Field::CpusPerTask => &mut r.cpus_per_task,
+            Field::GpusPerNode => &mut r.gpus_per_node,
+            Field::GpusPerTask => &mut r.gpus_per_task,
+            Field::Gpus => &mut r.gpus,
+            other => unreachable!("{other:?} is not a count"),
+        }
+    }
+
+    fn quantity_slot(&mut self, field: Field) -> &mut Option<Quantity> {
+        let r = self.resources();
+        match field {
+            Field::MemoryPerNode => &mut r.memory_per_node,
+            Field::MemoryPerCpu => &mut r.memory_per_cpu,
+            Field::MemoryPerGpu => &mut r.memory_per_gpu,
+            other => unreachable!("{other:?} is not a quantity"),
+        }
+    }
+
+    fn text_slot(&mut self, field: Field) -> &mut Option<String> {
+        if field == Field::Queue && self.component > 0 {
+            let c = self.component;
+            return &mut self.workflow.spec.het_components[c - 1].queue;
+        }
+        match field {
+            Field::Name => return &mut self.job_name,
+            Field::GpuType => return &mut self.resources().gpu_type,
+            Field::Constraint => return &mut self.resources().constraint,
+            _ => {}
+        }
+        let s = &mut self.workflow.spec.scheduling;
+        match field {
+            Field::Queue => &mut s.queue,
+            Field::Account => &mut s.account,
+            Field::Qos => &mut s.qos,
+            Field::Reservation => &mut s.reservation,
+            Field::Output => &mut s.output,
+            Field::Error => &mut s.error,
+            Field::WorkingDirectory => &mut s.working_directory,
+            Field::Begin => &mut s.begin,
+            other => unreachable!("{other:?} is not a text"),
+        }
+    }
+
+    pub fn set_count(&mut self, e: usize, field: Field, value: u32) {
+        self.claim(e, field);
+        *self.u32_slot(field) = Some(value);
+    }
+
+    pub fn set_quantity(&mut self, e: usize, field: Field, value: Quantity) {
+        self.claim(e, field);
+        *self.quantity_slot(field) = Some(value);
+    }
+
+    pub fn set_text(&mut self, e: usize, field: Field, value: impl Into<String>) {
+        self.claim(e, field);
+        *self.text_slot(field) = Some(value.into());
+    }
+
+    pub fn set_walltime(&mut self, e: usize, value: Duration) {
+        self.claim(e, Field::Walltime);
+        self.resources().walltime = Some(value);
+    }
+
+    pub fn set_exclusive(&mut self, e: usize, value: bool) {
+        self.claim(e, Field::Exclusive);
+        self.resources().exclusive = Some(value);
+    }
+
+    /// The entry that last set `field` of the main component, if any.
+    pub fn owner(&self, field: Field) -> Option<usize> {
+        self.owners.get(&(0, field)).copied()
+    }
+
+    /// Fills in what the layout implies: nodes from tasks ÷ tasks per node, tasks from
+    /// nodes × tasks per node. Each derived value is noted on the entry it came from.
+    pub fn derive_layout(&mut self) {
+        for component in 0..=self.workflow.spec.het_components.len() {
+            self.component = component;
+            let r = self.resources().clone();
+            let owner = self.owners.get(&(component, Field::TasksPerNode)).copied();
+            match (r.nodes, r.tasks, r.tasks_per_node, owner) {
+                (None, Some(tasks), Some(per_node), Some(e)) if per_node > 0 => {
+                    let nodes = tasks.div_ceil(per_node);
+                    self.set_count(e, Field::Nodes, nodes);
+                    self.note(
+                        e,
+                        format!("nodes = {tasks} tasks / {per_node} per node = {nodes} (derived)"),
+                    );
+                }
+                (Some(nodes), None, Some(per_node), Some(e)) => {
+                    if let Some(tasks) = nodes.checked_mul(per_node) {
+                        self.set_count(e, Field::Tasks, tasks);
+                        self.note(
+                            e,
+                            format!(
+                                "tasks = {nodes} nodes x {per_node} per node = {tasks} (derived)"
+                            ),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.component = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_one_wins_and_both_lines_say_so() {
+        let mut b = Builder::new(Dialect::Lsf);
+        let first = b.entry(3, "#BSUB -q a", "-q", Some("a"));
+        b.set_text(first, Field::Queue, "a");
+        let second = b.entry(5, "#BSUB -q b", "-q", Some("b"));
+        b.set_text(second, Field::Queue, "b");
+        assert_eq!(b.workflow.spec.scheduling.queue.as_deref(), Some("b"));
+        let d = &b.report.directives;
+        assert_eq!(d[0].status, Status::Ignored);
+        assert!(d[0]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("overridden by line 5"));
+        assert_eq!(d[1].status, Status::Mapped);
+        assert!(d[1].note.as_deref().unwrap().contains("overrides line 3"));
+    }
+
+    #[test]
+    fn an_entry_that_keeps_one_of_its_fields_stays_mapped() {
+        let mut b = Builder::new(Dialect::Lsf);
+        let first = b.entry(1, "", "-R", None);
+        b.set_count(first, Field::TasksPerNode, 1);
+        b.set_count(first, Field::GpusPerNode, 2);
+        let second = b.entry(2, "", "-gpu", None);
+        b.set_count(second, Field::GpusPerNode, 4);
+        assert_eq!(b.report.directives[0].status, Status::Mapped);
+    }
+
+    #[test]
+    fn nodes_are_derived_from_tasks_and_tasks_per_node() {
+        let mut b = Builder::new(Dialect::Lsf);
+        let n = b.entry(1, "", "-n", Some("4"));
+        b.set_count(n, Field::Tasks, 4);
+        let r = b.entry(2, "", "-R", Some("span[ptile=1]"));
+        b.set_count(r, Field::TasksPerNode, 1);
+        b.derive_layout();
+        assert_eq!(b.workflow.spec.resources.nodes, Some(4));
+        assert!(b.report.directives[1]
+            .field
+            .as_deref()
+            .unwrap()
+            .contains("spec.resources.nodes"));
+    }
+}

@@ -1,0 +1,148 @@
+//! One module per scheduler dialect, and the value handling they share.
+
+pub(crate) mod lsf;
+mod lsf_resreq;
+pub(crate) mod pbs;
+mod pbs_resources;
+pub(crate) mod slurm;
+
+use atlas_spec::{ArraySpec, Dependency, DependencyCondition, DependencyMode};
+
+use crate::builder::{Builder, Field};
+use crate::units::output_pattern;
+
+/// Sets a whole-number field, or marks the entry invalid.
+pub(crate) fn set_count(b: &mut Builder, e: usize, field: Field, value: &str) {
+    match parse_count(value) {
+        Ok(n) => b.set_count(e, field, n),
+        Err(why) => b.invalid(e, why),
+    }
+}
+
+pub(crate) fn parse_count(value: &str) -> Result<u32, String> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(format!("`{value}` is not a whole number"));
+    }
+    v.parse().map_err(|_| format!("`{value}` is too large"))
+}
+
+/// Sets a text field; an empty value is invalid.
+pub(crate) fn set_text(b: &mut Builder, e: usize, field: Field, value: &str) {
+    if value.trim().is_empty() {
+        b.invalid(e, "the value is empty");
+    } else {
+        b.set_text(e, field, value.trim());
+    }
+}
+
+/// Sets the job array from the shared `1-10:2%3` grammar.
+pub(crate) fn set_array(b: &mut Builder, e: usize, value: &str) {
+    match value.trim().parse::<ArraySpec>() {
+        Ok(array) => {
+            b.claim(e, Field::Array);
+            b.workflow.spec.scheduling.array = Some(array);
+        }
+        Err(err) => b.invalid(e, err.to_string()),
+    }
+}
+
+/// Sets an output or error path, rewriting the scheduler's `%` patterns.
+pub(crate) fn set_path(
+    b: &mut Builder,
+    e: usize,
+    field: Field,
+    value: &str,
+    tokens: &[(char, &str)],
+) {
+    if value.trim().is_empty() {
+        return b.invalid(e, "the path is empty");
+    }
+    let (path, notes) = output_pattern(value.trim(), tokens);
+    b.set_text(e, field, path);
+    if !notes.is_empty() {
+        b.note(e, notes.join(", "));
+    }
+}
+
+/// `[type:]count`, as in Slurm's `--gpus-per-node=v100:2`.
+pub(crate) fn typed_count(value: &str) -> Result<(Option<&str>, u32), String> {
+    match value.rsplit_once(':') {
+        Some((kind, n)) => Ok((Some(kind), parse_count(n)?)),
+        None => Ok((None, parse_count(value)?)),
+    }
+}
+
+/// Slurm and PBS dependency lists: `type:job[:job…]` items joined by `,` (all) or `?` (any).
+/// Returns the dependencies, the mode, and items that have no portable counterpart.
+pub(crate) fn dependency_list(value: &str) -> (Vec<Dependency>, DependencyMode, Vec<String>) {
+    let mode = if value.contains('?') {
+        DependencyMode::Any
+    } else {
+        DependencyMode::All
+    };
+    let mut dependencies = Vec::new();
+    let mut unsupported = Vec::new();
+    for item in value
+        .split([',', '?'])
+        .map(str::trim)
+        .filter(|i| !i.is_empty())
+    {
+        let mut parts = item.split(':');
+        let kind = parts.next().unwrap_or_default();
+        let condition = match kind.to_ascii_lowercase().as_str() {
+            "after" => DependencyCondition::After,
+            "afterok" => DependencyCondition::AfterOk,
+            "afternotok" => DependencyCondition::AfterNotOk,
+            "afterany" => DependencyCondition::AfterAny,
+            "aftercorr" => DependencyCondition::AfterCorr,
+            "singleton" => DependencyCondition::Singleton,
+            _ => {
+                unsupported.push(item.to_string());
+                continue;
+            }
+        };
+        let jobs: Vec<String> = parts
+            .map(|job| job.split('+').next().unwrap_or(job).to_string())
+            .filter(|j| !j.is_empty())
+            .collect();
+        if jobs.is_empty() && condition != DependencyCondition::Singleton {
+            unsupported.push(item.to_string());
+            continue;
+        }
+        dependencies.push(Dependency { condition, jobs });
+    }
+    (dependencies, mode, unsupported)
+}
+
+/// Sets dependencies parsed by the dialect.
+pub(crate) fn set_dependencies(
+    b: &mut Builder,
+    e: usize,
+    deps: Vec<Dependency>,
+    mode: DependencyMode,
+    unsupported: Vec<String>,
+) {
+    if deps.is_empty() {
+        return b.invalid(
+            e,
+            format!("no dependency understood in `{}`", unsupported.join(",")),
+        );
+    }
+    b.claim(e, Field::Dependencies);
+    let s = &mut b.workflow.spec.scheduling;
+    s.dependencies = deps;
+    s.dependency_mode = (mode == DependencyMode::Any).then_some(DependencyMode::Any);
+    if !unsupported.is_empty() {
+        b.note(e, format!("not carried over: {}", unsupported.join(", ")));
+    }
+}
+
+/// The first hetjob-free name part of a job name, for `metadata.name`.
+pub(crate) fn set_name(b: &mut Builder, e: usize, name: &str) {
+    let name = name.trim();
+    if name.is_empty() {
+        return b.invalid(e, "the job name is empty");
+    }
+    b.set_text(e, Field::Name, name);
+}

@@ -1,0 +1,271 @@
+//! Each scheduler's own spelling of memory sizes, time limits and output-file patterns.
+
+use atlas_spec::{Duration, Quantity};
+
+const KI: u64 = 1024;
+
+/// The unit a scheduler assumes when a memory value has no suffix.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MemoryDialect {
+    /// Slurm: `K|M|G|T`, powers of 1024, default megabytes.
+    Slurm,
+    /// LSF: `KB|MB|GB|TB|PB|EB`, powers of 1024, default `LSF_UNIT_FOR_LIMITS` (KB unless the
+    /// site changed it).
+    Lsf,
+    /// PBS: `b|kb|mb|gb|tb|pb` and words `w|kw|mw|gw|tw` (8 bytes), powers of 1024, default bytes.
+    Pbs,
+}
+
+/// Parses a memory size as `dialect` spells it.
+pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let suffix = suffix.to_ascii_lowercase();
+    let power = |letter: &str| match letter {
+        "k" => Some(KI),
+        "m" => Some(KI.pow(2)),
+        "g" => Some(KI.pow(3)),
+        "t" => Some(KI.pow(4)),
+        "p" => Some(KI.pow(5)),
+        "e" => Some(KI.pow(6)),
+        _ => None,
+    };
+    let multiplier = match (dialect, suffix.as_str()) {
+        (MemoryDialect::Slurm, "") => Some(KI.pow(2)),
+        (MemoryDialect::Lsf, "") => Some(KI),
+        (MemoryDialect::Pbs, "" | "b") => Some(1),
+        (MemoryDialect::Pbs, "w") => Some(8),
+        (MemoryDialect::Pbs, s) if s.len() == 2 && s.ends_with('w') => {
+            power(&s[..1]).map(|p| p * 8)
+        }
+        (_, s) if s.len() == 2 && s.ends_with('b') => power(&s[..1]),
+        (MemoryDialect::Slurm | MemoryDialect::Lsf, s) => power(s),
+        (MemoryDialect::Pbs, _) => None,
+    };
+    let expected = match dialect {
+        MemoryDialect::Slurm => "a size like 4096 (MB), 500M or 64G",
+        MemoryDialect::Lsf => "a size like 4096 (KB by default), 500MB or 64GB",
+        MemoryDialect::Pbs => "a size like 4gb, 500mb or 1048576 (bytes)",
+    };
+    let multiplier =
+        multiplier.ok_or_else(|| format!("`{text}` has an unknown unit; expected {expected}"))?;
+    Quantity::from_number_and_multiplier(number, multiplier)
+        .map_err(|why| format!("`{text}` is not a size ({why}); expected {expected}"))
+}
+
+fn digits(text: &str) -> Result<u64, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{text}` is not a whole number"));
+    }
+    text.parse().map_err(|_| format!("`{text}` is too large"))
+}
+
+fn seconds(d: u64, h: u64, m: u64, s: u64) -> Result<Duration, String> {
+    Duration::from_parts(d, h, m, s).ok_or_else(|| "the time is too large".to_string())
+}
+
+/// Slurm `--time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`; `None` for `UNLIMITED`.
+pub(crate) fn slurm_time(text: &str) -> Result<Option<Duration>, String> {
+    let expected = "expected minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS";
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
+        return Ok(None);
+    }
+    let fail = |e: String| format!("`{t}`: {e}; {expected}");
+    let (days, clock) = match t.split_once('-') {
+        Some((d, rest)) => (Some(digits(d).map_err(fail)?), rest),
+        None => (None, t),
+    };
+    let parts = clock
+        .split(':')
+        .map(digits)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    let duration = match (days, parts.as_slice()) {
+        (None, [m]) => seconds(0, 0, *m, 0),
+        (None, [m, s]) => seconds(0, 0, *m, *s),
+        (None, [h, m, s]) => seconds(0, *h, *m, *s),
+        (Some(d), [h]) => seconds(d, *h, 0, 0),
+        (Some(d), [h, m]) => seconds(d, *h, *m, 0),
+        (Some(d), [h, m, s]) => seconds(d, *h, *m, *s),
+        _ => Err("too many fields".to_string()),
+    };
+    duration.map(Some).map_err(fail)
+}
+
+/// LSF `-W`: `[hour:]minute[/host_name|/host_model]`. Returns the host part when there is one.
+pub(crate) fn lsf_time(text: &str) -> Result<(Duration, Option<&str>), String> {
+    let expected = "expected [hour:]minute, e.g. 90 or 1:30";
+    let (clock, host) = match text.trim().split_once('/') {
+        Some((c, h)) => (c, Some(h)),
+        None => (text.trim(), None),
+    };
+    let fail = |e: String| format!("`{text}`: {e}; {expected}");
+    let duration = match clock.split_once(':') {
+        Some((h, m)) => seconds(0, digits(h).map_err(fail)?, digits(m).map_err(fail)?, 0),
+        None => seconds(0, 0, digits(clock).map_err(fail)?, 0),
+    };
+    Ok((duration.map_err(fail)?, host))
+}
+
+/// PBS `walltime`: `[[hours:]minutes:]seconds[.milliseconds]`; milliseconds are dropped.
+pub(crate) fn pbs_time(text: &str) -> Result<Duration, String> {
+    let expected = "expected seconds, MM:SS or HH:MM:SS";
+    let t = text.trim();
+    let whole = t.split_once('.').map_or(t, |(w, frac)| {
+        if frac.bytes().all(|b| b.is_ascii_digit()) {
+            w
+        } else {
+            t
+        }
+    });
+    let fail = |e: String| format!("`{t}`: {e}; {expected}");
+    let parts = whole
+        .split(':')
+        .map(digits)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(fail)?;
+    match parts.as_slice() {
+        [s] => seconds(0, 0, 0, *s),
+        [m, s] => seconds(0, 0, *m, *s),
+        [h, m, s] => seconds(0, *h, *m, *s),
+        _ => Err("too many fields".to_string()),
+    }
+    .map_err(fail)
+}
+
+/// Rewrites a scheduler's output-file pattern with Atlas placeholders. `tokens` maps the
+/// letter after `%` to a placeholder; `%%` is a literal `%`. Returns the path and what changed.
+pub(crate) fn output_pattern(text: &str, tokens: &[(char, &str)]) -> (String, Vec<String>) {
+    let mut out = String::with_capacity(text.len());
+    let mut notes = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut width = String::new();
+        while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(*d);
+            chars.next();
+        }
+        match chars.next() {
+            Some('%') if width.is_empty() => out.push('%'),
+            Some(letter) => match tokens.iter().find(|(l, _)| *l == letter) {
+                Some((_, placeholder)) => {
+                    out.push_str(placeholder);
+                    let padded = if width.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (zero-padding {width} dropped)")
+                    };
+                    notes.push(format!("%{width}{letter} -> {placeholder}{padded}"));
+                }
+                None => {
+                    out.push('%');
+                    out.push_str(&width);
+                    out.push(letter);
+                    notes.push(format!(
+                        "%{width}{letter} kept as written (no portable placeholder)"
+                    ));
+                }
+            },
+            None => out.push('%'),
+        }
+    }
+    (out, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(text: &str, d: MemoryDialect) -> u64 {
+        memory(text, d).unwrap().bytes()
+    }
+
+    // sbatch(1): "Default units are megabytes. Different units can be specified using the
+    // suffix [K|M|G|T]."
+    #[test]
+    fn slurm_memory_defaults_to_megabytes() {
+        assert_eq!(mem("4096", MemoryDialect::Slurm), 4096 << 20);
+        assert_eq!(mem("64G", MemoryDialect::Slurm), 64 << 30);
+        assert_eq!(mem("500k", MemoryDialect::Slurm), 500 << 10);
+        assert!(memory("lots", MemoryDialect::Slurm).is_err());
+        assert!(memory("4X", MemoryDialect::Slurm).is_err());
+    }
+
+    // bsub(1) -M: "the default unit is KB" (LSF_UNIT_FOR_LIMITS in lsf.conf).
+    #[test]
+    fn lsf_memory_defaults_to_kilobytes() {
+        assert_eq!(mem("4096", MemoryDialect::Lsf), 4096 << 10);
+        assert_eq!(mem("5GB", MemoryDialect::Lsf), 5 << 30);
+        assert_eq!(mem("500MB", MemoryDialect::Lsf), 500 << 20);
+    }
+
+    // pbs_resources(7): size = integer with suffix b, kb, mb, gb, tb or w, kw, ...; 1024-based.
+    #[test]
+    fn pbs_memory_understands_bytes_and_words() {
+        assert_eq!(mem("4gb", MemoryDialect::Pbs), 4 << 30);
+        assert_eq!(mem("16GB", MemoryDialect::Pbs), 16 << 30);
+        assert_eq!(mem("100", MemoryDialect::Pbs), 100);
+        assert_eq!(mem("2kw", MemoryDialect::Pbs), 2 * 1024 * 8);
+        assert!(
+            memory("4G", MemoryDialect::Pbs).is_err(),
+            "PBS wants gb, not G"
+        );
+    }
+
+    fn slurm(t: &str) -> u64 {
+        slurm_time(t).unwrap().unwrap().as_secs()
+    }
+
+    // sbatch(1) --time: "minutes", "minutes:seconds", "hours:minutes:seconds", "days-hours",
+    // "days-hours:minutes" and "days-hours:minutes:seconds".
+    #[test]
+    fn every_slurm_time_format() {
+        assert_eq!(slurm("30"), 30 * 60);
+        assert_eq!(slurm("30:15"), 30 * 60 + 15);
+        assert_eq!(slurm("24:00:00"), 86_400);
+        assert_eq!(slurm("2-12"), 2 * 86_400 + 12 * 3600);
+        assert_eq!(slurm("1-0:30"), 86_400 + 30 * 60);
+        assert_eq!(slurm("1-02:03:04"), 86_400 + 2 * 3600 + 3 * 60 + 4);
+        assert_eq!(slurm_time("UNLIMITED").unwrap(), None);
+        assert!(slurm_time("abc").is_err());
+        assert!(slurm_time("1:2:3:4").is_err());
+    }
+
+    // bsub(1) -W: "[hour:]minute[/host_name | /host_model]".
+    #[test]
+    fn lsf_time_is_hours_and_minutes() {
+        assert_eq!(lsf_time("90").unwrap().0.as_secs(), 90 * 60);
+        assert_eq!(lsf_time("12:00").unwrap().0.as_secs(), 12 * 3600);
+        assert_eq!(
+            lsf_time("1:30/hostA").unwrap(),
+            (Duration::from_secs(5400), Some("hostA"))
+        );
+        assert!(lsf_time("abc").is_err());
+    }
+
+    // pbs_resources(7) walltime: "[[hours:]minutes:]seconds[.milliseconds]".
+    #[test]
+    fn pbs_time_is_seconds_based() {
+        assert_eq!(pbs_time("3600").unwrap().as_secs(), 3600);
+        assert_eq!(pbs_time("10:00").unwrap().as_secs(), 600);
+        assert_eq!(pbs_time("02:00:00").unwrap().as_secs(), 7200);
+        assert_eq!(pbs_time("01:00:00.500").unwrap().as_secs(), 3600);
+        assert!(pbs_time("abc").is_err());
+    }
+
+    #[test]
+    fn output_patterns_become_placeholders() {
+        let tokens = [('j', "{jobId}"), ('a', "{arrayIndex}")];
+        let (path, notes) = output_pattern("out-%j_%4a-%Q-100%%.log", &tokens);
+        assert_eq!(path, "out-{jobId}_{arrayIndex}-%Q-100%.log");
+        assert_eq!(notes.len(), 3);
+    }
+}
