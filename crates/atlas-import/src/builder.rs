@@ -195,6 +195,13 @@ impl Builder {
             return;
         }
         let entry = &mut self.report.directives[e];
+        if entry
+            .note
+            .as_deref()
+            .is_some_and(|n| n.split("; ").any(|part| part == note))
+        {
+            return;
+        }
         entry.note = Some(match entry.note.take() {
             Some(old) => format!("{old}; {note}"),
             None => note,
@@ -246,6 +253,44 @@ impl Builder {
                 Some(old) => format!("{old}, {field_path}"),
                 None => field_path,
             });
+        }
+    }
+
+    /// Entry `e` replaces whatever earlier entries set for `fields` (a repeated option that
+    /// may set other fields than its predecessor, such as LSF's `-gpu`): the values are
+    /// cleared and the earlier entries say they were overridden.
+    pub fn replace_all(&mut self, e: usize, fields: &[Field]) {
+        for &field in fields {
+            let key = (self.component, field);
+            if self.owners.get(&key).is_none_or(|p| *p == e) {
+                continue;
+            }
+            let previous = self.owners.remove(&key).unwrap_or(e);
+            let (line, previous_line) = (
+                self.report.directives[e].line,
+                self.report.directives[previous].line,
+            );
+            self.owned[previous].retain(|k| *k != key);
+            self.note(
+                previous,
+                format!(
+                    "{} overridden by line {line} (the last one wins)",
+                    path(field, key.0)
+                ),
+            );
+            if self.owned[previous].is_empty() {
+                self.report.directives[previous].status = Status::Ignored;
+            }
+            self.note(e, format!("overrides line {previous_line}"));
+            let r = self.resources();
+            match field {
+                Field::GpusPerNode => r.gpus_per_node = None,
+                Field::GpusPerTask => r.gpus_per_task = None,
+                Field::Gpus => r.gpus = None,
+                Field::GpuType => r.gpu_type = None,
+                Field::MemoryPerGpu => r.memory_per_gpu = None,
+                other => unreachable!("{other:?} cannot be replaced"),
+            }
         }
     }
 

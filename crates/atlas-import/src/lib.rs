@@ -162,16 +162,6 @@ fn warn_replacement_characters(b: &mut Builder, lines: &[Line<'_>]) {
             "this line holds bytes that are not UTF-8; they were replaced by U+FFFD",
         );
     }
-    for e in 0..b.report.directives.len() {
-        if b.report.directives[e]
-            .value
-            .as_deref()
-            .is_some_and(|v| v.contains('\u{FFFD}'))
-        {
-            b.report.directives[e].status = Status::Invalid;
-            b.note(e, "the value holds bytes that are not UTF-8");
-        }
-    }
 }
 
 /// `metadata.name`: the job name (or the fallback) as a DNS-1123 label; the original is kept

@@ -110,11 +110,15 @@ pub(crate) fn parse<A>(
             }
             _ => None,
         };
+        let problem = value
+            .as_deref()
+            .filter(|v| v.contains('\u{FFFD}'))
+            .map(|_| "the value holds bytes that are not UTF-8".to_string());
         found.push(Found {
             option: name,
             value,
             def,
-            problem: None,
+            problem,
         });
     }
     found

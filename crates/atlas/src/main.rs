@@ -1,1 +1,45 @@
-fn main() {}
+//! `atlas`: the command line. Each subcommand lives in `commands/`; this file parses the
+//! arguments, runs the command, and turns errors into messages and exit codes
+//! (0 ok, 1 the job failed, 2 usage or input error, 3 environment error).
+
+mod commands;
+mod exit;
+
+use clap::{Parser, Subcommand};
+
+/// Move batch workflows from bare-metal clusters to cloud-native form, and measure the move.
+#[derive(Parser)]
+#[command(name = "atlas", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Convert an LSF, Slurm or PBS job script into a Workflow (atlas.yaml).
+    Import(commands::import::Args),
+    /// Print the JSON Schema of the Workflow format, for editors and validators.
+    Schema,
+    /// Check a Workflow file and report what is wrong with it, with file:line:column.
+    Validate(commands::validate::Args),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = if err.use_stderr() { 2 } else { 0 };
+            let _ = err.print();
+            std::process::exit(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Import(args) => commands::import::run(args),
+        Command::Schema => commands::schema::run(),
+        Command::Validate(args) => commands::validate::run(args),
+    };
+    if let Err(failure) = result {
+        std::process::exit(failure.report());
+    }
+}

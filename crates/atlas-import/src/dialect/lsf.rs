@@ -220,7 +220,16 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             }
         }
         ResReq => apply_resreq(b, e, value),
-        Gpu => apply_gpu(b, e, value),
+        Gpu => {
+            let gpu_fields = [
+                Field::GpusPerNode,
+                Field::GpusPerTask,
+                Field::GpuType,
+                Field::MemoryPerGpu,
+            ];
+            b.replace_all(e, &gpu_fields);
+            apply_gpu(b, e, value);
+        }
         MemLimit => match memory(value, MemoryDialect::Lsf) {
             Ok(q) => {
                 b.set_quantity(e, Field::MemoryPerNode, q);

@@ -91,10 +91,22 @@ pub(crate) fn read(b: &mut Builder, lines: &[Line<'_>]) -> Vec<u32> {
     let mut directives = Vec::new();
     let mut layout = Layout::default();
     let mut join = None;
-    for line in lines {
-        if !(line.is_blank() || line.is_comment()) {
-            break;
+    let header_end = lines
+        .iter()
+        .position(|l| !(l.is_blank() || l.is_comment()))
+        .unwrap_or(lines.len());
+    for line in &lines[header_end..] {
+        if directive(line, "#PBS", true).is_some() {
+            b.warn(
+                Some(line.number),
+                format!(
+                    "`{}` comes after the first command; qsub ignores it, and so does Atlas",
+                    line.text.trim()
+                ),
+            );
         }
+    }
+    for line in &lines[..header_end] {
         let Some(rest) = directive(line, "#PBS", true) else {
             continue;
         };
@@ -157,7 +169,8 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str, layout: &mut Layout) 
             set_path(b, e, field, path, &[]);
         }
         Join => match value {
-            "oe" | "eo" | "n" => b.mark_field(e, "spec.scheduling.error"),
+            "oe" | "eo" => {}
+            "n" => b.ignored(e, "the two streams stay separate, as without -j"),
             other => b.invalid(e, format!("`{other}` is not oe, eo or n")),
         },
         MailEvents => mail_events(b, e, value),

@@ -46,6 +46,13 @@ pub(crate) fn apply(b: &mut Builder, e: usize, value: &str, layout: &mut Layout)
             _ => not_carried.push(item.to_string()),
         }
     }
+    let entry = &b.report.directives[e];
+    if not_carried.is_empty()
+        && entry.field.is_none()
+        && entry.status == crate::report::Status::Mapped
+    {
+        b.ignored(e, "");
+    }
     if !not_carried.is_empty() {
         let what = format!("not carried over: {}", not_carried.join(", "));
         if b.report.directives[e].field.is_none()
@@ -179,12 +186,13 @@ fn place(b: &mut Builder, e: usize, spec: &str, not_carried: &mut Vec<String>) {
         match part {
             "excl" | "exclhost" => b.set_exclusive(e, true),
             "shared" => b.set_exclusive(e, false),
-            "free" | "pack" | "scatter" | "vscatter" => {
-                if part == "pack" {
-                    b.note(e, "place=pack puts all chunks on one host");
-                }
-                b.mark_field(e, "spec.resources");
+            "free" | "scatter" | "vscatter" => {
+                b.note(
+                    e,
+                    format!("place={part}: chunk placement is left to each target"),
+                );
             }
+            "pack" => not_carried.push("place=pack (all chunks on one host)".to_string()),
             other => not_carried.push(format!("place={other}")),
         }
     }

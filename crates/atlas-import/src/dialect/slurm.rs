@@ -305,6 +305,12 @@ pub(crate) fn read(b: &mut Builder, lines: &[Line<'_>]) -> Vec<u32> {
     let mut in_header = true;
     for line in lines {
         let Some(rest) = directive(line, "#SBATCH", false) else {
+            if directive(line, "#SBATCH", true).is_some() {
+                b.warn(
+                    Some(line.number),
+                    "an indented #SBATCH is not a directive (sbatch reads them at column 1 only)",
+                );
+            }
             if in_header && !(line.is_blank() || line.is_comment()) {
                 in_header = false;
             }
