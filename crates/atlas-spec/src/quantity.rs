@@ -89,7 +89,7 @@ impl Quantity {
             }
             let denominator = 10u128.pow(frac.len() as u32);
             let numerator = frac.parse::<u128>().unwrap_or(0) * multiplier as u128;
-            if numerator % denominator != 0 {
+            if !numerator.is_multiple_of(denominator) {
                 return Err("the fraction is not a whole number of bytes");
             }
             let extra =
@@ -132,7 +132,7 @@ impl fmt::Display for Quantity {
         let bytes = self.0;
         if bytes != 0 {
             for (suffix, unit) in BINARY.iter().chain(DECIMAL.iter()) {
-                if bytes % unit == 0 {
+                if bytes.is_multiple_of(*unit) {
                     return write!(f, "{}{}", bytes / unit, suffix);
                 }
             }
