@@ -18,6 +18,7 @@ mod duration;
 mod load;
 mod names;
 mod quantity;
+pub mod record;
 mod text_or_number;
 mod workflow;
 

@@ -1,0 +1,80 @@
+//! The job's cgroup, when it has one of its own (a container, a Slurm job step, or when the
+//! launcher says so with `ATLAS_OWN_CGROUP=1`): memory use and the kernel's OOM-kill count.
+//! cgroup v2 (`memory.current`, `memory.events`) and v1 (`memory.usage_in_bytes`,
+//! `memory.oom_control`).
+
+use std::path::PathBuf;
+
+/// The job's memory cgroup.
+#[derive(Debug, Clone)]
+pub struct JobCgroup {
+    dir: PathBuf,
+    v2: bool,
+}
+
+impl JobCgroup {
+    /// Finds the agent's own memory cgroup, if it belongs to the job alone.
+    pub fn detect() -> Option<Self> {
+        let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let in_container = std::path::Path::new("/run/.containerenv").exists()
+            || std::path::Path::new("/.dockerenv").exists();
+        let told = std::env::var("ATLAS_OWN_CGROUP").is_ok_and(|v| v == "1");
+        for line in text.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+            let own = told || in_container || path.contains("/job_");
+            if !own {
+                continue;
+            }
+            let rel = path.trim_start_matches('/');
+            if controllers.split(',').any(|c| c == "memory") {
+                let dir = PathBuf::from("/sys/fs/cgroup/memory").join(rel);
+                if dir.join("memory.usage_in_bytes").exists() {
+                    return Some(JobCgroup { dir, v2: false });
+                }
+            } else if controllers.is_empty() {
+                let dir = PathBuf::from("/sys/fs/cgroup").join(rel);
+                if dir.join("memory.current").exists() {
+                    return Some(JobCgroup { dir, v2: true });
+                }
+            }
+        }
+        None
+    }
+
+    /// `cgroup v2` or `cgroup v1`.
+    pub fn describe(&self) -> &'static str {
+        if self.v2 {
+            "cgroup v2"
+        } else {
+            "cgroup v1"
+        }
+    }
+
+    /// Memory in use, bytes.
+    pub fn memory_bytes(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.current"
+        } else {
+            "memory.usage_in_bytes"
+        };
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// How many processes the kernel's OOM killer has killed in this cgroup.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = if self.v2 {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        let text = std::fs::read_to_string(self.dir.join(file)).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .and_then(|v| v.trim().parse().ok())
+    }
+}

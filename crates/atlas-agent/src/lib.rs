@@ -1,0 +1,16 @@
+//! The in-job agent: runs a Workflow's phases inside the job, samples the job's own processes
+//! (never the node as if it were the job), reads app metrics from the output, and appends
+//! everything to a spool of JSON lines that the store ingests. No async runtime.
+//!
+//! The same agent runs on bare metal, under Slurm, in a container and in a pod, so figures
+//! from different places are comparable.
+
+mod cgroup;
+pub mod gpu;
+pub mod output;
+pub mod procfs;
+mod runner;
+mod signals;
+pub mod spool;
+
+pub use runner::{load_workflow, run, AgentConfig, AgentError, RunOutcome};

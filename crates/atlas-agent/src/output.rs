@@ -1,0 +1,154 @@
+//! A phase's output: copied to its log file and passed through, and read for app metrics
+//! (the phase's own regex patterns) and progress (`epoch 3/10`, `Epoch [3/10]`, tqdm's `3/10 [`).
+
+use atlas_spec::record::RecordBody;
+use regex::Regex;
+use std::io::{BufRead, BufReader, Read, Write};
+
+/// What to look for in a phase's output.
+pub struct Recognisers {
+    patterns: Vec<Regex>,
+    progress: Vec<Regex>,
+}
+
+impl Recognisers {
+    /// Compiles the phase's patterns; a bad one is an error naming it.
+    pub fn new(patterns: &[String]) -> Result<Self, String> {
+        let patterns = patterns
+            .iter()
+            .map(|p| Regex::new(p).map_err(|e| format!("pattern `{p}`: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let progress = [r"(?i)\bepoch\s*\[?\s*(\d+)\s*/\s*(\d+)", r"(\d+)/(\d+) \["]
+            .iter()
+            .map(|p| Regex::new(p).expect("built-in progress patterns compile"))
+            .collect();
+        Ok(Recognisers { patterns, progress })
+    }
+
+    /// Records found in one line of output.
+    pub fn scan(&self, phase: &str, line: &str) -> Vec<RecordBody> {
+        let mut out = Vec::new();
+        for re in &self.patterns {
+            for caps in re.captures_iter(line) {
+                for name in re.capture_names().flatten() {
+                    if let Some(value) =
+                        caps.name(name).and_then(|m| m.as_str().parse::<f64>().ok())
+                    {
+                        if value.is_finite() {
+                            out.push(RecordBody::Metric {
+                                phase: phase.into(),
+                                name: name.into(),
+                                value,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(caps) = self.progress.iter().find_map(|re| re.captures(line)) {
+            let (current, total) = (caps[1].parse::<u64>(), caps[2].parse::<u64>());
+            if let (Ok(current), Ok(total)) = (current, total) {
+                if total > 0 && current <= total {
+                    out.push(RecordBody::Progress {
+                        phase: phase.into(),
+                        current,
+                        total,
+                    });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Copies `input` to `log` and `passthrough`, sending recognised records to `records`.
+/// Lines are split on `\n` and `\r` (progress bars redraw with `\r`).
+pub fn pump(
+    input: impl Read,
+    mut log: impl Write,
+    mut passthrough: impl Write,
+    phase: &str,
+    recognisers: &Recognisers,
+    emit: &mut dyn FnMut(RecordBody),
+) {
+    let mut reader = BufReader::new(input);
+    let mut chunk = Vec::new();
+    loop {
+        chunk.clear();
+        match reader.read_until(b'\n', &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {
+                let _ = log.write_all(&chunk);
+                let _ = passthrough.write_all(&chunk);
+                let text = String::from_utf8_lossy(&chunk);
+                for line in text.split('\r') {
+                    for record in recognisers.scan(phase, line) {
+                        emit(record);
+                    }
+                }
+            }
+        }
+    }
+    let _ = log.flush();
+    let _ = passthrough.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan(patterns: &[&str], line: &str) -> Vec<RecordBody> {
+        let patterns: Vec<String> = patterns.iter().map(|p| p.to_string()).collect();
+        Recognisers::new(&patterns).unwrap().scan("train", line)
+    }
+
+    #[test]
+    fn named_groups_become_metrics() {
+        let found = scan(
+            &[
+                r"loss=(?P<loss>[0-9.e-]+)",
+                r"(?P<imgs_per_s>[0-9.]+) img/s",
+            ],
+            "loss=0.83 at 412.5 img/s",
+        );
+        assert!(found.contains(&RecordBody::Metric {
+            phase: "train".into(),
+            name: "loss".into(),
+            value: 0.83
+        }));
+        assert!(found.contains(&RecordBody::Metric {
+            phase: "train".into(),
+            name: "imgs_per_s".into(),
+            value: 412.5
+        }));
+    }
+
+    #[test]
+    fn progress_lines_are_recognised() {
+        for line in [
+            "epoch 3/10 loss=1",
+            "Epoch [3/10]",
+            " 30%|███ | 3/10 [00:01<00:02]",
+        ] {
+            let found = scan(&[], line);
+            assert_eq!(
+                found,
+                [RecordBody::Progress {
+                    phase: "train".into(),
+                    current: 3,
+                    total: 10
+                }],
+                "{line}"
+            );
+        }
+        assert!(scan(&[], "nothing here").is_empty());
+    }
+
+    #[test]
+    fn a_bad_pattern_is_named() {
+        assert!(Recognisers::new(&["(unclosed".to_string()])
+            .err()
+            .unwrap()
+            .contains("(unclosed"));
+    }
+}

@@ -1,0 +1,263 @@
+//! Reading the job's processes from /proc: every descendant of the agent (the agent is a
+//! child subreaper, so processes that daemonize inside the job stay its descendants), with
+//! CPU, resident memory, IO, threads. Node-wide figures are read separately.
+
+use std::collections::HashMap;
+use std::fs;
+
+/// One process's figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessFigures {
+    pub pid: i32,
+    pub ppid: i32,
+    /// utime + cutime, seconds (own and reaped children's).
+    pub cpu_user: f64,
+    /// stime + cstime, seconds.
+    pub cpu_system: f64,
+    pub rss_bytes: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub threads: u32,
+}
+
+/// Totals over a set of processes.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TreeFigures {
+    pub cpu_user: f64,
+    pub cpu_system: f64,
+    pub rss_bytes: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    pub threads: u32,
+    pub processes: u32,
+}
+
+/// Kernel constants, read once.
+#[derive(Debug, Clone, Copy)]
+pub struct Kernel {
+    ticks_per_second: f64,
+    page_size: u64,
+}
+
+impl Kernel {
+    pub fn new() -> Self {
+        // SAFETY: sysconf has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        Kernel {
+            ticks_per_second: if ticks > 0 { ticks as f64 } else { 100.0 },
+            page_size: if page > 0 { page as u64 } else { 4096 },
+        }
+    }
+}
+
+impl Default for Kernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Parses /proc/PID/stat: the command name may hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn parse_stat(text: &str, kernel: &Kernel) -> Option<ProcessFigures> {
+    let pid = text.split_whitespace().next()?.parse().ok()?;
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14) … num_threads(17)
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<i64>().ok());
+    let ticks = kernel.ticks_per_second;
+    Some(ProcessFigures {
+        pid,
+        ppid: num(1)? as i32,
+        cpu_user: (num(11)? + num(13)?) as f64 / ticks,
+        cpu_system: (num(12)? + num(14)?) as f64 / ticks,
+        threads: num(17)? as u32,
+        ..Default::default()
+    })
+}
+
+/// Reads one process; `None` when it is gone.
+pub fn read_process(pid: i32, kernel: &Kernel) -> Option<ProcessFigures> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut figures = parse_stat(&stat, kernel)?;
+    if let Ok(statm) = fs::read_to_string(format!("/proc/{pid}/statm")) {
+        let resident: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        figures.rss_bytes = resident * kernel.page_size;
+    }
+    if let Ok(io) = fs::read_to_string(format!("/proc/{pid}/io")) {
+        for line in io.lines() {
+            if let Some(v) = line.strip_prefix("read_bytes: ") {
+                figures.read_bytes = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("write_bytes: ") {
+                figures.write_bytes = v.trim().parse().unwrap_or(0);
+            }
+        }
+    }
+    Some(figures)
+}
+
+/// Parent of every process on the machine (one pass over /proc).
+fn parents() -> HashMap<i32, i32> {
+    let mut map = HashMap::new();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return map;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let ppid = stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok());
+        if let Some(ppid) = ppid {
+            map.insert(pid, ppid);
+        }
+    }
+    map
+}
+
+/// All descendants of `root` (not `root` itself).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let parents = parents();
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    for (&pid, &ppid) in &parents {
+        children.entry(ppid).or_default().push(pid);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        if let Some(kids) = children.get(&p) {
+            out.extend(kids);
+            stack.extend(kids);
+        }
+    }
+    out
+}
+
+/// A sample of the descendants of `root`: totals, their pids, and `root`'s direct children.
+pub struct TreeSample {
+    pub figures: TreeFigures,
+    pub pids: Vec<i32>,
+    pub direct_children: Vec<i32>,
+}
+
+/// Totals over the descendants of `root`.
+pub fn sample_tree(root: i32, kernel: &Kernel) -> TreeSample {
+    let mut t = TreeFigures::default();
+    let pids = descendants(root);
+    let mut direct_children = Vec::new();
+    for &pid in &pids {
+        if let Some(p) = read_process(pid, kernel) {
+            if p.ppid == root {
+                direct_children.push(pid);
+            }
+            t.cpu_user += p.cpu_user;
+            t.cpu_system += p.cpu_system;
+            t.rss_bytes += p.rss_bytes;
+            t.read_bytes += p.read_bytes;
+            t.write_bytes += p.write_bytes;
+            t.threads += p.threads;
+            t.processes += 1;
+        }
+    }
+    TreeSample {
+        figures: t,
+        pids,
+        direct_children,
+    }
+}
+
+/// Node-wide figures: everyone's, labelled as node figures by the caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NodeFigures {
+    pub load1: f64,
+    pub memory_total: u64,
+    pub memory_available: u64,
+    /// (busy, total) jiffies of all CPUs since boot.
+    pub cpu_jiffies: (u64, u64),
+}
+
+pub fn sample_node() -> NodeFigures {
+    let mut n = NodeFigures::default();
+    if let Ok(load) = fs::read_to_string("/proc/loadavg") {
+        n.load1 = load
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+    }
+    if let Ok(mem) = fs::read_to_string("/proc/meminfo") {
+        for line in mem.lines() {
+            let kib = || {
+                line.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    * 1024
+            };
+            if line.starts_with("MemTotal:") {
+                n.memory_total = kib();
+            } else if line.starts_with("MemAvailable:") {
+                n.memory_available = kib();
+            }
+        }
+    }
+    if let Ok(stat) = fs::read_to_string("/proc/stat") {
+        if let Some(cpu) = stat.lines().next() {
+            let v: Vec<u64> = cpu
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            let total: u64 = v.iter().take(8).sum();
+            let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+            n.cpu_jiffies = (total - idle, total);
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parentheses_in_the_name() {
+        let k = Kernel {
+            ticks_per_second: 100.0,
+            page_size: 4096,
+        };
+        let text = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194304 100 0 0 0 250 50 30 20 20 0 3 0 12345 1000 200";
+        let p = parse_stat(text, &k).unwrap();
+        assert_eq!((p.pid, p.ppid, p.threads), (4242, 17, 3));
+        assert!((p.cpu_user - 2.8).abs() < 1e-9 && (p.cpu_system - 0.7).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_child_is_a_descendant() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("2")
+            .spawn()
+            .unwrap();
+        let me = std::process::id() as i32;
+        assert!(descendants(me).contains(&(child.id() as i32)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

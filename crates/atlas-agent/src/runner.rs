@@ -1,0 +1,637 @@
+//! Running a Workflow's phases in order inside the job: one `bash -c` per phase in its own
+//! process group, sampled every interval, its output logged and scanned, its end classified.
+//! Lifecycle: start → phases (sample, watch walltime and signals) → end record → flush.
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use atlas_spec::record::{FailureCause, PhaseStatus, RecordBody};
+use atlas_spec::{Phase, Workflow};
+
+use crate::cgroup::JobCgroup;
+use crate::gpu::{self, GpuDevices};
+use crate::output::{pump, Recognisers};
+use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures};
+use crate::signals;
+use crate::spool::SpoolWriter;
+
+/// How to run.
+pub struct AgentConfig {
+    /// The run's id, written into every record.
+    pub run_id: String,
+    /// Where the spool and logs go.
+    pub run_dir: PathBuf,
+    /// Sampling interval.
+    pub interval: Duration,
+    /// Time between SIGTERM and SIGKILL when stopping a phase.
+    pub grace: Duration,
+    /// Copy the phases' output to the agent's own stdout/stderr.
+    pub passthrough: bool,
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    pub status: PhaseStatus,
+    pub cause: Option<FailureCause>,
+}
+
+/// Why the agent itself could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("cannot write the run directory {path}: {source}")]
+    RunDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the spool: {0}")]
+    Spool(#[from] std::io::Error),
+}
+
+enum Msg {
+    Record(RecordBody),
+    Exited,
+    PumpDone,
+}
+
+/// Everything the run loop keeps between phases.
+struct Agent<'a> {
+    config: &'a AgentConfig,
+    workflow: &'a Workflow,
+    spool: SpoolWriter,
+    kernel: Kernel,
+    cgroup: Option<JobCgroup>,
+    gpus: Box<dyn GpuDevices>,
+    visible_gpus: Vec<u32>,
+    deadline: Option<Instant>,
+    /// CPU seconds (user, system) of processes already reaped by the agent.
+    reaped_cpu: (f64, f64),
+    previous_node: Option<NodeFigures>,
+    self_pid: i32,
+}
+
+/// Runs `workflow` with the GPU source `gpus`; returns how it ended.
+pub fn run(
+    workflow: &Workflow,
+    config: &AgentConfig,
+    mut gpus: Box<dyn GpuDevices>,
+) -> Result<RunOutcome, AgentError> {
+    let logs = config.run_dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|source| AgentError::RunDir {
+        path: logs.clone(),
+        source,
+    })?;
+    let started = Instant::now();
+    let spool = SpoolWriter::open(
+        &config.run_dir.join("spool.jsonl"),
+        &config.run_id,
+        0,
+        started,
+    )?;
+    signals::install();
+    signals::become_subreaper();
+    let cuda = std::env::var("CUDA_VISIBLE_DEVICES").ok();
+    let nvidia = std::env::var("NVIDIA_VISIBLE_DEVICES").ok();
+    let visible_gpus = gpu::visible_devices(gpus.as_mut(), cuda.as_deref(), nvidia.as_deref());
+    let mut agent = Agent {
+        config,
+        workflow,
+        spool,
+        kernel: Kernel::new(),
+        cgroup: JobCgroup::detect(),
+        gpus,
+        visible_gpus,
+        deadline: workflow
+            .spec
+            .resources
+            .walltime
+            .map(|w| started + Duration::from(w)),
+        reaped_cpu: (0.0, 0.0),
+        previous_node: None,
+        self_pid: std::process::id() as i32,
+    };
+    agent.start_record()?;
+    let mut first_failure: Option<FailureCause> = None;
+    let mut failed = false;
+    for (index, phase) in workflow.spec.phases.iter().enumerate() {
+        if failed {
+            agent.skip(phase)?;
+            continue;
+        }
+        let (status, cause) = agent.run_phase(index as u32, phase)?;
+        if status == PhaseStatus::Failed {
+            if first_failure.is_none() {
+                first_failure = cause.clone();
+            }
+            let stop = !phase.continue_on_error
+                || matches!(
+                    cause,
+                    Some(FailureCause::Cancelled { .. } | FailureCause::WalltimeExceeded { .. })
+                );
+            failed |= stop;
+        }
+    }
+    agent.stop_leftovers();
+    let status = if first_failure.is_some() {
+        PhaseStatus::Failed
+    } else {
+        PhaseStatus::Succeeded
+    };
+    let wall_seconds = started.elapsed().as_secs_f64();
+    agent.spool.append(RecordBody::RunEnd {
+        status,
+        cause: first_failure.clone(),
+        wall_seconds,
+    })?;
+    agent.spool.sync()?;
+    Ok(RunOutcome {
+        status,
+        cause: first_failure,
+    })
+}
+
+impl Agent<'_> {
+    fn start_record(&mut self) -> std::io::Result<()> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let gpu = match (self.gpus.count(), self.visible_gpus.len()) {
+            (0, _) => "no GPU visible (no NVML)".to_string(),
+            (all, given) => format!("{given} of {all} devices"),
+        };
+        let source = match &self.cgroup {
+            Some(c) => format!("process tree + {}", c.describe()),
+            None => "process tree".to_string(),
+        };
+        // SAFETY: CPU_COUNT-style query through sched_getaffinity on a zeroed set.
+        let cpus = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+                libc::CPU_COUNT(&set) as u32
+            } else {
+                1
+            }
+        };
+        self.spool.append(RecordBody::RunStart {
+            workflow: self.workflow.metadata.name.clone(),
+            host,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            phases: self
+                .workflow
+                .spec
+                .phases
+                .iter()
+                .map(|p| p.name.clone())
+                .collect(),
+            interval_ms: self.config.interval.as_millis() as u64,
+            cpus,
+            gpu,
+            source,
+        })?;
+        self.spool.sync()
+    }
+
+    fn skip(&mut self, phase: &Phase) -> std::io::Result<()> {
+        self.spool.append(RecordBody::PhaseEnd {
+            phase: phase.name.clone(),
+            status: PhaseStatus::Skipped,
+            exit_code: None,
+            signal: None,
+            cause: None,
+            wall_seconds: 0.0,
+            cpu_user_seconds: 0.0,
+            cpu_system_seconds: 0.0,
+            max_rss_bytes: 0,
+        })?;
+        Ok(())
+    }
+
+    fn end_failed_to_start(
+        &mut self,
+        phase: &Phase,
+        message: String,
+    ) -> std::io::Result<(PhaseStatus, Option<FailureCause>)> {
+        let cause = FailureCause::StartFailed { message };
+        self.spool.append(RecordBody::PhaseEnd {
+            phase: phase.name.clone(),
+            status: PhaseStatus::Failed,
+            exit_code: None,
+            signal: None,
+            cause: Some(cause.clone()),
+            wall_seconds: 0.0,
+            cpu_user_seconds: 0.0,
+            cpu_system_seconds: 0.0,
+            max_rss_bytes: 0,
+        })?;
+        self.spool.sync()?;
+        Ok((PhaseStatus::Failed, Some(cause)))
+    }
+
+    fn working_directory(&self, phase: &Phase) -> PathBuf {
+        phase
+            .working_directory
+            .as_ref()
+            .or(self.workflow.spec.scheduling.working_directory.as_ref())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
+    }
+
+    fn run_phase(
+        &mut self,
+        index: u32,
+        phase: &Phase,
+    ) -> std::io::Result<(PhaseStatus, Option<FailureCause>)> {
+        self.spool.append(RecordBody::PhaseStart {
+            phase: phase.name.clone(),
+            index,
+        })?;
+        let recognisers = match Recognisers::new(&phase.patterns) {
+            Ok(r) => r,
+            Err(e) => return self.end_failed_to_start(phase, e),
+        };
+        if phase.run.trim().is_empty() {
+            return self.end_failed_to_start(phase, "the phase has no command".into());
+        }
+        let dir = self.working_directory(phase);
+        if !dir.is_dir() {
+            return self.end_failed_to_start(
+                phase,
+                format!("the working directory {} does not exist", dir.display()),
+            );
+        }
+        let oom_before = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
+        let child = Command::new("bash")
+            .arg("-c")
+            .arg(&phase.run)
+            .current_dir(&dir)
+            .envs(&self.workflow.spec.environment.variables)
+            .env("ATLAS_RUN_ID", &self.config.run_id)
+            .env("ATLAS_PHASE", &phase.name)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return self.end_failed_to_start(phase, format!("cannot start bash: {e}")),
+        };
+        let pid = child.id() as i32;
+        let phase_started = Instant::now();
+        let (tx, rx) = channel();
+        let recognisers = std::sync::Arc::new(recognisers);
+        let log_base = self.config.run_dir.join("logs").join(log_name(&phase.name));
+        let out = child.stdout.take().expect("piped");
+        let err = child.stderr.take().expect("piped");
+        self.spawn_pump(
+            out,
+            log_base.with_extension("out"),
+            false,
+            &phase.name,
+            &recognisers,
+            &tx,
+        );
+        self.spawn_pump(
+            err,
+            log_base.with_extension("err"),
+            true,
+            &phase.name,
+            &recognisers,
+            &tx,
+        );
+        spawn_waiter(pid, tx.clone());
+        drop(tx);
+
+        let mut next_sample = Instant::now();
+        let mut stopping: Option<(FailureCause, Instant)> = None;
+        let mut killed = false;
+        loop {
+            let now = Instant::now();
+            let mut wake = next_sample.min(now + Duration::from_millis(100));
+            if let Some(deadline) = self.deadline.filter(|_| stopping.is_none()) {
+                wake = wake.min(deadline);
+            }
+            match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                Ok(Msg::Record(body)) => {
+                    self.spool.append(body)?;
+                }
+                Ok(Msg::Exited) => break,
+                Ok(Msg::PumpDone) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            let now = Instant::now();
+            if now >= next_sample {
+                self.sample(Some(&phase.name))?;
+                next_sample += self.config.interval;
+                if next_sample < now {
+                    next_sample = now + self.config.interval;
+                }
+            }
+            if let Some(signal) = signals::take() {
+                signals::to_group(pid, signal);
+                self.spool.append(RecordBody::Signal { signal })?;
+                self.spool.sync()?;
+                stopping
+                    .get_or_insert((FailureCause::Cancelled { signal }, now + self.config.grace));
+            }
+            if let Some(deadline) = self.deadline {
+                if now >= deadline && stopping.is_none() {
+                    signals::to_group(pid, libc::SIGTERM);
+                    let limit_seconds = self
+                        .workflow
+                        .spec
+                        .resources
+                        .walltime
+                        .map_or(0, |w| w.as_secs());
+                    stopping = Some((
+                        FailureCause::WalltimeExceeded { limit_seconds },
+                        now + self.config.grace,
+                    ));
+                }
+            }
+            if let Some((_, kill_at)) = &stopping {
+                if now >= *kill_at && !killed {
+                    signals::to_group(pid, libc::SIGKILL);
+                    killed = true;
+                }
+            }
+            self.spool.sync_if_due()?;
+        }
+        let wall_seconds = phase_started.elapsed().as_secs_f64();
+        // The phase's shell is a zombie now: its figures are final. Sample, then reap.
+        self.sample(Some(&phase.name))?;
+        let (status_word, usage) = reap(pid);
+        self.reaped_cpu.0 += usage.0;
+        self.reaped_cpu.1 += usage.1;
+        drain_pumps(&rx, &mut self.spool)?;
+        let oom_after = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
+        let oom_in_cgroup = matches!((oom_before, oom_after), (Some(b), Some(a)) if a > b);
+        let (status, exit_code, signal, cause) = classify(
+            status_word,
+            stopping.map(|s| s.0),
+            oom_in_cgroup,
+            self.cgroup.is_some(),
+        );
+        self.spool.append(RecordBody::PhaseEnd {
+            phase: phase.name.clone(),
+            status,
+            exit_code,
+            signal,
+            cause: cause.clone(),
+            wall_seconds,
+            cpu_user_seconds: usage.0,
+            cpu_system_seconds: usage.1,
+            max_rss_bytes: usage.2,
+        })?;
+        self.spool.sync()?;
+        Ok((status, cause))
+    }
+
+    fn spawn_pump(
+        &self,
+        input: impl std::io::Read + Send + 'static,
+        log: PathBuf,
+        is_stderr: bool,
+        phase: &str,
+        recognisers: &std::sync::Arc<Recognisers>,
+        tx: &Sender<Msg>,
+    ) {
+        let (phase, recognisers, tx) = (phase.to_string(), recognisers.clone(), tx.clone());
+        let passthrough = self.config.passthrough;
+        std::thread::spawn(move || {
+            let log = std::fs::File::create(&log).map(std::io::BufWriter::new);
+            let mut sink: Box<dyn std::io::Write> = match (passthrough, is_stderr) {
+                (false, _) => Box::new(std::io::sink()),
+                (true, false) => Box::new(std::io::stdout()),
+                (true, true) => Box::new(std::io::stderr()),
+            };
+            let mut emit = |body| {
+                let _ = tx.send(Msg::Record(body));
+            };
+            match log {
+                Ok(log) => pump(input, log, &mut sink, &phase, &recognisers, &mut emit),
+                Err(_) => pump(
+                    input,
+                    std::io::sink(),
+                    &mut sink,
+                    &phase,
+                    &recognisers,
+                    &mut emit,
+                ),
+            }
+            let _ = tx.send(Msg::PumpDone);
+        });
+    }
+
+    /// One job sample (and one node sample, labelled as such).
+    fn sample(&mut self, phase: Option<&str>) -> std::io::Result<()> {
+        let tree = sample_tree(self.self_pid, &self.kernel);
+        self.reap_orphans(&tree.direct_children);
+        let f = tree.figures;
+        let gpus = gpu::sample(self.gpus.as_mut(), &self.visible_gpus, &tree.pids);
+        self.spool.append(RecordBody::Sample {
+            phase: phase.map(str::to_string),
+            cpu_user_seconds: self.reaped_cpu.0 + f.cpu_user,
+            cpu_system_seconds: self.reaped_cpu.1 + f.cpu_system,
+            rss_bytes: f.rss_bytes,
+            read_bytes: f.read_bytes,
+            write_bytes: f.write_bytes,
+            threads: f.threads,
+            processes: f.processes,
+            cgroup_memory_bytes: self.cgroup.as_ref().and_then(JobCgroup::memory_bytes),
+            gpus,
+        })?;
+        let node = sample_node();
+        let busy = match self.previous_node {
+            Some(prev) if node.cpu_jiffies.1 > prev.cpu_jiffies.1 => {
+                (node.cpu_jiffies.0 - prev.cpu_jiffies.0) as f64
+                    / (node.cpu_jiffies.1 - prev.cpu_jiffies.1) as f64
+            }
+            _ => 0.0,
+        };
+        self.previous_node = Some(node);
+        self.spool.append(RecordBody::NodeSample {
+            load1: node.load1,
+            memory_total_bytes: node.memory_total,
+            memory_available_bytes: node.memory_available,
+            cpu_busy_fraction: busy,
+        })?;
+        Ok(())
+    }
+
+    /// Daemonized processes re-parented to the agent: reap them when they end, keeping their CPU.
+    fn reap_orphans(&mut self, direct_children: &[i32]) {
+        for &pid in direct_children {
+            if let Some(usage) = try_reap(pid) {
+                self.reaped_cpu.0 += usage.0;
+                self.reaped_cpu.1 += usage.1;
+            }
+        }
+    }
+
+    /// At the end of the run, processes left behind (daemons) are stopped, as a scheduler would.
+    fn stop_leftovers(&mut self) {
+        let left = crate::procfs::descendants(self.self_pid);
+        if left.is_empty() {
+            return;
+        }
+        for &pid in &left {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        for pid in crate::procfs::descendants(self.self_pid) {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        for pid in left {
+            try_reap(pid);
+        }
+    }
+}
+
+/// A file name for a phase's logs.
+fn log_name(phase: &str) -> String {
+    phase
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Waits (without reaping) for `pid` to exit, then says so.
+fn spawn_waiter(pid: i32, tx: Sender<Msg>) {
+    std::thread::spawn(move || {
+        // SAFETY: waitid with WNOWAIT leaves the child a zombie for the agent to sample and reap.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            while libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            ) != 0
+            {
+                if *libc::__errno_location() != libc::EINTR {
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(Msg::Exited);
+    });
+}
+
+fn timeval_seconds(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
+/// Reaps `pid` (blocking): its wait status and rusage (user s, system s, max RSS bytes).
+fn reap(pid: i32) -> (i32, (f64, f64, u64)) {
+    // SAFETY: wait4 on our own child with valid out-pointers.
+    unsafe {
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        while libc::wait4(pid, &mut status, 0, &mut usage) < 0
+            && *libc::__errno_location() == libc::EINTR
+        {}
+        let maxrss = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
+        (
+            status,
+            (
+                timeval_seconds(usage.ru_utime),
+                timeval_seconds(usage.ru_stime),
+                maxrss,
+            ),
+        )
+    }
+}
+
+/// Reaps `pid` if it has ended; its (user, system) CPU seconds.
+fn try_reap(pid: i32) -> Option<(f64, f64)> {
+    // SAFETY: wait4 with WNOHANG and valid out-pointers.
+    unsafe {
+        let mut status = 0;
+        let mut usage: libc::rusage = std::mem::zeroed();
+        (libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) == pid).then(|| {
+            (
+                timeval_seconds(usage.ru_utime),
+                timeval_seconds(usage.ru_stime),
+            )
+        })
+    }
+}
+
+/// Output still in the pipes after the shell ended (up to 2 s, in case a daemon keeps them open).
+fn drain_pumps(
+    rx: &std::sync::mpsc::Receiver<Msg>,
+    spool: &mut SpoolWriter,
+) -> std::io::Result<()> {
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut done = 0;
+    while done < 2 {
+        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+            Ok(Msg::Record(body)) => {
+                spool.append(body)?;
+            }
+            Ok(Msg::PumpDone) => done += 1,
+            Ok(Msg::Exited) => {}
+            Err(_) => break,
+        }
+    }
+    Ok(())
+}
+
+/// Status, exit code, signal and cause of a finished phase.
+fn classify(
+    wait_status: i32,
+    stopped_for: Option<FailureCause>,
+    oom_in_cgroup: bool,
+    has_cgroup: bool,
+) -> (PhaseStatus, Option<i32>, Option<i32>, Option<FailureCause>) {
+    let (exit_code, signal) = if libc::WIFEXITED(wait_status) {
+        (Some(libc::WEXITSTATUS(wait_status)), None)
+    } else if libc::WIFSIGNALED(wait_status) {
+        (None, Some(libc::WTERMSIG(wait_status)))
+    } else {
+        (None, None)
+    };
+    if exit_code == Some(0) && stopped_for.is_none() {
+        return (PhaseStatus::Succeeded, exit_code, signal, None);
+    }
+    let cause = if let Some(cause) = stopped_for {
+        cause
+    } else if oom_in_cgroup {
+        FailureCause::OutOfMemory {
+            evidence: "cgroup: memory.events oom_kill".into(),
+        }
+    } else if exit_code == Some(127) {
+        FailureCause::CommandNotFound
+    } else if (exit_code == Some(137) || signal == Some(libc::SIGKILL)) && !has_cgroup {
+        FailureCause::OutOfMemory {
+            evidence: "heuristic: SIGKILL (exit 137) with no cgroup to confirm; may also be another kill -9".into(),
+        }
+    } else if let Some(signal) = signal {
+        FailureCause::Signal { signal }
+    } else {
+        FailureCause::NonZeroExit {
+            code: exit_code.unwrap_or(-1),
+        }
+    };
+    (PhaseStatus::Failed, exit_code, signal, Some(cause))
+}
+
+/// Reads a workflow file for the agent (the agent runs where the file was copied).
+pub fn load_workflow(path: &Path) -> Result<Workflow, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    atlas_spec::parse_workflow(&path.display().to_string(), &text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,261 @@
+//! The records an agent writes (spool lines, HTTP batches) and the store ingests.
+//!
+//! One JSON object per line: `{"run": …, "seq": …, "time": …, "mono": …, "type": …, …}`.
+//! `seq` counts from 1 per run; (run, seq) identifies a record, which is what makes ingest
+//! idempotent. `time` is wall-clock Unix seconds, `mono` seconds on the agent's monotonic
+//! clock since it started (durations are computed from `mono`, never from `time`).
+
+use serde::{Deserialize, Serialize};
+
+/// One record with its identity and timestamps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    /// The run id.
+    pub run: String,
+    /// Sequence number within the run, from 1.
+    pub seq: u64,
+    /// Wall-clock time, Unix seconds.
+    pub time: f64,
+    /// Monotonic seconds since the agent started.
+    pub mono: f64,
+    /// What happened.
+    #[serde(flatten)]
+    pub body: RecordBody,
+}
+
+/// The kinds of record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RecordBody {
+    /// The agent started the run.
+    #[serde(rename_all = "camelCase")]
+    RunStart {
+        /// `metadata.name` of the workflow.
+        workflow: String,
+        /// Host name of the machine the agent runs on.
+        host: String,
+        /// Atlas version of the agent.
+        agent_version: String,
+        /// Phase names, in order.
+        phases: Vec<String>,
+        /// Sampling interval, milliseconds.
+        interval_ms: u64,
+        /// CPUs the job may use (its affinity mask).
+        cpus: u32,
+        /// What the agent found about GPUs (`none visible`, `2 of 4 devices`).
+        gpu: String,
+        /// Where the job's figures come from (`process tree`, `process tree + cgroup v2`).
+        source: String,
+    },
+    /// A phase started.
+    #[serde(rename_all = "camelCase")]
+    PhaseStart {
+        /// Phase name.
+        phase: String,
+        /// 0-based position.
+        index: u32,
+    },
+    /// A phase ended (or was skipped).
+    #[serde(rename_all = "camelCase")]
+    PhaseEnd {
+        /// Phase name.
+        phase: String,
+        /// How it ended.
+        status: PhaseStatus,
+        /// Exit code, when it exited.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
+        /// Signal that ended it, when one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        /// Why it failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<FailureCause>,
+        /// Wall seconds, from the monotonic clock.
+        wall_seconds: f64,
+        /// User CPU seconds of the phase's processes (from the kernel's rusage).
+        cpu_user_seconds: f64,
+        /// System CPU seconds.
+        cpu_system_seconds: f64,
+        /// Largest resident set of one process, bytes (rusage `ru_maxrss`).
+        max_rss_bytes: u64,
+    },
+    /// Figures of the job's own processes.
+    #[serde(rename_all = "camelCase")]
+    Sample {
+        /// The phase running when sampled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
+        /// CPU seconds (user) of the job so far, all processes, including reaped children.
+        cpu_user_seconds: f64,
+        /// CPU seconds (system).
+        cpu_system_seconds: f64,
+        /// Resident memory of all the job's processes, bytes.
+        rss_bytes: u64,
+        /// Bytes read from storage.
+        read_bytes: u64,
+        /// Bytes written to storage.
+        write_bytes: u64,
+        /// Threads.
+        threads: u32,
+        /// Processes.
+        processes: u32,
+        /// The job's cgroup memory, when the job has its own cgroup.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cgroup_memory_bytes: Option<u64>,
+        /// Per GPU the job was given.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        gpus: Vec<GpuSample>,
+    },
+    /// Figures of the whole node (other users included): labelled as such, never the job's.
+    #[serde(rename_all = "camelCase")]
+    NodeSample {
+        /// 1-minute load average.
+        load1: f64,
+        /// Total memory, bytes.
+        memory_total_bytes: u64,
+        /// Available memory, bytes.
+        memory_available_bytes: u64,
+        /// Fraction of all CPUs busy since the previous node sample (everyone's work).
+        cpu_busy_fraction: f64,
+    },
+    /// A value matched in the job's output.
+    #[serde(rename_all = "camelCase")]
+    Metric {
+        /// Phase whose output it came from.
+        phase: String,
+        /// The named group.
+        name: String,
+        /// The value.
+        value: f64,
+    },
+    /// Progress recognised in the job's output (`epoch 3/10`).
+    #[serde(rename_all = "camelCase")]
+    Progress {
+        /// Phase.
+        phase: String,
+        /// Steps done.
+        current: u64,
+        /// Steps in all.
+        total: u64,
+    },
+    /// The agent received a signal and passed it on to the job.
+    #[serde(rename_all = "camelCase")]
+    Signal {
+        /// Signal number.
+        signal: i32,
+    },
+    /// The run ended.
+    #[serde(rename_all = "camelCase")]
+    RunEnd {
+        /// How.
+        status: PhaseStatus,
+        /// Why it failed, from the first failed phase.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cause: Option<FailureCause>,
+        /// Wall seconds of the whole run.
+        wall_seconds: f64,
+    },
+}
+
+/// How a phase or run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PhaseStatus {
+    /// Exit code 0.
+    Succeeded,
+    /// Anything else.
+    Failed,
+    /// Not run because an earlier phase failed.
+    Skipped,
+}
+
+impl PhaseStatus {
+    /// The lowercase word used in tables and the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseStatus::Succeeded => "succeeded",
+            PhaseStatus::Failed => "failed",
+            PhaseStatus::Skipped => "skipped",
+        }
+    }
+}
+
+/// Why a phase failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum FailureCause {
+    /// The command exited with a non-zero code.
+    NonZeroExit {
+        /// The code.
+        code: i32,
+    },
+    /// The shell could not find the command (exit 127).
+    CommandNotFound,
+    /// A signal ended it.
+    Signal {
+        /// The signal.
+        signal: i32,
+    },
+    /// Out of memory: `evidence` is `cgroup` (memory.events oom_kill) or `heuristic`
+    /// (SIGKILL / exit 137 with no cgroup to ask).
+    OutOfMemory {
+        /// How the agent knows.
+        evidence: String,
+    },
+    /// It ran past `spec.resources.walltime` and the agent stopped it.
+    WalltimeExceeded {
+        /// The limit, seconds.
+        limit_seconds: u64,
+    },
+    /// The agent was told to stop (SIGTERM/SIGINT) and passed it on.
+    Cancelled {
+        /// The signal the agent received.
+        signal: i32,
+    },
+    /// The phase could not be started at all (missing working directory, …).
+    StartFailed {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl std::fmt::Display for FailureCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureCause::NonZeroExit { code } => write!(f, "exited with code {code}"),
+            FailureCause::CommandNotFound => write!(f, "command not found (exit 127)"),
+            FailureCause::Signal { signal } => write!(f, "killed by signal {signal}"),
+            FailureCause::OutOfMemory { evidence } => write!(f, "out of memory ({evidence})"),
+            FailureCause::WalltimeExceeded { limit_seconds } => {
+                write!(
+                    f,
+                    "walltime exceeded ({})",
+                    crate::Duration::from_secs(*limit_seconds)
+                )
+            }
+            FailureCause::Cancelled { signal } => write!(f, "cancelled (signal {signal})"),
+            FailureCause::StartFailed { message } => write!(f, "could not start: {message}"),
+        }
+    }
+}
+
+/// One GPU's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuSample {
+    /// Device index as the job sees it.
+    pub index: u32,
+    /// SM utilisation, percent.
+    pub sm_percent: u32,
+    /// Device memory in use, bytes (all processes).
+    pub memory_used_bytes: u64,
+    /// Device memory used by the job's processes, bytes, when the driver tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_memory_bytes: Option<u64>,
+    /// Power draw, milliwatts.
+    pub power_milliwatts: u32,
+    /// Energy counter, millijoules since the driver loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_millijoules: Option<u64>,
+}

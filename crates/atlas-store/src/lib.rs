@@ -1,0 +1,56 @@
+//! The Atlas store: experiments, runs, phases, samples and app metrics, behind the [`Store`]
+//! trait. [`SqliteStore`] is the embedded default (one file, WAL mode); the schema and queries
+//! stay portable so a PostgreSQL store can implement the same trait for shared deployments.
+//!
+//! Ingest is idempotent on (run id, sequence number): ingesting a spool twice, or one that was
+//! half-ingested before a crash, gives the same rows.
+
+mod model;
+mod schema;
+mod sqlite;
+
+pub use model::{IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+pub use sqlite::SqliteStore;
+
+use atlas_spec::record::Record;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not an Atlas database.
+    #[error("{path} is not an Atlas database: {reason}")]
+    NotADatabase { path: String, reason: String },
+    /// The database was made by a newer Atlas.
+    #[error("{path} has schema version {found}, newer than this Atlas understands ({known})")]
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
+    /// No run with this id.
+    #[error("no run `{0}` in the store (see `atlas runs`)")]
+    NoSuchRun(String),
+    /// Anything else from the database.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// Where runs and their measurements live.
+pub trait Store {
+    /// Registers an experiment (a group of runs of one workflow).
+    fn create_experiment(
+        &mut self,
+        id: &str,
+        workflow: &str,
+        labels: &serde_json::Value,
+        created_at: f64,
+    ) -> Result<(), StoreError>;
+    /// Registers a run before its agent starts.
+    fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError>;
+    /// Ingests agent records; records already present are skipped.
+    fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError>;
+    /// All runs, newest first.
+    fn runs(&self) -> Result<Vec<RunRow>, StoreError>;
+    /// One run with its phases. A unique prefix of the id is enough.
+    fn run(&self, id: &str) -> Result<RunDetail, StoreError>;
+}

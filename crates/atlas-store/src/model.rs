@@ -1,0 +1,91 @@
+//! What the store returns: runs, phases and their summaries.
+
+use serde::Serialize;
+
+/// A run as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRow {
+    pub id: String,
+    pub experiment_id: Option<String>,
+    pub workflow: String,
+    pub target: String,
+    pub repetition: i64,
+    pub status: String,
+    pub cause: Option<String>,
+    pub submitted_at: f64,
+    pub started_at: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub gpu: Option<String>,
+    pub run_dir: Option<String>,
+    pub labels: serde_json::Value,
+}
+
+/// A phase with what was measured in it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseRow {
+    pub name: String,
+    pub position: Option<i64>,
+    pub status: String,
+    pub started_at: Option<f64>,
+    pub wall_seconds: Option<f64>,
+    pub exit_code: Option<i64>,
+    pub signal: Option<i64>,
+    pub cause: Option<String>,
+    pub cpu_user_seconds: Option<f64>,
+    pub cpu_system_seconds: Option<f64>,
+    /// Largest single-process RSS (kernel rusage).
+    pub max_rss_bytes: Option<i64>,
+    /// Largest sampled RSS of all the job's processes together.
+    pub peak_job_rss_bytes: Option<i64>,
+    pub read_bytes: Option<i64>,
+    pub write_bytes: Option<i64>,
+    pub samples: i64,
+    pub metrics: Vec<MetricSummary>,
+}
+
+/// One app metric of a phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricSummary {
+    pub name: String,
+    pub count: i64,
+    pub first: f64,
+    pub last: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A run with its phases.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunRow,
+    pub phases: Vec<PhaseRow>,
+}
+
+/// A new run, before its agent reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewRun {
+    pub id: String,
+    pub experiment_id: Option<String>,
+    pub workflow: String,
+    pub target: String,
+    pub repetition: i64,
+    pub run_dir: String,
+    pub labels: serde_json::Value,
+    pub submitted_at: f64,
+}
+
+/// What one ingest call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IngestStats {
+    /// Records that were new.
+    pub inserted: u64,
+    /// Records already in the store (a replay).
+    pub duplicates: u64,
+}

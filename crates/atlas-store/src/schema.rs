@@ -1,0 +1,89 @@
+//! The schema as numbered migrations (`PRAGMA user_version` holds the applied number).
+//! Plain SQL types and `ON CONFLICT … DO NOTHING/UPDATE`, so the same statements work on
+//! PostgreSQL when a shared deployment needs it.
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE experiments (
+    id TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    workflow TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY,
+    experiment_id TEXT REFERENCES experiments(id),
+    workflow TEXT NOT NULL,
+    target TEXT NOT NULL,
+    repetition INTEGER NOT NULL DEFAULT 0,
+    run_dir TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    status TEXT NOT NULL,
+    cause TEXT,
+    submitted_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    wall_seconds REAL,
+    host TEXT,
+    agent_version TEXT,
+    source TEXT,
+    gpu TEXT
+);
+CREATE TABLE phases (
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    position INTEGER,
+    status TEXT NOT NULL,
+    started_at REAL,
+    wall_seconds REAL,
+    exit_code INTEGER,
+    signal INTEGER,
+    cause TEXT,
+    cpu_user_seconds REAL,
+    cpu_system_seconds REAL,
+    max_rss_bytes INTEGER,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    mono REAL NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE samples (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    mono REAL NOT NULL,
+    scope TEXT NOT NULL,
+    phase TEXT,
+    cpu_user_seconds REAL,
+    cpu_system_seconds REAL,
+    rss_bytes INTEGER,
+    read_bytes INTEGER,
+    write_bytes INTEGER,
+    threads INTEGER,
+    processes INTEGER,
+    cgroup_memory_bytes INTEGER,
+    gpus TEXT,
+    load1 REAL,
+    memory_available_bytes INTEGER,
+    cpu_busy_fraction REAL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    time REAL NOT NULL,
+    mono REAL NOT NULL,
+    phase TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX samples_by_phase ON samples (run_id, phase);
+CREATE INDEX metrics_by_name ON metrics (run_id, phase, name);
+"#];

@@ -1,0 +1,508 @@
+//! [`SqliteStore`]: the store in one SQLite file (WAL mode, versioned migrations).
+
+use std::path::Path;
+
+use atlas_spec::record::{Record, RecordBody};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::model::{IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+use crate::schema::MIGRATIONS;
+use crate::{Store, StoreError};
+
+/// The store in a SQLite file.
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let name = path.display().to_string();
+        let not_db = |e: rusqlite::Error| StoreError::NotADatabase {
+            path: name.clone(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(not_db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(not_db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = SqliteStore { conn };
+        store.migrate(&name)?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                path: name.into(),
+                found: version,
+                known,
+            });
+        }
+        if version == 0 {
+            let tables: i64 =
+                self.conn
+                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+            if tables > 0 {
+                return Err(StoreError::NotADatabase {
+                    path: name.into(),
+                    reason: "it holds tables Atlas did not make".into(),
+                });
+            }
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    fn find_run_id(&self, prefix: &str) -> Result<String, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id FROM runs WHERE id = ?1 OR id LIKE ?2 ORDER BY id = ?1 DESC LIMIT 2",
+        )?;
+        let ids: Vec<String> = stmt
+            .query_map(
+                params![prefix, format!("{}%", prefix.replace(['%', '_'], ""))],
+                |r| r.get(0),
+            )?
+            .collect::<Result<_, _>>()?;
+        match ids.as_slice() {
+            [only] => Ok(only.clone()),
+            [exact, _] if exact == prefix => Ok(exact.clone()),
+            _ => Err(StoreError::NoSuchRun(prefix.into())),
+        }
+    }
+}
+
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels";
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    let labels: String = r.get(14)?;
+    Ok(RunRow {
+        id: r.get(0)?,
+        experiment_id: r.get(1)?,
+        workflow: r.get(2)?,
+        target: r.get(3)?,
+        repetition: r.get(4)?,
+        status: r.get(5)?,
+        cause: r.get(6)?,
+        submitted_at: r.get(7)?,
+        started_at: r.get(8)?,
+        wall_seconds: r.get(9)?,
+        host: r.get(10)?,
+        source: r.get(11)?,
+        gpu: r.get(12)?,
+        run_dir: r.get(13)?,
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+    })
+}
+
+/// Inserts one record; true when it was new. Run and phase rows follow the events, and only
+/// for new records, so a replay changes nothing.
+fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<bool> {
+    let inserted = match &r.body {
+        RecordBody::Sample { phase, cpu_user_seconds, cpu_system_seconds, rss_bytes, read_bytes, write_bytes, threads, processes, cgroup_memory_bytes, gpus } => {
+            let gpus = (!gpus.is_empty()).then(|| serde_json::to_string(gpus).unwrap_or_default());
+            tx.prepare_cached(
+                "INSERT INTO samples (run_id, seq, time, mono, scope, phase, cpu_user_seconds, cpu_system_seconds, rss_bytes, read_bytes, write_bytes, threads, processes, cgroup_memory_bytes, gpus)
+                 VALUES (?1, ?2, ?3, ?4, 'job', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![r.run, r.seq as i64, r.time, r.mono, phase, cpu_user_seconds, cpu_system_seconds, *rss_bytes as i64, *read_bytes as i64, *write_bytes as i64, threads, processes, cgroup_memory_bytes.map(|b| b as i64), gpus])?
+        }
+        RecordBody::NodeSample { load1, memory_total_bytes: _, memory_available_bytes, cpu_busy_fraction } => tx
+            .prepare_cached(
+                "INSERT INTO samples (run_id, seq, time, mono, scope, load1, memory_available_bytes, cpu_busy_fraction)
+                 VALUES (?1, ?2, ?3, ?4, 'node', ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![r.run, r.seq as i64, r.time, r.mono, load1, *memory_available_bytes as i64, cpu_busy_fraction])?,
+        RecordBody::Metric { phase, name, value } => tx
+            .prepare_cached("INSERT INTO metrics (run_id, seq, time, mono, phase, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING")?
+            .execute(params![r.run, r.seq as i64, r.time, r.mono, phase, name, value])?,
+        body => {
+            let kind = serde_json::to_value(body).ok().and_then(|v| v["type"].as_str().map(String::from)).unwrap_or_default();
+            let n = tx
+                .prepare_cached("INSERT INTO events (run_id, seq, time, mono, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")?
+                .execute(params![r.run, r.seq as i64, r.time, r.mono, kind, serde_json::to_string(body).unwrap_or_default()])?;
+            if n == 1 {
+                apply_event(tx, r)?;
+            }
+            n
+        }
+    };
+    Ok(inserted == 1)
+}
+
+fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+    match &r.body {
+        RecordBody::RunStart {
+            workflow,
+            host,
+            agent_version,
+            source,
+            gpu,
+            phases,
+            ..
+        } => {
+            tx.execute(
+                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu)
+                 VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, host = ?4, agent_version = ?5, source = ?6, gpu = ?7",
+                params![r.run, workflow, r.time, host, agent_version, source, gpu],
+            )?;
+            for (i, name) in phases.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO phases (run_id, name, position, status) VALUES (?1, ?2, ?3, 'pending') ON CONFLICT DO NOTHING",
+                    params![r.run, name, i as i64],
+                )?;
+            }
+        }
+        RecordBody::PhaseStart { phase, index } => {
+            tx.execute(
+                "INSERT INTO phases (run_id, name, position, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
+                 ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = ?4, position = ?3",
+                params![r.run, phase, index, r.time],
+            )?;
+        }
+        RecordBody::PhaseEnd {
+            phase,
+            status,
+            exit_code,
+            signal,
+            cause,
+            wall_seconds,
+            cpu_user_seconds,
+            cpu_system_seconds,
+            max_rss_bytes,
+        } => {
+            tx.execute(
+                "INSERT INTO phases (run_id, name, status, wall_seconds, exit_code, signal, cause, cpu_user_seconds, cpu_system_seconds, max_rss_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (run_id, name) DO UPDATE SET status = ?3, wall_seconds = ?4, exit_code = ?5, signal = ?6, cause = ?7,
+                   cpu_user_seconds = ?8, cpu_system_seconds = ?9, max_rss_bytes = ?10",
+                params![r.run, phase, status.as_str(), wall_seconds, exit_code, signal, cause.as_ref().map(|c| c.to_string()), cpu_user_seconds, cpu_system_seconds, *max_rss_bytes as i64],
+            )?;
+        }
+        RecordBody::RunEnd {
+            status,
+            cause,
+            wall_seconds,
+        } => {
+            tx.execute(
+                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5 WHERE id = ?1",
+                params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds],
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Store for SqliteStore {
+    fn create_experiment(
+        &mut self,
+        id: &str,
+        workflow: &str,
+        labels: &serde_json::Value,
+        created_at: f64,
+    ) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO experiments (id, created_at, workflow, labels) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![id, created_at, workflow, labels.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8)
+             ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8",
+            params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at],
+        )?;
+        Ok(())
+    }
+
+    fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError> {
+        let tx = self.conn.transaction()?;
+        let mut stats = IngestStats::default();
+        for record in records {
+            if insert(&tx, record)? {
+                stats.inserted += 1;
+            } else {
+                stats.duplicates += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(stats)
+    }
+
+    fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs ORDER BY submitted_at DESC, id"
+        ))?;
+        let rows = stmt.query_map([], run_row)?.collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    fn run(&self, id: &str) -> Result<RunDetail, StoreError> {
+        let id = self.find_run_id(id)?;
+        let run = self
+            .conn
+            .query_row(
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                [&id],
+                run_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchRun(id.clone()))?;
+        let mut stmt = self.conn.prepare(
+            "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
+                    p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
+                    (SELECT max(rss_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
+                    (SELECT max(read_bytes) - min(read_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
+                    (SELECT max(write_bytes) - min(write_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
+                    (SELECT count(*) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job')
+             FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
+        )?;
+        let mut phases: Vec<PhaseRow> = stmt
+            .query_map([&id], |r| {
+                Ok(PhaseRow {
+                    name: r.get(0)?,
+                    position: r.get(1)?,
+                    status: r.get(2)?,
+                    started_at: r.get(3)?,
+                    wall_seconds: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    signal: r.get(6)?,
+                    cause: r.get(7)?,
+                    cpu_user_seconds: r.get(8)?,
+                    cpu_system_seconds: r.get(9)?,
+                    max_rss_bytes: r.get(10)?,
+                    peak_job_rss_bytes: r.get(11)?,
+                    read_bytes: r.get(12)?,
+                    write_bytes: r.get(13)?,
+                    samples: r.get(14)?,
+                    metrics: Vec::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut metrics = self.conn.prepare(
+            "SELECT name, count(*), min(value), max(value),
+                    (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq LIMIT 1),
+                    (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq DESC LIMIT 1)
+             FROM metrics m WHERE run_id = ?1 AND phase = ?2 GROUP BY run_id, phase, name ORDER BY name",
+        )?;
+        for phase in &mut phases {
+            phase.metrics = metrics
+                .query_map(params![id, phase.name], |r| {
+                    Ok(MetricSummary {
+                        name: r.get(0)?,
+                        count: r.get(1)?,
+                        min: r.get(2)?,
+                        max: r.get(3)?,
+                        first: r.get(4)?,
+                        last: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(RunDetail { run, phases })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use atlas_spec::record::PhaseStatus;
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("atlas-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir.join("atlas.db")
+    }
+
+    fn record(seq: u64, body: RecordBody) -> Record {
+        Record {
+            run: "r-1".into(),
+            seq,
+            time: 1000.0 + seq as f64,
+            mono: seq as f64,
+            body,
+        }
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            record(
+                1,
+                RecordBody::RunStart {
+                    workflow: "w".into(),
+                    host: "h".into(),
+                    agent_version: "0".into(),
+                    phases: vec!["train".into()],
+                    interval_ms: 1000,
+                    cpus: 2,
+                    gpu: "none".into(),
+                    source: "process tree".into(),
+                },
+            ),
+            record(
+                2,
+                RecordBody::PhaseStart {
+                    phase: "train".into(),
+                    index: 0,
+                },
+            ),
+            record(
+                3,
+                RecordBody::Sample {
+                    phase: Some("train".into()),
+                    cpu_user_seconds: 1.0,
+                    cpu_system_seconds: 0.1,
+                    rss_bytes: 100,
+                    read_bytes: 0,
+                    write_bytes: 10,
+                    threads: 1,
+                    processes: 1,
+                    cgroup_memory_bytes: None,
+                    gpus: vec![],
+                },
+            ),
+            record(
+                4,
+                RecordBody::Metric {
+                    phase: "train".into(),
+                    name: "loss".into(),
+                    value: 0.9,
+                },
+            ),
+            record(
+                5,
+                RecordBody::Metric {
+                    phase: "train".into(),
+                    name: "loss".into(),
+                    value: 0.5,
+                },
+            ),
+            record(
+                6,
+                RecordBody::Sample {
+                    phase: Some("train".into()),
+                    cpu_user_seconds: 2.0,
+                    cpu_system_seconds: 0.2,
+                    rss_bytes: 300,
+                    read_bytes: 0,
+                    write_bytes: 50,
+                    threads: 1,
+                    processes: 1,
+                    cgroup_memory_bytes: None,
+                    gpus: vec![],
+                },
+            ),
+            record(
+                7,
+                RecordBody::PhaseEnd {
+                    phase: "train".into(),
+                    status: PhaseStatus::Succeeded,
+                    exit_code: Some(0),
+                    signal: None,
+                    cause: None,
+                    wall_seconds: 2.5,
+                    cpu_user_seconds: 2.0,
+                    cpu_system_seconds: 0.2,
+                    max_rss_bytes: 280,
+                },
+            ),
+            record(
+                8,
+                RecordBody::RunEnd {
+                    status: PhaseStatus::Succeeded,
+                    cause: None,
+                    wall_seconds: 2.6,
+                },
+            ),
+        ]
+    }
+
+    #[test]
+    fn ingest_twice_adds_nothing() {
+        let mut store = SqliteStore::open(&temp("twice")).unwrap();
+        assert_eq!(
+            store.ingest(&records()).unwrap(),
+            IngestStats {
+                inserted: 8,
+                duplicates: 0
+            }
+        );
+        assert_eq!(
+            store.ingest(&records()).unwrap(),
+            IngestStats {
+                inserted: 0,
+                duplicates: 8
+            }
+        );
+        let detail = store.run("r-").unwrap();
+        assert_eq!(detail.run.status, "succeeded");
+        let train = &detail.phases[0];
+        assert_eq!(
+            (train.samples, train.peak_job_rss_bytes, train.write_bytes),
+            (2, Some(300), Some(40))
+        );
+        assert_eq!(
+            train.metrics[0],
+            MetricSummary {
+                name: "loss".into(),
+                count: 2,
+                first: 0.9,
+                last: 0.5,
+                min: 0.5,
+                max: 0.9
+            }
+        );
+    }
+
+    #[test]
+    fn a_half_ingested_spool_completes_to_the_same_rows() {
+        let path = temp("half");
+        let mut whole = SqliteStore::open(&path).unwrap();
+        whole.ingest(&records()).unwrap();
+        let expected = whole.run("r-1").unwrap();
+        drop(whole);
+        let other = temp("half2");
+        let mut store = SqliteStore::open(&other).unwrap();
+        store.ingest(&records()[..4]).unwrap();
+        store.ingest(&records()).unwrap();
+        assert_eq!(store.run("r-1").unwrap(), expected);
+    }
+
+    #[test]
+    fn a_file_that_is_not_sqlite_is_refused_clearly() {
+        let path = temp("notdb");
+        std::fs::write(
+            &path,
+            b"this is not a database, just text that is long enough to look like a header",
+        )
+        .unwrap();
+        let err = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(err.contains("is not an Atlas database"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_run_is_named() {
+        let store = SqliteStore::open(&temp("unknown")).unwrap();
+        assert!(store
+            .run("r-nope")
+            .unwrap_err()
+            .to_string()
+            .contains("no run `r-nope`"));
+    }
+}
