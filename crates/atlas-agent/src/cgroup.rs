@@ -1,5 +1,6 @@
-//! The job's cgroup, when it has one of its own (a container, a Slurm job step, or when the
-//! launcher says so with `ATLAS_OWN_CGROUP=1`): memory use and the kernel's OOM-kill count.
+//! The job's cgroup, when it has one of its own (a Slurm job, or when the launcher made one
+//! for it and says so with `ATLAS_OWN_CGROUP=1`; a container's cgroup may hold more than the
+//! job, so being in a container is not enough): memory use and the kernel's OOM-kill count.
 //! cgroup v2 (`memory.current`, `memory.events`) and v1 (`memory.usage_in_bytes`,
 //! `memory.oom_control`).
 
@@ -16,13 +17,11 @@ impl JobCgroup {
     /// Finds the agent's own memory cgroup, if it belongs to the job alone.
     pub fn detect() -> Option<Self> {
         let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-        let in_container = std::path::Path::new("/run/.containerenv").exists()
-            || std::path::Path::new("/.dockerenv").exists();
         let told = std::env::var("ATLAS_OWN_CGROUP").is_ok_and(|v| v == "1");
         for line in text.lines() {
             let mut parts = line.splitn(3, ':');
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            let own = told || in_container || path.contains("/job_");
+            let own = told || path.contains("/job_");
             if !own {
                 continue;
             }

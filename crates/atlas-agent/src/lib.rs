@@ -10,7 +10,7 @@ pub mod gpu;
 pub mod output;
 pub mod procfs;
 mod runner;
-mod signals;
+pub mod signals;
 pub mod spool;
 
 pub use runner::{load_workflow, run, AgentConfig, AgentError, RunOutcome};

@@ -71,6 +71,8 @@ struct Agent<'a> {
     reaped_cpu: (f64, f64),
     previous_node: Option<NodeFigures>,
     self_pid: i32,
+    /// The running phase's shell: reaped by `run_phase`, never as an orphan.
+    phase_pid: Option<i32>,
 }
 
 /// Runs `workflow` with the GPU source `gpus`; returns how it ended.
@@ -112,6 +114,7 @@ pub fn run(
         reaped_cpu: (0.0, 0.0),
         previous_node: None,
         self_pid: std::process::id() as i32,
+        phase_pid: None,
     };
     agent.start_record()?;
     let mut first_failure: Option<FailureCause> = None;
@@ -281,6 +284,7 @@ impl Agent<'_> {
             Err(e) => return self.end_failed_to_start(phase, format!("cannot start bash: {e}")),
         };
         let pid = child.id() as i32;
+        self.phase_pid = Some(pid);
         let phase_started = Instant::now();
         let (tx, rx) = channel();
         let recognisers = std::sync::Arc::new(recognisers);
@@ -365,6 +369,7 @@ impl Agent<'_> {
         // The phase's shell is a zombie now: its figures are final. Sample, then reap.
         self.sample(Some(&phase.name))?;
         let (status_word, usage) = reap(pid);
+        self.phase_pid = None;
         self.reaped_cpu.0 += usage.0;
         self.reaped_cpu.1 += usage.1;
         drain_pumps(&rx, &mut self.spool)?;
@@ -465,7 +470,10 @@ impl Agent<'_> {
 
     /// Daemonized processes re-parented to the agent: reap them when they end, keeping their CPU.
     fn reap_orphans(&mut self, direct_children: &[i32]) {
-        for &pid in direct_children {
+        for &pid in direct_children
+            .iter()
+            .filter(|p| Some(**p) != self.phase_pid)
+        {
             if let Some(usage) = try_reap(pid) {
                 self.reaped_cpu.0 += usage.0;
                 self.reaped_cpu.1 += usage.1;

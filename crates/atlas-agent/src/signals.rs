@@ -47,3 +47,13 @@ pub fn become_subreaper() {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
 }
+
+/// For the process that launches an agent in the foreground: Ctrl-C reaches the agent (same
+/// process group), which stops the job and flushes; the launcher must outlive it to ingest.
+pub fn ignore_interrupts() {
+    // SAFETY: setting SIG_IGN has no preconditions; exec'd children reset it by installing
+    // their own handlers (the agent does).
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}

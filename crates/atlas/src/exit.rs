@@ -10,6 +10,8 @@ pub enum Failure {
     Diagnostic(miette::Report),
     /// The environment (a file that cannot be written, a tool missing): exit 3.
     Environment(String),
+    /// The job ran and failed (the cause): exit 1.
+    JobFailed(String),
 }
 
 impl Failure {
@@ -35,6 +37,12 @@ impl Failure {
             Failure::Environment(message) => {
                 eprintln!("error: {message}");
                 3
+            }
+            Failure::JobFailed(cause) => {
+                if !cause.is_empty() {
+                    eprintln!("failed: {cause}");
+                }
+                1
             }
         }
     }

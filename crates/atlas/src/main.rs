@@ -23,6 +23,19 @@ enum Command {
     Schema,
     /// Check a Workflow file and report what is wrong with it, with file:line:column.
     Validate(commands::validate::Args),
+    /// Run a workflow (or a job script) and watch it: `atlas run job.lsf --on local`.
+    Run(commands::run::Args),
+    /// List the runs in the store.
+    Runs(commands::runs::Args),
+    /// Show one run: phases, durations, CPU, memory, IO, app metrics, failure cause.
+    Show(commands::show::Args),
+    /// Print a run's phase output.
+    Logs(commands::logs::Args),
+    /// Load agent spools into the store (safe to repeat).
+    Ingest(commands::ingest::Args),
+    /// The in-job agent that backends start (runs phases, samples, writes the spool).
+    #[command(hide = true)]
+    Agent(commands::agent::Args),
 }
 
 fn main() {
@@ -38,6 +51,12 @@ fn main() {
         Command::Import(args) => commands::import::run(args),
         Command::Schema => commands::schema::run(),
         Command::Validate(args) => commands::validate::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Runs(args) => commands::runs::run(args),
+        Command::Show(args) => commands::show::run(args),
+        Command::Logs(args) => commands::logs::run(args),
+        Command::Ingest(args) => commands::ingest::run(args),
+        Command::Agent(args) => commands::agent::run(args),
     };
     if let Err(failure) = result {
         std::process::exit(failure.report());

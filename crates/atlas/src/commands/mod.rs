@@ -1,7 +1,15 @@
 //! One module per `atlas` subcommand.
 
+pub mod agent;
+pub mod db;
+pub mod format;
 pub mod import;
+pub mod ingest;
+pub mod logs;
+pub mod run;
+pub mod runs;
 pub mod schema;
+pub mod show;
 pub mod validate;
 
 use std::path::Path;
@@ -42,4 +50,27 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), Failure> {
             let _ = std::fs::remove_file(&temp);
             Failure::environment(format!("cannot write {}: {e}", path.display()))
         })
+}
+
+/// Parses an interval such as `1s`, `500ms`, `0.5s` or `2m` (at least 100 ms).
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let d = if let Some(ms) = text.strip_suffix("ms") {
+        ms.trim()
+            .parse::<u64>()
+            .map(std::time::Duration::from_millis)
+            .map_err(|_| format!("`{text}` is not a number of milliseconds"))?
+    } else if let Some(s) = text.strip_suffix('s').filter(|s| s.contains('.')) {
+        let secs: f64 = s
+            .parse()
+            .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+        std::time::Duration::from_secs_f64(secs.max(0.0))
+    } else {
+        text.parse::<atlas_spec::Duration>()
+            .map(Into::into)
+            .map_err(|e| e.to_string())?
+    };
+    if d < std::time::Duration::from_millis(100) {
+        return Err(format!("`{text}` is below the shortest interval, 100ms"));
+    }
+    Ok(d)
 }

@@ -1,0 +1,49 @@
+//! `atlas agent WORKFLOW --run-id ID --run-dir DIR`: the in-job runner. Backends start it
+//! inside the job; users rarely call it themselves.
+
+use std::path::PathBuf;
+
+use atlas_agent::{gpu::NoGpus, AgentConfig};
+use atlas_spec::record::PhaseStatus;
+
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The Workflow file.
+    workflow: PathBuf,
+    /// The run's id.
+    #[arg(long)]
+    run_id: String,
+    /// Where the spool and logs go.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Sampling interval (100ms … ; e.g. 1s, 500ms).
+    #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
+    interval: std::time::Duration,
+    /// Time between SIGTERM and SIGKILL when a phase must stop.
+    #[arg(long, default_value = "10s", value_parser = super::parse_interval)]
+    grace: std::time::Duration,
+    /// Do not copy the phases' output to this terminal (it is always in the logs).
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let workflow = atlas_agent::load_workflow(&args.workflow).map_err(Failure::input)?;
+    let config = AgentConfig {
+        run_id: args.run_id,
+        run_dir: args.run_dir,
+        interval: args.interval,
+        grace: args.grace,
+        passthrough: !args.quiet,
+    };
+    let outcome =
+        atlas_agent::run(&workflow, &config, Box::new(NoGpus)).map_err(Failure::environment)?;
+    match outcome.status {
+        PhaseStatus::Failed => Err(Failure::JobFailed(
+            outcome.cause.map(|c| c.to_string()).unwrap_or_default(),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,44 @@
+//! Where the store and the run directories live: `--db`, else `ATLAS_DB`, else
+//! `$XDG_DATA_HOME/atlas/atlas.db` (`~/.local/share/atlas/atlas.db`). Run directories go
+//! next to the database, in `runs/RUN_ID/`.
+
+use std::path::{Path, PathBuf};
+
+use atlas_store::SqliteStore;
+
+use crate::exit::Failure;
+
+/// The database path chosen by flag, environment or default.
+pub fn path(flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("ATLAS_DB").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    data.join("atlas").join("atlas.db")
+}
+
+/// Opens the store, creating its directory.
+pub fn open(flag: Option<&Path>) -> Result<(SqliteStore, PathBuf), Failure> {
+    let path = path(flag);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let store = SqliteStore::open(&path).map_err(Failure::environment)?;
+    Ok((store, path))
+}
+
+/// The directory for a run's spool and logs.
+pub fn run_dir(db: &Path, run_id: &str) -> PathBuf {
+    db.parent()
+        .unwrap_or(Path::new("."))
+        .join("runs")
+        .join(run_id)
+}

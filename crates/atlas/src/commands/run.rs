@@ -1,0 +1,307 @@
+//! `atlas run WORKFLOW --on local [--repeat N] [--label k=v]… [--interval 1s]`: runs the
+//! workflow (or a job script, imported first) under `atlas agent`, follows its spool into the
+//! store while it runs, shows live progress on stderr, and prints a summary.
+
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use atlas_spec::record::{PhaseStatus, RecordBody};
+use atlas_spec::Workflow;
+use atlas_store::{NewRun, SqliteStore, Store};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::format;
+use crate::exit::Failure;
+
+/// Targets this version can run on.
+const KNOWN_TARGETS: &[&str] = &["local"];
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A Workflow (atlas.yaml) or a job script (LSF, Slurm or PBS; imported first).
+    workflow: PathBuf,
+    /// Where to run (repeatable). This version knows: local.
+    #[arg(long = "on", required = true)]
+    targets: Vec<String>,
+    /// Runs per target.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: u32,
+    /// A label for the experiment and its runs (repeatable).
+    #[arg(long = "label", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// Sampling interval of the agent.
+    #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
+    interval: Duration,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
+/// A short random id with a prefix (`r-3f9a1c2e`).
+fn new_id(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let hash = std::collections::hash_map::RandomState::new().hash_one((nanos, std::process::id()));
+    format!("{prefix}-{:08x}", hash as u32)
+}
+
+/// Reads a Workflow file, or imports a job script.
+fn load(path: &Path) -> Result<Workflow, Failure> {
+    let text = super::read_text(path)?;
+    let name = path.display().to_string();
+    let looks_like_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) || text.lines().any(|l| l.starts_with("apiVersion:"));
+    if looks_like_yaml {
+        return atlas_spec::parse_workflow(&name, &text)
+            .map_err(|e| Failure::Diagnostic(miette::Report::new(*e)));
+    }
+    let options = atlas_import::ImportOptions {
+        dialect: None,
+        fallback_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+    };
+    let imported = atlas_import::import(&text, &options)
+        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+    let r = &imported.report;
+    eprintln!(
+        "imported {} script {name}: {} mapped, {} ignored, {} unsupported, {} invalid (see `atlas import {name}`)",
+        r.dialect.display_name(),
+        r.count(atlas_import::Status::Mapped),
+        r.count(atlas_import::Status::Ignored),
+        r.count(atlas_import::Status::Unsupported),
+        r.count(atlas_import::Status::Invalid)
+    );
+    Ok(imported.workflow)
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    for target in &args.targets {
+        if !KNOWN_TARGETS.contains(&target.as_str()) {
+            return Err(Failure::input(format!(
+                "unknown target `{target}` (this version knows: {})",
+                KNOWN_TARGETS.join(", ")
+            )));
+        }
+    }
+    let workflow = load(&args.workflow)?;
+    if workflow.spec.phases.is_empty() {
+        return Err(Failure::input(format!(
+            "{}: the workflow has no phases to run",
+            args.workflow.display()
+        )));
+    }
+    let (mut store, db_path) = super::db::open(args.db.as_deref())?;
+    let labels: BTreeMap<_, _> = args.labels.iter().cloned().collect();
+    let labels = serde_json::to_value(&labels).unwrap_or_default();
+    let experiment = new_id("e");
+    store
+        .create_experiment(
+            &experiment,
+            &workflow.metadata.name,
+            &labels,
+            atlas_agent::spool::unix_now(),
+        )
+        .map_err(Failure::environment)?;
+    let total = args.repeat as usize * args.targets.len();
+    eprintln!(
+        "experiment {experiment}: {total} run(s) of {} on {}",
+        workflow.metadata.name,
+        args.targets.join(", ")
+    );
+    atlas_agent::signals::ignore_interrupts();
+    let mut failures = Vec::new();
+    for repetition in 0..args.repeat {
+        for target in &args.targets {
+            let run_id = new_id("r");
+            let run_dir = super::db::run_dir(&db_path, &run_id);
+            std::fs::create_dir_all(&run_dir).map_err(|e| {
+                Failure::environment(format!("cannot create {}: {e}", run_dir.display()))
+            })?;
+            let workflow_file = run_dir.join("workflow.yaml");
+            std::fs::write(&workflow_file, atlas_spec::to_yaml(&workflow)).map_err(|e| {
+                Failure::environment(format!("cannot write {}: {e}", workflow_file.display()))
+            })?;
+            store
+                .create_run(&NewRun {
+                    id: run_id.clone(),
+                    experiment_id: Some(experiment.clone()),
+                    workflow: workflow.metadata.name.clone(),
+                    target: target.clone(),
+                    repetition: i64::from(repetition),
+                    run_dir: run_dir.display().to_string(),
+                    labels: labels.clone(),
+                    submitted_at: atlas_agent::spool::unix_now(),
+                })
+                .map_err(Failure::environment)?;
+            let status = run_local(&mut store, &run_id, &run_dir, &workflow_file, args.interval)?;
+            let detail = store.run(&run_id).map_err(Failure::environment)?;
+            eprint!("{}", super::show::table(&detail));
+            if status == PhaseStatus::Failed {
+                failures.push(format!(
+                    "{run_id}: {}",
+                    detail.run.cause.unwrap_or_default()
+                ));
+            }
+        }
+    }
+    eprintln!("\nexperiment {experiment}: {} of {total} run(s) succeeded; see `atlas runs`, `atlas show RUN`, `atlas logs RUN`", total - failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::JobFailed(failures.join("; ")))
+    }
+}
+
+/// Live figures of a run, from its records.
+#[derive(Default)]
+struct Live {
+    phase: String,
+    progress: Option<(u64, u64)>,
+    cpu: Option<(f64, f64)>,
+    cores: f64,
+    rss: u64,
+    metrics: BTreeMap<String, f64>,
+    status: Option<PhaseStatus>,
+}
+
+impl Live {
+    fn update(&mut self, body: &RecordBody, mono: f64, bar: &ProgressBar) {
+        match body {
+            RecordBody::PhaseStart { phase, .. } => {
+                self.phase = phase.clone();
+                self.progress = None;
+                bar.suspend(|| eprintln!("  {phase}: started"));
+            }
+            RecordBody::PhaseEnd {
+                phase,
+                status,
+                wall_seconds,
+                cause,
+                ..
+            } => {
+                let cause = cause
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                bar.suspend(|| {
+                    eprintln!(
+                        "  {phase}: {} after {}{cause}",
+                        status.as_str(),
+                        format::seconds(*wall_seconds)
+                    )
+                });
+            }
+            RecordBody::Sample {
+                cpu_user_seconds,
+                cpu_system_seconds,
+                rss_bytes,
+                ..
+            } => {
+                let cpu = cpu_user_seconds + cpu_system_seconds;
+                if let Some((t0, c0)) = self.cpu.filter(|(t0, _)| mono > *t0) {
+                    self.cores = (cpu - c0) / (mono - t0);
+                }
+                self.cpu = Some((mono, cpu));
+                self.rss = *rss_bytes;
+            }
+            RecordBody::Progress { current, total, .. } => self.progress = Some((*current, *total)),
+            RecordBody::Metric { name, value, .. } => {
+                self.metrics.insert(name.clone(), *value);
+            }
+            RecordBody::RunEnd { status, .. } => self.status = Some(*status),
+            _ => {}
+        }
+    }
+
+    fn message(&self) -> String {
+        let progress = self
+            .progress
+            .map(|(c, t)| format!("  {c}/{t}"))
+            .unwrap_or_default();
+        let metrics: Vec<String> = self
+            .metrics
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        format!(
+            "{}{progress}  {:.1} cores  {}  {}",
+            self.phase,
+            self.cores,
+            format::bytes(self.rss as i64),
+            metrics.join("  ")
+        )
+    }
+}
+
+/// Starts the agent for one run and follows its spool into the store until it ends.
+fn run_local(
+    store: &mut SqliteStore,
+    run_id: &str,
+    run_dir: &Path,
+    workflow_file: &Path,
+    interval: Duration,
+) -> Result<PhaseStatus, Failure> {
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::environment(format!("cannot find the atlas binary: {e}")))?;
+    let mut agent = Command::new(exe)
+        .arg("agent")
+        .arg(workflow_file)
+        .args(["--run-id", run_id, "--run-dir"])
+        .arg(run_dir)
+        .args([
+            "--interval",
+            &format!("{}ms", interval.as_millis()),
+            "--quiet",
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| Failure::environment(format!("cannot start the agent: {e}")))?;
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_msg}")
+            .expect("a valid template"),
+    );
+    bar.set_prefix(run_id.to_string());
+    bar.enable_steady_tick(Duration::from_millis(250));
+    let spool = run_dir.join("spool.jsonl");
+    let mut offset = 0;
+    let mut live = Live::default();
+    loop {
+        let exited = agent
+            .try_wait()
+            .map_err(|e| Failure::environment(format!("waiting for the agent: {e}")))?;
+        if spool.exists() {
+            let contents = atlas_agent::spool::read_spool(&spool, offset)
+                .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
+            offset = contents.complete_bytes;
+            for (line, why) in contents.bad_lines.iter().filter(|_| exited.is_some()) {
+                bar.suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
+            }
+            store
+                .ingest(&contents.records)
+                .map_err(Failure::environment)?;
+            for r in &contents.records {
+                live.update(&r.body, r.mono, &bar);
+            }
+            bar.set_message(live.message());
+        }
+        if exited.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200).min(interval));
+    }
+    bar.finish_and_clear();
+    Ok(live.status.unwrap_or(PhaseStatus::Failed))
+}

@@ -1,0 +1,110 @@
+//! `atlas show RUN`: a run and its phases: status, duration, CPU, memory, IO, app metrics, cause.
+
+use std::path::PathBuf;
+
+use atlas_store::{RunDetail, Store};
+
+use super::format;
+use super::runs::ListFormat;
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run id (a unique prefix is enough).
+    run: String,
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let detail = store.run(&args.run).map_err(|e| match e {
+        atlas_store::StoreError::NoSuchRun(_) => Failure::input(e),
+        other => Failure::environment(other),
+    })?;
+    let text = match args.format {
+        ListFormat::Json => {
+            serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
+        }
+        ListFormat::Table => table(&detail),
+    };
+    super::write_output(None, &text)
+}
+
+/// The run as a readable table.
+pub fn table(d: &RunDetail) -> String {
+    let r = &d.run;
+    let mut out = format!(
+        "run {}  workflow {}  target {}  status {}{}\n",
+        r.id,
+        r.workflow,
+        r.target,
+        r.status,
+        r.cause
+            .as_ref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    );
+    if let Some(started) = r.started_at {
+        out += &format!(
+            "started {} UTC on {}  wall {}  measured: {}  GPU: {}\n",
+            format::time(started),
+            r.host.as_deref().unwrap_or("?"),
+            r.wall_seconds
+                .map(format::seconds)
+                .unwrap_or_else(|| "-".into()),
+            r.source.as_deref().unwrap_or("?"),
+            r.gpu.as_deref().unwrap_or("?"),
+        );
+    }
+    out += &format!(
+        "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",
+        "PHASE",
+        "STATUS",
+        "WALL",
+        "CPU-USER",
+        "CPU-SYS",
+        "PEAK-RSS",
+        "READ",
+        "WRITTEN",
+        "METRICS / CAUSE"
+    );
+    for p in &d.phases {
+        let metrics: Vec<String> = p
+            .metrics
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} {:.4} (first {:.4}, {} values)",
+                    m.name, m.last, m.first, m.count
+                )
+            })
+            .collect();
+        let mut tail = metrics.join(", ");
+        if let Some(cause) = &p.cause {
+            tail = if tail.is_empty() {
+                cause.clone()
+            } else {
+                format!("{cause}; {tail}")
+            };
+        }
+        let opt_s = |v: Option<f64>| v.map(format::seconds).unwrap_or_else(|| "-".into());
+        let opt_b = |v: Option<i64>| v.map(format::bytes).unwrap_or_else(|| "-".into());
+        out += &format!(
+            "{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",
+            p.name,
+            p.status,
+            opt_s(p.wall_seconds),
+            opt_s(p.cpu_user_seconds),
+            opt_s(p.cpu_system_seconds),
+            opt_b(p.peak_job_rss_bytes.max(p.max_rss_bytes)),
+            opt_b(p.read_bytes),
+            opt_b(p.write_bytes),
+            tail
+        );
+    }
+    out
+}
