@@ -267,9 +267,13 @@ impl Agent<'_> {
             );
         }
         let oom_before = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
+        let script = match &self.workflow.spec.environment.setup {
+            Some(setup) => format!("{setup}\n{}", phase.run),
+            None => phase.run.clone(),
+        };
         let child = Command::new("bash")
             .arg("-c")
-            .arg(&phase.run)
+            .arg(&script)
             .current_dir(&dir)
             .envs(&self.workflow.spec.environment.variables)
             .env("ATLAS_RUN_ID", &self.config.run_id)

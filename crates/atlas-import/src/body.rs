@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use atlas_spec::{Launcher, LauncherKind, LineRange, Phase};
+use atlas_spec::{Launcher, LauncherKind, LineRange};
 
 use crate::builder::Builder;
 use crate::launcher;
@@ -43,17 +43,11 @@ pub(crate) fn apply(b: &mut Builder, body: &[Line<'_>]) {
         analysis.command(b, number, &command);
     }
     analysis.finish(b, body);
-    b.workflow.spec.phases = vec![Phase {
-        name: "main".into(),
-        run: body.iter().map(|l| l.text).collect::<Vec<_>>().join("\n"),
-        shell,
-        source_lines: ranges(body),
-        ..Default::default()
-    }];
+    crate::phases::split(b, body, shell);
 }
 
 /// Contiguous runs of line numbers.
-fn ranges(lines: &[Line<'_>]) -> Vec<LineRange> {
+pub(crate) fn ranges(lines: &[Line<'_>]) -> Vec<LineRange> {
     let mut out: Vec<LineRange> = Vec::new();
     for line in lines {
         match out.last_mut() {

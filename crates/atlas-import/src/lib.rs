@@ -20,6 +20,7 @@ mod builder;
 mod dialect;
 mod launcher;
 mod options;
+mod phases;
 mod report;
 mod script;
 mod units;

@@ -327,6 +327,10 @@ pub struct Environment {
     /// Whether the submitting shell's whole environment is passed to the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_all: Option<bool>,
+    /// Shell commands run before every phase, in the same shell (variables, `conda activate`):
+    /// the lines of an imported script before its first `# atlas: phase` marker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<String>,
     /// Scheduler-provided variables the job reads (`SLURM_ARRAY_TASK_ID`, `LSB_DJOB_HOSTFILE`…),
     /// which every place the workflow runs must provide.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

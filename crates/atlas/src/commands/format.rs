@@ -51,6 +51,7 @@ mod tests {
         assert_eq!(bytes(412 * 1024 * 1024), "412 MiB");
         assert_eq!(seconds(83.44), "1m23.4s");
         assert_eq!(time(0.0), "1970-01-01 00:00:00");
-        assert_eq!(time(1_795_000_000.0), "2026-11-18 07:46:40");
+        // Reference: `date -u -d @1795000000`.
+        assert_eq!(time(1_795_000_000.0), "2026-11-18 11:06:40");
     }
 }

@@ -233,7 +233,7 @@ impl Live {
         let metrics: Vec<String> = self
             .metrics
             .iter()
-            .map(|(k, v)| format!("{k} {v:.4}"))
+            .map(|(k, v)| format!("{k} {v}"))
             .collect();
         format!(
             "{}{progress}  {:.1} cores  {}  {}",
