@@ -7,6 +7,7 @@
 
 mod cgroup;
 pub mod gpu;
+pub mod nvml;
 pub mod output;
 pub mod procfs;
 mod runner;

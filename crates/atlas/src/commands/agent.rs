@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use atlas_agent::{gpu::NoGpus, AgentConfig};
+use atlas_agent::gpu::{GpuDevices, NoGpus};
+use atlas_agent::nvml::NvmlDevices;
+use atlas_agent::AgentConfig;
 use atlas_spec::record::PhaseStatus;
 
 use crate::exit::Failure;
@@ -38,8 +40,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         grace: args.grace,
         passthrough: !args.quiet,
     };
-    let outcome =
-        atlas_agent::run(&workflow, &config, Box::new(NoGpus)).map_err(Failure::environment)?;
+    let gpus: Box<dyn GpuDevices> = match NvmlDevices::load() {
+        Some(nvml) => Box::new(nvml),
+        None => Box::new(NoGpus),
+    };
+    let outcome = atlas_agent::run(&workflow, &config, gpus).map_err(Failure::environment)?;
     match outcome.status {
         PhaseStatus::Failed => Err(Failure::JobFailed(
             outcome.cause.map(|c| c.to_string()).unwrap_or_default(),

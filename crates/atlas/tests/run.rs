@@ -1,0 +1,229 @@
+//! `atlas run --on local` and the commands that look at runs, on real processes and real
+//! SQLite files; and what they say about bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Sandbox {
+    dir: PathBuf,
+}
+
+impl Sandbox {
+    fn new(tag: &str) -> Sandbox {
+        let dir = std::env::temp_dir().join(format!("atlas-run-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir }
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.join("atlas.db")
+    }
+
+    /// Runs atlas with `--db` pointing into the sandbox (through ATLAS_DB, as users do).
+    fn atlas(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(root())
+            .env("ATLAS_DB", self.db())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn workflow(&self, phases: &str) -> String {
+        let path = self.dir.join("workflow.yaml");
+        let text = format!("apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata:\n  name: t\nspec:\n  phases:\n{phases}");
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn run_repeat_and_look_at_the_runs() {
+    let s = Sandbox::new("repeat");
+    let (code, _, stderr) = s.atlas(&[
+        "run",
+        "examples/atlas.yaml",
+        "--on",
+        "local",
+        "--repeat",
+        "2",
+        "--label",
+        "purpose=test",
+        "--interval",
+        "100ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, _) = s.atlas(&["runs", "--format", "json"]);
+    assert_eq!(code, 0);
+    let runs = json(&stdout);
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"
+        && r["target"] == "local"
+        && r["labels"]["purpose"] == "test"));
+    assert_eq!(runs[0]["experimentId"], runs[1]["experimentId"]);
+
+    let id = runs[0]["id"].as_str().unwrap();
+    let (code, stdout, _) = s.atlas(&["show", id, "--format", "json"]);
+    assert_eq!(code, 0);
+    let detail = json(&stdout);
+    let phases: Vec<&str> = detail["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["preprocess", "train"]);
+    let loss = &detail["phases"][1]["metrics"][0];
+    assert_eq!(
+        (loss["name"].as_str(), loss["last"].as_f64()),
+        (Some("loss"), Some(0.5))
+    );
+    assert!(detail["phases"][0]["wallSeconds"].as_f64().unwrap() > 0.0);
+
+    let (code, stdout, _) = s.atlas(&["show", &id[..6]]);
+    assert_eq!(code, 0, "a unique prefix is enough");
+    assert!(
+        stdout.contains("train") && stdout.contains("loss 0.5"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = s.atlas(&["logs", id, "--phase", "train"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("epoch 1/1 loss=0.5"), "{stdout}");
+}
+
+#[test]
+fn a_failing_run_exits_1_with_its_cause() {
+    let s = Sandbox::new("fail");
+    let wf = s.workflow("  - name: one\n    run: exit 4\n  - name: two\n    run: echo never\n");
+    let (code, _, stderr) = s.atlas(&["run", &wf, "--on", "local"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("exited with code 4"), "{stderr}");
+    let (_, stdout, _) = s.atlas(&["runs", "--format", "json"]);
+    assert_eq!(json(&stdout)[0]["status"], "failed");
+}
+
+#[test]
+fn a_job_script_is_imported_and_run() {
+    let s = Sandbox::new("script");
+    let script = s.dir.join("job.sbatch");
+    std::fs::write(
+        &script,
+        "#!/bin/bash\n#SBATCH -J scripted -t 5\n# atlas: phase hello\necho hello\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = s.atlas(&["run", script.to_str().unwrap(), "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("imported Slurm script"), "{stderr}");
+    let (_, stdout, _) = s.atlas(&["runs", "--format", "json"]);
+    assert_eq!(json(&stdout)[0]["workflow"], "scripted");
+}
+
+#[test]
+fn bad_input_gets_a_message_and_the_right_exit_code() {
+    let s = Sandbox::new("bad");
+    let wf = s.workflow("  - name: one\n    run: echo hi\n");
+    let (code, _, stderr) = s.atlas(&["run", &wf, "--on", "mars"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown target `mars`"), "{stderr}");
+
+    let (code, _, stderr) = s.atlas(&["show", "r-doesnotexist"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no run `r-doesnotexist`"), "{stderr}");
+
+    let empty = s.workflow("  - name: one\n    run: '  '\n");
+    let (code, _, stderr) = s.atlas(&["run", &empty, "--on", "local"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("the phase has no command"), "{stderr}");
+
+    let nowhere =
+        s.workflow("  - name: one\n    run: pwd\n    workingDirectory: /does/not/exist\n");
+    let (code, _, stderr) = s.atlas(&["run", &nowhere, "--on", "local"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("/does/not/exist does not exist"),
+        "{stderr}"
+    );
+
+    let bad_pattern = s.workflow("  - name: one\n    run: echo hi\n    patterns: ['(unclosed']\n");
+    let (code, _, stderr) = s.atlas(&["run", &bad_pattern, "--on", "local"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("(unclosed"), "{stderr}");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused() {
+    let s = Sandbox::new("notdb");
+    std::fs::write(
+        s.db(),
+        "certainly not SQLite, but long enough to have a header of sorts",
+    )
+    .unwrap();
+    let before = std::fs::read(s.db()).unwrap();
+    let (code, _, stderr) = s.atlas(&["runs"]);
+    assert_eq!(code, 3);
+    assert!(stderr.contains("is not an Atlas database"), "{stderr}");
+    assert_eq!(
+        std::fs::read(s.db()).unwrap(),
+        before,
+        "the file is left as it was"
+    );
+}
+
+#[test]
+fn ingest_skips_garbage_lines_and_repeats_add_nothing() {
+    let s = Sandbox::new("ingest");
+    let spool = s.dir.join("spool.jsonl");
+    let good = r#"{"run":"r-x","seq":1,"time":1.0,"mono":0.0,"type":"runStart","workflow":"w","host":"h","agentVersion":"0","phases":["a"],"intervalMs":1000,"cpus":1,"gpu":"none","source":"process tree"}"#;
+    let metric = r#"{"run":"r-x","seq":2,"time":2.0,"mono":1.0,"type":"metric","phase":"a","name":"loss","value":0.25}"#;
+    std::fs::write(
+        &spool,
+        format!("{good}\nnot json at all\n{metric}\n{{\"torn"),
+    )
+    .unwrap();
+    let (code, _, stderr) = s.atlas(&["ingest", spool.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains(":2: not a record"), "{stderr}");
+    assert!(stderr.contains(":4: an incomplete last line"), "{stderr}");
+    assert!(stderr.contains("2 new records, 0 already"), "{stderr}");
+    let (_, _, stderr) = s.atlas(&["ingest", spool.to_str().unwrap()]);
+    assert!(stderr.contains("0 new records, 2 already"), "{stderr}");
+}
+
+#[test]
+fn the_examples_atlas_yaml_is_what_import_makes_of_its_job_script() {
+    let dir = root().join("examples/biggan-mini");
+    let committed = std::fs::read_to_string(dir.join("atlas.yaml")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["import", "job.lsf"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        committed,
+        "re-run `atlas import job.lsf -o atlas.yaml` in examples/biggan-mini"
+    );
+}
