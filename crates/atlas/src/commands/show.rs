@@ -76,11 +76,9 @@ pub fn table(d: &RunDetail) -> String {
         let metrics: Vec<String> = p
             .metrics
             .iter()
-            .map(|m| {
-                format!(
-                    "{} {:.4} (first {:.4}, {} values)",
-                    m.name, m.last, m.first, m.count
-                )
+            .map(|m| match m.count {
+                1 => format!("{} {}", m.name, m.last),
+                n => format!("{} {} (first {}, {n} values)", m.name, m.last, m.first),
             })
             .collect();
         let mut tail = metrics.join(", ");
