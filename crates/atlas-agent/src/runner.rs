@@ -148,6 +148,7 @@ pub fn run(
         status,
         cause: first_failure.clone(),
         wall_seconds,
+        agent_cpu_seconds: own_cpu_seconds(),
     })?;
     agent.spool.sync()?;
     Ok(RunOutcome {
@@ -540,6 +541,16 @@ fn spawn_waiter(pid: i32, tx: Sender<Msg>) {
         }
         let _ = tx.send(Msg::Exited);
     });
+}
+
+/// CPU seconds (user + system) of the agent process itself, all its threads.
+fn own_cpu_seconds() -> f64 {
+    // SAFETY: getrusage with a valid out-pointer.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        timeval_seconds(usage.ru_utime) + timeval_seconds(usage.ru_stime)
+    }
 }
 
 fn timeval_seconds(t: libc::timeval) -> f64 {

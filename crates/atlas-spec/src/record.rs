@@ -155,6 +155,9 @@ pub enum RecordBody {
         cause: Option<FailureCause>,
         /// Wall seconds of the whole run.
         wall_seconds: f64,
+        /// CPU seconds the agent itself used (its overhead), user + system.
+        #[serde(default)]
+        agent_cpu_seconds: f64,
     },
 }
 

@@ -21,6 +21,8 @@ pub struct RunRow {
     pub gpu: Option<String>,
     pub run_dir: Option<String>,
     pub labels: serde_json::Value,
+    /// CPU seconds the agent itself used: its overhead.
+    pub agent_cpu_seconds: Option<f64>,
 }
 
 /// A phase with what was measured in it.

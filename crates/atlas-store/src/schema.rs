@@ -86,4 +86,6 @@ CREATE TABLE metrics (
 );
 CREATE INDEX samples_by_phase ON samples (run_id, phase);
 CREATE INDEX metrics_by_name ON metrics (run_id, phase, name);
+"#, r#"
+ALTER TABLE runs ADD COLUMN agent_cpu_seconds REAL;
 "#];

@@ -82,7 +82,7 @@ impl SqliteStore {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -102,6 +102,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         gpu: r.get(12)?,
         run_dir: r.get(13)?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
+        agent_cpu_seconds: r.get(15)?,
     })
 }
 
@@ -194,10 +195,11 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
             status,
             cause,
             wall_seconds,
+            agent_cpu_seconds,
         } => {
             tx.execute(
-                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5 WHERE id = ?1",
-                params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds],
+                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5, agent_cpu_seconds = ?6 WHERE id = ?1",
+                params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds, agent_cpu_seconds],
             )?;
         }
         _ => {}
@@ -428,6 +430,7 @@ mod tests {
                     status: PhaseStatus::Succeeded,
                     cause: None,
                     wall_seconds: 2.6,
+                    agent_cpu_seconds: 0.01,
                 },
             ),
         ]

@@ -278,29 +278,36 @@ fn run_local(
     let spool = run_dir.join("spool.jsonl");
     let mut offset = 0;
     let mut live = Live::default();
+    // A waiter thread ends the follow loop the moment the agent exits.
+    let (exited_tx, exited_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited_tx.send(agent.wait());
+    });
     loop {
-        let exited = agent
-            .try_wait()
-            .map_err(|e| Failure::environment(format!("waiting for the agent: {e}")))?;
+        let exited = match exited_rx.recv_timeout(Duration::from_millis(200).min(interval)) {
+            Ok(status) => {
+                status.map_err(|e| Failure::environment(format!("waiting for the agent: {e}")))?;
+                true
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+        };
         if spool.exists() {
             let contents = atlas_agent::spool::read_spool(&spool, offset)
                 .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
             offset = contents.complete_bytes;
-            for (line, why) in contents.bad_lines.iter().filter(|_| exited.is_some()) {
+            for (line, why) in contents.bad_lines.iter().filter(|_| exited) {
                 bar.suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
             }
-            store
-                .ingest(&contents.records)
-                .map_err(Failure::environment)?;
+            store.ingest(&contents.records).map_err(Failure::environment)?;
             for r in &contents.records {
                 live.update(&r.body, r.mono, &bar);
             }
             bar.set_message(live.message());
         }
-        if exited.is_some() {
+        if exited {
             break;
         }
-        std::thread::sleep(Duration::from_millis(200).min(interval));
     }
     bar.finish_and_clear();
     Ok(live.status.unwrap_or(PhaseStatus::Failed))

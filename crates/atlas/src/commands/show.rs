@@ -50,10 +50,13 @@ pub fn table(d: &RunDetail) -> String {
     );
     if let Some(started) = r.started_at {
         out += &format!(
-            "started {} UTC on {}  wall {}  measured: {}  GPU: {}\n",
+            "started {} UTC on {}  wall {}  agent CPU {}  measured: {}  GPU: {}\n",
             format::time(started),
             r.host.as_deref().unwrap_or("?"),
             r.wall_seconds
+                .map(format::seconds)
+                .unwrap_or_else(|| "-".into()),
+            r.agent_cpu_seconds
                 .map(format::seconds)
                 .unwrap_or_else(|| "-".into()),
             r.source.as_deref().unwrap_or("?"),
