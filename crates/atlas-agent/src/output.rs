@@ -8,7 +8,22 @@ use std::io::{BufRead, BufReader, Read, Write};
 /// What to look for in a phase's output.
 pub struct Recognisers {
     patterns: Vec<Regex>,
-    progress: Vec<Regex>,
+    progress: &'static [Regex],
+}
+
+/// The built-in progress recognisers, compiled once. ASCII-only: Unicode-aware classes make
+/// compiling them cost milliseconds, which every run would pay at start.
+fn progress_patterns() -> &'static [Regex] {
+    static PATTERNS: std::sync::OnceLock<Vec<Regex>> = std::sync::OnceLock::new();
+    PATTERNS.get_or_init(|| {
+        [
+            r"(?i-u)\bepoch[ \t]*\[?[ \t]*([0-9]+)[ \t]*/[ \t]*([0-9]+)",
+            r"(?-u)([0-9]+)/([0-9]+) \[",
+        ]
+        .iter()
+        .map(|p| Regex::new(p).expect("built-in progress patterns compile"))
+        .collect()
+    })
 }
 
 impl Recognisers {
@@ -18,11 +33,10 @@ impl Recognisers {
             .iter()
             .map(|p| Regex::new(p).map_err(|e| format!("pattern `{p}`: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
-        let progress = [r"(?i)\bepoch\s*\[?\s*(\d+)\s*/\s*(\d+)", r"(\d+)/(\d+) \["]
-            .iter()
-            .map(|p| Regex::new(p).expect("built-in progress patterns compile"))
-            .collect();
-        Ok(Recognisers { patterns, progress })
+        Ok(Recognisers {
+            patterns,
+            progress: progress_patterns(),
+        })
     }
 
     /// Records found in one line of output.

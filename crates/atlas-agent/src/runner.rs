@@ -55,6 +55,7 @@ enum Msg {
     Record(RecordBody),
     Exited,
     PumpDone,
+    Signal,
 }
 
 /// Everything the run loop keeps between phases.
@@ -272,7 +273,8 @@ impl Agent<'_> {
             Some(setup) => format!("{setup}\n{}", phase.run),
             None => phase.run.clone(),
         };
-        let child = Command::new("bash")
+        let mut child = Command::new("bash");
+        child
             .arg("-c")
             .arg(&script)
             .current_dir(&dir)
@@ -282,8 +284,9 @@ impl Agent<'_> {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn();
+            .process_group(0);
+        // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe.
+        let child = unsafe { child.pre_exec(signals::unblock_in_child) }.spawn();
         let mut child = match child {
             Ok(c) => c,
             Err(e) => return self.end_failed_to_start(phase, format!("cannot start bash: {e}")),
@@ -313,14 +316,23 @@ impl Agent<'_> {
             &tx,
         );
         spawn_waiter(pid, tx.clone());
-        drop(tx);
+        let wake = std::sync::Mutex::new(tx);
+        signals::on_signal(move || {
+            if let Ok(tx) = wake.lock() {
+                let _ = tx.send(Msg::Signal);
+            }
+        });
 
         let mut next_sample = Instant::now();
         let mut stopping: Option<(FailureCause, Instant)> = None;
         let mut killed = false;
+        let mut pumps_done = 0;
         loop {
             let now = Instant::now();
-            let mut wake = next_sample.min(now + Duration::from_millis(100));
+            let mut wake = next_sample;
+            if let Some((_, kill_at)) = stopping.as_ref().filter(|_| !killed) {
+                wake = wake.min(*kill_at);
+            }
             if let Some(deadline) = self.deadline.filter(|_| stopping.is_none()) {
                 wake = wake.min(deadline);
             }
@@ -329,7 +341,8 @@ impl Agent<'_> {
                     self.spool.append(body)?;
                 }
                 Ok(Msg::Exited) => break,
-                Ok(Msg::PumpDone) | Err(RecvTimeoutError::Timeout) => {}
+                Ok(Msg::PumpDone) => pumps_done += 1,
+                Ok(Msg::Signal) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             let now = Instant::now();
@@ -377,7 +390,7 @@ impl Agent<'_> {
         self.phase_pid = None;
         self.reaped_cpu.0 += usage.0;
         self.reaped_cpu.1 += usage.1;
-        drain_pumps(&rx, &mut self.spool)?;
+        drain_pumps(&rx, &mut self.spool, pumps_done)?;
         let oom_after = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
         let oom_in_cgroup = matches!((oom_before, oom_after), (Some(b), Some(a)) if a > b);
         let (status, exit_code, signal, cause) = classify(
@@ -597,16 +610,17 @@ fn try_reap(pid: i32) -> Option<(f64, f64)> {
 fn drain_pumps(
     rx: &std::sync::mpsc::Receiver<Msg>,
     spool: &mut SpoolWriter,
+    already_done: u32,
 ) -> std::io::Result<()> {
     let until = Instant::now() + Duration::from_secs(2);
-    let mut done = 0;
+    let mut done = already_done;
     while done < 2 {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Msg::Record(body)) => {
                 spool.append(body)?;
             }
             Ok(Msg::PumpDone) => done += 1,
-            Ok(Msg::Exited) => {}
+            Ok(Msg::Exited | Msg::Signal) => {}
             Err(_) => break,
         }
     }

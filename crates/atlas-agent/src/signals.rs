@@ -1,25 +1,54 @@
-//! SIGTERM and SIGINT to the agent: remembered by a minimal handler, then forwarded to the
-//! job's process group by the run loop, recorded, and the spool flushed.
+//! SIGTERM and SIGINT to the agent: a dedicated thread waits for them (`sigwait`), remembers
+//! the signal and wakes the run loop, which forwards it to the job's process group, records
+//! it and flushes the spool. No polling: the run loop sleeps until a sample or a signal is due.
 
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, Once};
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+static WAKE: Mutex<Option<Box<dyn Fn() + Send>>> = Mutex::new(None);
+static INSTALL: Once = Once::new();
 
-extern "C" fn remember(signal: libc::c_int) {
-    RECEIVED.store(signal, Ordering::SeqCst);
+fn stop_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialise a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        set
+    }
 }
 
-/// Installs the handlers (idempotent).
+/// Blocks SIGTERM/SIGINT in this thread (and every thread it starts afterwards) and starts the
+/// thread that waits for them. Call before starting other threads. Idempotent.
 pub fn install() {
-    for signal in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    INSTALL.call_once(|| {
+        let set = stop_signals();
+        // SAFETY: resetting dispositions (an inherited SIG_IGN would discard the signal) and
+        // blocking them in this thread; both have no memory-safety preconditions.
         unsafe {
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = remember as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signal, &action, std::ptr::null_mut());
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         }
+        std::thread::spawn(move || loop {
+            let mut signal: libc::c_int = 0;
+            // SAFETY: sigwait on a set blocked in every thread of the process.
+            if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+                RECEIVED.store(signal, Ordering::SeqCst);
+                if let Some(wake) = WAKE.lock().ok().as_ref().and_then(|w| w.as_ref()) {
+                    wake();
+                }
+            }
+        });
+    });
+}
+
+/// Sets what wakes the run loop when a signal arrives.
+pub fn on_signal(wake: impl Fn() + Send + 'static) {
+    if let Ok(mut slot) = WAKE.lock() {
+        *slot = Some(Box::new(wake));
     }
 }
 
@@ -29,6 +58,16 @@ pub fn take() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// For a job process between fork and exec: SIGTERM/SIGINT unblocked again.
+pub fn unblock_in_child() -> std::io::Result<()> {
+    let set = stop_signals();
+    // SAFETY: async-signal-safe call between fork and exec.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+    Ok(())
 }
 
 /// Sends `signal` to process group `pgid`.
@@ -51,8 +90,7 @@ pub fn become_subreaper() {
 /// For the process that launches an agent in the foreground: Ctrl-C reaches the agent (same
 /// process group), which stops the job and flushes; the launcher must outlive it to ingest.
 pub fn ignore_interrupts() {
-    // SAFETY: setting SIG_IGN has no preconditions; exec'd children reset it by installing
-    // their own handlers (the agent does).
+    // SAFETY: setting SIG_IGN has no preconditions; the agent resets it for itself.
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }

@@ -49,9 +49,33 @@ fn raw_insert(path: &std::path::Path, records: &[Record]) {
             .prepare("INSERT INTO samples (run_id, seq, time, mono, scope, phase, cpu_user_seconds, cpu_system_seconds, rss_bytes, read_bytes, write_bytes, threads, processes) VALUES (?1, ?2, ?3, ?4, 'job', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")
             .unwrap();
         for r in records {
-            if let RecordBody::Sample { phase, cpu_user_seconds, cpu_system_seconds, rss_bytes, read_bytes, write_bytes, threads, processes, .. } = &r.body {
-                stmt.execute(params![r.run, r.seq as i64, r.time, r.mono, phase, cpu_user_seconds, cpu_system_seconds, *rss_bytes as i64, *read_bytes as i64, *write_bytes as i64, threads, processes])
-                    .unwrap();
+            if let RecordBody::Sample {
+                phase,
+                cpu_user_seconds,
+                cpu_system_seconds,
+                rss_bytes,
+                read_bytes,
+                write_bytes,
+                threads,
+                processes,
+                ..
+            } = &r.body
+            {
+                stmt.execute(params![
+                    r.run,
+                    r.seq as i64,
+                    r.time,
+                    r.mono,
+                    phase,
+                    cpu_user_seconds,
+                    cpu_system_seconds,
+                    *rss_bytes as i64,
+                    *read_bytes as i64,
+                    *write_bytes as i64,
+                    threads,
+                    processes
+                ])
+                .unwrap();
             }
         }
     }
@@ -64,7 +88,11 @@ fn benches(c: &mut Criterion) {
     group.throughput(Throughput::Elements(N));
     group.sample_size(10);
     group.bench_function("Store::ingest 20k samples", |b| {
-        b.iter_batched(|| fresh("store"), |(_, mut store)| store.ingest(&records).unwrap(), BatchSize::PerIteration)
+        b.iter_batched(
+            || fresh("store"),
+            |(_, mut store)| store.ingest(&records).unwrap(),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("raw rusqlite insert 20k samples", |b| {
         b.iter_batched(

@@ -3,7 +3,8 @@
 //! PostgreSQL when a shared deployment needs it.
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE experiments (
     id TEXT PRIMARY KEY,
     created_at REAL NOT NULL,
@@ -86,6 +87,8 @@ CREATE TABLE metrics (
 );
 CREATE INDEX samples_by_phase ON samples (run_id, phase);
 CREATE INDEX metrics_by_name ON metrics (run_id, phase, name);
-"#, r#"
+"#,
+    r#"
 ALTER TABLE runs ADD COLUMN agent_cpu_seconds REAL;
-"#];
+"#,
+];

@@ -299,7 +299,9 @@ fn run_local(
             for (line, why) in contents.bad_lines.iter().filter(|_| exited) {
                 bar.suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
             }
-            store.ingest(&contents.records).map_err(Failure::environment)?;
+            store
+                .ingest(&contents.records)
+                .map_err(Failure::environment)?;
             for r in &contents.records {
                 live.update(&r.body, r.mono, &bar);
             }
