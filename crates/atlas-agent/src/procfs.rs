@@ -104,50 +104,88 @@ pub fn read_process(pid: i32, kernel: &Kernel) -> Option<ProcessFigures> {
     Some(figures)
 }
 
-/// Parent of every process on the machine (one pass over /proc).
-fn parents() -> HashMap<i32, i32> {
-    let mut map = HashMap::new();
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return map;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let ppid = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().nth(1))
-            .and_then(|p| p.parse().ok());
-        if let Some(ppid) = ppid {
-            map.insert(pid, ppid);
-        }
-    }
-    map
+/// Field 22 of /proc/PID/stat (start time, clock ticks after boot) and field 4 (parent).
+fn start_and_parent(stat: &str) -> Option<(u64, i32)> {
+    let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();
+    let ppid = fields.nth(1)?.parse().ok()?;
+    let start = fields.nth(17)?.parse().ok()?;
+    Some((start, ppid))
 }
 
-/// All descendants of `root` (not `root` itself).
-pub fn descendants(root: i32) -> Vec<i32> {
-    let parents = parents();
-    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (&pid, &ppid) in &parents {
-        children.entry(ppid).or_default().push(pid);
-    }
-    let mut out = Vec::new();
-    let mut stack = vec![root];
-    while let Some(p) = stack.pop() {
-        if let Some(kids) = children.get(&p) {
-            out.extend(kids);
-            stack.extend(kids);
+/// Finds the descendants of one process. A process that started before `root` cannot be its
+/// descendant, so once seen it is skipped; every `FULL_SCAN_EVERY` scans all are read again (pid_max may be as low as 32768),
+/// in case a PID was reused.
+pub struct TreeScanner {
+    root: i32,
+    root_start: u64,
+    older: std::collections::HashSet<i32>,
+    scans: u64,
+}
+
+const FULL_SCAN_EVERY: u64 = 10;
+
+impl TreeScanner {
+    pub fn new(root: i32) -> Self {
+        let root_start = fs::read_to_string(format!("/proc/{root}/stat"))
+            .ok()
+            .and_then(|s| start_and_parent(&s))
+            .map_or(0, |(start, _)| start);
+        TreeScanner {
+            root,
+            root_start,
+            older: Default::default(),
+            scans: 0,
         }
     }
-    out
+
+    /// All descendants of the root.
+    pub fn descendants(&mut self) -> Vec<i32> {
+        if self.scans % FULL_SCAN_EVERY == 0 {
+            self.older.clear();
+        }
+        self.scans += 1;
+        let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if self.older.contains(&pid) {
+                continue;
+            }
+            let Some((start, ppid)) = fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| start_and_parent(&s))
+            else {
+                continue;
+            };
+            if start < self.root_start || pid == self.root {
+                self.older.insert(pid);
+            } else {
+                children.entry(ppid).or_default().push(pid);
+            }
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![self.root];
+        while let Some(p) = stack.pop() {
+            if let Some(kids) = children.get(&p) {
+                out.extend(kids);
+                stack.extend(kids);
+            }
+        }
+        out
+    }
+}
+
+/// All descendants of `root` (not `root` itself), in one full pass over /proc.
+pub fn descendants(root: i32) -> Vec<i32> {
+    TreeScanner::new(root).descendants()
 }
 
 /// A sample of the descendants of `root`: totals, their pids, and `root`'s direct children.
@@ -158,9 +196,10 @@ pub struct TreeSample {
 }
 
 /// Totals over the descendants of `root`.
-pub fn sample_tree(root: i32, kernel: &Kernel) -> TreeSample {
+pub fn sample_tree(scanner: &mut TreeScanner, kernel: &Kernel) -> TreeSample {
+    let root = scanner.root;
     let mut t = TreeFigures::default();
-    let pids = descendants(root);
+    let pids = scanner.descendants();
     let mut direct_children = Vec::new();
     for &pid in &pids {
         if let Some(p) = read_process(pid, kernel) {
@@ -247,6 +286,12 @@ mod tests {
         let p = parse_stat(text, &k).unwrap();
         assert_eq!((p.pid, p.ppid, p.threads), (4242, 17, 3));
         assert!((p.cpu_user - 2.8).abs() < 1e-9 && (p.cpu_system - 0.7).abs() < 1e-9);
+    }
+
+    #[test]
+    fn start_time_and_parent_come_from_the_right_fields() {
+        let text = "4242 (a (b) c) S 17 4242 4242 0 -1 4194304 100 0 0 0 250 50 30 20 20 0 3 0 12345 1000 200";
+        assert_eq!(start_and_parent(text), Some((12345, 17)));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use atlas_spec::{Phase, Workflow};
 use crate::cgroup::JobCgroup;
 use crate::gpu::{self, GpuDevices};
 use crate::output::{pump, Recognisers};
-use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures};
+use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures, TreeScanner};
 use crate::signals;
 use crate::spool::SpoolWriter;
 
@@ -64,6 +64,7 @@ struct Agent<'a> {
     workflow: &'a Workflow,
     spool: SpoolWriter,
     kernel: Kernel,
+    scanner: TreeScanner,
     cgroup: Option<JobCgroup>,
     gpus: Box<dyn GpuDevices>,
     visible_gpus: Vec<u32>,
@@ -104,6 +105,7 @@ pub fn run(
         workflow,
         spool,
         kernel: Kernel::new(),
+        scanner: TreeScanner::new(std::process::id() as i32),
         cgroup: JobCgroup::detect(),
         gpus,
         visible_gpus,
@@ -452,7 +454,7 @@ impl Agent<'_> {
 
     /// One job sample (and one node sample, labelled as such).
     fn sample(&mut self, phase: Option<&str>) -> std::io::Result<()> {
-        let tree = sample_tree(self.self_pid, &self.kernel);
+        let tree = sample_tree(&mut self.scanner, &self.kernel);
         self.reap_orphans(&tree.direct_children);
         let f = tree.figures;
         let gpus = gpu::sample(self.gpus.as_mut(), &self.visible_gpus, &tree.pids);
