@@ -315,3 +315,106 @@ fn a_daemonized_descendant_is_still_sampled() {
         user + system
     );
 }
+
+/// A memory cgroup (v1 or v2) of its own for one test, removed afterwards.
+struct MemoryCgroup {
+    dir: PathBuf,
+}
+
+impl MemoryCgroup {
+    fn create(limit_bytes: u64) -> Result<MemoryCgroup, String> {
+        let name = format!("atlas-test-{}", std::process::id());
+        let v1 = Path::new("/sys/fs/cgroup/memory");
+        let (dir, limits): (PathBuf, Vec<(&str, String)>) =
+            if v1.join("memory.limit_in_bytes").exists() {
+                (
+                    v1.join(&name),
+                    vec![
+                        ("memory.limit_in_bytes", limit_bytes.to_string()),
+                        ("memory.memsw.limit_in_bytes", limit_bytes.to_string()),
+                    ],
+                )
+            } else {
+                (
+                    Path::new("/sys/fs/cgroup").join(&name),
+                    vec![
+                        ("memory.max", limit_bytes.to_string()),
+                        ("memory.swap.max", "0".into()),
+                    ],
+                )
+            };
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        for (file, value) in limits {
+            // memsw / swap.max exist only with swap accounting; the memory limit is what matters.
+            let _ = std::fs::write(dir.join(file), value);
+        }
+        Ok(MemoryCgroup { dir })
+    }
+}
+
+impl Drop for MemoryCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn out_of_memory_in_the_jobs_own_cgroup_is_reported_from_the_cgroup() {
+    let cgroup = match MemoryCgroup::create(64 << 20) {
+        Ok(c) => c,
+        Err(why) if std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") => {
+            panic!("a memory cgroup is required here (ATLAS_REQUIRE_INTEGRATION=1): {why}")
+        }
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return;
+        }
+    };
+    let run = Run::new(
+        "cgroup-oom",
+        &[
+            ("hog", "python3 -c \"b = b'x' * (300 << 20)\""),
+            ("after", "echo never"),
+        ],
+        "",
+    );
+    // Enter the cgroup, then become the agent: everything the job starts is inside it.
+    let procs = cgroup.dir.join("cgroup.procs");
+    let mut cmd = run.command();
+    let program = cmd.get_program().to_owned();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut shell = Command::new("sh");
+    shell
+        .arg("-c")
+        .arg("echo $$ > \"$1\" && shift && exec \"$@\"")
+        .arg("sh")
+        .arg(&procs)
+        .arg(program)
+        .args(args)
+        .env("ATLAS_OWN_CGROUP", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    drop(cmd);
+    let status = shell.status().unwrap();
+    assert_eq!(status.code(), Some(1));
+    match run.phase_end("hog").1 {
+        Some(FailureCause::OutOfMemory { evidence }) => {
+            assert!(evidence.starts_with("cgroup"), "{evidence}")
+        }
+        other => panic!("expected out of memory from the cgroup, got {other:?}"),
+    }
+    assert_eq!(run.phase_end("after").0, PhaseStatus::Skipped);
+    let start = run.records().into_iter().find_map(|r| match r.body {
+        RecordBody::RunStart { source, .. } => Some(source),
+        _ => None,
+    });
+    assert!(
+        start.unwrap().contains("cgroup"),
+        "the run says where its figures come from"
+    );
+}
