@@ -140,7 +140,7 @@ impl TreeScanner {
 
     /// All descendants of the root.
     pub fn descendants(&mut self) -> Vec<i32> {
-        if self.scans % FULL_SCAN_EVERY == 0 {
+        if self.scans.is_multiple_of(FULL_SCAN_EVERY) {
             self.older.clear();
         }
         self.scans += 1;

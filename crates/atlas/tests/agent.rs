@@ -385,7 +385,7 @@ fn out_of_memory_in_the_jobs_own_cgroup_is_reported_from_the_cgroup() {
     );
     // Enter the cgroup, then become the agent: everything the job starts is inside it.
     let procs = cgroup.dir.join("cgroup.procs");
-    let mut cmd = run.command();
+    let cmd = run.command();
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     let mut shell = Command::new("sh");

@@ -225,24 +225,42 @@ impl Live {
         }
     }
 
+    /// Phase, cores in use, memory and the latest app metrics (progress is the bar's).
     fn message(&self) -> String {
-        let progress = self
-            .progress
-            .map(|(c, t)| format!("  {c}/{t}"))
-            .unwrap_or_default();
         let metrics: Vec<String> = self
             .metrics
             .iter()
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         format!(
-            "{}{progress}  {:.1} cores  {}  {}",
+            "{}  {:.1} cores  {}  {}",
             self.phase,
             self.cores,
             format::bytes(self.rss as i64),
             metrics.join("  ")
         )
     }
+}
+
+const WITHOUT_BAR: &str = "{prefix} [{elapsed_precise}] {wide_msg}";
+const WITH_BAR: &str = "{prefix} [{elapsed_precise}] {bar:24} {pos}/{len} {wide_msg}";
+
+/// A bar where the phase reports progress (`epoch 3/10`), elapsed time and figures otherwise.
+fn show_progress(bar: &ProgressBar, live: &Live) {
+    let template = match live.progress {
+        Some((current, total)) => {
+            bar.set_length(total);
+            bar.set_position(current);
+            WITH_BAR
+        }
+        None => WITHOUT_BAR,
+    };
+    bar.set_style(
+        ProgressStyle::with_template(template)
+            .expect("a valid template")
+            .progress_chars("█░ "),
+    );
+    bar.set_message(live.message());
 }
 
 /// Starts the agent for one run and follows its spool into the store until it ends.
@@ -269,10 +287,7 @@ fn run_local(
         .spawn()
         .map_err(|e| Failure::environment(format!("cannot start the agent: {e}")))?;
     let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_msg}")
-            .expect("a valid template"),
-    );
+    bar.set_style(ProgressStyle::with_template(WITHOUT_BAR).expect("a valid template"));
     bar.set_prefix(run_id.to_string());
     bar.enable_steady_tick(Duration::from_millis(250));
     let spool = run_dir.join("spool.jsonl");
@@ -305,7 +320,7 @@ fn run_local(
             for r in &contents.records {
                 live.update(&r.body, r.mono, &bar);
             }
-            bar.set_message(live.message());
+            show_progress(&bar, &live);
         }
         if exited {
             break;
