@@ -26,15 +26,7 @@ pub(crate) fn apply(b: &mut Builder, body: &[Line<'_>]) {
         }
         _ => (None, body),
     };
-    let start = body
-        .iter()
-        .position(|l| !l.is_blank())
-        .unwrap_or(body.len());
-    let end = body
-        .iter()
-        .rposition(|l| !l.is_blank())
-        .map_or(start, |i| i + 1);
-    let body = &body[start..end.max(start)];
+    let body = crate::phases::trim_blank(body);
     if body.is_empty() {
         b.warn(None, "the script has no commands to run");
     }

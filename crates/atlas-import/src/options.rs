@@ -18,6 +18,11 @@ pub(crate) struct OptDef<A: 'static> {
     pub action: A,
 }
 
+/// A table row: `opt(&["-N", "--nodes"], Arg::Required, action)`.
+pub(crate) const fn opt<A>(names: &'static [&'static str], arg: Arg, action: A) -> OptDef<A> {
+    OptDef { names, arg, action }
+}
+
 /// How a dialect writes options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Style {

@@ -36,7 +36,8 @@ struct Section<'a> {
     lines: Vec<Line<'a>>,
 }
 
-fn trim_blank<'a, 'b>(lines: &'b [Line<'a>]) -> &'b [Line<'a>] {
+/// `lines` without leading and trailing blank lines.
+pub(crate) fn trim_blank<'a, 'b>(lines: &'b [Line<'a>]) -> &'b [Line<'a>] {
     let start = lines
         .iter()
         .position(|l| !l.is_blank())

@@ -5,12 +5,14 @@
 use atlas_spec::{DataItem, Dependency, DependencyCondition, DependencyMode, MailEvent};
 
 use super::lsf_resreq::{apply_gpu, apply_resreq};
-use super::{set_array, set_count, set_dependencies, set_name, set_path, set_text};
+use super::{
+    apply_options, set_array, set_count, set_dependencies, set_name, set_path, set_text,
+    split_directive,
+};
 use crate::builder::{Builder, Field};
-use crate::options::{parse, Arg, OptDef, Style};
+use crate::options::{opt, Arg, OptDef, Style};
 use crate::script::{directive, Line};
 use crate::units::{lsf_time, memory, MemoryDialect};
-use crate::words::words;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Act {
@@ -36,10 +38,6 @@ pub(crate) enum Act {
 
 use Act::*;
 use Arg::{None as Flag, Required as Val};
-
-const fn opt(names: &'static [&'static str], arg: Arg, action: Act) -> OptDef<Act> {
-    OptDef { names, arg, action }
-}
 
 /// bsub's options (LSF 10.1).
 static OPTIONS: &[OptDef<Act>] = &[
@@ -166,27 +164,16 @@ pub(crate) fn read(b: &mut Builder, lines: &[Line<'_>]) -> Vec<u32> {
             continue;
         };
         directives.push(line.number);
-        let words = match words(rest, false) {
-            Ok(w) => w,
-            Err(why) => {
-                let e = b.entry(line.number, line.text, rest.trim(), None);
-                b.invalid(e, why);
-                continue;
-            }
-        };
-        for found in parse(&words, OPTIONS, Style::Words) {
-            let e = b.entry(
-                line.number,
-                line.text,
-                &found.option,
-                found.value.as_deref(),
+        if let Some(words) = split_directive(b, line, rest, false) {
+            apply_options(
+                b,
+                line,
+                &words,
+                OPTIONS,
+                Style::Words,
+                "not a bsub option Atlas knows",
+                apply,
             );
-            match (found.def, found.problem) {
-                (Some(_), Some(problem)) => b.invalid(e, problem),
-                (None, Some(problem)) => b.unsupported(e, problem),
-                (None, None) => b.unsupported(e, "not a bsub option Atlas knows"),
-                (Some(def), None) => apply(b, e, def.action, found.value.as_deref().unwrap_or("")),
-            }
         }
     }
     finish(b);

@@ -9,7 +9,55 @@ pub(crate) mod slurm;
 use atlas_spec::{ArraySpec, Dependency, DependencyCondition, DependencyMode};
 
 use crate::builder::{Builder, Field};
+use crate::options::{parse, OptDef, Style};
+use crate::script::Line;
 use crate::units::output_pattern;
+use crate::words::words;
+
+/// Splits a directive's text into words; an unterminated quote makes the line one `invalid`
+/// entry and `None`. `comments`: an unquoted `#` ends the directive (Slurm).
+pub(crate) fn split_directive(
+    b: &mut Builder,
+    line: &Line<'_>,
+    rest: &str,
+    comments: bool,
+) -> Option<Vec<String>> {
+    match words(rest, comments) {
+        Ok(words) => Some(words),
+        Err(why) => {
+            let e = b.entry(line.number, line.text, rest.trim(), None);
+            b.invalid(e, why);
+            None
+        }
+    }
+}
+
+/// One report entry per option occurrence in `words`; known, well-formed options go to
+/// `apply(builder, entry, action, value)`; unknown ones are `unsupported` with `unknown_note`.
+pub(crate) fn apply_options<A: Copy + 'static>(
+    b: &mut Builder,
+    line: &Line<'_>,
+    words: &[String],
+    table: &'static [OptDef<A>],
+    style: Style,
+    unknown_note: &str,
+    mut apply: impl FnMut(&mut Builder, usize, A, &str),
+) {
+    for found in parse(words, table, style) {
+        let e = b.entry(
+            line.number,
+            line.text,
+            &found.option,
+            found.value.as_deref(),
+        );
+        match (found.def, found.problem) {
+            (Some(_), Some(problem)) => b.invalid(e, problem),
+            (None, Some(problem)) => b.unsupported(e, problem),
+            (None, None) => b.unsupported(e, unknown_note),
+            (Some(def), None) => apply(b, e, def.action, found.value.as_deref().unwrap_or("")),
+        }
+    }
+}
 
 /// Sets a whole-number field, or marks the entry invalid.
 pub(crate) fn set_count(b: &mut Builder, e: usize, field: Field, value: &str) {

@@ -4,11 +4,13 @@
 use atlas_spec::MailEvent;
 
 use super::pbs_resources::{self, Layout};
-use super::{dependency_list, set_array, set_dependencies, set_name, set_path, set_text};
+use super::{
+    apply_options, dependency_list, set_array, set_dependencies, set_name, set_path, set_text,
+    split_directive,
+};
 use crate::builder::{Builder, Field};
-use crate::options::{parse, Arg, OptDef, Style};
+use crate::options::{opt, Arg, OptDef, Style};
 use crate::script::{directive, Line};
-use crate::words::words;
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Act {
@@ -30,10 +32,6 @@ pub(crate) enum Act {
 
 use Act::*;
 use Arg::{None as Flag, Required as Val};
-
-const fn opt(names: &'static [&'static str], arg: Arg, action: Act) -> OptDef<Act> {
-    OptDef { names, arg, action }
-}
 
 /// qsub's options (PBS Pro 2021+, Torque 6).
 static OPTIONS: &[OptDef<Act>] = &[
@@ -111,33 +109,21 @@ pub(crate) fn read(b: &mut Builder, lines: &[Line<'_>]) -> Vec<u32> {
             continue;
         };
         directives.push(line.number);
-        let words = match words(rest, false) {
-            Ok(w) => w,
-            Err(why) => {
-                let e = b.entry(line.number, line.text, rest.trim(), None);
-                b.invalid(e, why);
-                continue;
-            }
-        };
-        for found in parse(&words, OPTIONS, Style::Getopt) {
-            let e = b.entry(
-                line.number,
-                line.text,
-                &found.option,
-                found.value.as_deref(),
-            );
-            match (found.def, found.problem) {
-                (Some(_), Some(problem)) => b.invalid(e, problem),
-                (None, Some(problem)) => b.unsupported(e, problem),
-                (None, None) => b.unsupported(e, "not a qsub option Atlas knows"),
-                (Some(def), None) => {
-                    let value = found.value.as_deref().unwrap_or("");
-                    if let Join = def.action {
+        if let Some(words) = split_directive(b, line, rest, false) {
+            apply_options(
+                b,
+                line,
+                &words,
+                OPTIONS,
+                Style::Getopt,
+                "not a qsub option Atlas knows",
+                |b, e, act, value| {
+                    if let Join = act {
                         join = Some((e, value.to_string()));
                     }
-                    apply(b, e, def.action, value, &mut layout);
-                }
-            }
+                    apply(b, e, act, value, &mut layout);
+                },
+            );
         }
     }
     finish(b, &layout, join);

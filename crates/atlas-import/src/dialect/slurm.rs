@@ -5,14 +5,13 @@
 use atlas_spec::MailEvent;
 
 use super::{
-    dependency_list, set_array, set_count, set_dependencies, set_name, set_path, set_text,
-    typed_count,
+    apply_options, dependency_list, set_array, set_count, set_dependencies, set_name, set_path,
+    set_text, split_directive, typed_count,
 };
 use crate::builder::{Builder, Field};
-use crate::options::{parse, Arg, OptDef, Style};
+use crate::options::{opt, Arg, OptDef, Style};
 use crate::script::{directive, Line};
 use crate::units::{memory, slurm_time, MemoryDialect};
-use crate::words::words;
 
 /// What Atlas does with a Slurm option.
 #[derive(Debug, Clone, Copy)]
@@ -34,10 +33,6 @@ pub(crate) enum Act {
     Export,
     Ignore(&'static str),
     Unsupported(&'static str),
-}
-
-const fn opt(names: &'static [&'static str], arg: Arg, action: Act) -> OptDef<Act> {
-    OptDef { names, arg, action }
 }
 
 use Act::*;
@@ -333,12 +328,8 @@ pub(crate) fn read(b: &mut Builder, lines: &[Line<'_>]) -> Vec<u32> {
 }
 
 fn read_directive(b: &mut Builder, line: &Line<'_>, rest: &str) {
-    let words = match words(rest, true) {
-        Ok(w) => w,
-        Err(why) => {
-            let e = b.entry(line.number, line.text, rest.trim(), None);
-            return b.invalid(e, why);
-        }
+    let Some(words) = split_directive(b, line, rest, true) else {
+        return;
     };
     if matches!(words.as_slice(), [w] if w == "hetjob" || w == "packjob") {
         let e = b.entry(line.number, line.text, &words[0], None);
@@ -347,25 +338,15 @@ fn read_directive(b: &mut Builder, line: &Line<'_>, rest: &str) {
         b.mark_field(e, &format!("spec.hetComponents[{}]", n - 1));
         return;
     }
-    for found in parse(&words, OPTIONS, Style::Getopt) {
-        let e = b.entry(
-            line.number,
-            line.text,
-            &found.option,
-            found.value.as_deref(),
-        );
-        if let Some(problem) = found.problem {
-            match found.def {
-                Some(_) => b.invalid(e, problem),
-                None => b.unsupported(e, problem),
-            }
-            continue;
-        }
-        match found.def {
-            Some(def) => apply(b, e, def.action, found.value.as_deref().unwrap_or("")),
-            None => b.unsupported(e, "not an sbatch option Atlas knows"),
-        }
-    }
+    apply_options(
+        b,
+        line,
+        &words,
+        OPTIONS,
+        Style::Getopt,
+        "not an sbatch option Atlas knows",
+        apply,
+    );
 }
 
 fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
