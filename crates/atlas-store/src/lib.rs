@@ -9,7 +9,7 @@ mod model;
 mod schema;
 mod sqlite;
 
-pub use model::{IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+pub use model::{GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
 pub use sqlite::SqliteStore;
 
 use atlas_spec::record::Record;

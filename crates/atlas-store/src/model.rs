@@ -47,6 +47,27 @@ pub struct PhaseRow {
     pub write_bytes: Option<i64>,
     pub samples: i64,
     pub metrics: Vec<MetricSummary>,
+    /// GPU figures, when the phase's samples had GPUs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuSummary>,
+}
+
+/// The GPUs of one phase, over its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuSummary {
+    /// Devices seen.
+    pub devices: u32,
+    /// Highest utilisation of any device, percent.
+    pub peak_utilisation_percent: u32,
+    /// Mean utilisation over samples and devices, percent.
+    pub mean_utilisation_percent: f64,
+    /// Highest device memory in use (all processes), bytes.
+    pub peak_memory_bytes: u64,
+    /// Highest GPU memory of the job's own processes, bytes.
+    pub peak_job_memory_bytes: u64,
+    /// Energy used over the phase (counter difference, all devices), joules.
+    pub energy_joules: Option<f64>,
 }
 
 /// One app metric of a phase.

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use atlas_spec::record::{Record, RecordBody};
+use atlas_spec::record::{GpuSample, Record, RecordBody};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::model::{IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+use crate::model::{GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
 use crate::schema::MIGRATIONS;
 use crate::{Store, StoreError};
 
@@ -207,6 +207,38 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Peaks, means and energy of a phase's GPU samples (in Rust, so the SQL stays portable).
+fn summarise_gpus(samples: &[Vec<GpuSample>]) -> Option<GpuSummary> {
+    let all: Vec<&GpuSample> = samples.iter().flatten().collect();
+    if all.is_empty() {
+        return None;
+    }
+    let devices = all.iter().map(|g| g.index).max().map_or(0, |m| m + 1);
+    let energy = (0..devices)
+        .map(|d| {
+            let mut counters = all
+                .iter()
+                .filter(|g| g.index == d)
+                .filter_map(|g| g.energy_millijoules);
+            let first = counters.next()?;
+            Some(counters.last().unwrap_or(first).saturating_sub(first) as f64 / 1000.0)
+        })
+        .sum::<Option<f64>>();
+    Some(GpuSummary {
+        devices,
+        peak_utilisation_percent: all.iter().map(|g| g.sm_percent).max().unwrap_or(0),
+        mean_utilisation_percent: all.iter().map(|g| f64::from(g.sm_percent)).sum::<f64>()
+            / all.len() as f64,
+        peak_memory_bytes: all.iter().map(|g| g.memory_used_bytes).max().unwrap_or(0),
+        peak_job_memory_bytes: all
+            .iter()
+            .filter_map(|g| g.job_memory_bytes)
+            .max()
+            .unwrap_or(0),
+        energy_joules: energy,
+    })
+}
+
 impl Store for SqliteStore {
     fn create_experiment(
         &mut self,
@@ -293,6 +325,7 @@ impl Store for SqliteStore {
                     write_bytes: r.get(13)?,
                     samples: r.get(14)?,
                     metrics: Vec::new(),
+                    gpu: None,
                 })
             })?
             .collect::<Result<_, _>>()?;
@@ -315,6 +348,16 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<Result<_, _>>()?;
+        }
+        let mut gpus = self.conn.prepare(
+            "SELECT gpus FROM samples WHERE run_id = ?1 AND phase = ?2 AND scope = 'job' AND gpus IS NOT NULL ORDER BY seq",
+        )?;
+        for phase in &mut phases {
+            let per_sample: Vec<Vec<GpuSample>> = gpus
+                .query_map(params![id, phase.name], |r| r.get::<_, String>(0))?
+                .filter_map(|text| text.ok().and_then(|t| serde_json::from_str(&t).ok()))
+                .collect();
+            phase.gpu = summarise_gpus(&per_sample);
         }
         Ok(RunDetail { run, phases })
     }
@@ -485,6 +528,54 @@ mod tests {
         store.ingest(&records()[..4]).unwrap();
         store.ingest(&records()).unwrap();
         assert_eq!(store.run("r-1").unwrap(), expected);
+    }
+
+    #[test]
+    fn gpu_figures_are_summarised_per_phase() {
+        let gpu = |sm, mem, job, energy| GpuSample {
+            index: 0,
+            sm_percent: sm,
+            memory_used_bytes: mem,
+            job_memory_bytes: Some(job),
+            power_milliwatts: 250_000,
+            energy_millijoules: Some(energy),
+        };
+        let sample = |seq, g| {
+            record(
+                seq,
+                RecordBody::Sample {
+                    phase: Some("train".into()),
+                    cpu_user_seconds: 1.0,
+                    cpu_system_seconds: 0.0,
+                    rss_bytes: 1,
+                    read_bytes: 0,
+                    write_bytes: 0,
+                    threads: 1,
+                    processes: 1,
+                    cgroup_memory_bytes: None,
+                    gpus: vec![g],
+                },
+            )
+        };
+        let mut store = SqliteStore::open(&temp("gpu")).unwrap();
+        let mut rs = records();
+        rs.push(sample(20, gpu(40, 1000, 600, 10_000)));
+        rs.push(sample(21, gpu(90, 3000, 2000, 70_000)));
+        store.ingest(&rs).unwrap();
+        let g = store.run("r-1").unwrap().phases[0].gpu.unwrap();
+        assert_eq!(
+            (
+                g.devices,
+                g.peak_utilisation_percent,
+                g.peak_memory_bytes,
+                g.peak_job_memory_bytes
+            ),
+            (1, 90, 3000, 2000)
+        );
+        assert_eq!(
+            (g.mean_utilisation_percent, g.energy_joules),
+            (65.0, Some(60.0))
+        );
     }
 
     #[test]

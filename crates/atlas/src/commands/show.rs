@@ -85,6 +85,25 @@ pub fn table(d: &RunDetail) -> String {
             })
             .collect();
         let mut tail = metrics.join(", ");
+        if let Some(g) = &p.gpu {
+            let energy = g
+                .energy_joules
+                .map(|j| format!(", {j:.0} J"))
+                .unwrap_or_default();
+            let gpu = format!(
+                "GPU x{} util {:.0}% (peak {}%), memory peak {} (job {}){energy}",
+                g.devices,
+                g.mean_utilisation_percent,
+                g.peak_utilisation_percent,
+                format::bytes(g.peak_memory_bytes as i64),
+                format::bytes(g.peak_job_memory_bytes as i64)
+            );
+            tail = if tail.is_empty() {
+                gpu
+            } else {
+                format!("{gpu}; {tail}")
+            };
+        }
         if let Some(cause) = &p.cause {
             tail = if tail.is_empty() {
                 cause.clone()
