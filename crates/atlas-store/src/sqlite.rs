@@ -221,7 +221,7 @@ fn summarise_gpus(samples: &[Vec<GpuSample>]) -> Option<GpuSummary> {
                 .filter(|g| g.index == d)
                 .filter_map(|g| g.energy_millijoules);
             let first = counters.next()?;
-            Some(counters.last().unwrap_or(first).saturating_sub(first) as f64 / 1000.0)
+            Some(counters.next_back().unwrap_or(first).saturating_sub(first) as f64 / 1000.0)
         })
         .sum::<Option<f64>>();
     Some(GpuSummary {
