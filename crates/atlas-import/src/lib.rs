@@ -155,7 +155,8 @@ fn warn_other_dialects(b: &mut Builder, lines: &[Line<'_>], dialect: Dialect) {
     }
 }
 
-/// Bytes that were not UTF-8 arrive as U+FFFD; directive values that hold one are suspect.
+/// Bytes that were not UTF-8 arrive as U+FFFD: each such line gets a warning (a directive value
+/// holding one is `invalid`, see `options::parse`).
 fn warn_replacement_characters(b: &mut Builder, lines: &[Line<'_>]) {
     for line in lines.iter().filter(|l| l.text.contains('\u{FFFD}')) {
         b.warn(
