@@ -1,0 +1,198 @@
+//! The agent inside real Slurm jobs (started by `scripts/slurm-up`): the sbatch script from
+//! `atlas-emit` runs `atlas agent`, and the spool in the shared run directory tells what happened.
+//! With `ATLAS_REQUIRE_INTEGRATION=1` a missing Slurm is a failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atlas_emit::{sbatch_script, SbatchOptions};
+use atlas_spec::record::{FailureCause, PhaseStatus, Record, RecordBody};
+
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success()
+                && String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .any(|l| matches!(l.trim(), "idle" | "mixed" | "allocated"))
+        });
+    if !up && std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
+        panic!("Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up");
+    }
+    if !up {
+        eprintln!("skipped: no Slurm (run scripts/slurm-up)");
+    }
+    up
+}
+
+struct Job {
+    dir: PathBuf,
+}
+
+impl Job {
+    /// Writes the workflow and its sbatch script into a fresh run directory.
+    fn prepare(tag: &str, workflow_yaml: &str) -> (Job, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("atlas-slurm-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let workflow_file = dir.join("workflow.yaml");
+        std::fs::write(&workflow_file, workflow_yaml).unwrap();
+        let workflow = atlas_spec::parse_workflow("workflow.yaml", workflow_yaml).unwrap();
+        let options = SbatchOptions {
+            command: vec![
+                env!("CARGO_BIN_EXE_atlas").into(),
+                "agent".into(),
+                workflow_file.display().to_string(),
+                "--run-id".into(),
+                format!("r-{tag}"),
+                "--run-dir".into(),
+                dir.join("run").display().to_string(),
+                "--interval".into(),
+                "200ms".into(),
+                "--grace".into(),
+                "1s".into(),
+                "--quiet".into(),
+            ],
+            working_directory: dir.display().to_string(),
+            output: dir.join("slurm-%j.out").display().to_string(),
+            ..Default::default()
+        };
+        let script = dir.join("job.sbatch");
+        std::fs::write(&script, sbatch_script(&workflow, &options).unwrap()).unwrap();
+        (Job { dir }, script)
+    }
+
+    /// The spool's records so far (none while the job is still pending).
+    fn records(&self) -> Vec<Record> {
+        atlas_agent::spool::read_spool(&self.dir.join("run/spool.jsonl"), 0)
+            .map_or_else(|_| Vec::new(), |c| c.records)
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn squeue_state(job_id: &str) -> String {
+    let out = Command::new("squeue")
+        .args(["-h", "-j", job_id, "-o", "%T"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_example_runs_under_the_agent_in_a_real_slurm_job() {
+    if !slurm_available() {
+        return;
+    }
+    let yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/atlas.yaml"),
+    )
+    .unwrap();
+    let (job, script) = Job::prepare("example", &yaml);
+    let out = Command::new("sbatch")
+        .args(["--parsable", "--wait"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = job.records();
+    let ends: Vec<(String, PhaseStatus)> = records
+        .iter()
+        .filter_map(|r| match &r.body {
+            RecordBody::PhaseEnd { phase, status, .. } => Some((phase.clone(), *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("preprocess".to_string(), PhaseStatus::Succeeded),
+            ("train".to_string(), PhaseStatus::Succeeded)
+        ]
+    );
+    assert!(records.iter().any(|r| matches!(&r.body, RecordBody::Metric { name, value, .. } if name == "loss" && *value == 0.5)));
+    let source = records.iter().find_map(|r| match &r.body {
+        RecordBody::RunStart { source, .. } => Some(source.clone()),
+        _ => None,
+    });
+    assert!(
+        source.unwrap().contains("cgroup"),
+        "inside Slurm the job's own cgroup is measured too"
+    );
+    assert!(records.iter().any(|r| matches!(
+        &r.body,
+        RecordBody::Sample {
+            cgroup_memory_bytes: Some(_),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_job_cancelled_with_scancel_is_recorded_as_cancelled() {
+    if !slurm_available() {
+        return;
+    }
+    let yaml = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: cancel-me}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 60'}\n  - {name: after, run: 'echo never'}\n";
+    let (job, script) = Job::prepare("cancel", yaml);
+    let out = Command::new("sbatch")
+        .arg("--parsable")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job_id = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !job
+        .records()
+        .iter()
+        .any(|r| matches!(r.body, RecordBody::PhaseStart { .. }))
+    {
+        assert!(Instant::now() < deadline, "the job never started its phase");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(Command::new("scancel")
+        .arg(&job_id)
+        .status()
+        .unwrap()
+        .success());
+    while !squeue_state(&job_id).is_empty() {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "the job did not end after scancel"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let records = job.records();
+    let wait_end = records.iter().find_map(|r| match &r.body {
+        RecordBody::PhaseEnd { phase, cause, .. } if phase == "wait" => Some(cause.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        wait_end,
+        Some(Some(FailureCause::Cancelled {
+            signal: libc::SIGTERM
+        }))
+    );
+    assert!(records.iter().any(|r| matches!(&r.body, RecordBody::PhaseEnd { phase, status: PhaseStatus::Skipped, .. } if phase == "after")));
+}
