@@ -4,6 +4,7 @@
 
 mod commands;
 mod exit;
+mod targets;
 
 use clap::{Parser, Subcommand};
 
@@ -31,6 +32,8 @@ enum Command {
     Show(commands::show::Args),
     /// Print a run's phase output.
     Logs(commands::logs::Args),
+    /// List the targets (atlas.toml, ~/.config/atlas/targets.toml); `check` tests them.
+    Targets(commands::targets::Args),
     /// Load agent spools into the store (safe to repeat).
     Ingest(commands::ingest::Args),
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
@@ -56,6 +59,7 @@ fn main() {
         Command::Show(args) => commands::show::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
+        Command::Targets(args) => commands::targets::run(args),
         Command::Agent(args) => commands::agent::run(args),
     };
     if let Err(failure) = result {

@@ -10,6 +10,7 @@ pub mod run;
 pub mod runs;
 pub mod schema;
 pub mod show;
+pub mod targets;
 pub mod validate;
 
 use std::path::Path;

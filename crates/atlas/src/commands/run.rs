@@ -16,14 +16,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::format;
 use crate::exit::Failure;
 
-/// Targets this version can run on.
-const KNOWN_TARGETS: &[&str] = &["local"];
-
 #[derive(clap::Args)]
 pub struct Args {
     /// A Workflow (atlas.yaml) or a job script (LSF, Slurm or PBS; imported first).
     workflow: PathBuf,
-    /// Where to run (repeatable). This version knows: local.
+    /// Where to run: a target name from `atlas targets` (repeatable). This version runs local ones.
     #[arg(long = "on", required = true)]
     targets: Vec<String>,
     /// Runs per target.
@@ -87,11 +84,19 @@ fn load(path: &Path) -> Result<Workflow, Failure> {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    for target in &args.targets {
-        if !KNOWN_TARGETS.contains(&target.as_str()) {
+    let known = crate::targets::load(&crate::targets::config_files()).map_err(Failure::input)?;
+    for name in &args.targets {
+        let Some(target) = known.iter().find(|t| &t.name == name) else {
+            let names: Vec<&str> = known.iter().map(|t| t.name.as_str()).collect();
             return Err(Failure::input(format!(
-                "unknown target `{target}` (this version knows: {})",
-                KNOWN_TARGETS.join(", ")
+                "unknown target `{name}` (known: {}; see `atlas targets`)",
+                names.join(", ")
+            )));
+        };
+        if target.target.kind != crate::targets::Kind::Local {
+            return Err(Failure::input(format!(
+                "target `{name}` is a {:?} target; this version runs workflows on local targets only",
+                target.target.kind
             )));
         }
     }

@@ -1,0 +1,187 @@
+//! Targets: the places a workflow can run, named in `atlas.toml` (the project's) and
+//! `$XDG_CONFIG_HOME/atlas/targets.toml` (the user's); the project's file wins for a name both
+//! define. `local` always exists. See docs/targets.md for the format.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of place a target is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// This machine, bare metal.
+    Local,
+    /// A Slurm cluster reachable with sbatch/squeue from here.
+    Slurm,
+    /// Containers run with podman on this machine.
+    Podman,
+}
+
+/// One target's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// The kind.
+    pub kind: Kind,
+    /// Slurm partition (overrides the workflow's queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+    /// Slurm account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// More sbatch options, each a whole option (`--qos=normal`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sbatch_options: Vec<String>,
+    /// Base image for containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// OCI runtime for podman (`runc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// More `podman run` options.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub run_options: Vec<String>,
+    /// The price sheet entry or cost model the comparison uses for this target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
+}
+
+impl Target {
+    fn local() -> Self {
+        Target {
+            kind: Kind::Local,
+            partition: None,
+            account: None,
+            sbatch_options: Vec::new(),
+            image: None,
+            runtime: None,
+            run_options: Vec::new(),
+            price: None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    targets: BTreeMap<String, Target>,
+}
+
+/// A target with its name and the file it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Named {
+    pub name: String,
+    #[serde(flatten)]
+    pub target: Target,
+    /// The file that defined it (`built-in` for `local` when no file does).
+    pub source: String,
+}
+
+/// The config files, in the order they are read (a later one wins).
+pub fn config_files() -> Vec<PathBuf> {
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .map(|dir| dir.join("atlas").join("targets.toml"));
+    user.into_iter()
+        .chain(std::iter::once(PathBuf::from("atlas.toml")))
+        .collect()
+}
+
+/// Reads the targets from `files` (missing files are skipped). Errors name file:line:column.
+pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, String> {
+    let mut all: BTreeMap<String, Named> = BTreeMap::new();
+    all.insert(
+        "local".into(),
+        Named {
+            name: "local".into(),
+            target: Target::local(),
+            source: "built-in".into(),
+        },
+    );
+    for file in files.iter().filter(|f| f.exists()) {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let parsed: File = toml::from_str(&text).map_err(|e| describe(file, &text, &e))?;
+        for (name, target) in parsed.targets {
+            if !atlas_spec::is_dns1123_label(&name) {
+                return Err(format!(
+                    "{}: target name `{name}` must be lowercase letters, digits and `-`",
+                    file.display()
+                ));
+            }
+            all.insert(
+                name.clone(),
+                Named {
+                    name,
+                    target,
+                    source: file.display().to_string(),
+                },
+            );
+        }
+    }
+    Ok(all.into_values().collect())
+}
+
+/// A TOML error as `file:line:column: message`.
+fn describe(file: &Path, text: &str, err: &toml::de::Error) -> String {
+    let place = err.span().map(|span| {
+        let before = &text[..span.start.min(text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("{line}:{column}")
+    });
+    let message = err.message().trim();
+    match place {
+        Some(place) => format!("{}:{place}: {message}", file.display()),
+        None => format!("{}: {message}", file.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn the_project_file_wins_and_local_always_exists() {
+        let dir = std::env::temp_dir().join(format!("atlas-targets-{}", std::process::id()));
+        let user = write(
+            &dir,
+            "user.toml",
+            "[targets.slurm]\nkind = \"slurm\"\npartition = \"old\"\n",
+        );
+        let project = write(&dir, "atlas.toml", "[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\n[targets.podman]\nkind = \"podman\"\nruntime = \"runc\"\n");
+        let targets = load(&[user, project]).unwrap();
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["local", "podman", "slurm"]);
+        assert_eq!(targets[2].target.partition.as_deref(), Some("debug"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mistakes_are_reported_with_file_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("atlas-targets-bad-{}", std::process::id()));
+        let bad = write(&dir, "atlas.toml", "[targets.k8s]\nkind = \"kubernetes\"\n");
+        let err = load(&[bad]).unwrap_err();
+        assert!(err.contains("atlas.toml:2:8"), "{err}");
+        assert!(err.contains("kubernetes"), "{err}");
+        let typo = write(
+            &dir,
+            "typo.toml",
+            "[targets.slurm]\nkind = \"slurm\"\npartiton = \"debug\"\n",
+        );
+        assert!(load(&[typo]).unwrap_err().contains("partiton"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

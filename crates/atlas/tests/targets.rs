@@ -1,0 +1,115 @@
+//! `atlas targets` and `atlas targets check`, from a project's atlas.toml, against the real
+//! Slurm started by scripts/slurm-up.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Project {
+    dir: PathBuf,
+}
+
+impl Project {
+    fn new(tag: &str, toml: &str) -> Project {
+        let dir = std::env::temp_dir().join(format!("atlas-targets-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("atlas.toml"), toml).unwrap();
+        Project { dir }
+    }
+
+    fn atlas(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const TARGETS: &str = "[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\n\n[targets.gpu]\nkind = \"slurm\"\npartition = \"no-such-partition\"\n\n[targets.podman]\nkind = \"podman\"\nimage = \"localhost/atlas-does-not-exist:never\"\n";
+
+#[test]
+fn targets_are_listed_with_local_always_there() {
+    let p = Project::new("list", TARGETS);
+    let (code, stdout, _) = p.atlas(&["targets", "--format", "json"]);
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["gpu", "local", "podman", "slurm"]);
+    assert_eq!(list[3]["partition"], "debug");
+}
+
+#[test]
+fn check_says_what_works_and_exits_3_when_something_does_not() {
+    let p = Project::new("check", TARGETS);
+    let (code, stdout, stderr) = p.atlas(&["targets", "check"]);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("gpu          FAIL partition `no-such-partition` does not exist"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("podman") && l.contains("FAIL")),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("local") && l.contains(" ok ")),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = p.atlas(&["targets", "check", "slurm"]);
+    let slurm_required = std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1");
+    if code != 0 && !slurm_required {
+        eprintln!("skipped the Slurm part: {stdout}{stderr}");
+        return;
+    }
+    assert_eq!(
+        code, 0,
+        "Slurm is required here (scripts/slurm-up): {stdout}{stderr}"
+    );
+    assert!(stdout.contains("partition debug up"), "{stdout}");
+}
+
+#[test]
+fn bad_config_and_unknown_names_are_input_errors() {
+    let p = Project::new("bad", "[targets.x]\nkind = \"k8s\"\n");
+    let (code, _, stderr) = p.atlas(&["targets"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("atlas.toml:2:8") && stderr.contains("unknown variant `k8s`"),
+        "{stderr}"
+    );
+    let p = Project::new("unknown", TARGETS);
+    let (code, _, stderr) = p.atlas(&["targets", "check", "mars"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("unknown target `mars` (known: gpu, local, podman, slurm)"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = p.atlas(&["run", "workflow.yaml", "--on", "slurm"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("runs workflows on local targets only"),
+        "{stderr}"
+    );
+}
