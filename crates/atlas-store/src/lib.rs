@@ -49,6 +49,14 @@ pub trait Store {
     fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError>;
     /// Ingests agent records; records already present are skipped.
     fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError>;
+    /// Ends a run its agent could not report on (rejected by the scheduler, lost), with the cause.
+    fn finish_run(
+        &mut self,
+        id: &str,
+        status: &str,
+        cause: &str,
+        ended_at: f64,
+    ) -> Result<(), StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, StoreError>;
     /// One run with its phases. A unique prefix of the id is enough.

@@ -278,6 +278,23 @@ impl Store for SqliteStore {
         Ok(stats)
     }
 
+    fn finish_run(
+        &mut self,
+        id: &str,
+        status: &str,
+        cause: &str,
+        ended_at: f64,
+    ) -> Result<(), StoreError> {
+        let n = self.conn.execute(
+            "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4 WHERE id = ?1",
+            params![id, status, cause, ended_at],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchRun(id.into()));
+        }
+        Ok(())
+    }
+
     fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self.conn.prepare(&format!(
             "SELECT {RUN_COLUMNS} FROM runs ORDER BY submitted_at DESC, id"

@@ -4,6 +4,7 @@
 
 mod commands;
 mod exit;
+mod launch;
 mod targets;
 
 use clap::{Parser, Subcommand};

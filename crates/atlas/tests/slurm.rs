@@ -196,3 +196,76 @@ fn a_job_cancelled_with_scancel_is_recorded_as_cancelled() {
     );
     assert!(records.iter().any(|r| matches!(&r.body, RecordBody::PhaseEnd { phase, status: PhaseStatus::Skipped, .. } if phase == "after")));
 }
+
+#[test]
+fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("atlas-slurm-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("atlas.toml"), "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n\n[targets.nowhere]\nkind = \"slurm\"\npartition = \"no-such-partition\"\n").unwrap();
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/atlas.yaml");
+    let atlas = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(&dir)
+            .env("ATLAS_DB", dir.join("atlas.db"))
+            .env("XDG_CONFIG_HOME", dir.join("none"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, stderr) = atlas(&[
+        "run",
+        example.to_str().unwrap(),
+        "--on",
+        "cluster",
+        "--on",
+        "nowhere",
+        "--interval",
+        "200ms",
+    ]);
+    assert_eq!(code, 1, "the rejected run fails the experiment: {stderr}");
+    assert!(stderr.contains("submitted Slurm job"), "{stderr}");
+    let (_, stdout, _) = atlas(&["runs", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let by_target = |t: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == t)
+            .unwrap()
+            .clone()
+    };
+    let cluster = by_target("cluster");
+    assert_eq!(cluster["status"], "succeeded");
+    assert!(
+        cluster["source"].as_str().unwrap().contains("cgroup"),
+        "{cluster}"
+    );
+    assert!(
+        cluster["startedAt"].as_f64().unwrap() >= cluster["submittedAt"].as_f64().unwrap(),
+        "queue wait is not negative"
+    );
+    let nowhere = by_target("nowhere");
+    assert_eq!(nowhere["status"], "failed");
+    assert!(
+        nowhere["cause"]
+            .as_str()
+            .unwrap()
+            .contains("invalid partition"),
+        "{nowhere}"
+    );
+    let (code, stdout, _) = atlas(&["show", cluster["id"].as_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 0);
+    let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(detail["phases"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["phases"][1]["metrics"][0]["last"], 0.5);
+    let _ = std::fs::remove_dir_all(&dir);
+}

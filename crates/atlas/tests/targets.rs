@@ -106,10 +106,10 @@ fn bad_config_and_unknown_names_are_input_errors() {
         stderr.contains("unknown target `mars` (known: gpu, local, podman, slurm)"),
         "{stderr}"
     );
-    let (code, _, stderr) = p.atlas(&["run", "workflow.yaml", "--on", "slurm"]);
+    let (code, _, stderr) = p.atlas(&["run", "workflow.yaml", "--on", "podman"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("runs workflows on local targets only"),
+        stderr.contains("runs workflows on local and slurm targets"),
         "{stderr}"
     );
 }

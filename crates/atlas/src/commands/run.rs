@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use atlas_spec::record::{PhaseStatus, RecordBody};
@@ -93,10 +92,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 names.join(", ")
             )));
         };
-        if target.target.kind != crate::targets::Kind::Local {
+        if target.target.kind == crate::targets::Kind::Podman {
             return Err(Failure::input(format!(
-                "target `{name}` is a {:?} target; this version runs workflows on local targets only",
-                target.target.kind
+                "target `{name}` is a podman target; this version runs workflows on local and slurm targets"
             )));
         }
     }
@@ -150,7 +148,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     submitted_at: atlas_agent::spool::unix_now(),
                 })
                 .map_err(Failure::environment)?;
-            let status = run_local(&mut store, &run_id, &run_dir, &workflow_file, args.interval)?;
+            let target_def = known
+                .iter()
+                .find(|t| &t.name == target)
+                .expect("checked above");
+            let status = run_one(
+                &mut store,
+                target_def,
+                &workflow,
+                &run_id,
+                &run_dir,
+                &workflow_file,
+                args.interval,
+            )?;
             let detail = store.run(&run_id).map_err(Failure::environment)?;
             eprint!("{}", super::show::table(&detail));
             if status == PhaseStatus::Failed {
@@ -268,29 +278,54 @@ fn show_progress(bar: &ProgressBar, live: &Live) {
     bar.set_message(live.message());
 }
 
-/// Starts the agent for one run and follows its spool into the store until it ends.
-fn run_local(
+/// Starts one run on its target and follows its spool into the store until the job ends.
+fn run_one(
     store: &mut SqliteStore,
+    target: &crate::targets::Named,
+    workflow: &Workflow,
     run_id: &str,
     run_dir: &Path,
     workflow_file: &Path,
     interval: Duration,
 ) -> Result<PhaseStatus, Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::environment(format!("cannot find the atlas binary: {e}")))?;
-    let mut agent = Command::new(exe)
-        .arg("agent")
-        .arg(workflow_file)
-        .args(["--run-id", run_id, "--run-dir"])
-        .arg(run_dir)
-        .args([
-            "--interval",
-            &format!("{}ms", interval.as_millis()),
-            "--quiet",
-        ])
-        .stdin(Stdio::null())
-        .spawn()
-        .map_err(|e| Failure::environment(format!("cannot start the agent: {e}")))?;
+    let now = atlas_agent::spool::unix_now;
+    let ended =
+        match crate::launch::start(target, workflow, run_id, run_dir, workflow_file, interval) {
+            Ok(ended) => ended,
+            Err(crate::launch::LaunchError::Rejected(cause)) => {
+                eprintln!("  {run_id}: {cause}");
+                store
+                    .finish_run(run_id, "failed", &cause, now())
+                    .map_err(Failure::environment)?;
+                return Ok(PhaseStatus::Failed);
+            }
+            Err(crate::launch::LaunchError::Environment(failure)) => return Err(failure),
+        };
+    let (status, end) = follow(store, run_id, run_dir, &ended, interval)?;
+    match status {
+        Some(status) => Ok(status),
+        None => {
+            let cause = format!(
+                "the job ended ({}) without its agent reporting the end; see {}",
+                end.state,
+                run_dir.display()
+            );
+            store
+                .finish_run(run_id, "failed", &cause, now())
+                .map_err(Failure::environment)?;
+            Ok(PhaseStatus::Failed)
+        }
+    }
+}
+
+/// Ingests the spool as it grows, showing progress, until `ended` says the job is over.
+fn follow(
+    store: &mut SqliteStore,
+    run_id: &str,
+    run_dir: &Path,
+    ended: &std::sync::mpsc::Receiver<crate::launch::JobEnd>,
+    interval: Duration,
+) -> Result<(Option<PhaseStatus>, crate::launch::JobEnd), Failure> {
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(WITHOUT_BAR).expect("a valid template"));
     bar.set_prefix(run_id.to_string());
@@ -298,25 +333,19 @@ fn run_local(
     let spool = run_dir.join("spool.jsonl");
     let mut offset = 0;
     let mut live = Live::default();
-    // A waiter thread ends the follow loop the moment the agent exits.
-    let (exited_tx, exited_rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = exited_tx.send(agent.wait());
-    });
     loop {
-        let exited = match exited_rx.recv_timeout(Duration::from_millis(200).min(interval)) {
-            Ok(status) => {
-                status.map_err(|e| Failure::environment(format!("waiting for the agent: {e}")))?;
-                true
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => false,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => true,
+        let end = match ended.recv_timeout(Duration::from_millis(200).min(interval)) {
+            Ok(end) => Some(end),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Some(crate::launch::JobEnd {
+                state: "lost".into(),
+            }),
         };
         if spool.exists() {
             let contents = atlas_agent::spool::read_spool(&spool, offset)
                 .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
             offset = contents.complete_bytes;
-            for (line, why) in contents.bad_lines.iter().filter(|_| exited) {
+            for (line, why) in contents.bad_lines.iter().filter(|_| end.is_some()) {
                 bar.suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
             }
             store
@@ -327,10 +356,9 @@ fn run_local(
             }
             show_progress(&bar, &live);
         }
-        if exited {
-            break;
+        if let Some(end) = end {
+            bar.finish_and_clear();
+            return Ok((live.status, end));
         }
     }
-    bar.finish_and_clear();
-    Ok(live.status.unwrap_or(PhaseStatus::Failed))
 }

@@ -50,9 +50,10 @@ pub fn table(d: &RunDetail) -> String {
     );
     if let Some(started) = r.started_at {
         out += &format!(
-            "started {} UTC on {}  wall {}  agent CPU {}  measured: {}  GPU: {}\n",
+            "started {} UTC on {}  queue wait {}  wall {}  agent CPU {}  measured: {}  GPU: {}\n",
             format::time(started),
             r.host.as_deref().unwrap_or("?"),
+            format::seconds((started - r.submitted_at).max(0.0)),
             r.wall_seconds
                 .map(format::seconds)
                 .unwrap_or_else(|| "-".into()),
