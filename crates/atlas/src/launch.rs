@@ -119,10 +119,34 @@ fn submit(
         partition: t.partition.clone(),
         account: t.account.clone(),
         extra: t.sbatch_options.clone(),
-        working_directory: run_dir.display().to_string(),
+        // Where the job starts, as on `local`: the workflow's directory, else where atlas was run
+        // (sbatch's own default, the submission directory).
+        working_directory: match &workflow.spec.scheduling.working_directory {
+            Some(dir) => dir.clone(),
+            None => {
+                std::env::current_dir().map_or_else(|_| ".".into(), |d| d.display().to_string())
+            }
+        },
         output: run_dir.join("slurm-%j.out").display().to_string(),
     };
-    let script = sbatch_script(workflow, &options)
+    let mut workflow = workflow.clone();
+    if !t.gpus {
+        let r = &mut workflow.spec.resources;
+        if r.gpus_per_node.or(r.gpus_per_task).or(r.gpus).is_some() {
+            eprintln!(
+                "  target `{}` has no GPUs (gpus = false): the job's GPU request is left out",
+                target.name
+            );
+        }
+        (
+            r.gpus_per_node,
+            r.gpus_per_task,
+            r.gpus,
+            r.gpu_type,
+            r.memory_per_gpu,
+        ) = (None, None, None, None, None);
+    }
+    let script = sbatch_script(&workflow, &options)
         .map_err(|e| LaunchError::Rejected(format!("cannot write the sbatch script: {e}")))?;
     let path = run_dir.join("job.sbatch");
     std::fs::write(&path, script).map_err(|e| {

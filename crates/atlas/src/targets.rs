@@ -43,9 +43,20 @@ pub struct Target {
     /// More `podman run` options.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_options: Vec<String>,
+    /// `false`: the target has no GPUs, so GPU requests are left out of its jobs (said at submit).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub gpus: bool,
     /// The price sheet entry or cost model the comparison uses for this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 impl Target {
@@ -58,6 +69,7 @@ impl Target {
             image: None,
             runtime: None,
             run_options: Vec::new(),
+            gpus: true,
             price: None,
         }
     }

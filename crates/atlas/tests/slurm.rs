@@ -262,6 +262,13 @@ fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
             .contains("invalid partition"),
         "{nowhere}"
     );
+    // The job starts where it was submitted, as on local: relative paths mean the same.
+    std::fs::write(dir.join("here.yaml"), "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: here}\nspec:\n  phases:\n  - {name: look, run: 'test -f atlas.toml'}\n").unwrap();
+    let (code, _, stderr) = atlas(&["run", "here.yaml", "--on", "cluster", "--on", "local"]);
+    assert_eq!(
+        code, 0,
+        "both targets see the submission directory: {stderr}"
+    );
     let (code, stdout, _) = atlas(&["show", cluster["id"].as_str().unwrap(), "--format", "json"]);
     assert_eq!(code, 0);
     let detail: serde_json::Value = serde_json::from_str(&stdout).unwrap();
