@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use atlas_spec::record::{GpuSample, Record, RecordBody};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::model::{GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
 use crate::schema::MIGRATIONS;
@@ -18,25 +18,41 @@ impl SqliteStore {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let name = path.display().to_string();
-        let not_db = |e: rusqlite::Error| StoreError::NotADatabase {
-            path: name.clone(),
-            reason: e.to_string(),
+        // Only SQLite's own "not a database" is reported as such; anything else (a lock held
+        // too long, a permission) is a database error with its own message.
+        let classify = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
+                path: name.clone(),
+                reason: e.to_string(),
+            },
+            _ => StoreError::Database(e),
         };
-        let conn = Connection::open(path).map_err(not_db)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(not_db)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let conn = Connection::open(path).map_err(classify)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(classify)?;
+        set_wal(&conn).map_err(classify)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(classify)?;
         let mut store = SqliteStore { conn };
         store.migrate(&name)?;
         Ok(store)
     }
 
+    /// Brings the schema up to date. Several processes may open a new database at once (an
+    /// `atlas run` and an `atlas runs`): the version is read again under the write lock
+    /// (`BEGIN IMMEDIATE`), so only one of them migrates and the others see its work.
     fn migrate(&mut self, name: &str) -> Result<(), StoreError> {
+        let known = MIGRATIONS.len() as i64;
         let version: i64 = self
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let known = MIGRATIONS.len() as i64;
+        if version == known {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > known {
             return Err(StoreError::TooNew {
                 path: name.into(),
@@ -46,8 +62,7 @@ impl SqliteStore {
         }
         if version == 0 {
             let tables: i64 =
-                self.conn
-                    .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+                tx.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
             if tables > 0 {
                 return Err(StoreError::NotADatabase {
                     path: name.into(),
@@ -55,12 +70,11 @@ impl SqliteStore {
                 });
             }
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = self.conn.transaction()?;
+        for sql in MIGRATIONS.iter().skip(version as usize) {
             tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
         }
+        tx.pragma_update(None, "user_version", known)?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -78,6 +92,29 @@ impl SqliteStore {
             [only] => Ok(only.clone()),
             [exact, _] if exact == prefix => Ok(exact.clone()),
             _ => Err(StoreError::NoSuchRun(prefix.into())),
+        }
+    }
+}
+
+/// Switches to WAL (persistent in the file, so usually already on). Switching needs a lock
+/// upgrade for which SQLite returns BUSY at once instead of waiting, so it is retried for a while.
+fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let mut attempts = 0;
+    loop {
+        let mode: rusqlite::Result<String> =
+            conn.query_row("PRAGMA journal_mode", [], |r| r.get(0));
+        if mode.as_deref().is_ok_and(|m| m.eq_ignore_ascii_case("wal")) {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(e)
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    && attempts < 200 =>
+            {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
         }
     }
 }
@@ -605,6 +642,26 @@ mod tests {
         .unwrap();
         let err = SqliteStore::open(&path).err().unwrap().to_string();
         assert!(err.contains("is not an Atlas database"), "{err}");
+    }
+
+    #[test]
+    fn many_openers_of_a_new_database_all_succeed() {
+        for round in 0..20 {
+            let path = temp(&format!("race-{round}"));
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    std::thread::spawn(move || {
+                        SqliteStore::open(&path)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for opener in openers {
+                assert_eq!(opener.join().unwrap(), Ok(()), "round {round}");
+            }
+        }
     }
 
     #[test]

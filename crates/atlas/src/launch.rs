@@ -20,6 +20,27 @@ pub struct JobEnd {
     pub state: String,
 }
 
+/// Stops a started job: SIGTERM to a local agent, `scancel` for a Slurm job. Either way the
+/// agent forwards the signal to the job and records the run as cancelled.
+pub enum Canceller {
+    Local(u32),
+    Slurm(String),
+}
+
+impl Canceller {
+    pub fn cancel(&self) {
+        match self {
+            // SAFETY: plain kill(2) on our own child.
+            Canceller::Local(pid) => unsafe {
+                libc::kill(*pid as i32, libc::SIGTERM);
+            },
+            Canceller::Slurm(job_id) => {
+                let _ = Command::new("scancel").arg(job_id).status();
+            }
+        }
+    }
+}
+
 /// Why a job did not start.
 pub enum LaunchError {
     /// The scheduler refused the job (its message): the run fails, the experiment goes on.
@@ -62,10 +83,10 @@ pub fn start(
     run_dir: &Path,
     workflow_file: &Path,
     interval: Duration,
-) -> Result<Receiver<JobEnd>, LaunchError> {
+) -> Result<(Receiver<JobEnd>, Canceller), LaunchError> {
     let command = agent_command(run_id, run_dir, workflow_file, interval)?;
     let (tx, rx) = channel();
-    match target.target.kind {
+    let canceller = match target.target.kind {
         Kind::Local => {
             let mut child = Command::new(&command[0])
                 .args(&command[1..])
@@ -76,6 +97,7 @@ pub fn start(
                         "cannot start the agent: {e}"
                     )))
                 })?;
+            let pid = child.id();
             std::thread::spawn(move || {
                 let state = match child.wait() {
                     Ok(status) => format!("exit {}", status.code().unwrap_or(-1)),
@@ -83,18 +105,21 @@ pub fn start(
                 };
                 let _ = tx.send(JobEnd { state });
             });
+            Canceller::Local(pid)
         }
         Kind::Slurm => {
             let job_id = submit(target, workflow, run_dir, command)?;
             eprintln!("  submitted Slurm job {job_id}");
+            let watched = job_id.clone();
             std::thread::spawn(move || {
-                while job_listed(&job_id) {
+                while job_listed(&watched) {
                     std::thread::sleep(Duration::from_millis(500));
                 }
                 let _ = tx.send(JobEnd {
-                    state: final_state(&job_id),
+                    state: final_state(&watched),
                 });
             });
+            Canceller::Slurm(job_id)
         }
         Kind::Podman => {
             return Err(LaunchError::Environment(Failure::input(format!(
@@ -102,8 +127,8 @@ pub fn start(
                 target.name
             ))))
         }
-    }
-    Ok(rx)
+    };
+    Ok((rx, canceller))
 }
 
 /// Writes the sbatch script into the run directory and submits it; the job id.

@@ -4,6 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support {
+    pub mod interrupt;
+}
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -225,5 +229,35 @@ fn the_examples_atlas_yaml_is_what_import_makes_of_its_job_script() {
         String::from_utf8_lossy(&out.stdout),
         committed,
         "re-run `atlas import job.lsf -o atlas.yaml` in examples/biggan-mini"
+    );
+}
+
+#[test]
+fn ctrl_c_cancels_the_local_run_and_starts_no_more() {
+    let s = Sandbox::new("ctrl-c");
+    let wf = s.workflow("  - name: wait\n    run: sleep 30\n");
+    let started = std::time::Instant::now();
+    let (code, stderr) = support::interrupt::interrupt_during_phase(
+        &s.db(),
+        &s.dir,
+        &["run", &wf, "--on", "local", "--repeat", "3"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "did not wait for the sleep"
+    );
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let (_, stdout, _) = s.atlas(&["runs", "--format", "json"]);
+    let runs = json(&stdout);
+    assert_eq!(
+        runs.as_array().unwrap().len(),
+        1,
+        "no further runs were started"
+    );
+    assert!(
+        runs[0]["cause"].as_str().unwrap().starts_with("cancelled"),
+        "{}",
+        runs[0]
     );
 }

@@ -276,3 +276,43 @@ fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
     assert_eq!(detail["phases"][1]["metrics"][0]["last"], 0.5);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod support {
+    pub mod interrupt;
+}
+
+#[test]
+fn ctrl_c_during_a_slurm_run_cancels_the_job() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("atlas-slurm-ctrlc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("atlas.toml"),
+        "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("wait.yaml"), "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: wait}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 60'}\n").unwrap();
+    let db = dir.join("atlas.db");
+    let (code, stderr) = support::interrupt::interrupt_during_phase(
+        &db,
+        &dir,
+        &["run", "wait.yaml", "--on", "cluster"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("cancelling"), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["runs", "--format", "json"])
+        .env("ATLAS_DB", &db)
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        runs[0]["cause"].as_str().unwrap().starts_with("cancelled"),
+        "{}",
+        runs[0]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

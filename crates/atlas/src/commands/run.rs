@@ -123,10 +123,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         workflow.metadata.name,
         args.targets.join(", ")
     );
-    atlas_agent::signals::ignore_interrupts();
+    // Ctrl-C / SIGTERM: cancel the current job, let its agent record it, start no further runs.
+    atlas_agent::signals::install();
+    let mut interrupted = false;
     let mut failures = Vec::new();
-    for repetition in 0..args.repeat {
+    'runs: for repetition in 0..args.repeat {
         for target in &args.targets {
+            if interrupted {
+                break 'runs;
+            }
             let run_id = new_id("r");
             let run_dir = super::db::run_dir(&db_path, &run_id);
             std::fs::create_dir_all(&run_dir).map_err(|e| {
@@ -152,7 +157,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .iter()
                 .find(|t| &t.name == target)
                 .expect("checked above");
-            let status = run_one(
+            let (status, was_interrupted) = run_one(
                 &mut store,
                 target_def,
                 &workflow,
@@ -163,6 +168,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             )?;
             let detail = store.run(&run_id).map_err(Failure::environment)?;
             eprint!("{}", super::show::table(&detail));
+            interrupted |= was_interrupted;
             if status == PhaseStatus::Failed {
                 failures.push(format!(
                     "{run_id}: {}",
@@ -172,6 +178,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
     }
     eprintln!("\nexperiment {experiment}: {} of {total} run(s) succeeded; see `atlas runs`, `atlas show RUN`, `atlas logs RUN`", total - failures.len());
+    if interrupted {
+        return Err(Failure::JobFailed(format!(
+            "interrupted; {}",
+            failures.join("; ")
+        )));
+    }
     if failures.is_empty() {
         Ok(())
     } else {
@@ -287,9 +299,9 @@ fn run_one(
     run_dir: &Path,
     workflow_file: &Path,
     interval: Duration,
-) -> Result<PhaseStatus, Failure> {
+) -> Result<(PhaseStatus, bool), Failure> {
     let now = atlas_agent::spool::unix_now;
-    let ended =
+    let (ended, canceller) =
         match crate::launch::start(target, workflow, run_id, run_dir, workflow_file, interval) {
             Ok(ended) => ended,
             Err(crate::launch::LaunchError::Rejected(cause)) => {
@@ -297,13 +309,13 @@ fn run_one(
                 store
                     .finish_run(run_id, "failed", &cause, now())
                     .map_err(Failure::environment)?;
-                return Ok(PhaseStatus::Failed);
+                return Ok((PhaseStatus::Failed, false));
             }
             Err(crate::launch::LaunchError::Environment(failure)) => return Err(failure),
         };
-    let (status, end) = follow(store, run_id, run_dir, &ended, interval)?;
+    let (status, end, interrupted) = follow(store, run_id, run_dir, &ended, &canceller, interval)?;
     match status {
-        Some(status) => Ok(status),
+        Some(status) => Ok((status, interrupted)),
         None => {
             let cause = format!(
                 "the job ended ({}) without its agent reporting the end; see {}",
@@ -313,7 +325,7 @@ fn run_one(
             store
                 .finish_run(run_id, "failed", &cause, now())
                 .map_err(Failure::environment)?;
-            Ok(PhaseStatus::Failed)
+            Ok((PhaseStatus::Failed, interrupted))
         }
     }
 }
@@ -324,8 +336,10 @@ fn follow(
     run_id: &str,
     run_dir: &Path,
     ended: &std::sync::mpsc::Receiver<crate::launch::JobEnd>,
+    canceller: &crate::launch::Canceller,
     interval: Duration,
-) -> Result<(Option<PhaseStatus>, crate::launch::JobEnd), Failure> {
+) -> Result<(Option<PhaseStatus>, crate::launch::JobEnd, bool), Failure> {
+    let mut interrupted = false;
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template(WITHOUT_BAR).expect("a valid template"));
     bar.set_prefix(run_id.to_string());
@@ -356,9 +370,18 @@ fn follow(
             }
             show_progress(&bar, &live);
         }
+        if let Some(signal) = atlas_agent::signals::take().filter(|_| !interrupted) {
+            bar.suspend(|| {
+                eprintln!(
+                    "  signal {signal}: cancelling {run_id}; waiting for its agent to record it"
+                )
+            });
+            canceller.cancel();
+            interrupted = true;
+        }
         if let Some(end) = end {
             bar.finish_and_clear();
-            return Ok((live.status, end));
+            return Ok((live.status, end, interrupted));
         }
     }
 }
