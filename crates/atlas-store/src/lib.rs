@@ -9,7 +9,10 @@ mod model;
 mod schema;
 mod sqlite;
 
-pub use model::{GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+pub use model::{
+    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
+    RunDetail, RunRow,
+};
 pub use sqlite::SqliteStore;
 
 use atlas_spec::record::Record;
@@ -30,6 +33,9 @@ pub enum StoreError {
     /// No run with this id.
     #[error("no run `{0}` in the store (see `atlas runs`)")]
     NoSuchRun(String),
+    /// No experiment with this id.
+    #[error("no experiment `{0}` in the store (see `atlas experiments`)")]
+    NoSuchExperiment(String),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
@@ -59,6 +65,10 @@ pub trait Store {
     ) -> Result<(), StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, StoreError>;
+    /// All experiments, newest first.
+    fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError>;
+    /// One experiment with its runs. A unique prefix of the id is enough.
+    fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError>;
     /// One run with its phases. A unique prefix of the id is enough.
     fn run(&self, id: &str) -> Result<RunDetail, StoreError>;
 }

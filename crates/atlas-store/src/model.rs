@@ -91,6 +91,34 @@ pub struct RunDetail {
     pub phases: Vec<PhaseRow>,
 }
 
+/// An experiment: runs of one workflow on several targets, with repetitions.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentRow {
+    pub id: String,
+    pub workflow: String,
+    pub created_at: f64,
+    pub labels: serde_json::Value,
+    /// Runs in the experiment.
+    pub runs: i64,
+    /// Runs that succeeded.
+    pub succeeded: i64,
+    /// Runs that failed.
+    pub failed: i64,
+    /// Targets, comma-separated, in first-run order.
+    pub targets: String,
+}
+
+/// An experiment with its runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentDetail {
+    #[serde(flatten)]
+    pub experiment: ExperimentRow,
+    #[serde(rename = "runList")]
+    pub run_list: Vec<RunRow>,
+}
+
 /// A new run, before its agent reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewRun {

@@ -5,7 +5,10 @@ use std::path::Path;
 use atlas_spec::record::{GpuSample, Record, RecordBody};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
-use crate::model::{GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow, RunDetail, RunRow};
+use crate::model::{
+    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
+    RunDetail, RunRow,
+};
 use crate::schema::MIGRATIONS;
 use crate::{Store, StoreError};
 
@@ -330,6 +333,71 @@ impl Store for SqliteStore {
             return Err(StoreError::NoSuchRun(id.into()));
         }
         Ok(())
+    }
+
+    fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT e.id, e.workflow, e.created_at, e.labels,
+                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
+                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
+                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
+             FROM experiments e ORDER BY e.created_at DESC, e.id",
+        )?;
+        let mut rows: Vec<ExperimentRow> = stmt
+            .query_map([], |r| {
+                let labels: String = r.get(3)?;
+                Ok(ExperimentRow {
+                    id: r.get(0)?,
+                    workflow: r.get(1)?,
+                    created_at: r.get(2)?,
+                    labels: serde_json::from_str(&labels).unwrap_or_default(),
+                    runs: r.get(4)?,
+                    succeeded: r.get(5)?,
+                    failed: r.get(6)?,
+                    targets: String::new(),
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        let mut targets = self
+            .conn
+            .prepare("SELECT target FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at")?;
+        for row in &mut rows {
+            let mut seen: Vec<String> = Vec::new();
+            for t in targets.query_map([&row.id], |r| r.get::<_, String>(0))? {
+                let t = t?;
+                if !seen.contains(&t) {
+                    seen.push(t);
+                }
+            }
+            row.targets = seen.join(",");
+        }
+        Ok(rows)
+    }
+
+    fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError> {
+        let all = self.experiments()?;
+        let matches: Vec<&ExperimentRow> = all
+            .iter()
+            .filter(|e| e.id == id || e.id.starts_with(id))
+            .collect();
+        let experiment = match matches.as_slice() {
+            [only] => (*only).clone(),
+            many => many
+                .iter()
+                .find(|e| e.id == id)
+                .map(|e| (*e).clone())
+                .ok_or_else(|| StoreError::NoSuchExperiment(id.into()))?,
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at, id"
+        ))?;
+        let run_list = stmt
+            .query_map([&experiment.id], run_row)?
+            .collect::<Result<_, _>>()?;
+        Ok(ExperimentDetail {
+            experiment,
+            run_list,
+        })
     }
 
     fn runs(&self) -> Result<Vec<RunRow>, StoreError> {

@@ -27,9 +27,11 @@ enum Command {
     Validate(commands::validate::Args),
     /// Run a workflow (or a job script) and watch it: `atlas run job.lsf --on local`.
     Run(commands::run::Args),
+    /// List the experiments (groups of runs from one `atlas run`).
+    Experiments(commands::experiments::Args),
     /// List the runs in the store.
     Runs(commands::runs::Args),
-    /// Show one run: phases, durations, CPU, memory, IO, app metrics, failure cause.
+    /// Show one run (phases, durations, CPU, memory, IO, metrics, cause) or experiment (`e-…`).
     Show(commands::show::Args),
     /// Print a run's phase output.
     Logs(commands::logs::Args),
@@ -57,6 +59,7 @@ fn main() {
         Command::Validate(args) => commands::validate::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Runs(args) => commands::runs::run(args),
+        Command::Experiments(args) => commands::experiments::run(args),
         Command::Show(args) => commands::show::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Ingest(args) => commands::ingest::run(args),

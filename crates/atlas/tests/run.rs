@@ -112,6 +112,30 @@ fn run_repeat_and_look_at_the_runs() {
         "{stdout}"
     );
 
+    let (code, stdout, _) = s.atlas(&["experiments", "--format", "json"]);
+    assert_eq!(code, 0);
+    let experiments = json(&stdout);
+    assert_eq!(experiments.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            experiments[0]["runs"].as_i64(),
+            experiments[0]["succeeded"].as_i64()
+        ),
+        (Some(2), Some(2))
+    );
+    assert_eq!(experiments[0]["targets"], "local");
+    let exp = experiments[0]["id"].as_str().unwrap();
+    let (code, stdout, _) = s.atlas(&["show", exp]);
+    assert_eq!(code, 0);
+    assert!(
+        runs.iter()
+            .all(|r| stdout.contains(r["id"].as_str().unwrap())),
+        "{stdout}"
+    );
+    let (code, _, stderr) = s.atlas(&["show", "e-nothing"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("no experiment `e-nothing`"), "{stderr}");
+
     let (code, stdout, _) = s.atlas(&["logs", id, "--phase", "train"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("epoch 1/1 loss=0.5"), "{stdout}");

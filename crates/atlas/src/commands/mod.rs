@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod db;
+pub mod experiments;
 pub mod format;
 pub mod import;
 pub mod ingest;

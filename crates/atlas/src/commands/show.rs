@@ -10,7 +10,7 @@ use crate::exit::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Run id (a unique prefix is enough).
+    /// Run id, or experiment id (`e-…`); a unique prefix is enough.
     run: String,
     #[arg(long, value_enum, default_value = "table")]
     format: ListFormat,
@@ -21,15 +21,28 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let (store, _) = super::db::open(args.db.as_deref())?;
-    let detail = store.run(&args.run).map_err(|e| match e {
-        atlas_store::StoreError::NoSuchRun(_) => Failure::input(e),
-        other => Failure::environment(other),
-    })?;
-    let text = match args.format {
-        ListFormat::Json => {
-            serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
+    let not_found = |e: atlas_store::StoreError| match e {
+        atlas_store::StoreError::NoSuchRun(_) | atlas_store::StoreError::NoSuchExperiment(_) => {
+            Failure::input(e)
         }
-        ListFormat::Table => table(&detail),
+        other => Failure::environment(other),
+    };
+    let text = if args.run.starts_with("e-") {
+        let detail = store.experiment(&args.run).map_err(not_found)?;
+        match args.format {
+            ListFormat::Json => {
+                serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
+            }
+            ListFormat::Table => super::experiments::table(&detail),
+        }
+    } else {
+        let detail = store.run(&args.run).map_err(not_found)?;
+        match args.format {
+            ListFormat::Json => {
+                serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
+            }
+            ListFormat::Table => table(&detail),
+        }
     };
     super::write_output(None, &text)
 }

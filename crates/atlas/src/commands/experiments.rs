@@ -1,0 +1,86 @@
+//! `atlas experiments`: every experiment with its run counts; and the experiment view of
+//! `atlas show e-…` (its runs, targets, statuses, queue waits, causes).
+
+use std::path::PathBuf;
+
+use atlas_store::{ExperimentDetail, Store};
+
+use super::format;
+use super::runs::ListFormat;
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum, default_value = "table")]
+    format: ListFormat,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let all = store.experiments().map_err(Failure::environment)?;
+    let text = match args.format {
+        ListFormat::Json => {
+            serde_json::to_string_pretty(&all).map_err(Failure::environment)? + "\n"
+        }
+        ListFormat::Table => {
+            let mut out = format!(
+                "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
+                "EXPERIMENT", "WORKFLOW", "CREATED (UTC)", "RUNS", "OK", "FAILED", "TARGETS"
+            );
+            for e in &all {
+                out += &format!(
+                    "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
+                    e.id,
+                    e.workflow,
+                    format::time(e.created_at),
+                    e.runs,
+                    e.succeeded,
+                    e.failed,
+                    e.targets
+                );
+            }
+            out
+        }
+    };
+    super::write_output(None, &text)
+}
+
+/// An experiment and its runs as a table.
+pub fn table(d: &ExperimentDetail) -> String {
+    let e = &d.experiment;
+    let mut out = format!(
+        "experiment {}  workflow {}  created {} UTC  {} run(s): {} succeeded, {} failed\n\n",
+        e.id,
+        e.workflow,
+        format::time(e.created_at),
+        e.runs,
+        e.succeeded,
+        e.failed
+    );
+    out += &format!(
+        "{:<12} {:<10} {:>4} {:<10} {:>10} {:>10}  {}\n",
+        "RUN", "TARGET", "REP", "STATUS", "QUEUE", "WALL", "CAUSE"
+    );
+    for r in &d.run_list {
+        let queue = r
+            .started_at
+            .map(|s| format::seconds((s - r.submitted_at).max(0.0)))
+            .unwrap_or_else(|| "-".into());
+        out += &format!(
+            "{:<12} {:<10} {:>4} {:<10} {:>10} {:>10}  {}\n",
+            r.id,
+            r.target,
+            r.repetition,
+            r.status,
+            queue,
+            r.wall_seconds
+                .map(format::seconds)
+                .unwrap_or_else(|| "-".into()),
+            r.cause.as_deref().unwrap_or("")
+        );
+    }
+    out
+}
