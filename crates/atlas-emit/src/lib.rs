@@ -1,8 +1,10 @@
-//! Workflow → the files other systems run: sbatch scripts today; Containerfiles, Apptainer
-//! definitions and Kubernetes objects as their issues land. Pure: no I/O, text in and out.
+//! Workflow → the files other systems run: sbatch scripts, Containerfile + entrypoint +
+//! Apptainer definition; Kubernetes objects when their issue lands. Pure: no I/O, text in and out.
 
+mod container;
 mod quote;
 mod sbatch;
 
+pub use container::{container_files, ContainerError, ContainerFiles, DEFAULT_BASE};
 pub use quote::{directive_quote, shell_quote, DirectiveValueError};
 pub use sbatch::{sbatch_script, EmitError, SbatchOptions};

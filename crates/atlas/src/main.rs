@@ -25,6 +25,8 @@ enum Command {
     Schema,
     /// Check a Workflow file and report what is wrong with it, with file:line:column.
     Validate(commands::validate::Args),
+    /// Write a container build context (Containerfile, entrypoint, Apptainer .def) for a workflow.
+    Containerize(commands::containerize::Args),
     /// Run a workflow (or a job script) and watch it: `atlas run job.lsf --on local`.
     Run(commands::run::Args),
     /// List the experiments (groups of runs from one `atlas run`).
@@ -58,6 +60,7 @@ fn main() {
         Command::Schema => commands::schema::run(),
         Command::Validate(args) => commands::validate::run(args),
         Command::Run(args) => commands::run::run(args),
+        Command::Containerize(args) => commands::containerize::run(args),
         Command::Runs(args) => commands::runs::run(args),
         Command::Experiments(args) => commands::experiments::run(args),
         Command::Show(args) => commands::show::run(args),

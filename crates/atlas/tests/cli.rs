@@ -168,3 +168,51 @@ fn the_schema_validates_the_examples_and_every_import() {
     unknown["spec"]["resources"]["wallclock"] = "1h".into();
     assert!(!validator.is_valid(&unknown));
 }
+
+#[test]
+fn containerize_writes_a_build_context() {
+    let dir = temp_dir("containerize");
+    let out = dir.join("ctx");
+    let (code, _, stderr) = run(&[
+        "containerize",
+        "examples/biggan-mini/job.lsf",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("never NVIDIA_VISIBLE_DEVICES=all"),
+        "{stderr}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out.join("entrypoint.sh"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o111, 0o111, "entrypoint.sh is executable");
+    let version = std::process::Command::new(out.join("atlas"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(version.status.success(), "the copied binary runs");
+    let workflow = std::fs::read_to_string(out.join("workflow.yaml")).unwrap();
+    assert!(atlas_spec_parse(&workflow), "workflow.yaml reads back");
+    insta::assert_snapshot!(
+        "containerfile",
+        std::fs::read_to_string(out.join("Containerfile")).unwrap()
+    );
+    insta::assert_snapshot!(
+        "entrypoint",
+        std::fs::read_to_string(out.join("entrypoint.sh")).unwrap()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn atlas_spec_parse(text: &str) -> bool {
+    let dir = temp_dir("containerize-read");
+    let file = dir.join("w.yaml");
+    std::fs::write(&file, text).unwrap();
+    let ok = run(&["validate", file.to_str().unwrap()]).0 == 0;
+    std::fs::remove_dir_all(&dir).unwrap();
+    ok
+}

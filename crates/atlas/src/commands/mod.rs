@@ -1,6 +1,7 @@
 //! One module per `atlas` subcommand.
 
 pub mod agent;
+pub mod containerize;
 pub mod db;
 pub mod experiments;
 pub mod format;
@@ -75,4 +76,34 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
         return Err(format!("`{text}` is below the shortest interval, 100ms"));
     }
     Ok(d)
+}
+
+/// Reads a Workflow file, or imports a job script.
+pub fn load_workflow_or_script(path: &Path) -> Result<atlas_spec::Workflow, Failure> {
+    let text = read_text(path)?;
+    let name = path.display().to_string();
+    let looks_like_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    ) || text.lines().any(|l| l.starts_with("apiVersion:"));
+    if looks_like_yaml {
+        return atlas_spec::parse_workflow(&name, &text)
+            .map_err(|e| Failure::Diagnostic(miette::Report::new(*e)));
+    }
+    let options = atlas_import::ImportOptions {
+        dialect: None,
+        fallback_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+    };
+    let imported = atlas_import::import(&text, &options)
+        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+    let r = &imported.report;
+    eprintln!(
+        "imported {} script {name}: {} mapped, {} ignored, {} unsupported, {} invalid (see `atlas import {name}`)",
+        r.dialect.display_name(),
+        r.count(atlas_import::Status::Mapped),
+        r.count(atlas_import::Status::Ignored),
+        r.count(atlas_import::Status::Unsupported),
+        r.count(atlas_import::Status::Invalid)
+    );
+    Ok(imported.workflow)
 }

@@ -52,36 +52,6 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{:08x}", hash as u32)
 }
 
-/// Reads a Workflow file, or imports a job script.
-fn load(path: &Path) -> Result<Workflow, Failure> {
-    let text = super::read_text(path)?;
-    let name = path.display().to_string();
-    let looks_like_yaml = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("yaml" | "yml")
-    ) || text.lines().any(|l| l.starts_with("apiVersion:"));
-    if looks_like_yaml {
-        return atlas_spec::parse_workflow(&name, &text)
-            .map_err(|e| Failure::Diagnostic(miette::Report::new(*e)));
-    }
-    let options = atlas_import::ImportOptions {
-        dialect: None,
-        fallback_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
-    };
-    let imported = atlas_import::import(&text, &options)
-        .map_err(|e| Failure::input(format!("{name}: {e}")))?;
-    let r = &imported.report;
-    eprintln!(
-        "imported {} script {name}: {} mapped, {} ignored, {} unsupported, {} invalid (see `atlas import {name}`)",
-        r.dialect.display_name(),
-        r.count(atlas_import::Status::Mapped),
-        r.count(atlas_import::Status::Ignored),
-        r.count(atlas_import::Status::Unsupported),
-        r.count(atlas_import::Status::Invalid)
-    );
-    Ok(imported.workflow)
-}
-
 pub fn run(args: Args) -> Result<(), Failure> {
     let known = crate::targets::load(&crate::targets::config_files()).map_err(Failure::input)?;
     for name in &args.targets {
@@ -98,7 +68,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             )));
         }
     }
-    let workflow = load(&args.workflow)?;
+    let workflow = super::load_workflow_or_script(&args.workflow)?;
     if workflow.spec.phases.is_empty() {
         return Err(Failure::input(format!(
             "{}: the workflow has no phases to run",

@@ -1,0 +1,52 @@
+//! `atlas containerize WORKFLOW_OR_SCRIPT [-o DIR]`: a build context that runs the workflow
+//! under `atlas agent` in an image: Containerfile, entrypoint.sh, atlas.def (Apptainer),
+//! workflow.yaml and the atlas binary itself. Says what the image cannot carry over.
+
+use std::path::PathBuf;
+
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A Workflow (atlas.yaml) or a job script (imported first).
+    workflow: PathBuf,
+    /// The build context directory (created).
+    #[arg(short, long, default_value = "build")]
+    output: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let workflow = super::load_workflow_or_script(&args.workflow)?;
+    let files = atlas_emit::container_files(&workflow).map_err(Failure::input)?;
+    let dir = &args.output;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
+    let write = |name: &str, text: &str| super::write_output(Some(&dir.join(name)), text);
+    write("Containerfile", &files.containerfile)?;
+    write("entrypoint.sh", &files.entrypoint)?;
+    write("atlas.def", &files.apptainer)?;
+    write("workflow.yaml", &atlas_spec::to_yaml(&workflow))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::environment(format!("cannot find the atlas binary: {e}")))?;
+    std::fs::copy(&exe, dir.join("atlas"))
+        .map_err(|e| Failure::environment(format!("cannot copy the atlas binary: {e}")))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("entrypoint.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .map_err(|e| Failure::environment(format!("cannot make entrypoint.sh executable: {e}")))?;
+    eprintln!(
+        "wrote {}: Containerfile, entrypoint.sh, atlas.def, workflow.yaml, atlas",
+        dir.display()
+    );
+    for note in &files.notes {
+        eprintln!("  not carried over: {note}");
+    }
+    eprintln!(
+        "build: podman build -t {} {}",
+        workflow.metadata.name,
+        dir.display()
+    );
+    Ok(())
+}
