@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use atlas_store::SqliteStore;
+use serde::Serialize;
+
+use super::format::ListFormat;
 
 use crate::exit::Failure;
 
@@ -41,4 +44,35 @@ pub fn run_dir(db: &Path, run_id: &str) -> PathBuf {
         .unwrap_or(Path::new("."))
         .join("runs")
         .join(run_id)
+}
+
+/// `--format` and `--db`, shared by the commands that read the store (runs, experiments, show).
+#[derive(clap::Args)]
+pub struct StoreView {
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+}
+
+impl StoreView {
+    /// Opens the chosen database.
+    pub fn open(&self) -> Result<SqliteStore, Failure> {
+        open(self.db.as_deref()).map(|(store, _)| store)
+    }
+
+    /// `value` as pretty JSON, or as the table `table` makes of it.
+    pub fn render<T: Serialize>(
+        &self,
+        value: &T,
+        table: impl FnOnce(&T) -> String,
+    ) -> Result<String, Failure> {
+        match self.format {
+            ListFormat::Json => {
+                Ok(serde_json::to_string_pretty(value).map_err(Failure::environment)? + "\n")
+            }
+            ListFormat::Table => Ok(table(value)),
+        }
+    }
 }

@@ -1,51 +1,46 @@
 //! `atlas experiments`: every experiment with its run counts; and the experiment view of
 //! `atlas show e-…` (its runs, targets, statuses, queue waits, causes).
 
-use std::path::PathBuf;
+use atlas_store::{ExperimentDetail, ExperimentRow, Store};
 
-use atlas_store::{ExperimentDetail, Store};
-
+use super::db::StoreView;
 use super::format;
-use super::runs::ListFormat;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum, default_value = "table")]
-    format: ListFormat,
-    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[command(flatten)]
+    view: StoreView,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (store, _) = super::db::open(args.db.as_deref())?;
-    let all = store.experiments().map_err(Failure::environment)?;
-    let text = match args.format {
-        ListFormat::Json => {
-            serde_json::to_string_pretty(&all).map_err(Failure::environment)? + "\n"
-        }
-        ListFormat::Table => {
-            let mut out = format!(
-                "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
-                "EXPERIMENT", "WORKFLOW", "CREATED (UTC)", "RUNS", "OK", "FAILED", "TARGETS"
-            );
-            for e in &all {
-                out += &format!(
-                    "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
-                    e.id,
-                    e.workflow,
-                    format::time(e.created_at),
-                    e.runs,
-                    e.succeeded,
-                    e.failed,
-                    e.targets
-                );
-            }
-            out
-        }
-    };
+    let all = args
+        .view
+        .open()?
+        .experiments()
+        .map_err(Failure::environment)?;
+    let text = args.view.render(&all, |all| list_table(all))?;
     super::write_output(None, &text)
+}
+
+fn list_table(all: &[ExperimentRow]) -> String {
+    let mut out = format!(
+        "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
+        "EXPERIMENT", "WORKFLOW", "CREATED (UTC)", "RUNS", "OK", "FAILED", "TARGETS"
+    );
+    for e in all {
+        out += &format!(
+            "{:<12} {:<20} {:<20} {:>5} {:>5} {:>6}  {}\n",
+            e.id,
+            e.workflow,
+            format::time(e.created_at),
+            e.runs,
+            e.succeeded,
+            e.failed,
+            e.targets
+        );
+    }
+    out
 }
 
 /// An experiment and its runs as a table.

@@ -1,4 +1,13 @@
-//! Small formatting helpers for tables: sizes, durations, times.
+//! Output formats and small formatting helpers for tables: sizes, durations, times.
+
+/// How a listing is printed.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns for people.
+    Table,
+    /// Stable JSON for programs.
+    Json,
+}
 
 /// Bytes as `412 MiB`, `3.1 GiB`.
 pub fn bytes(b: i64) -> String {

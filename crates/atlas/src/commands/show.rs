@@ -1,26 +1,22 @@
-//! `atlas show RUN`: a run and its phases: status, duration, CPU, memory, IO, app metrics, cause.
-
-use std::path::PathBuf;
+//! `atlas show RUN|EXPERIMENT`: a run and its phases (status, duration, CPU, memory, IO, app
+//! metrics, cause), or an experiment and its runs.
 
 use atlas_store::{RunDetail, Store};
 
+use super::db::StoreView;
 use super::format;
-use super::runs::ListFormat;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
 pub struct Args {
     /// Run id, or experiment id (`e-…`); a unique prefix is enough.
     run: String,
-    #[arg(long, value_enum, default_value = "table")]
-    format: ListFormat,
-    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
-    #[arg(long)]
-    db: Option<PathBuf>,
+    #[command(flatten)]
+    view: StoreView,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (store, _) = super::db::open(args.db.as_deref())?;
+    let store = args.view.open()?;
     let not_found = |e: atlas_store::StoreError| match e {
         atlas_store::StoreError::NoSuchRun(_) | atlas_store::StoreError::NoSuchExperiment(_) => {
             Failure::input(e)
@@ -29,20 +25,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let text = if args.run.starts_with("e-") {
         let detail = store.experiment(&args.run).map_err(not_found)?;
-        match args.format {
-            ListFormat::Json => {
-                serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
-            }
-            ListFormat::Table => super::experiments::table(&detail),
-        }
+        args.view.render(&detail, super::experiments::table)?
     } else {
         let detail = store.run(&args.run).map_err(not_found)?;
-        match args.format {
-            ListFormat::Json => {
-                serde_json::to_string_pretty(&detail).map_err(Failure::environment)? + "\n"
-            }
-            ListFormat::Table => table(&detail),
-        }
+        args.view.render(&detail, table)?
     };
     super::write_output(None, &text)
 }

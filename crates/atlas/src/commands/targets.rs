@@ -11,7 +11,7 @@ pub struct Args {
     #[command(subcommand)]
     check: Option<Sub>,
     #[arg(long, value_enum, default_value = "table")]
-    format: super::runs::ListFormat,
+    format: super::format::ListFormat,
 }
 
 #[derive(clap::Subcommand)]
@@ -58,12 +58,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
 }
 
-fn list(all: &[Named], format: super::runs::ListFormat) -> Result<(), Failure> {
+fn list(all: &[Named], format: super::format::ListFormat) -> Result<(), Failure> {
     let text = match format {
-        super::runs::ListFormat::Json => {
+        super::format::ListFormat::Json => {
             serde_json::to_string_pretty(all).map_err(Failure::environment)? + "\n"
         }
-        super::runs::ListFormat::Table => {
+        super::format::ListFormat::Table => {
             let mut out = format!(
                 "{:<12} {:<8} {:<40} {}\n",
                 "TARGET", "KIND", "SETTINGS", "FROM"
