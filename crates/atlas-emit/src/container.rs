@@ -91,6 +91,27 @@ fn notes(workflow: &Workflow) -> Vec<String> {
     notes
 }
 
+/// The shell commands that install the image's software, shared by the Containerfile and the
+/// Apptainer definition. Package names are checked by the caller; pip specs are quoted here.
+fn install_commands(packages: &[String], pip: &[String]) -> Vec<String> {
+    let mut commands = vec![
+        "apt-get update".to_string(),
+        format!(
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {}",
+            packages.join(" ")
+        ),
+        "rm -rf /var/lib/apt/lists/*".to_string(),
+    ];
+    if !pip.is_empty() {
+        let specs: Vec<String> = pip.iter().map(|p| shell_quote(p)).collect();
+        commands.push(format!(
+            "pip3 install --no-cache-dir --break-system-packages {}",
+            specs.join(" ")
+        ));
+    }
+    commands
+}
+
 /// The build context for `workflow`. The context directory also gets `atlas` (the binary) and
 /// `workflow.yaml`, which the caller writes.
 pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerError> {
@@ -105,21 +126,15 @@ pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerE
     if !image.pip.is_empty() {
         packages.extend(["python3".to_string(), "python3-pip".to_string()]);
     }
-    let pip: Vec<String> = image.pip.iter().map(|p| shell_quote(p)).collect();
+    let install = install_commands(&packages, &image.pip);
     let mut containerfile = format!(
         "# Written by `atlas containerize` for workflow {name}.\n\
          # Build: podman build -t {name} .   (the base image comes from scripts/base-image)\n\
          FROM {base}\n\
-         RUN apt-get update \\\n    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages} \\\n    && rm -rf /var/lib/apt/lists/*\n",
+         RUN {install}\n",
         name = workflow.metadata.name,
-        packages = packages.join(" "),
+        install = install.join(" \\\n    && "),
     );
-    if !pip.is_empty() {
-        containerfile += &format!(
-            "RUN pip3 install --no-cache-dir --break-system-packages {}\n",
-            pip.join(" ")
-        );
-    }
     containerfile += "COPY atlas /usr/local/bin/atlas\n\
          COPY workflow.yaml /opt/atlas/workflow.yaml\n\
          COPY entrypoint.sh /opt/atlas/entrypoint.sh\n\
@@ -144,16 +159,11 @@ pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerE
     let mut apptainer = format!(
         "# Apptainer/Singularity definition written by `atlas containerize` (Apptainer is not packaged\n\
          # for Debian 12; build where it is installed: apptainer build {name}.sif atlas.def).\n\
-         Bootstrap: docker\nFrom: {base}\n\n%files\n    atlas /usr/local/bin/atlas\n    workflow.yaml /opt/atlas/workflow.yaml\n\n\
-         %post\n    apt-get update\n    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages}\n    rm -rf /var/lib/apt/lists/*\n",
+         Bootstrap: docker\nFrom: {base}\n\n%files\n    atlas /usr/local/bin/atlas\n    workflow.yaml /opt/atlas/workflow.yaml\n\n%post\n",
         name = workflow.metadata.name,
-        packages = packages.join(" "),
     );
-    if !pip.is_empty() {
-        apptainer += &format!(
-            "    pip3 install --no-cache-dir --break-system-packages {}\n",
-            pip.join(" ")
-        );
+    for command in &install {
+        apptainer += &format!("    {command}\n");
     }
     apptainer += "    chmod 0755 /usr/local/bin/atlas\n\n%runscript\n    exec /usr/local/bin/atlas agent /opt/atlas/workflow.yaml \\\n        --run-id \"${ATLAS_RUN_ID:?set ATLAS_RUN_ID}\" --run-dir \"${ATLAS_RUN_DIR:-$PWD/atlas-run}\" \"$@\"\n";
     Ok(ContainerFiles {

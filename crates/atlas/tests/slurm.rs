@@ -78,6 +78,15 @@ impl Drop for Job {
     }
 }
 
+/// A fresh project directory holding `atlas_toml`; removed by the caller's test at the end.
+fn project(tag: &str, atlas_toml: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("atlas-slurm-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("atlas.toml"), atlas_toml).unwrap();
+    dir
+}
+
 fn squeue_state(job_id: &str) -> String {
     let out = Command::new("squeue")
         .args(["-h", "-j", job_id, "-o", "%T"])
@@ -202,10 +211,7 @@ fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
     if !slurm_available() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("atlas-slurm-run-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("atlas.toml"), "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n\n[targets.nowhere]\nkind = \"slurm\"\npartition = \"no-such-partition\"\n").unwrap();
+    let dir = project("run", "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n\n[targets.nowhere]\nkind = \"slurm\"\npartition = \"no-such-partition\"\n");
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/atlas.yaml");
     let atlas = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
@@ -286,14 +292,10 @@ fn ctrl_c_during_a_slurm_run_cancels_the_job() {
     if !slurm_available() {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("atlas-slurm-ctrlc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("atlas.toml"),
+    let dir = project(
+        "ctrlc",
         "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n",
-    )
-    .unwrap();
+    );
     std::fs::write(dir.join("wait.yaml"), "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: wait}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 60'}\n").unwrap();
     let db = dir.join("atlas.db");
     let (code, stderr) = support::interrupt::interrupt_during_phase(
