@@ -1,5 +1,6 @@
 //! Phase markers in a job script: `# atlas: phase NAME` starts a phase, `# atlas: pattern REGEX`
-//! adds an output pattern to it. They are comments to every scheduler, so the script still runs
+//! adds an output pattern to it, `# atlas: packages NAME…` and `# atlas: pip SPEC…` list the
+//! software a container image of the workflow needs (`spec.image`). They are comments to every scheduler, so the script still runs
 //! unchanged where it came from. Lines before the first marker are the setup that runs before
 //! every phase; without markers the whole body is one phase, `main`.
 
@@ -12,6 +13,8 @@ use crate::script::Line;
 enum Marker<'a> {
     Phase(&'a str),
     Pattern(&'a str),
+    Packages(&'a str),
+    Pip(&'a str),
 }
 
 fn marker<'a>(line: &Line<'a>) -> Option<Marker<'a>> {
@@ -21,11 +24,33 @@ fn marker<'a>(line: &Line<'a>) -> Option<Marker<'a>> {
         .trim_start()
         .strip_prefix("atlas:")?
         .trim_start();
-    if let Some(name) = rest.strip_prefix("phase") {
-        return Some(Marker::Phase(name.trim()));
+    let (word, value) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    let value = value.trim();
+    match word {
+        "phase" => Some(Marker::Phase(value)),
+        "pattern" => Some(Marker::Pattern(value)),
+        "packages" => Some(Marker::Packages(value)),
+        "pip" => Some(Marker::Pip(value)),
+        _ => None,
     }
-    rest.strip_prefix("pattern")
-        .map(|p| Marker::Pattern(p.trim()))
+}
+
+/// Adds the words of a `packages`/`pip` marker to `spec.image`.
+fn add_image_software(b: &mut Builder, line: &Line<'_>, words: &str, pip: bool) {
+    if words.is_empty() {
+        b.warn(
+            Some(line.number),
+            "an `atlas: packages`/`atlas: pip` marker needs at least one name; ignored",
+        );
+        return;
+    }
+    let image = b.workflow.spec.image.get_or_insert_with(Default::default);
+    let list = if pip {
+        &mut image.pip
+    } else {
+        &mut image.packages
+    };
+    list.extend(words.split_whitespace().map(String::from));
 }
 
 /// The lines of one phase.
@@ -87,6 +112,8 @@ pub(crate) fn split(b: &mut Builder, body: &[Line<'_>], shell: Option<String>) {
                     "an `atlas: pattern` marker needs a pattern and a phase before it; ignored",
                 ),
             },
+            Some(Marker::Packages(words)) => add_image_software(b, line, words, false),
+            Some(Marker::Pip(words)) => add_image_software(b, line, words, true),
             None => match sections.last_mut() {
                 Some(section) => section.lines.push(*line),
                 None => setup.push(*line),
@@ -149,5 +176,20 @@ mod tests {
             .workflow;
         assert_eq!(w.spec.phases.len(), 1);
         assert_eq!(w.spec.environment.setup, None);
+    }
+
+    #[test]
+    fn packages_and_pip_markers_fill_the_image() {
+        let script = "#!/bin/bash\n#SBATCH -N 1\n# atlas: packages python3-numpy python3-sklearn\n# atlas: pip torch==2.3\n# atlas: phase a\n# atlas: packages\necho a\n";
+        let imported = import(script, &ImportOptions::default()).unwrap();
+        let image = imported.workflow.spec.image.unwrap();
+        assert_eq!(image.packages, ["python3-numpy", "python3-sklearn"]);
+        assert_eq!(image.pip, ["torch==2.3"]);
+        assert_eq!(imported.workflow.spec.phases[0].run, "echo a");
+        assert!(imported
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.line == Some(6) && w.message.contains("at least one name")));
     }
 }

@@ -15,6 +15,8 @@ pub use model::{
 };
 pub use sqlite::SqliteStore;
 
+use std::collections::BTreeMap;
+
 use atlas_spec::record::Record;
 
 /// Why a store operation failed.
@@ -62,6 +64,20 @@ pub trait Store {
         status: &str,
         cause: &str,
         ended_at: f64,
+    ) -> Result<(), StoreError>;
+    /// Records what differs between an experiment's runs other than the target.
+    fn set_differences(
+        &mut self,
+        experiment: &str,
+        differences: &[String],
+    ) -> Result<(), StoreError>;
+    /// Records how a run was launched: its scheduler's job id and launch figures (merged with
+    /// figures recorded before, by name).
+    fn record_launch(
+        &mut self,
+        run: &str,
+        scheduler_id: Option<&str>,
+        figures: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, StoreError>;

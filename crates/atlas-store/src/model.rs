@@ -1,5 +1,7 @@
 //! What the store returns: runs, phases and their summaries.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 /// A run as listed.
@@ -23,6 +25,11 @@ pub struct RunRow {
     pub labels: serde_json::Value,
     /// CPU seconds the agent itself used: its overhead.
     pub agent_cpu_seconds: Option<f64>,
+    /// The job's id with its scheduler or runtime (Slurm job id, podman container name).
+    pub scheduler_id: Option<String>,
+    /// Figures of the launch itself, by name (`imageBuildSeconds`, `stageInSeconds`,
+    /// `stageInBytes`, `containerStartSeconds`, …).
+    pub figures: BTreeMap<String, f64>,
 }
 
 /// A phase with what was measured in it.
@@ -107,6 +114,8 @@ pub struct ExperimentRow {
     pub failed: i64,
     /// Targets, comma-separated, in first-run order.
     pub targets: String,
+    /// What differs between the runs other than the target (the like-for-like check).
+    pub differences: Vec<String>,
 }
 
 /// An experiment with its runs.

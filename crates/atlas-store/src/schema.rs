@@ -91,4 +91,9 @@ CREATE INDEX metrics_by_name ON metrics (run_id, phase, name);
     r#"
 ALTER TABLE runs ADD COLUMN agent_cpu_seconds REAL;
 "#,
+    r#"
+ALTER TABLE runs ADD COLUMN scheduler_id TEXT;
+ALTER TABLE runs ADD COLUMN figures TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE experiments ADD COLUMN differences TEXT NOT NULL DEFAULT '[]';
+"#,
 ];

@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the store in one SQLite file (WAL mode, versioned migrations).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use atlas_spec::record::{GpuSample, Record, RecordBody};
@@ -122,7 +123,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -143,6 +144,8 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         run_dir: r.get(13)?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
         agent_cpu_seconds: r.get(15)?,
+        scheduler_id: r.get(16)?,
+        figures: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
     })
 }
 
@@ -335,9 +338,42 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn set_differences(
+        &mut self,
+        experiment: &str,
+        differences: &[String],
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(differences).unwrap_or_else(|_| "[]".into());
+        let n = self.conn.execute(
+            "UPDATE experiments SET differences = ?2 WHERE id = ?1",
+            params![experiment, text],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchExperiment(experiment.into()));
+        }
+        Ok(())
+    }
+
+    fn record_launch(
+        &mut self,
+        run: &str,
+        scheduler_id: Option<&str>,
+        figures: &BTreeMap<String, f64>,
+    ) -> Result<(), StoreError> {
+        let figures = serde_json::to_string(figures).unwrap_or_else(|_| "{}".into());
+        let n = self.conn.execute(
+            "UPDATE runs SET scheduler_id = coalesce(?2, scheduler_id), figures = json_patch(figures, ?3) WHERE id = ?1",
+            params![run, scheduler_id, figures],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchRun(run.into()));
+        }
+        Ok(())
+    }
+
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.id, e.workflow, e.created_at, e.labels,
+            "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
                     (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
                     (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
                     (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
@@ -351,9 +387,10 @@ impl Store for SqliteStore {
                     workflow: r.get(1)?,
                     created_at: r.get(2)?,
                     labels: serde_json::from_str(&labels).unwrap_or_default(),
-                    runs: r.get(4)?,
-                    succeeded: r.get(5)?,
-                    failed: r.get(6)?,
+                    differences: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                    runs: r.get(5)?,
+                    succeeded: r.get(6)?,
+                    failed: r.get(7)?,
                     targets: String::new(),
                 })
             })?
@@ -740,5 +777,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no run `r-nope`"));
+    }
+
+    #[test]
+    fn launch_figures_merge_and_differences_are_kept() {
+        let mut store = SqliteStore::open(&temp("launch")).unwrap();
+        store
+            .create_experiment("e-1", "w", &serde_json::json!({}), 1.0)
+            .unwrap();
+        store
+            .create_run(&crate::NewRun {
+                id: "r-1".into(),
+                experiment_id: Some("e-1".into()),
+                workflow: "w".into(),
+                target: "podman".into(),
+                repetition: 0,
+                run_dir: "/tmp/r-1".into(),
+                labels: serde_json::json!({}),
+                submitted_at: 1.0,
+            })
+            .unwrap();
+        let first = BTreeMap::from([("imageBuildSeconds".to_string(), 7.5)]);
+        let second = BTreeMap::from([("stageInBytes".to_string(), 42.0)]);
+        store.record_launch("r-1", None, &first).unwrap();
+        store
+            .record_launch("r-1", Some("atlas-r-1"), &second)
+            .unwrap();
+        let run = store.run("r-1").unwrap().run;
+        assert_eq!(run.scheduler_id.as_deref(), Some("atlas-r-1"));
+        assert_eq!(run.figures.len(), 2);
+        assert_eq!(run.figures["imageBuildSeconds"], 7.5);
+        assert!(store.record_launch("r-2", None, &first).is_err());
+        store
+            .set_differences("e-1", &["resources differ".to_string()])
+            .unwrap();
+        assert_eq!(
+            store.experiment("e-1").unwrap().experiment.differences,
+            ["resources differ"]
+        );
     }
 }
