@@ -26,16 +26,21 @@ impl JobCgroup {
                 continue;
             }
             let rel = path.trim_start_matches('/');
-            if controllers.split(',').any(|c| c == "memory") {
-                let dir = PathBuf::from("/sys/fs/cgroup/memory").join(rel);
-                if dir.join("memory.usage_in_bytes").exists() {
-                    return Some(JobCgroup { dir, v2: false });
-                }
+            let (mount, file, v2) = if controllers.split(',').any(|c| c == "memory") {
+                ("/sys/fs/cgroup/memory", "memory.usage_in_bytes", false)
             } else if controllers.is_empty() {
-                let dir = PathBuf::from("/sys/fs/cgroup").join(rel);
-                if dir.join("memory.current").exists() {
-                    return Some(JobCgroup { dir, v2: true });
-                }
+                ("/sys/fs/cgroup", "memory.current", true)
+            } else {
+                continue;
+            };
+            // Inside a container (podman on cgroup v1) /proc shows the host's path while the
+            // mount shows only the container's own subtree: then the mount root is the cgroup.
+            let inside_container = told.then(|| PathBuf::from(mount));
+            let found = std::iter::once(PathBuf::from(mount).join(rel))
+                .chain(inside_container)
+                .find(|dir| dir.join(file).exists());
+            if let Some(dir) = found {
+                return Some(JobCgroup { dir, v2 });
             }
         }
         None

@@ -399,6 +399,12 @@ pub struct DataItem {
     pub source: String,
     /// Where the job sees it.
     pub path: String,
+    /// The expected SHA-256 of the file (64 hex digits), checked before the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The expected size (bytes, or a quantity like 150Mi), checked before the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<Quantity>,
 }
 
 /// The container image for the workflow.

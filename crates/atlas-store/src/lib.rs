@@ -71,12 +71,13 @@ pub trait Store {
         experiment: &str,
         differences: &[String],
     ) -> Result<(), StoreError>;
-    /// Records how a run was launched: its scheduler's job id and launch figures (merged with
-    /// figures recorded before, by name).
+    /// Records how a run was launched: its scheduler's job id, when it was submitted (after its
+    /// image was built and its inputs staged) and launch figures (merged by name).
     fn record_launch(
         &mut self,
         run: &str,
         scheduler_id: Option<&str>,
+        submitted_at: Option<f64>,
         figures: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError>;
     /// All runs, newest first.

@@ -358,12 +358,13 @@ impl Store for SqliteStore {
         &mut self,
         run: &str,
         scheduler_id: Option<&str>,
+        submitted_at: Option<f64>,
         figures: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError> {
         let figures = serde_json::to_string(figures).unwrap_or_else(|_| "{}".into());
         let n = self.conn.execute(
-            "UPDATE runs SET scheduler_id = coalesce(?2, scheduler_id), figures = json_patch(figures, ?3) WHERE id = ?1",
-            params![run, scheduler_id, figures],
+            "UPDATE runs SET scheduler_id = coalesce(?2, scheduler_id), figures = json_patch(figures, ?3), submitted_at = coalesce(?4, submitted_at) WHERE id = ?1",
+            params![run, scheduler_id, figures, submitted_at],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchRun(run.into()));
@@ -799,15 +800,15 @@ mod tests {
             .unwrap();
         let first = BTreeMap::from([("imageBuildSeconds".to_string(), 7.5)]);
         let second = BTreeMap::from([("stageInBytes".to_string(), 42.0)]);
-        store.record_launch("r-1", None, &first).unwrap();
+        store.record_launch("r-1", None, None, &first).unwrap();
         store
-            .record_launch("r-1", Some("atlas-r-1"), &second)
+            .record_launch("r-1", Some("atlas-r-1"), Some(5.0), &second)
             .unwrap();
         let run = store.run("r-1").unwrap().run;
         assert_eq!(run.scheduler_id.as_deref(), Some("atlas-r-1"));
-        assert_eq!(run.figures.len(), 2);
+        assert_eq!((run.figures.len(), run.submitted_at), (2, 5.0));
         assert_eq!(run.figures["imageBuildSeconds"], 7.5);
-        assert!(store.record_launch("r-2", None, &first).is_err());
+        assert!(store.record_launch("r-2", None, None, &first).is_err());
         store
             .set_differences("e-1", &["resources differ".to_string()])
             .unwrap();

@@ -4,8 +4,6 @@
 
 mod commands;
 mod exit;
-mod launch;
-mod targets;
 
 use clap::{Parser, Subcommand};
 

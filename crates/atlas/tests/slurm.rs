@@ -238,7 +238,7 @@ fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
         "200ms",
     ]);
     assert_eq!(code, 1, "the rejected run fails the experiment: {stderr}");
-    assert!(stderr.contains("submitted Slurm job"), "{stderr}");
+    assert!(stderr.contains("cluster: r-"), "{stderr}");
     let (_, stdout, _) = atlas(&["runs", "--format", "json"]);
     let runs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let by_target = |t: &str| {
@@ -251,6 +251,11 @@ fn atlas_run_on_a_slurm_target_records_the_run_and_a_rejected_job() {
     };
     let cluster = by_target("cluster");
     assert_eq!(cluster["status"], "succeeded");
+    let job_id = cluster["schedulerId"].as_str().unwrap();
+    assert!(
+        job_id.parse::<u64>().is_ok(),
+        "the Slurm job id is kept: {cluster}"
+    );
     assert!(
         cluster["source"].as_str().unwrap().contains("cgroup"),
         "{cluster}"

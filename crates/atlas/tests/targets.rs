@@ -106,10 +106,36 @@ fn bad_config_and_unknown_names_are_input_errors() {
         stderr.contains("unknown target `mars` (known: gpu, local, podman, slurm)"),
         "{stderr}"
     );
-    let (code, _, stderr) = p.atlas(&["run", "workflow.yaml", "--on", "podman"]);
+    let (code, _, stderr) = p.atlas(&["run", "workflow.yaml", "--on", "mars"]);
     assert_eq!(code, 2);
+    assert!(stderr.contains("unknown target `mars`"), "{stderr}");
+}
+
+#[test]
+fn a_target_whose_tool_is_missing_fails_its_run_and_exits_3() {
+    let p = Project::new("missing-tool", TARGETS);
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  phases:\n  - {name: a, run: 'true'}\n",
+    )
+    .unwrap();
+    // A PATH with bash (for the local run) and no podman.
+    let empty = p.dir.join("path-without-podman");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::os::unix::fs::symlink("/bin/bash", empty.join("bash")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "podman", "--on", "local"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("atlas.db"))
+        .env("XDG_CONFIG_HOME", p.dir.join("none"))
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("podman is not installed"), "{stderr}");
     assert!(
-        stderr.contains("runs workflows on local and slurm targets"),
-        "{stderr}"
+        stderr.contains("1 of 2 run(s) succeeded"),
+        "the experiment goes on with local: {stderr}"
     );
 }

@@ -375,6 +375,7 @@ fn stage(b: &mut Builder, e: usize, value: &str) {
     let item = DataItem {
         source: local.to_string(),
         path: remote.to_string(),
+        ..Default::default()
     };
     let data = &mut b.workflow.spec.data;
     match op {
@@ -382,12 +383,14 @@ fn stage(b: &mut Builder, e: usize, value: &str) {
         "<" | "<<" => data.outputs.push(DataItem {
             source: remote.into(),
             path: local.into(),
+            ..Default::default()
         }),
         "<>" | "><" => {
             data.inputs.push(item);
             data.outputs.push(DataItem {
                 source: remote.into(),
                 path: local.into(),
+                ..Default::default()
             });
         }
         other => {

@@ -33,6 +33,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
     super::write_output(None, &text)
 }
 
+/// How the run was launched: its id with the scheduler or runtime and the launch figures.
+fn launch_line(r: &atlas_store::RunRow) -> Option<String> {
+    let f = &r.figures;
+    let mut parts = Vec::new();
+    if let Some(id) = &r.scheduler_id {
+        let what = if f.contains_key("imageCached") {
+            "container"
+        } else {
+            "job"
+        };
+        parts.push(format!("{what} {id}"));
+    }
+    match (f.get("imageCached"), f.get("imageBuildSeconds")) {
+        (Some(c), _) if *c > 0.0 => parts.push("image cached".into()),
+        (_, Some(s)) => parts.push(format!("image built in {}", format::seconds(*s))),
+        _ => {}
+    }
+    if let Some(bytes) = f.get("projectBytes") {
+        parts.push(format!("project copied {}", format::bytes(*bytes as i64)));
+    }
+    if let (Some(bytes), Some(secs)) = (f.get("inputBytes"), f.get("stageInSeconds")) {
+        let copied = f.get("stageInBytes").copied().unwrap_or(0.0);
+        parts.push(format!(
+            "inputs {} staged in {} ({} copied)",
+            format::bytes(*bytes as i64),
+            format::seconds(*secs),
+            format::bytes(copied as i64)
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("launch: {}\n", parts.join("  ")))
+}
+
 /// The run as a readable table.
 pub fn table(d: &RunDetail) -> String {
     let r = &d.run;
@@ -62,6 +94,9 @@ pub fn table(d: &RunDetail) -> String {
             r.source.as_deref().unwrap_or("?"),
             r.gpu.as_deref().unwrap_or("?"),
         );
+    }
+    if let Some(line) = launch_line(r) {
+        out += &line;
     }
     out += &format!(
         "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",

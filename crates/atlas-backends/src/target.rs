@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::data::Stage;
+
 /// What kind of place a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -49,6 +51,13 @@ pub struct Target {
     /// The price sheet entry or cost model the comparison uses for this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
+    /// How inputs reach a host job (local, Slurm): `path` (a link, the default) or `copy`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub stage: Stage,
+}
+
+fn is_default(stage: &Stage) -> bool {
+    *stage == Stage::default()
 }
 
 fn yes() -> bool {
@@ -71,6 +80,7 @@ impl Target {
             run_options: Vec::new(),
             gpus: true,
             price: None,
+            stage: Stage::Path,
         }
     }
 }
@@ -85,8 +95,10 @@ struct File {
 /// A target with its name and the file it came from.
 #[derive(Debug, Clone, Serialize)]
 pub struct Named {
+    /// The name `--on` takes.
     pub name: String,
     #[serde(flatten)]
+    /// Its settings.
     pub target: Target,
     /// The file that defined it (`built-in` for `local` when no file does).
     pub source: String,

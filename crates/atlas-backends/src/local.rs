@@ -1,0 +1,68 @@
+//! `local`: the agent as a child process on this machine, bare metal.
+
+use std::process::{Child, Command, Stdio};
+
+use crate::target::Named;
+use crate::{data, Backend, BackendError, Collected, Figures, Job, JobEnd};
+
+/// Runs jobs as child processes of `atlas run`.
+pub(crate) struct Local {
+    target: Named,
+    child: Option<Child>,
+}
+
+impl Local {
+    pub(crate) fn new(target: Named) -> Self {
+        Local {
+            target,
+            child: None,
+        }
+    }
+}
+
+impl Backend for Local {
+    fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
+        data::stage_on_host(job, self.target.target.stage)
+    }
+
+    fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
+        let child = Command::new(job.agent)
+            .args(crate::agent_args(job, job.workflow_file, job.run_dir))
+            .current_dir(job.project_dir)
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                BackendError::Unusable(format!(
+                    "cannot start the agent {}: {e}",
+                    job.agent.display()
+                ))
+            })?;
+        let pid = child.id().to_string();
+        self.child = Some(child);
+        Ok(pid)
+    }
+
+    fn watch(&mut self) -> Option<JobEnd> {
+        let state = match self.child.as_mut()?.try_wait() {
+            Ok(None) => return None,
+            Ok(Some(status)) => format!("exit {}", status.code().unwrap_or(-1)),
+            Err(e) => format!("lost: {e}"),
+        };
+        // Reaped: its pid may be reused, so there is nothing left to cancel.
+        self.child = None;
+        Some(JobEnd { state })
+    }
+
+    fn cancel(&mut self) {
+        if let Some(child) = &self.child {
+            // SAFETY: kill(2) on our own child, not reaped yet (watch drops it once reaped).
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    fn collect(&mut self, _job: &Job<'_>) -> Collected {
+        Collected::default()
+    }
+}

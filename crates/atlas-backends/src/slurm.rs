@@ -1,0 +1,145 @@
+//! `slurm`: the agent inside a batch job. The sbatch script comes from `atlas-emit` (the
+//! importer's mapping in reverse, every value quoted), is submitted with `sbatch --parsable`,
+//! watched with `squeue` and `scontrol show job`, and cancelled with `scancel`. The agent
+//! writes its spool into the run directory, which the job sees on the shared filesystem.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use atlas_emit::{sbatch_script, SbatchOptions};
+
+use crate::target::Named;
+use crate::{data, process, Backend, BackendError, Collected, Figures, Job, JobEnd};
+
+/// How often squeue is asked about a running job.
+const POLL: Duration = Duration::from_millis(500);
+
+/// Submits jobs to the Slurm controller reachable from here.
+pub(crate) struct Slurm {
+    target: Named,
+    job_id: Option<String>,
+    last_poll: Option<Instant>,
+}
+
+impl Slurm {
+    pub(crate) fn new(target: Named) -> Self {
+        Slurm {
+            target,
+            job_id: None,
+            last_poll: None,
+        }
+    }
+}
+
+impl Backend for Slurm {
+    fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
+        if let Some(missing) = ["sbatch", "squeue", "scancel", "scontrol"]
+            .into_iter()
+            .find(|p| !process::installed(p))
+        {
+            return Err(BackendError::Unusable(format!(
+                "{missing} is not installed (Debian: slurm-client; a local cluster: scripts/slurm-up)"
+            )));
+        }
+        let t = &self.target.target;
+        let options = SbatchOptions {
+            command: std::iter::once(job.agent.display().to_string())
+                .chain(crate::agent_args(job, job.workflow_file, job.run_dir))
+                .collect(),
+            partition: t.partition.clone(),
+            account: t.account.clone(),
+            extra: t.sbatch_options.clone(),
+            // Where the job starts, as on `local`: the workflow's directory, else the project.
+            working_directory: match &job.workflow.spec.scheduling.working_directory {
+                Some(dir) => dir.clone(),
+                None => job.project_dir.display().to_string(),
+            },
+            output: job.run_dir.join("slurm-%j.out").display().to_string(),
+        };
+        let workflow = crate::without_gpus_if_none(&self.target, job.workflow);
+        let script = sbatch_script(&workflow, &options)
+            .map_err(|e| BackendError::Rejected(format!("cannot write the sbatch script: {e}")))?;
+        let path = job.run_dir.join("job.sbatch");
+        std::fs::write(&path, script)
+            .map_err(|e| BackendError::Unusable(format!("cannot write {}: {e}", path.display())))?;
+        data::stage_on_host(job, t.stage)
+    }
+
+    fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
+        let path = job.run_dir.join("job.sbatch");
+        let out = Command::new("sbatch")
+            .arg("--parsable")
+            .arg(&path)
+            .output()
+            .map_err(|e| {
+                BackendError::Unusable(format!(
+                    "cannot run sbatch: {e} (see `atlas targets check`)"
+                ))
+            })?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let message = stderr
+                .lines()
+                .map(|l| l.trim().trim_start_matches("sbatch: error: "))
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(BackendError::Rejected(format!(
+                "sbatch rejected the job: {message}"
+            )));
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let job_id = stdout
+            .trim()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        self.job_id = Some(job_id.clone());
+        Ok(job_id)
+    }
+
+    fn watch(&mut self) -> Option<JobEnd> {
+        let job_id = self.job_id.as_deref()?;
+        if self.last_poll.is_some_and(|t| t.elapsed() < POLL) {
+            return None;
+        }
+        self.last_poll = Some(Instant::now());
+        if job_listed(job_id) {
+            return None;
+        }
+        Some(JobEnd {
+            state: final_state(job_id),
+        })
+    }
+
+    fn cancel(&mut self) {
+        if let Some(job_id) = &self.job_id {
+            let _ = Command::new("scancel").arg(job_id).status();
+        }
+    }
+
+    fn collect(&mut self, job: &Job<'_>) -> Collected {
+        let output_tail = self
+            .job_id
+            .as_ref()
+            .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10));
+        Collected { output_tail }
+    }
+}
+
+/// Whether squeue still lists the job (pending, running, completing).
+fn job_listed(job_id: &str) -> bool {
+    process::output("squeue", &["-h", "-j", job_id, "-o", "%T"]).is_ok_and(|o| !o.is_empty())
+}
+
+/// The job's final state from scontrol (kept for MinJobAge seconds after it ends).
+fn final_state(job_id: &str) -> String {
+    process::output("scontrol", &["show", "job", job_id, "-o"])
+        .ok()
+        .and_then(|o| {
+            o.split_whitespace()
+                .find_map(|f| f.strip_prefix("JobState=").map(String::from))
+        })
+        .unwrap_or_else(|| "UNKNOWN".into())
+}

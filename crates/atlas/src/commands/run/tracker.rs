@@ -1,0 +1,245 @@
+//! One run of an experiment from start to end: registered in the store, prepared and submitted
+//! by its target's backend, its spool followed into the store while it runs, and recorded as
+//! failed with a cause when the job ends without its agent saying how.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use atlas_backends::{Backend, BackendError, Job, Named, VerifiedInput};
+use atlas_spec::record::PhaseStatus;
+use atlas_spec::Workflow;
+use atlas_store::{NewRun, SqliteStore, Store};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use super::live::{show_progress, Live, WITHOUT_BAR};
+use crate::exit::Failure;
+
+/// What every run of an experiment shares.
+pub(super) struct Context<'a> {
+    pub experiment: &'a str,
+    pub workflow: &'a Workflow,
+    pub project_dir: &'a Path,
+    pub db_path: &'a Path,
+    pub agent: &'a Path,
+    pub interval: Duration,
+    pub inputs: &'a [VerifiedInput],
+    pub labels: &'a serde_json::Value,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Outcome {
+    Succeeded,
+    /// The job failed or was refused (the cause).
+    Failed(String),
+    /// The target could not be used from here (the reason).
+    Unusable(String),
+}
+
+/// One run being followed.
+pub(super) struct Tracker {
+    pub run_id: String,
+    run_dir: PathBuf,
+    workflow_file: PathBuf,
+    backend: Box<dyn Backend>,
+    bar: ProgressBar,
+    offset: u64,
+    live: Live,
+    pub outcome: Option<Outcome>,
+}
+
+fn now() -> f64 {
+    atlas_agent::spool::unix_now()
+}
+
+impl Tracker {
+    /// Registers the run and writes its workflow into its run directory.
+    pub fn new(
+        store: &mut SqliteStore,
+        ctx: &Context<'_>,
+        target: &Named,
+        repetition: u32,
+        bars: &MultiProgress,
+    ) -> Result<Self, Failure> {
+        let run_id = super::new_id("r");
+        let run_dir = crate::commands::db::run_dir(ctx.db_path, &run_id);
+        std::fs::create_dir_all(&run_dir).map_err(|e| {
+            Failure::environment(format!("cannot create {}: {e}", run_dir.display()))
+        })?;
+        let workflow_file = run_dir.join("workflow.yaml");
+        std::fs::write(&workflow_file, atlas_spec::to_yaml(ctx.workflow)).map_err(|e| {
+            Failure::environment(format!("cannot write {}: {e}", workflow_file.display()))
+        })?;
+        if !ctx.inputs.is_empty() {
+            let inputs = serde_json::to_string_pretty(ctx.inputs).unwrap_or_default();
+            let _ = std::fs::write(run_dir.join("inputs.json"), inputs);
+        }
+        store
+            .create_run(&NewRun {
+                id: run_id.clone(),
+                experiment_id: Some(ctx.experiment.to_string()),
+                workflow: ctx.workflow.metadata.name.clone(),
+                target: target.name.clone(),
+                repetition: i64::from(repetition),
+                run_dir: run_dir.display().to_string(),
+                labels: ctx.labels.clone(),
+                submitted_at: now(),
+            })
+            .map_err(Failure::environment)?;
+        let bar = bars.add(ProgressBar::new(0));
+        bar.set_style(ProgressStyle::with_template(WITHOUT_BAR).expect("a valid template"));
+        bar.set_prefix(format!("{run_id} {}", target.name));
+        bar.enable_steady_tick(Duration::from_millis(250));
+        Ok(Tracker {
+            run_id,
+            run_dir,
+            workflow_file,
+            backend: atlas_backends::backend(target),
+            bar,
+            offset: 0,
+            live: Live::new(&target.name),
+            outcome: None,
+        })
+    }
+
+    /// The backend's view of this run (from the fields, so the backend can be borrowed too).
+    fn job<'a>(
+        run_id: &'a str,
+        run_dir: &'a Path,
+        workflow_file: &'a Path,
+        ctx: &'a Context<'a>,
+    ) -> Job<'a> {
+        Job {
+            run_id,
+            run_dir,
+            workflow: ctx.workflow,
+            workflow_file,
+            project_dir: ctx.project_dir,
+            interval: ctx.interval,
+            agent: ctx.agent,
+            inputs: ctx.inputs,
+        }
+    }
+
+    /// Prepares and submits the job; a refusal ends the run here with its cause.
+    pub fn start(&mut self, store: &mut SqliteStore, ctx: &Context<'_>) -> Result<(), Failure> {
+        let job = Self::job(&self.run_id, &self.run_dir, &self.workflow_file, ctx);
+        let submitted = self.bar.suspend(|| {
+            let figures = self.backend.prepare(&job)?;
+            store
+                .record_launch(&self.run_id, None, None, &figures)
+                .map_err(|e| BackendError::Unusable(e.to_string()))?;
+            let submitted_at = now();
+            let id = self.backend.submit(&job)?;
+            Ok::<_, BackendError>((id, submitted_at))
+        });
+        match submitted {
+            Ok((id, submitted_at)) => {
+                self.bar.suspend(|| {
+                    eprintln!("  {}: {} submitted ({id})", self.live.label, self.run_id)
+                });
+                store
+                    .record_launch(
+                        &self.run_id,
+                        Some(&id),
+                        Some(submitted_at),
+                        &Default::default(),
+                    )
+                    .map_err(Failure::environment)?;
+                Ok(())
+            }
+            Err(error) => {
+                let cause = error.to_string();
+                self.bar.finish_and_clear();
+                eprintln!("  {}: {cause}", self.run_id);
+                store
+                    .finish_run(&self.run_id, "failed", &cause, now())
+                    .map_err(Failure::environment)?;
+                self.outcome = Some(match error {
+                    BackendError::Rejected(_) => Outcome::Failed(cause),
+                    BackendError::Unusable(_) => Outcome::Unusable(cause),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Ingests what the spool gained and checks whether the job has ended.
+    pub fn poll(&mut self, store: &mut SqliteStore, ctx: &Context<'_>) -> Result<(), Failure> {
+        if self.outcome.is_some() {
+            return Ok(());
+        }
+        let end = self.backend.watch();
+        self.ingest(store, end.is_some())?;
+        let Some(end) = end else {
+            return Ok(());
+        };
+        self.bar.finish_and_clear();
+        let outcome = match self.live.status {
+            Some(PhaseStatus::Succeeded) => Outcome::Succeeded,
+            Some(_) => Outcome::Failed(
+                store
+                    .run(&self.run_id)
+                    .map_err(Failure::environment)?
+                    .run
+                    .cause
+                    .unwrap_or_default(),
+            ),
+            None => {
+                let job = Self::job(&self.run_id, &self.run_dir, &self.workflow_file, ctx);
+                let collected = self.backend.collect(&job);
+                let tail = collected
+                    .output_tail
+                    .map(|t| format!("; its output ends with:\n{t}"))
+                    .unwrap_or_default();
+                let cause = format!(
+                    "the job ended ({}) without its agent reporting the end; see {}{tail}",
+                    end.state,
+                    self.run_dir.display()
+                );
+                store
+                    .finish_run(&self.run_id, "failed", &cause, now())
+                    .map_err(Failure::environment)?;
+                Outcome::Failed(cause)
+            }
+        };
+        self.outcome = Some(outcome);
+        Ok(())
+    }
+
+    /// Reads the spool from where it was left and stores the new records.
+    fn ingest(&mut self, store: &mut SqliteStore, last: bool) -> Result<(), Failure> {
+        let spool = self.run_dir.join("spool.jsonl");
+        if !spool.exists() {
+            return Ok(());
+        }
+        let contents = atlas_agent::spool::read_spool(&spool, self.offset)
+            .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
+        self.offset = contents.complete_bytes;
+        for (line, why) in contents.bad_lines.iter().filter(|_| last) {
+            self.bar
+                .suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
+        }
+        store
+            .ingest(&contents.records)
+            .map_err(Failure::environment)?;
+        for r in &contents.records {
+            self.live.update(&r.body, r.mono, &self.bar);
+        }
+        show_progress(&self.bar, &self.live);
+        Ok(())
+    }
+
+    /// Asks the job to stop; its agent records the cancellation.
+    pub fn cancel(&mut self) {
+        if self.outcome.is_none() {
+            self.bar.suspend(|| {
+                eprintln!(
+                    "  cancelling {}; waiting for its agent to record it",
+                    self.run_id
+                )
+            });
+            self.backend.cancel();
+        }
+    }
+}
