@@ -285,3 +285,95 @@ fn ctrl_c_cancels_the_local_run_and_starts_no_more() {
         runs[0]
     );
 }
+
+/// A static HTTP server on 127.0.0.1 serving `dir` (Python's http.server); killed on drop.
+struct HttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpServer {
+    fn serve(dir: &Path) -> HttpServer {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                "0",
+                "--directory",
+            ])
+            .arg(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 43521 (http://127.0.0.1:43521/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        HttpServer { child, port }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn inputs_are_checked_before_submission_and_staged_for_the_job() {
+    // sha256 of "hello\n", as sha256sum prints it.
+    const HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+    let s = Sandbox::new("inputs");
+    let served = s.dir.join("served");
+    std::fs::create_dir_all(&served).unwrap();
+    std::fs::write(served.join("set.bin"), "hello\n").unwrap();
+    std::fs::write(s.dir.join("local.bin"), "hello\n").unwrap();
+    let server = HttpServer::serve(&served);
+    let write = |local_sha: &str| {
+        let text = format!(
+            "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {{name: inputs}}\nspec:\n  scheduling: {{workingDirectory: '{dir}'}}\n  data:\n    inputs:\n    - {{source: 'file://{dir}/local.bin', path: in/local.bin, sha256: {local_sha}, size: 6}}\n    - {{source: 'http://127.0.0.1:{port}/set.bin', path: in/remote.bin, sha256: {HELLO}}}\n  phases:\n  - {{name: read, run: 'cat in/local.bin in/remote.bin'}}\n",
+            dir = s.dir.display(),
+            port = server.port
+        );
+        std::fs::write(s.dir.join("w.yaml"), text).unwrap();
+        s.dir.join("w.yaml").display().to_string()
+    };
+    let workflow = write(HELLO);
+    let (code, _, stderr) = s.atlas(&["run", &workflow, "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = json(&s.atlas(&["runs", "--format", "json"]).1);
+    let run = &runs[0];
+    assert_eq!(run["figures"]["inputBytes"], 12.0, "{run}");
+    assert!(run["figures"]["stageInSeconds"].is_number(), "{run}");
+    let (_, log, _) = s.atlas(&["logs", run["id"].as_str().unwrap()]);
+    assert_eq!(log.matches("hello").count(), 2, "{log}");
+    assert!(
+        std::fs::symlink_metadata(s.dir.join("in/local.bin"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "`path` staging links the input"
+    );
+
+    // A changed input stops the run before anything is submitted.
+    let workflow = write(&HELLO.replace('5', "6"));
+    let (code, _, stderr) = s.atlas(&["run", &workflow, "--on", "local"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("sha256 mismatch"), "{stderr}");
+    assert!(stderr.contains("nothing was submitted"), "{stderr}");
+    let runs = json(&s.atlas(&["runs", "--format", "json"]).1);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "no run was made");
+}

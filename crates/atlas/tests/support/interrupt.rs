@@ -13,7 +13,7 @@ pub fn interrupt_during_phase(db: &Path, cwd: &Path, args: &[&str]) -> (i32, Str
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
     loop {
         if std::time::Instant::now() >= deadline {
             let out = Command::new(env!("CARGO_BIN_EXE_atlas"))

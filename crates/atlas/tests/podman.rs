@@ -1,0 +1,276 @@
+//! The podman backend for real (rootful podman with runc, base image from scripts/base-image):
+//! images built from `atlas containerize`'s files, containers under a random high UID, inputs
+//! bind-mounted, cancellation, a failing build, and the example workflow on local, Slurm and
+//! podman as one experiment. With `ATLAS_REQUIRE_INTEGRATION=1` a missing podman (or Slurm for
+//! the experiment) is a failure, not a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn required() -> bool {
+    std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1")
+}
+
+fn podman_available() -> bool {
+    let up = Command::new("podman")
+        .args(["image", "exists", "localhost/atlas-base:bookworm"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !up && required() {
+        panic!("podman and the base image are required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/base-image");
+    }
+    if !up {
+        eprintln!("skipped: no podman or no base image (run scripts/base-image)");
+    }
+    up
+}
+
+fn slurm_available() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("idle"));
+    if !up && required() {
+        panic!("Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up");
+    }
+    up
+}
+
+/// A project directory with an atlas.toml naming a podman target.
+struct Project {
+    dir: PathBuf,
+}
+
+const TARGETS: &str = "[targets.podman]\nkind = \"podman\"\ngpus = false\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\n\n[targets.local]\nkind = \"local\"\ngpus = false\n";
+
+impl Project {
+    fn new(tag: &str) -> Project {
+        let dir = std::env::temp_dir().join(format!("atlas-podman-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("atlas.toml"), TARGETS).unwrap();
+        Project { dir }
+    }
+
+    fn atlas(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("ATLAS_DB", self.dir.join("db/atlas.db"))
+            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn runs(&self) -> Vec<serde_json::Value> {
+        let (code, stdout, stderr) = self.atlas(&["runs", "--format", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn show(&self, run: &str) -> serde_json::Value {
+        let (code, stdout, stderr) = self.atlas(&["show", run, "--format", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn sha256(text: &str) -> String {
+    let out = Command::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)[..64].to_string()
+}
+
+#[test]
+fn the_container_runs_under_a_random_uid_and_sees_its_checked_input() {
+    if !podman_available() {
+        return;
+    }
+    let p = Project::new("uid");
+    std::fs::create_dir_all(p.dir.join("inputs")).unwrap();
+    std::fs::write(p.dir.join("inputs/set.txt"), "imagenet, in small\n").unwrap();
+    let workflow = format!(
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {{name: uid-check}}\nspec:\n  data:\n    inputs:\n    - {{source: inputs/set.txt, path: data/train.txt, sha256: {}, size: 19}}\n  phases:\n  - name: look\n    run: |\n      id -u > whoami.txt; id -g >> whoami.txt\n      cat data/train.txt\n      touch data/train.txt 2>/dev/null && echo input-writable || echo input-read-only\n      echo out > result.txt\n",
+        sha256("imagenet, in small\n")
+    );
+    std::fs::write(p.dir.join("w.yaml"), workflow).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "podman", "--interval", "200ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    let run = &p.runs()[0];
+    let run_dir = Path::new(run["runDir"].as_str().unwrap());
+    let who = std::fs::read_to_string(run_dir.join("work/whoami.txt")).unwrap();
+    let ids: Vec<u64> = who.lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert!(ids[0] >= 1_000_000_000, "a random high UID: {who}");
+    assert_eq!(ids[1], 0, "group 0, as OpenShift runs it");
+    assert!(
+        run_dir.join("work/result.txt").exists(),
+        "the UID can write its work directory"
+    );
+    let log = std::fs::read_to_string(run_dir.join("logs/look.out")).unwrap();
+    assert!(log.contains("imagenet, in small"), "{log}");
+    assert!(
+        log.contains("input-read-only"),
+        "inputs are mounted read-only: {log}"
+    );
+    assert_eq!(
+        run["schedulerId"],
+        format!("atlas-{}", run["id"].as_str().unwrap())
+    );
+    assert_eq!(run["figures"]["inputBytes"], 19.0);
+    assert!(run["figures"]["imageCached"].is_number(), "{run}");
+    assert!(
+        run["source"].as_str().unwrap().contains("cgroup"),
+        "the container's own cgroup is measured: {run}"
+    );
+    // The same workflow again: the image is not rebuilt.
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "podman", "--interval", "200ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(p.runs()[0]["figures"]["imageCached"], 1.0);
+}
+
+#[test]
+fn a_failing_image_build_fails_the_run_with_the_end_of_its_log() {
+    if !podman_available() {
+        return;
+    }
+    let p = Project::new("badbuild");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: bad-build}\nspec:\n  image:\n    packages: [atlas-no-such-package]\n  phases:\n  - {name: a, run: 'true'}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "podman", "--on", "local"]);
+    assert_eq!(code, 1, "{stderr}");
+    let runs = p.runs();
+    let podman = runs.iter().find(|r| r["target"] == "podman").unwrap();
+    let cause = podman["cause"].as_str().unwrap();
+    assert!(cause.contains("the image build failed"), "{cause}");
+    assert!(
+        cause.contains("atlas-no-such-package"),
+        "the log's tail: {cause}"
+    );
+    let local = runs.iter().find(|r| r["target"] == "local").unwrap();
+    assert_eq!(local["status"], "succeeded", "the experiment goes on");
+}
+
+mod support {
+    pub mod interrupt;
+}
+
+#[test]
+fn ctrl_c_during_a_podman_run_stops_the_container_and_records_the_cancellation() {
+    if !podman_available() {
+        return;
+    }
+    let p = Project::new("cancel");
+    std::fs::write(
+        p.dir.join("wait.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: wait}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 120'}\n  - {name: after, run: 'true'}\n",
+    )
+    .unwrap();
+    let (code, stderr) = support::interrupt::interrupt_during_phase(
+        &p.dir.join("db/atlas.db"),
+        &p.dir,
+        &["run", "wait.yaml", "--on", "podman", "--interval", "200ms"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let run = &p.runs()[0];
+    assert!(
+        run["cause"].as_str().unwrap().starts_with("cancelled"),
+        "{run}"
+    );
+    let detail = p.show(run["id"].as_str().unwrap());
+    assert_eq!(detail["phases"][1]["status"], "skipped", "{detail}");
+    let left = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("name={}", run["schedulerId"].as_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "the container is gone"
+    );
+}
+
+/// The example (examples/biggan-mini/job.lsf) on this machine, on Slurm and in a container, as
+/// one experiment: the same phases and app metrics from all three.
+#[test]
+fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
+    if !podman_available() || !slurm_available() {
+        return;
+    }
+    let p = Project::new("example");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mini");
+    for file in ["job.lsf", "preprocess.py", "train.py", "predict.py"] {
+        std::fs::copy(example.join(file), p.dir.join(file)).unwrap();
+    }
+    let (code, _, stderr) = p.atlas(&[
+        "run",
+        "job.lsf",
+        "--on",
+        "local",
+        "--on",
+        "slurm",
+        "--on",
+        "podman",
+        "--parallel",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("the runs differ only in target"),
+        "{stderr}"
+    );
+    let runs = p.runs();
+    assert_eq!(runs.len(), 3);
+    let experiment = runs[0]["experimentId"].as_str().unwrap();
+    assert!(runs.iter().all(|r| r["experimentId"] == experiment));
+    let mut accuracies = Vec::new();
+    for run in &runs {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let detail = p.show(run["id"].as_str().unwrap());
+        let phases: Vec<&str> = detail["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            phases,
+            ["preprocess", "train", "predict"],
+            "{}",
+            run["target"]
+        );
+        assert!(detail["phases"][1]["samples"].as_i64().unwrap() > 0);
+        let metrics = detail["phases"][1]["metrics"].as_array().unwrap();
+        assert!(metrics.iter().any(|m| m["name"] == "loss"), "{detail}");
+        accuracies.push(detail["phases"][2]["metrics"][0]["last"].as_f64().unwrap());
+    }
+    assert!(
+        accuracies.windows(2).all(|w| w[0] == w[1]),
+        "the same deterministic model everywhere: {accuracies:?}"
+    );
+}
