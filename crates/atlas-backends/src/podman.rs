@@ -63,16 +63,6 @@ impl Backend for Podman {
             .as_ref()
             .and_then(|i| i.base.clone())
             .unwrap_or_else(|| DEFAULT_BASE.into());
-        if let Err(why) = process::output("podman", &["image", "exists", &base]) {
-            let hint = if base == DEFAULT_BASE {
-                "run scripts/base-image to build it offline"
-            } else {
-                "build or pull it first"
-            };
-            return Err(unusable(format!(
-                "the base image {base} is missing ({why}); {hint}"
-            )));
-        }
         let files = container_files(&workflow)
             .map_err(|e| BackendError::Rejected(format!("cannot containerize: {e}")))?;
         let context = job.run_dir.join("image");
@@ -81,13 +71,14 @@ impl Backend for Podman {
         let tag = format!(
             "localhost/atlas-{}:{}",
             workflow.metadata.name,
-            context_hash(&context)
+            context_hash(&context, job.agent)
                 .map_err(|e| unusable(format!("cannot read {}: {e}", context.display())))?
         );
         let mut figures = Figures::new();
         if process::output("podman", &["image", "exists", &tag]).is_ok() {
             figures.insert("imageCached".into(), 1.0);
         } else {
+            check_base(&base)?;
             eprintln!("  building image {tag}");
             let started = Instant::now();
             build(&context, &tag, &job.run_dir.join("image-build.log"))?;
@@ -162,6 +153,21 @@ impl Backend for Podman {
             output_tail: crate::tail(&job.run_dir.join("container.log"), 10),
         }
     }
+}
+
+/// The base image must exist before a build (there is no registry to pull it from).
+fn check_base(base: &str) -> Result<(), BackendError> {
+    if let Err(why) = process::output("podman", &["image", "exists", base]) {
+        let hint = if base == DEFAULT_BASE {
+            "run scripts/base-image to build it offline"
+        } else {
+            "build or pull it first"
+        };
+        return Err(unusable(format!(
+            "the base image {base} is missing ({why}); {hint}"
+        )));
+    }
+    Ok(())
 }
 
 /// The `podman run` arguments before the image.
@@ -254,13 +260,28 @@ fn write_context(
     Ok(())
 }
 
-/// The first 16 hex digits of the SHA-256 over the context's files, in name order.
-fn context_hash(context: &Path) -> Result<String, String> {
+/// The first 16 hex digits of a SHA-256 over the context: the small files by content, the
+/// atlas binary (tens of MB; hashing it would cost a third of a second per run) by its identity
+/// as a file (device, inode, size, modification time), which any rebuild changes.
+fn context_hash(context: &Path, agent: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
     let mut hasher = Sha256::new();
-    for name in ["Containerfile", "entrypoint.sh", "workflow.yaml", "atlas"] {
+    for name in ["Containerfile", "entrypoint.sh", "workflow.yaml"] {
         hasher.update(name.as_bytes());
         hasher.update(data::sha256_of(&context.join(name))?.as_bytes());
     }
+    let meta = std::fs::metadata(agent).map_err(|e| format!("{}: {e}", agent.display()))?;
+    hasher.update(
+        format!(
+            "atlas {} {} {} {}.{}",
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        )
+        .as_bytes(),
+    );
     Ok(data::hex(&hasher.finalize())[..16].to_string())
 }
 

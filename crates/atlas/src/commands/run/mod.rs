@@ -200,7 +200,8 @@ fn follow(
     running: &mut [Tracker],
     mut interrupted: bool,
 ) -> Result<bool, Failure> {
-    let tick = Duration::from_millis(200).min(ctx.interval);
+    // Short enough that a job's end is noticed at once; each tick is a stat and a try_wait.
+    let tick = Duration::from_millis(50).min(ctx.interval);
     while running.iter().any(|t| t.outcome.is_none()) {
         for tracker in running.iter_mut() {
             tracker.poll(store, ctx)?;
