@@ -42,9 +42,12 @@ impl Backend for Slurm {
             )));
         }
         let t = &self.target.target;
+        let array = job.workflow.spec.scheduling.array.is_some();
         let options = SbatchOptions {
+            // An array runs as a Slurm array: every task's agent has its own run and spool.
             command: std::iter::once(job.agent.display().to_string())
                 .chain(crate::agent_args(job, job.workflow_file, job.run_dir))
+                .chain(array.then(|| "--array-task".to_string()))
                 .collect(),
             partition: t.partition.clone(),
             account: t.account.clone(),
@@ -54,7 +57,15 @@ impl Backend for Slurm {
                 Some(dir) => dir.clone(),
                 None => job.project_dir.display().to_string(),
             },
-            output: job.run_dir.join("slurm-%j.out").display().to_string(),
+            output: job
+                .run_dir
+                .join(if array {
+                    "slurm-%A_%a.out"
+                } else {
+                    "slurm-%j.out"
+                })
+                .display()
+                .to_string(),
         };
         let workflow = crate::without_gpus_if_none(&self.target, job.workflow);
         let script = sbatch_script(&workflow, &options)

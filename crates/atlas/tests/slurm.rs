@@ -323,3 +323,73 @@ fn ctrl_c_during_a_slurm_run_cancels_the_job() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_array_runs_as_a_slurm_array_with_a_run_per_task() {
+    if !slurm_available() {
+        return;
+    }
+    let dir = project(
+        "array",
+        "[targets.cluster]\nkind = \"slurm\"\npartition = \"debug\"\n",
+    );
+    std::fs::write(
+        dir.join("array.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: sweep}\nspec:\n  scheduling: {array: {start: 1, end: 3}}\n  phases:\n  - {name: task, run: 'echo task=$SLURM_ARRAY_TASK_ID; test $SLURM_ARRAY_TASK_ID != 2', patterns: ['task=(?P<task>[0-9]+)']}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args([
+            "run",
+            "array.yaml",
+            "--on",
+            "cluster",
+            "--interval",
+            "200ms",
+        ])
+        .current_dir(&dir)
+        .env("ATLAS_DB", dir.join("atlas.db"))
+        .env("XDG_CONFIG_HOME", dir.join("none"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "task 2 fails: {stderr}");
+    let runs = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["runs", "--format", "json"])
+        .env("ATLAS_DB", dir.join("atlas.db"))
+        .output()
+        .unwrap();
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 4, "the array's run and one per task: {runs:?}");
+    let parent = runs
+        .iter()
+        .find(|r| !r["id"].as_str().unwrap().contains("-t"))
+        .unwrap();
+    let parent_id = parent["id"].as_str().unwrap();
+    assert_eq!(parent["status"], "failed");
+    let cause = parent["cause"].as_str().unwrap();
+    assert!(
+        cause.contains("2 of 3 tasks succeeded") && cause.contains(&format!("{parent_id}-t2")),
+        "{cause}"
+    );
+    for task in 1..=3 {
+        let run = runs
+            .iter()
+            .find(|r| r["id"] == format!("{parent_id}-t{task}"))
+            .unwrap_or_else(|| panic!("no run for task {task}: {runs:?}"));
+        let expected = if task == 2 { "failed" } else { "succeeded" };
+        assert_eq!(run["status"], expected, "{run}");
+        assert_eq!(run["experimentId"], parent["experimentId"]);
+    }
+    // One Slurm job with an array of tasks: `JOBID_N` output files under one job id.
+    let job_id = parent["schedulerId"].as_str().unwrap();
+    let outputs: Vec<String> = std::fs::read_dir(parent["runDir"].as_str().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("slurm-{job_id}_")))
+        .collect();
+    assert_eq!(outputs.len(), 3, "{outputs:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -29,13 +29,32 @@ pub struct Args {
     /// Do not copy the phases' output to this terminal (it is always in the logs).
     #[arg(long)]
     quiet: bool,
+    /// In a Slurm array task: the run is `RUN_ID-tN` in `RUN_DIR/tasks/N`, N from
+    /// `SLURM_ARRAY_TASK_ID` (so every task has its own spool).
+    #[arg(long)]
+    array_task: bool,
+}
+
+/// The run id and directory of this agent: per array task when asked and in one.
+fn run_identity(args: &Args) -> (String, PathBuf) {
+    let task = std::env::var("SLURM_ARRAY_TASK_ID")
+        .ok()
+        .filter(|t| args.array_task && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+    match task {
+        Some(task) => (
+            format!("{}-t{task}", args.run_id),
+            args.run_dir.join("tasks").join(task),
+        ),
+        None => (args.run_id.clone(), args.run_dir.clone()),
+    }
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let workflow = atlas_agent::load_workflow(&args.workflow).map_err(Failure::input)?;
+    let (run_id, run_dir) = run_identity(&args);
     let config = AgentConfig {
-        run_id: args.run_id,
-        run_dir: args.run_dir,
+        run_id,
+        run_dir,
         interval: args.interval,
         grace: args.grace,
         passthrough: !args.quiet,

@@ -2,17 +2,41 @@
 //! by its target's backend, its spool followed into the store while it runs, and recorded as
 //! failed with a cause when the job ends without its agent saying how.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use atlas_backends::{Backend, BackendError, Job, Named, VerifiedInput};
-use atlas_spec::record::PhaseStatus;
+use atlas_backends::{Backend, BackendError, Job, Kind, Named, VerifiedInput};
+use atlas_spec::record::{PhaseStatus, RecordBody};
 use atlas_spec::Workflow;
 use atlas_store::{NewRun, SqliteStore, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::live::{show_progress, Live, WITHOUT_BAR};
 use crate::exit::Failure;
+
+/// An array run succeeds when every task's agent reported success.
+fn array_outcome(array: &ArrayRuns) -> Outcome {
+    let failed: Vec<&str> = array
+        .ended
+        .iter()
+        .filter(|(_, s)| **s != PhaseStatus::Succeeded)
+        .map(|(run, _)| run.as_str())
+        .collect();
+    let succeeded = array.ended.len() - failed.len();
+    if failed.is_empty() && succeeded as u64 == array.tasks {
+        return Outcome::Succeeded;
+    }
+    Outcome::Failed(format!(
+        "Slurm array: {succeeded} of {} tasks succeeded{}",
+        array.tasks,
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" (failed: {})", failed.join(", "))
+        }
+    ))
+}
 
 /// What every run of an experiment shares.
 pub(super) struct Context<'a> {
@@ -36,6 +60,15 @@ pub(super) enum Outcome {
     Unusable(String),
 }
 
+/// The tasks of a Slurm array run, each its own run in the store.
+struct ArrayRuns {
+    tasks: u64,
+    target: String,
+    repetition: u32,
+    /// How each task's run ended, by run id.
+    ended: BTreeMap<String, PhaseStatus>,
+}
+
 /// One run being followed.
 pub(super) struct Tracker {
     pub run_id: String,
@@ -43,7 +76,10 @@ pub(super) struct Tracker {
     workflow_file: PathBuf,
     backend: Box<dyn Backend>,
     bar: ProgressBar,
-    offset: u64,
+    /// Read position per spool (one spool; one per task for a Slurm array).
+    offsets: BTreeMap<PathBuf, u64>,
+    /// A Slurm array: its tasks become runs `RUN-tN` as their spools appear.
+    array: Option<ArrayRuns>,
     live: Live,
     pub outcome: Option<Outcome>,
 }
@@ -96,7 +132,20 @@ impl Tracker {
             workflow_file,
             backend: atlas_backends::backend(target),
             bar,
-            offset: 0,
+            offsets: BTreeMap::new(),
+            array: ctx
+                .workflow
+                .spec
+                .scheduling
+                .array
+                .as_ref()
+                .filter(|_| target.target.kind == Kind::Slurm)
+                .map(|a| ArrayRuns {
+                    tasks: a.task_count(),
+                    target: target.name.clone(),
+                    repetition,
+                    ended: BTreeMap::new(),
+                }),
             live: Live::new(&target.name),
             outcome: None,
         })
@@ -175,6 +224,21 @@ impl Tracker {
             return Ok(());
         };
         self.bar.finish_and_clear();
+        if let Some(array) = &self.array {
+            let outcome = array_outcome(array);
+            let (status, cause) = match &outcome {
+                Outcome::Succeeded => (
+                    "succeeded",
+                    format!("Slurm array of {} tasks, all succeeded", array.tasks),
+                ),
+                Outcome::Failed(cause) | Outcome::Unusable(cause) => ("failed", cause.clone()),
+            };
+            store
+                .finish_run(&self.run_id, status, &cause, now())
+                .map_err(Failure::environment)?;
+            self.outcome = Some(outcome);
+            return Ok(());
+        }
         let outcome = match self.live.status {
             Some(PhaseStatus::Succeeded) => Outcome::Succeeded,
             Some(_) => Outcome::Failed(
@@ -207,27 +271,78 @@ impl Tracker {
         Ok(())
     }
 
-    /// Reads the spool from where it was left and stores the new records.
+    /// The spools to follow: the run's own, or one per array task that has started.
+    fn spools(&self) -> Vec<(PathBuf, Option<String>)> {
+        if self.array.is_none() {
+            return vec![(self.run_dir.join("spool.jsonl"), None)];
+        }
+        let Ok(tasks) = std::fs::read_dir(self.run_dir.join("tasks")) else {
+            return Vec::new();
+        };
+        tasks
+            .flatten()
+            .map(|task| {
+                let n = task.file_name().to_string_lossy().into_owned();
+                (task.path().join("spool.jsonl"), Some(n))
+            })
+            .collect()
+    }
+
+    /// Reads the spools from where they were left and stores the new records.
     fn ingest(&mut self, store: &mut SqliteStore, last: bool) -> Result<(), Failure> {
-        let spool = self.run_dir.join("spool.jsonl");
-        if !spool.exists() {
-            return Ok(());
-        }
-        let contents = atlas_agent::spool::read_spool(&spool, self.offset)
-            .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
-        self.offset = contents.complete_bytes;
-        for (line, why) in contents.bad_lines.iter().filter(|_| last) {
-            self.bar
-                .suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
-        }
-        store
-            .ingest(&contents.records)
-            .map_err(Failure::environment)?;
-        for r in &contents.records {
-            self.live.update(&r.body, r.mono, &self.bar);
+        for (spool, task) in self.spools() {
+            if !spool.exists() {
+                continue;
+            }
+            if let (Some(task), Some(array)) = (&task, &self.array) {
+                if !self.offsets.contains_key(&spool) {
+                    self.create_task_run(store, array, task, &spool)?;
+                }
+            }
+            let offset = self.offsets.get(&spool).copied().unwrap_or(0);
+            let contents = atlas_agent::spool::read_spool(&spool, offset)
+                .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
+            self.offsets.insert(spool.clone(), contents.complete_bytes);
+            for (line, why) in contents.bad_lines.iter().filter(|_| last) {
+                self.bar
+                    .suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
+            }
+            store
+                .ingest(&contents.records)
+                .map_err(Failure::environment)?;
+            for r in &contents.records {
+                self.live.update(&r.body, r.mono, &self.bar);
+                if let (RecordBody::RunEnd { status, .. }, Some(array)) = (&r.body, &mut self.array)
+                {
+                    array.ended.insert(r.run.clone(), *status);
+                }
+            }
         }
         show_progress(&self.bar, &self.live);
         Ok(())
+    }
+
+    /// Registers an array task's run (`RUN-tN`) when its spool first appears.
+    fn create_task_run(
+        &self,
+        store: &mut SqliteStore,
+        array: &ArrayRuns,
+        task: &str,
+        spool: &Path,
+    ) -> Result<(), Failure> {
+        let parent = store.run(&self.run_id).map_err(Failure::environment)?.run;
+        store
+            .create_run(&NewRun {
+                id: format!("{}-t{task}", self.run_id),
+                experiment_id: parent.experiment_id,
+                workflow: parent.workflow,
+                target: array.target.clone(),
+                repetition: i64::from(array.repetition),
+                run_dir: spool.parent().unwrap_or(spool).display().to_string(),
+                labels: parent.labels,
+                submitted_at: parent.submitted_at,
+            })
+            .map_err(Failure::environment)
     }
 
     /// Asks the job to stop; its agent records the cancellation.
