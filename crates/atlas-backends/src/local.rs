@@ -37,7 +37,7 @@ impl Backend for Local {
                     job.agent.display()
                 ))
             })?;
-        let pid = child.id().to_string();
+        let pid = format!("pid {}", child.id());
         self.child = Some(child);
         Ok(pid)
     }

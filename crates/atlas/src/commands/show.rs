@@ -38,12 +38,13 @@ fn launch_line(r: &atlas_store::RunRow) -> Option<String> {
     let f = &r.figures;
     let mut parts = Vec::new();
     if let Some(id) = &r.scheduler_id {
-        let what = if f.contains_key("imageCached") {
-            "container"
+        parts.push(if f.contains_key("imageCached") {
+            format!("container {id}")
+        } else if let Some(pid) = id.strip_prefix("pid ") {
+            format!("process {pid}")
         } else {
-            "job"
-        };
-        parts.push(format!("{what} {id}"));
+            format!("job {id}")
+        });
     }
     match (f.get("imageCached"), f.get("imageBuildSeconds")) {
         (Some(c), _) if *c > 0.0 => parts.push("image cached".into()),
@@ -162,4 +163,63 @@ pub fn table(d: &RunDetail) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::launch_line;
+
+    fn row(scheduler_id: Option<&str>, figures: &[(&str, f64)]) -> atlas_store::RunRow {
+        atlas_store::RunRow {
+            id: "r-1".into(),
+            experiment_id: None,
+            workflow: "w".into(),
+            target: "t".into(),
+            repetition: 0,
+            status: "succeeded".into(),
+            cause: None,
+            submitted_at: 0.0,
+            started_at: None,
+            wall_seconds: None,
+            host: None,
+            source: None,
+            gpu: None,
+            run_dir: None,
+            labels: serde_json::json!({}),
+            agent_cpu_seconds: None,
+            scheduler_id: scheduler_id.map(String::from),
+            figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_launch_line_names_what_ran_the_job_and_its_figures() {
+        assert_eq!(launch_line(&row(None, &[])), None);
+        assert_eq!(
+            launch_line(&row(Some("pid 42"), &[])).unwrap(),
+            "launch: process 42\n"
+        );
+        assert_eq!(
+            launch_line(&row(Some("157"), &[])).unwrap(),
+            "launch: job 157\n"
+        );
+        let podman = row(
+            Some("atlas-r-1"),
+            &[
+                ("imageCached", 0.0),
+                ("imageBuildSeconds", 3.08),
+                ("inputBytes", 2048.0),
+                ("stageInSeconds", 0.5),
+            ],
+        );
+        let line = launch_line(&podman).unwrap();
+        assert!(
+            line.starts_with("launch: container atlas-r-1  image built in 3.08s"),
+            "{line}"
+        );
+        assert!(
+            line.contains("inputs 2 KiB staged in 0.50s (0 B copied)"),
+            "{line}"
+        );
+    }
 }
