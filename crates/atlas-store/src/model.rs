@@ -30,6 +30,8 @@ pub struct RunRow {
     /// Figures of the launch itself, by name (`imageBuildSeconds`, `stageInSeconds`,
     /// `stageInBytes`, `containerStartSeconds`, …).
     pub figures: BTreeMap<String, f64>,
+    /// The Atlas version of the agent that ran the job.
+    pub agent_version: Option<String>,
 }
 
 /// A phase with what was measured in it.
@@ -87,6 +89,21 @@ pub struct MetricSummary {
     pub last: f64,
     pub min: f64,
     pub max: f64,
+    pub mean: f64,
+}
+
+/// One point of a run's samples over time (see `Store::series`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesPoint {
+    /// Unix time, seconds.
+    pub time: f64,
+    /// CPU seconds of the job's processes so far (per phase: it restarts with each phase).
+    pub cpu_seconds: f64,
+    /// RSS of the job's processes, bytes.
+    pub rss_bytes: i64,
+    /// SM activity of the first GPU, percent, when there is one.
+    pub gpu_percent: Option<f64>,
 }
 
 /// A run with its phases.

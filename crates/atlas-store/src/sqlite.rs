@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBe
 
 use crate::model::{
     ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
-    RunDetail, RunRow,
+    RunDetail, RunRow, SeriesPoint,
 };
 use crate::schema::MIGRATIONS;
 use crate::{Store, StoreError};
@@ -123,7 +123,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -146,6 +146,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         agent_cpu_seconds: r.get(15)?,
         scheduler_id: r.get(16)?,
         figures: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
+        agent_version: r.get(18)?,
     })
 }
 
@@ -372,6 +373,35 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError> {
+        let (start, end): (Option<f64>, Option<f64>) = self.conn.query_row(
+            "SELECT min(time), max(time) FROM samples WHERE run_id = ?1 AND scope = 'job'",
+            [run],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (Some(start), Some(end)) = (start, end) else {
+            return Ok(Vec::new());
+        };
+        let bucket = ((end - start) / points.max(1) as f64).max(1e-9);
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT max(time), max(cpu_user_seconds + cpu_system_seconds), max(rss_bytes),
+                    max(json_extract(gpus, '$[0].smPercent'))
+             FROM samples WHERE run_id = ?1 AND scope = 'job'
+             GROUP BY CAST((time - ?2) / ?3 AS INTEGER) ORDER BY 1",
+        )?;
+        let rows = stmt
+            .query_map(params![run, start, bucket], |r| {
+                Ok(SeriesPoint {
+                    time: r.get(0)?,
+                    cpu_seconds: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
+                    rss_bytes: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
+                    gpu_percent: r.get(3)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
         let mut stmt = self.conn.prepare(
             "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
@@ -490,7 +520,7 @@ impl Store for SqliteStore {
             })?
             .collect::<Result<_, _>>()?;
         let mut metrics = self.conn.prepare(
-            "SELECT name, count(*), min(value), max(value),
+            "SELECT name, count(*), min(value), max(value), avg(value),
                     (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq LIMIT 1),
                     (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq DESC LIMIT 1)
              FROM metrics m WHERE run_id = ?1 AND phase = ?2 GROUP BY run_id, phase, name ORDER BY name",
@@ -503,8 +533,9 @@ impl Store for SqliteStore {
                         count: r.get(1)?,
                         min: r.get(2)?,
                         max: r.get(3)?,
-                        first: r.get(4)?,
-                        last: r.get(5)?,
+                        mean: r.get(4)?,
+                        first: r.get(5)?,
+                        last: r.get(6)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
@@ -671,7 +702,8 @@ mod tests {
                 first: 0.9,
                 last: 0.5,
                 min: 0.5,
-                max: 0.9
+                max: 0.9,
+                mean: 0.7
             }
         );
     }
@@ -816,5 +848,18 @@ mod tests {
             store.experiment("e-1").unwrap().experiment.differences,
             ["resources differ"]
         );
+    }
+
+    #[test]
+    fn the_series_is_downsampled_by_time_bucket() {
+        let mut store = SqliteStore::open(&temp("series")).unwrap();
+        store.ingest(&records()).unwrap();
+        let all = store.series("r-1", 100).unwrap();
+        assert_eq!(all.len(), 2, "two samples, each its own bucket");
+        assert_eq!((all[1].cpu_seconds, all[1].rss_bytes), (2.2, 300));
+        let one = store.series("r-1", 1).unwrap();
+        assert!(one.len() <= 2, "{one:?}");
+        assert_eq!(one.last().unwrap().rss_bytes, 300);
+        assert!(store.series("r-none", 10).unwrap().is_empty());
     }
 }

@@ -25,6 +25,9 @@ enum Command {
     Validate(commands::validate::Args),
     /// Write a container build context (Containerfile, entrypoint, Apptainer .def) for a workflow.
     Containerize(commands::containerize::Args),
+    /// Compare an experiment's runs (or the runs named) across targets: performance,
+    /// elasticity, data access, scalability and cost, with statistics and a verdict.
+    Compare(commands::compare::Args),
     /// Run a workflow (or a job script) and watch it: `atlas run job.lsf --on local`.
     Run(commands::run::Args),
     /// List the experiments (groups of runs from one `atlas run`).
@@ -59,6 +62,7 @@ fn main() {
         Command::Validate(args) => commands::validate::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Containerize(args) => commands::containerize::run(args),
+        Command::Compare(args) => commands::compare::run(args),
         Command::Runs(args) => commands::runs::run(args),
         Command::Experiments(args) => commands::experiments::run(args),
         Command::Show(args) => commands::show::run(args),

@@ -1,6 +1,7 @@
 //! One module per `atlas` subcommand.
 
 pub mod agent;
+pub mod compare;
 pub mod containerize;
 pub mod db;
 pub mod experiments;

@@ -189,6 +189,7 @@ mod tests {
             agent_cpu_seconds: None,
             scheduler_id: scheduler_id.map(String::from),
             figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            agent_version: None,
         }
     }
 

@@ -1,0 +1,427 @@
+//! The figures of one run, by key, over the five dimensions: performance, elasticity, data
+//! access, economics (and scalability, which needs several runs: see `scaling.rs`).
+
+use std::collections::BTreeMap;
+
+use atlas_spec::Workflow;
+use atlas_store::{RunDetail, SeriesPoint};
+use serde::Serialize;
+
+use crate::prices::{Price, Usage};
+use crate::stats::Better;
+
+/// The dimension a figure belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Dimension {
+    Performance,
+    Elasticity,
+    DataAccess,
+    Economics,
+}
+
+impl Dimension {
+    pub fn label(self) -> &'static str {
+        match self {
+            Dimension::Performance => "Performance",
+            Dimension::Elasticity => "Elasticity",
+            Dimension::DataAccess => "Data access",
+            Dimension::Economics => "Economics",
+        }
+    }
+}
+
+/// How a figure's values read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Unit {
+    Seconds,
+    Bytes,
+    BytesPerSecond,
+    /// A fraction shown as percent.
+    Fraction,
+    Percent,
+    Money,
+    /// An application metric's own unit.
+    Value,
+}
+
+/// What a figure is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FigureDef {
+    pub key: String,
+    pub dimension: Dimension,
+    pub label: String,
+    pub unit: Unit,
+    pub better: Better,
+}
+
+fn def(key: &str, dimension: Dimension, label: &str, unit: Unit, better: Better) -> FigureDef {
+    FigureDef {
+        key: key.into(),
+        dimension,
+        label: label.into(),
+        unit,
+        better,
+    }
+}
+
+/// Which way an application metric is better, from its name.
+pub fn metric_direction(name: &str) -> Better {
+    let n = name.to_ascii_lowercase();
+    if ["per_s", "throughput", "accuracy", "acc", "score", "fps"]
+        .iter()
+        .any(|s| n.ends_with(s) || n.contains("per_s"))
+    {
+        Better::Higher
+    } else if ["loss", "error", "err", "latency", "time"]
+        .iter()
+        .any(|s| n.contains(s))
+    {
+        Better::Lower
+    } else {
+        Better::Neither
+    }
+}
+
+/// What a run asked for: cores, memory (GiB, when it said), GPUs.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Request {
+    pub cores: f64,
+    pub memory_gib: Option<f64>,
+    pub gpus: f64,
+    pub nodes: f64,
+}
+
+impl Request {
+    /// From the workflow the run ran (its copy in the run directory).
+    pub fn of(workflow: Option<&Workflow>) -> Request {
+        let Some(w) = workflow else {
+            return Request {
+                cores: 1.0,
+                memory_gib: None,
+                gpus: 0.0,
+                nodes: 1.0,
+            };
+        };
+        let r = &w.spec.resources;
+        let nodes = r.nodes.unwrap_or(1).max(1);
+        let tasks = r
+            .tasks
+            .or(r.tasks_per_node.map(|t| t * nodes))
+            .unwrap_or(1)
+            .max(1);
+        let cores = f64::from(tasks * r.cpus_per_task.unwrap_or(1).max(1));
+        let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+        let memory = r
+            .memory_per_node
+            .map(|m| gib(m.bytes()) * f64::from(nodes))
+            .or_else(|| r.memory_per_cpu.map(|m| gib(m.bytes()) * cores));
+        let gpus = r
+            .gpus
+            .or(r.gpus_per_node.map(|g| g * nodes))
+            .or(r.gpus_per_task.map(|g| g * tasks))
+            .unwrap_or(0);
+        Request {
+            cores,
+            memory_gib: memory,
+            gpus: f64::from(gpus),
+            nodes: f64::from(nodes),
+        }
+    }
+}
+
+/// Everything known about one run that the figures come from.
+pub struct RunData<'a> {
+    pub detail: &'a RunDetail,
+    pub request: Request,
+    pub series: &'a [SeriesPoint],
+    pub price: Option<&'a Price>,
+    /// The app metric that counts the work done, for the cost per unit.
+    pub unit: Option<&'a str>,
+}
+
+/// The figures of one run, with their definitions.
+pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
+    use Better::{Higher, Lower, Neither};
+    use Dimension::*;
+    let d = run.detail;
+    let r = &d.run;
+    let mut defs = Vec::new();
+    let mut values = BTreeMap::new();
+    let mut put = |def: FigureDef, value: Option<f64>| {
+        if let Some(v) = value.filter(|v| v.is_finite()) {
+            values.insert(def.key.clone(), v);
+            defs.push(def);
+        }
+    };
+    let wall = r.wall_seconds;
+    put(
+        def(
+            "wallSeconds",
+            Performance,
+            "time to completion",
+            Unit::Seconds,
+            Lower,
+        ),
+        wall,
+    );
+    for p in &d.phases {
+        put(
+            def(
+                &format!("phase.{}.seconds", p.name),
+                Performance,
+                &format!("phase {}", p.name),
+                Unit::Seconds,
+                Lower,
+            ),
+            p.wall_seconds,
+        );
+    }
+    let cpu: f64 = d
+        .phases
+        .iter()
+        .map(|p| p.cpu_user_seconds.unwrap_or(0.0) + p.cpu_system_seconds.unwrap_or(0.0))
+        .sum();
+    put(
+        def(
+            "cpuSeconds",
+            Performance,
+            "CPU time",
+            Unit::Seconds,
+            Neither,
+        ),
+        Some(cpu),
+    );
+    put(
+        def(
+            "cpuEfficiency",
+            Performance,
+            "CPU efficiency",
+            Unit::Fraction,
+            Higher,
+        ),
+        wall.filter(|w| *w > 0.0)
+            .map(|w| cpu / (w * run.request.cores)),
+    );
+    let peak = d
+        .phases
+        .iter()
+        .filter_map(|p| p.peak_job_rss_bytes.or(p.max_rss_bytes))
+        .max();
+    put(
+        def(
+            "peakMemoryBytes",
+            Performance,
+            "peak memory",
+            Unit::Bytes,
+            Lower,
+        ),
+        peak.map(|b| b as f64),
+    );
+    let gpu: Vec<f64> = d
+        .phases
+        .iter()
+        .filter_map(|p| p.gpu.map(|g| g.mean_utilisation_percent))
+        .collect();
+    put(
+        def(
+            "gpuSmPercent",
+            Performance,
+            "GPU SM activity (mean)",
+            Unit::Percent,
+            Higher,
+        ),
+        (!gpu.is_empty()).then(|| gpu.iter().sum::<f64>() / gpu.len() as f64),
+    );
+    for p in &d.phases {
+        for m in &p.metrics {
+            let better = metric_direction(&m.name);
+            // Rates are averaged over the phase; other metrics are read at the end.
+            let value = if better == Higher && m.name.contains("per_s") {
+                m.mean
+            } else {
+                m.last
+            };
+            put(
+                def(
+                    &format!("metric.{}", m.name),
+                    Performance,
+                    &m.name,
+                    Unit::Value,
+                    better,
+                ),
+                Some(value),
+            );
+        }
+    }
+    let queue = r.started_at.map(|s| (s - r.submitted_at).max(0.0));
+    put(
+        def(
+            "queueWaitSeconds",
+            Elasticity,
+            "queue wait / container start",
+            Unit::Seconds,
+            Lower,
+        ),
+        queue,
+    );
+    put(
+        def(
+            "imageBuildSeconds",
+            Elasticity,
+            "image build",
+            Unit::Seconds,
+            Lower,
+        ),
+        r.figures.get("imageBuildSeconds").copied(),
+    );
+    let first_start = d
+        .phases
+        .iter()
+        .filter_map(|p| p.started_at)
+        .reduce(f64::min);
+    put(
+        def(
+            "startLatencySeconds",
+            Elasticity,
+            "submit to first phase",
+            Unit::Seconds,
+            Lower,
+        ),
+        first_start.map(|s| (s - r.submitted_at).max(0.0)),
+    );
+    put(
+        def(
+            "stageInSeconds",
+            DataAccess,
+            "stage-in time",
+            Unit::Seconds,
+            Lower,
+        ),
+        r.figures.get("stageInSeconds").copied(),
+    );
+    put(
+        def(
+            "inputBytes",
+            DataAccess,
+            "input bytes",
+            Unit::Bytes,
+            Neither,
+        ),
+        r.figures.get("inputBytes").copied(),
+    );
+    let read: i64 = d.phases.iter().filter_map(|p| p.read_bytes).sum();
+    let written: i64 = d.phases.iter().filter_map(|p| p.write_bytes).sum();
+    put(
+        def("readBytes", DataAccess, "bytes read", Unit::Bytes, Neither),
+        Some(read as f64),
+    );
+    put(
+        def(
+            "writeBytes",
+            DataAccess,
+            "bytes written",
+            Unit::Bytes,
+            Neither,
+        ),
+        Some(written as f64),
+    );
+    if let Some(w) = wall.filter(|w| *w > 0.0) {
+        put(
+            def(
+                "readRate",
+                DataAccess,
+                "read rate",
+                Unit::BytesPerSecond,
+                Neither,
+            ),
+            Some(read as f64 / w),
+        );
+        put(
+            def(
+                "writeRate",
+                DataAccess,
+                "write rate",
+                Unit::BytesPerSecond,
+                Neither,
+            ),
+            Some(written as f64 / w),
+        );
+    }
+    if let (Some(price), Some(w)) = (run.price, wall) {
+        let memory = run
+            .request
+            .memory_gib
+            .or(peak.map(|b| (b as f64 / f64::from(1u32 << 30)).max(0.001)))
+            .unwrap_or(0.0);
+        let cost = price.cost(Usage {
+            hours: w / 3600.0,
+            cores: run.request.cores,
+            memory_gib: memory,
+            gpus: run.request.gpus,
+        });
+        put(
+            def("cost", Economics, "cost per run", Unit::Money, Lower),
+            Some(cost.cost),
+        );
+        put(
+            def(
+                "charged",
+                Economics,
+                "charged to the user (TCS)",
+                Unit::Money,
+                Lower,
+            ),
+            cost.charged,
+        );
+        if let Some(unit) = run.unit {
+            let work = d
+                .phases
+                .iter()
+                .flat_map(|p| &p.metrics)
+                .filter(|m| m.name == unit)
+                .map(|m| m.last)
+                .reduce(f64::max);
+            put(
+                def(
+                    "costPer1000Units",
+                    Economics,
+                    &format!("cost per 1,000 {unit}"),
+                    Unit::Money,
+                    Lower,
+                ),
+                work.filter(|w| *w > 0.0)
+                    .map(|work| cost.cost / work * 1000.0),
+            );
+        }
+    }
+    (defs, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_directions_come_from_their_names() {
+        assert_eq!(metric_direction("imgs_per_s"), Better::Higher);
+        assert_eq!(metric_direction("accuracy"), Better::Higher);
+        assert_eq!(metric_direction("loss"), Better::Lower);
+        assert_eq!(metric_direction("val_error"), Better::Lower);
+        assert_eq!(metric_direction("samples"), Better::Neither);
+    }
+
+    #[test]
+    fn the_request_counts_cores_memory_and_gpus() {
+        let mut w = Workflow::default();
+        w.spec.resources.tasks = Some(2);
+        w.spec.resources.cpus_per_task = Some(3);
+        w.spec.resources.memory_per_cpu = Some(atlas_spec::Quantity::from_bytes(1 << 30));
+        w.spec.resources.gpus_per_task = Some(1);
+        let r = Request::of(Some(&w));
+        assert_eq!((r.cores, r.memory_gib, r.gpus), (6.0, Some(6.0), 2.0));
+        assert_eq!(Request::of(None).cores, 1.0);
+    }
+}

@@ -1,0 +1,452 @@
+//! `atlas compare`: the report that says, with numbers, where a workflow runs better and
+//! cheaper. From the store's runs it computes each run's figures (`figures.rs`) over
+//! performance, elasticity, data access and economics (`prices.rs`), scalability across run
+//! sizes (`scaling.rs`), medians with 95 % bootstrap intervals and direction-aware verdicts
+//! against a baseline target (`stats.rs`), and the like-for-like check (`alike.rs`); `render/`
+//! writes it as a terminal table, Markdown, JSON, CSV or self-contained HTML with SVG charts.
+
+use std::collections::BTreeMap;
+
+use atlas_spec::Workflow;
+use atlas_store::{RunDetail, SeriesPoint, Store};
+use serde::Serialize;
+
+pub mod alike;
+pub mod figures;
+pub mod prices;
+pub mod render;
+pub mod scaling;
+pub mod stats;
+
+use figures::{FigureDef, RunData};
+use prices::PriceSheet;
+use stats::{Estimate, Verdict};
+
+/// The version of the JSON report's shape (docs/compare.md).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Points per run kept for the charts.
+const SERIES_POINTS: usize = 400;
+
+/// Why a report cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Bad input: an unknown id, runs of different workflows, an unknown baseline…
+    #[error("{0}")]
+    Input(String),
+    /// `--strict` and the runs differ in more than their target.
+    #[error("the runs are not like for like (--strict):\n{0}")]
+    NotLikeForLike(String),
+    #[error(transparent)]
+    Store(#[from] atlas_store::StoreError),
+}
+
+/// What to compare.
+pub enum Selection {
+    Experiment(String),
+    Runs(Vec<String>),
+}
+
+/// How to compare.
+pub struct Options {
+    /// The target the others are compared with (default: the first target).
+    pub baseline: Option<String>,
+    /// The app metric that counts work, for the cost per 1,000 units.
+    pub unit: Option<String>,
+    /// Refuse to compare runs that differ in more than their target.
+    pub strict: bool,
+    pub prices: PriceSheet,
+    /// The price sheet entry of each target (`price` in atlas.toml).
+    pub target_prices: BTreeMap<String, String>,
+}
+
+/// A run as loaded for the report.
+pub struct RunInput {
+    pub detail: RunDetail,
+    /// The workflow it ran (its copy in the run directory), when readable.
+    pub workflow: Option<Workflow>,
+    /// Its checked inputs (source, bytes, sha256), as recorded in the run directory.
+    pub inputs: Option<String>,
+    pub series: Vec<SeriesPoint>,
+}
+
+/// One target's statistics of one figure.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetFigure {
+    pub target: String,
+    /// Successful runs with this figure.
+    pub n: usize,
+    pub values: Vec<f64>,
+    pub estimate: Option<Estimate>,
+    /// Ratio of this target's median to the baseline's (absent for the baseline).
+    pub ratio: Option<Estimate>,
+    pub verdict: Option<Verdict>,
+    /// This target or the baseline has fewer than 3 values: the verdict is indicative only.
+    pub indicative: bool,
+}
+
+/// A figure across targets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FigureRow {
+    #[serde(flatten)]
+    pub def: FigureDef,
+    /// A like-for-like difference affects it.
+    pub affected: bool,
+    pub targets: Vec<TargetFigure>,
+}
+
+/// A phase on the timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Span {
+    pub phase: String,
+    pub start: f64,
+    pub seconds: f64,
+    pub status: String,
+}
+
+/// One run in the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub id: String,
+    pub target: String,
+    pub repetition: i64,
+    pub status: String,
+    pub cause: Option<String>,
+    /// Why it is left out of the statistics, when it is.
+    pub excluded: Option<String>,
+    pub values: BTreeMap<String, f64>,
+    pub timeline: Vec<Span>,
+    /// The run's samples over time, downsampled.
+    pub series: Vec<Point>,
+}
+
+/// One point of a run over time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Point {
+    /// Seconds since the run started.
+    pub seconds: f64,
+    /// Cores in use since the previous point.
+    pub cores: f64,
+    pub rss_bytes: i64,
+    pub gpu_percent: Option<f64>,
+}
+
+/// The runs to compare, with what `atlas run` recorded with their experiment.
+pub struct Loaded {
+    pub runs: Vec<RunInput>,
+    pub experiment: Option<String>,
+    /// The like-for-like warnings of the experiment.
+    pub recorded: Vec<String>,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub schema_version: u32,
+    pub experiment: Option<String>,
+    pub workflow: String,
+    pub baseline: String,
+    pub targets: Vec<String>,
+    /// Fewer than 3 successful runs for some target: the statistics are indicative only.
+    pub indicative: bool,
+    pub differences: Vec<alike::Difference>,
+    pub notes: Vec<String>,
+    pub figures: Vec<FigureRow>,
+    pub scaling: Vec<scaling::ScalingPoint>,
+    pub runs: Vec<RunSummary>,
+    pub price_sheet_date: String,
+    pub currency: String,
+    pub prices: BTreeMap<String, String>,
+}
+
+/// Loads the selected runs with what the report needs from their run directories.
+pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportError> {
+    let (ids, experiment, recorded) = match selection {
+        Selection::Experiment(id) => {
+            let e = store.experiment(id).map_err(|e| match e {
+                atlas_store::StoreError::NoSuchExperiment(_) => {
+                    ReportError::Input(format!("no experiment `{id}` (see `atlas experiments`)"))
+                }
+                other => ReportError::Store(other),
+            })?;
+            let ids = e.run_list.iter().map(|r| r.id.clone()).collect();
+            (
+                ids,
+                Some(e.experiment.id.clone()),
+                e.experiment.differences.clone(),
+            )
+        }
+        Selection::Runs(ids) => (ids.clone(), None, Vec::new()),
+    };
+    let mut runs = Vec::new();
+    for id in ids {
+        let detail = store.run(&id).map_err(|e| match e {
+            atlas_store::StoreError::NoSuchRun(_) => {
+                ReportError::Input(format!("no run `{id}` (see `atlas runs`)"))
+            }
+            other => ReportError::Store(other),
+        })?;
+        let dir = detail.run.run_dir.clone().map(std::path::PathBuf::from);
+        let workflow = dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("workflow.yaml")).ok())
+            .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok());
+        let inputs = dir
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("inputs.json")).ok())
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .map(|v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| {
+                        format!(
+                            "{}={}",
+                            i["path"].as_str().unwrap_or("?"),
+                            i["sha256"].as_str().unwrap_or("-")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            });
+        let series = store.series(&detail.run.id, SERIES_POINTS)?;
+        runs.push(RunInput {
+            detail,
+            workflow,
+            inputs,
+            series,
+        });
+    }
+    if runs.is_empty() {
+        return Err(ReportError::Input("nothing to compare: no runs".into()));
+    }
+    let mut workflows: Vec<&str> = runs
+        .iter()
+        .map(|r| r.detail.run.workflow.as_str())
+        .collect();
+    workflows.dedup();
+    if workflows.len() > 1 {
+        return Err(ReportError::Input(format!(
+            "the runs are of different workflows ({}): compare runs of one workflow",
+            workflows.join(", ")
+        )));
+    }
+    Ok(Loaded {
+        runs,
+        experiment,
+        recorded,
+    })
+}
+
+/// Cores in use between consecutive points (CPU seconds restart with each phase: clamped).
+fn cores_over_time(series: &[SeriesPoint], start: f64) -> Vec<Point> {
+    series
+        .windows(2)
+        .map(|w| {
+            let dt = w[1].time - w[0].time;
+            let cores = if dt > 0.0 {
+                ((w[1].cpu_seconds - w[0].cpu_seconds) / dt).max(0.0)
+            } else {
+                0.0
+            };
+            Point {
+                seconds: w[1].time - start,
+                cores,
+                rss_bytes: w[1].rss_bytes,
+                gpu_percent: w[1].gpu_percent,
+            }
+        })
+        .collect()
+}
+
+/// Builds the comparison of `runs`.
+pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError> {
+    let Loaded {
+        runs,
+        experiment,
+        recorded,
+    } = loaded;
+    let recorded = &recorded;
+    let runs = &runs[..];
+    let mut targets: Vec<String> = Vec::new();
+    for r in runs {
+        if !targets.contains(&r.detail.run.target) {
+            targets.push(r.detail.run.target.clone());
+        }
+    }
+    let baseline = match &options.baseline {
+        Some(b) if targets.contains(b) => b.clone(),
+        Some(b) => {
+            return Err(ReportError::Input(format!(
+                "baseline `{b}` is not among the compared targets ({})",
+                targets.join(", ")
+            )))
+        }
+        None => targets[0].clone(),
+    };
+    let differences = alike::differences(runs, recorded);
+    if options.strict && !differences.is_empty() {
+        let lines: Vec<String> = differences
+            .iter()
+            .map(|d| format!("  {}: {}", d.aspect, d.detail))
+            .collect();
+        return Err(ReportError::NotLikeForLike(lines.join("\n")));
+    }
+    let mut notes = Vec::new();
+    let mut prices = BTreeMap::new();
+    for t in &targets {
+        match options.target_prices.get(t) {
+            Some(name) => match options.prices.entries.get(name) {
+                Some(p) => {
+                    prices.insert(t.clone(), format!("{name}: {}", p.source()));
+                }
+                None => {
+                    return Err(ReportError::Input(format!(
+                        "target `{t}` names price `{name}`, which the price sheet does not have (known: {})",
+                        options.prices.entries.keys().cloned().collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            },
+            None => notes.push(format!(
+                "target `{t}` has no price (set `price = \"…\"` in atlas.toml): no cost figures for it"
+            )),
+        }
+    }
+    let mut defs: Vec<FigureDef> = Vec::new();
+    let mut summaries = Vec::new();
+    for r in runs {
+        let run = &r.detail.run;
+        let price = options
+            .target_prices
+            .get(&run.target)
+            .and_then(|n| options.prices.entries.get(n));
+        let data = RunData {
+            detail: &r.detail,
+            request: figures::Request::of(r.workflow.as_ref()),
+            series: &r.series,
+            price,
+            unit: options.unit.as_deref(),
+        };
+        let (run_defs, values) = figures::of_run(&data);
+        for d in run_defs {
+            if !defs.iter().any(|x| x.key == d.key) {
+                defs.push(d);
+            }
+        }
+        let excluded = match run.status.as_str() {
+            "succeeded" => None,
+            other => Some(format!("{other}: left out of the statistics")),
+        };
+        if excluded.is_some() {
+            notes.push(format!(
+                "run {} on {} {}: shown, not counted{}",
+                run.id,
+                run.target,
+                run.status,
+                run.cause
+                    .as_ref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ));
+        } else if r.series.is_empty() {
+            notes.push(format!(
+                "run {} on {} has no samples: no time series for it",
+                run.id, run.target
+            ));
+        }
+        let start = run.started_at.unwrap_or(run.submitted_at);
+        summaries.push(RunSummary {
+            id: run.id.clone(),
+            target: run.target.clone(),
+            repetition: run.repetition,
+            status: run.status.clone(),
+            cause: run.cause.clone(),
+            excluded,
+            values,
+            timeline: r
+                .detail
+                .phases
+                .iter()
+                .filter_map(|p| {
+                    Some(Span {
+                        phase: p.name.clone(),
+                        start: p.started_at? - start,
+                        seconds: p.wall_seconds.unwrap_or(0.0),
+                        status: p.status.clone(),
+                    })
+                })
+                .collect(),
+            series: cores_over_time(&r.series, start),
+        });
+    }
+    defs.sort_by_key(|d| d.dimension);
+    let values_of = |key: &str, target: &str| -> Vec<f64> {
+        summaries
+            .iter()
+            .filter(|s| s.target == target && s.excluded.is_none())
+            .filter_map(|s| s.values.get(key).copied())
+            .collect()
+    };
+    let figures: Vec<FigureRow> = defs
+        .into_iter()
+        .map(|def| {
+            let base = values_of(&def.key, &baseline);
+            let base_n = base.len();
+            let targets = targets
+                .iter()
+                .map(|t| {
+                    let values = values_of(&def.key, t);
+                    let ratio = (t != &baseline)
+                        .then(|| stats::ratio(&values, &base))
+                        .flatten();
+                    TargetFigure {
+                        target: t.clone(),
+                        n: values.len(),
+                        indicative: values.len().min(base_n) < 3,
+                        estimate: stats::estimate(&values),
+                        verdict: ratio.as_ref().map(|r| stats::verdict(r, def.better)),
+                        ratio,
+                        values,
+                    }
+                })
+                .collect();
+            FigureRow {
+                affected: alike::affected(&def.key, &differences),
+                def,
+                targets,
+            }
+        })
+        .collect();
+    let indicative = targets.iter().any(|t| {
+        summaries
+            .iter()
+            .filter(|s| &s.target == t && s.excluded.is_none())
+            .count()
+            < 3
+    });
+    if indicative {
+        notes.push("fewer than 3 successful runs for some target: the result is indicative only (run with --repeat 3 or more)".into());
+    }
+    Ok(Report {
+        schema_version: SCHEMA_VERSION,
+        experiment,
+        workflow: runs[0].detail.run.workflow.clone(),
+        baseline,
+        scaling: scaling::points(runs, &summaries),
+        targets,
+        indicative,
+        differences,
+        notes,
+        figures,
+        runs: summaries,
+        price_sheet_date: options.prices.date.clone(),
+        currency: options.prices.currency.clone(),
+        prices,
+    })
+}

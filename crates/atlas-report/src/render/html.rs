@@ -1,0 +1,160 @@
+//! Self-contained HTML: inline CSS and SVG charts, no script, nothing from the network.
+
+use crate::figures::Unit;
+use crate::render::{charts, value, verdict_lines};
+use crate::stats::Verdict;
+use crate::Report;
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+table{border-collapse:collapse;font-size:14px;width:100%}td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:left}\
+th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.dim td{background:#fafafa;font-weight:bold;padding-top:10px}\
+.better{color:#1a7f37;font-weight:bold}.worse{color:#c62828;font-weight:bold}.note{background:#fff8e1;padding:6px 10px;border-left:4px solid #f9a825;margin:4px 0}\
+.diff{background:#fdecea;padding:6px 10px;border-left:4px solid #c62828;margin:4px 0}.ok{background:#e8f5e9;padding:6px 10px;border-left:4px solid #2e7d32}\
+figure.chart{margin:1.5em 0}figure.chart svg{max-width:100%;height:auto;border:1px solid #eee}.verdict{font-size:16px;margin:6px 0}";
+
+/// The report as one HTML page.
+pub fn html(report: &Report) -> String {
+    let title = format!("Atlas comparison: {}", report.workflow);
+    let mut body = format!("<h1>{}</h1>\n", escape(&title));
+    body += &format!(
+        "<p>{} run(s){} on {}; baseline <b>{}</b>; price sheet of {} ({}).</p>\n",
+        report.runs.len(),
+        report
+            .experiment
+            .as_ref()
+            .map(|e| format!(" of experiment <code>{}</code>", escape(e)))
+            .unwrap_or_default(),
+        escape(&report.targets.join(", ")),
+        escape(&report.baseline),
+        escape(&report.price_sheet_date),
+        escape(&report.currency)
+    );
+    body += "<h2>Verdict</h2>\n";
+    for line in verdict_lines(report) {
+        body += &format!("<p class=\"verdict\">{}</p>\n", escape(&line));
+    }
+    body += "<h2>Like for like</h2>\n";
+    if report.differences.is_empty() {
+        body += "<p class=\"ok\">The runs differ only in their target.</p>\n";
+    }
+    for d in &report.differences {
+        body += &format!(
+            "<p class=\"diff\"><b>{}</b>: {} (figures marked * are affected)</p>\n",
+            escape(&d.aspect),
+            escape(&d.detail)
+        );
+    }
+    for n in &report.notes {
+        body += &format!("<p class=\"note\">{}</p>\n", escape(n));
+    }
+    body += &table(report);
+    body += "<h2>Charts</h2>\n";
+    let mut charts: Vec<(&str, String, Option<String>)> = vec![
+        (
+            "timeline",
+            "Phase timeline per run".into(),
+            charts::timeline(report),
+        ),
+        (
+            "cpu",
+            "CPU cores in use over time".into(),
+            charts::over_time(report, "CPU cores in use", |p| Some(p.cores), Unit::Value),
+        ),
+        (
+            "memory",
+            "Memory over time".into(),
+            charts::over_time(
+                report,
+                "Memory (RSS of the job's processes)",
+                |p| Some(p.rss_bytes as f64),
+                Unit::Bytes,
+            ),
+        ),
+        (
+            "gpu",
+            "GPU SM activity over time".into(),
+            charts::over_time(report, "GPU SM activity", |p| p.gpu_percent, Unit::Percent),
+        ),
+    ];
+    for key in [
+        "wallSeconds",
+        "queueWaitSeconds",
+        "cpuEfficiency",
+        "peakMemoryBytes",
+        "cost",
+        "costPer1000Units",
+        "stageInSeconds",
+    ] {
+        let label = report
+            .figures
+            .iter()
+            .find(|f| f.def.key == key)
+            .map(|f| f.def.label.clone())
+            .unwrap_or_default();
+        charts.push((key, label, charts::bars(report, key)));
+    }
+    charts.push(("scaling", "Scaling".into(), charts::scaling(report)));
+    for (id, caption, svg) in charts {
+        if let Some(svg) = svg {
+            body += &format!("<figure class=\"chart\" id=\"chart-{id}\">{svg}<figcaption>{}</figcaption></figure>\n", escape(&caption));
+        }
+    }
+    body += "<h2>Runs</h2>\n<table><tr><th>run</th><th>target</th><th>rep</th><th>status</th><th>counted</th><th>cause</th></tr>\n";
+    for r in &report.runs {
+        body += &format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&r.id),
+            escape(&r.target),
+            r.repetition,
+            escape(&r.status),
+            if r.excluded.is_none() { "yes" } else { "no" },
+            escape(r.cause.as_deref().unwrap_or(""))
+        );
+    }
+    body += "</table>\n<h2>Prices</h2>\n<ul>\n";
+    for (target, source) in &report.prices {
+        body += &format!("<li><b>{}</b>: {}</li>\n", escape(target), escape(source));
+    }
+    body += "</ul>\n";
+    format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n", escape(&title))
+}
+
+fn table(report: &Report) -> String {
+    let mut out = String::from("<h2>Figures</h2>\n<table id=\"figures\"><tr><th>figure</th><th>target</th><th>n</th><th>median</th><th>95 % interval</th><th>ratio to baseline [95 %]</th><th>verdict</th></tr>\n");
+    let mut dimension = None;
+    for f in &report.figures {
+        if dimension != Some(f.def.dimension) {
+            dimension = Some(f.def.dimension);
+            out += &format!(
+                "<tr class=\"dim\"><td colspan=\"7\">{}</td></tr>\n",
+                f.def.dimension.label()
+            );
+        }
+        for (i, t) in f.targets.iter().enumerate() {
+            let fmt = |v: f64| escape(&value(v, f.def.unit, &report.currency));
+            let class = match t.verdict {
+                Some(Verdict::Better) => "better",
+                Some(Verdict::Worse) => "worse",
+                _ => "",
+            };
+            out += &format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"{class}\">{}</td></tr>\n",
+                if i == 0 { format!("{}{}", escape(&f.def.label), if f.affected { " *" } else { "" }) } else { String::new() },
+                escape(&t.target),
+                t.n,
+                t.estimate.map_or("-".into(), |e| fmt(e.median)),
+                t.estimate.map_or("-".into(), |e| format!("{} – {}", fmt(e.ci_low), fmt(e.ci_high))),
+                t.ratio.map_or(if t.target == report.baseline { "baseline".into() } else { "-".into() }, |r| format!("×{:.3} [{:.3} – {:.3}]", r.median, r.ci_low, r.ci_high)),
+                t.verdict.map_or(String::new(), |v| format!("{}{}", v.as_str(), if t.indicative && v != Verdict::NotJudged { " (indicative)" } else { "" }))
+            );
+        }
+    }
+    out + "</table>\n"
+}

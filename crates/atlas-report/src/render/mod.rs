@@ -1,0 +1,104 @@
+//! The report's outputs: a terminal table (colour on a TTY), Markdown, JSON, CSV (one row per
+//! run and figure) and self-contained HTML with inline SVG charts.
+
+use crate::figures::Unit;
+use crate::Report;
+
+mod charts;
+mod csv;
+mod html;
+mod text;
+
+/// An output format of `atlas compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Terminal { colour: bool },
+    Markdown,
+    Json,
+    Csv,
+    Html,
+}
+
+/// The report in `format`.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Terminal { colour } => text::terminal(report, colour),
+        Format::Markdown => text::markdown(report),
+        Format::Json => serde_json::to_string_pretty(report).unwrap_or_default() + "\n",
+        Format::Csv => csv::csv(report),
+        Format::Html => html::html(report),
+    }
+}
+
+/// A value in its unit, for people.
+pub(crate) fn value(v: f64, unit: Unit, currency: &str) -> String {
+    match unit {
+        Unit::Seconds if v < 1.0 => format!("{:.0} ms", v * 1000.0),
+        Unit::Seconds => format!("{v:.2} s"),
+        Unit::Bytes => bytes(v),
+        Unit::BytesPerSecond => format!("{}/s", bytes(v)),
+        Unit::Fraction => format!("{:.1} %", v * 100.0),
+        Unit::Percent => format!("{v:.1} %"),
+        Unit::Money if v < 0.01 => format!("{v:.5} {currency}"),
+        Unit::Money => format!("{v:.4} {currency}"),
+        Unit::Value => {
+            if v.abs() >= 1000.0 || v == v.trunc() {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.4}")
+            }
+        }
+    }
+}
+
+fn bytes(v: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = v;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
+}
+
+/// The verdict lines of the report: each target's judged figures, in words.
+pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
+    let mut lines = Vec::new();
+    let indicative = if report.indicative {
+        " (indicative only: fewer than 3 runs)"
+    } else {
+        ""
+    };
+    for target in report.targets.iter().filter(|t| **t != report.baseline) {
+        let mut better = Vec::new();
+        let mut worse = Vec::new();
+        let mut same = 0;
+        for f in &report.figures {
+            let Some(tf) = f.targets.iter().find(|t| &t.target == target) else {
+                continue;
+            };
+            let (Some(v), Some(r)) = (tf.verdict, tf.ratio) else {
+                continue;
+            };
+            let what = format!("{} ×{:.3}", f.def.label, r.median);
+            match v {
+                crate::stats::Verdict::Better => better.push(what),
+                crate::stats::Verdict::Worse => worse.push(what),
+                crate::stats::Verdict::NoClearDifference => same += 1,
+                crate::stats::Verdict::NotJudged => {}
+            }
+        }
+        lines.push(format!(
+            "{target} vs {}{indicative}: better in {}; worse in {}; no clear difference in {same} figure(s)",
+            report.baseline,
+            if better.is_empty() { "nothing".into() } else { better.join(", ") },
+            if worse.is_empty() { "nothing".into() } else { worse.join(", ") },
+        ));
+    }
+    lines
+}

@@ -1,0 +1,76 @@
+//! Scalability: when an experiment holds runs of one workflow at different sizes (GPUs, or
+//! cores when there are no GPUs) on a target, the speed-up and parallel efficiency at each size
+//! against that target's smallest.
+
+use serde::Serialize;
+
+use crate::figures::Request;
+use crate::{RunInput, RunSummary};
+
+/// One size on one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScalingPoint {
+    pub target: String,
+    /// `gpus` or `cores`.
+    pub resource: String,
+    pub size: f64,
+    pub runs: usize,
+    pub median_wall_seconds: f64,
+    /// Smallest size's median wall ÷ this size's.
+    pub speedup: f64,
+    /// Speed-up ÷ (size ÷ smallest size).
+    pub efficiency: f64,
+}
+
+/// The scaling points of every target that ran at more than one size (none otherwise).
+pub fn points(runs: &[RunInput], summaries: &[RunSummary]) -> Vec<ScalingPoint> {
+    let mut out = Vec::new();
+    let mut targets: Vec<&str> = summaries.iter().map(|s| s.target.as_str()).collect();
+    targets.dedup();
+    for target in targets {
+        let sized: Vec<(f64, &str, f64)> = runs
+            .iter()
+            .zip(summaries)
+            .filter(|(_, s)| s.target == target && s.excluded.is_none())
+            .filter_map(|(r, s)| {
+                let request = Request::of(r.workflow.as_ref());
+                let (resource, size) = if request.gpus > 0.0 {
+                    ("gpus", request.gpus)
+                } else {
+                    ("cores", request.cores)
+                };
+                Some((size, resource, *s.values.get("wallSeconds")?))
+            })
+            .collect();
+        let mut sizes: Vec<f64> = sized.iter().map(|(s, _, _)| *s).collect();
+        sizes.sort_by(f64::total_cmp);
+        sizes.dedup();
+        if sizes.len() < 2 {
+            continue;
+        }
+        let median_at = |size: f64| {
+            let walls: Vec<f64> = sized
+                .iter()
+                .filter(|(s, _, _)| *s == size)
+                .map(|(_, _, w)| *w)
+                .collect();
+            (crate::stats::median(&walls), walls.len())
+        };
+        let (base_wall, _) = median_at(sizes[0]);
+        for size in &sizes {
+            let (wall, n) = median_at(*size);
+            let speedup = base_wall / wall;
+            out.push(ScalingPoint {
+                target: target.to_string(),
+                resource: sized[0].1.to_string(),
+                size: *size,
+                runs: n,
+                median_wall_seconds: wall,
+                speedup,
+                efficiency: speedup / (size / sizes[0]),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,205 @@
+//! Statistics of repeated runs: the median, a 95 % bootstrap confidence interval of it, the
+//! same for the ratio of two targets' medians, and a direction-aware verdict.
+//!
+//! The bootstrap is percentile-based with 2,000 resamples from a fixed-seed generator, so a
+//! report is reproducible from the same data.
+
+use serde::Serialize;
+
+/// Resamples per bootstrap.
+const RESAMPLES: usize = 2000;
+
+/// Whether a smaller or a larger value of a figure is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Better {
+    Lower,
+    Higher,
+    /// Neither (a count, a descriptive figure): no verdict.
+    Neither,
+}
+
+/// A median with its 95 % confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Estimate {
+    pub median: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+}
+
+/// The verdict on a target against the baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Better,
+    Worse,
+    /// The ratio's interval includes 1.0.
+    NoClearDifference,
+    /// The figure has no direction.
+    NotJudged,
+}
+
+impl Verdict {
+    /// How the verdict reads in a table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Better => "better",
+            Verdict::Worse => "worse",
+            Verdict::NoClearDifference => "no clear difference",
+            Verdict::NotJudged => "-",
+        }
+    }
+}
+
+/// A small, fast, seeded generator (xorshift64*), enough for resampling.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); NaN when empty.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// The `q` quantile (0..1) of sorted values, by linear interpolation.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn resample_median(values: &[f64], rng: &mut Rng, buf: &mut Vec<f64>) -> f64 {
+    buf.clear();
+    buf.extend((0..values.len()).map(|_| values[rng.below(values.len())]));
+    median(buf)
+}
+
+fn interval(mut statistics: Vec<f64>, point: f64) -> Estimate {
+    statistics.sort_by(f64::total_cmp);
+    Estimate {
+        median: point,
+        ci_low: quantile(&statistics, 0.025),
+        ci_high: quantile(&statistics, 0.975),
+    }
+}
+
+/// The median of `values` with a 95 % bootstrap interval; `None` when there are no values.
+/// One value gives an interval of zero width (the report says such results are indicative).
+pub fn estimate(values: &[f64]) -> Option<Estimate> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut buf = Vec::with_capacity(values.len());
+    let statistics = (0..RESAMPLES)
+        .map(|_| resample_median(values, &mut rng, &mut buf))
+        .collect();
+    Some(interval(statistics, median(values)))
+}
+
+/// The ratio `median(target) / median(baseline)` with a 95 % bootstrap interval (both samples
+/// resampled independently); `None` when either is empty or the baseline's median is zero.
+pub fn ratio(target: &[f64], baseline: &[f64]) -> Option<Estimate> {
+    let base = median(baseline);
+    if target.is_empty() || baseline.is_empty() || base == 0.0 {
+        return None;
+    }
+    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut buf = Vec::with_capacity(target.len().max(baseline.len()));
+    let statistics = (0..RESAMPLES)
+        .filter_map(|_| {
+            let t = resample_median(target, &mut rng, &mut buf);
+            let b = resample_median(baseline, &mut rng, &mut buf);
+            (b != 0.0).then(|| t / b)
+        })
+        .collect();
+    Some(interval(statistics, median(target) / base))
+}
+
+/// The verdict for a target whose ratio to the baseline is `ratio`.
+pub fn verdict(ratio: &Estimate, better: Better) -> Verdict {
+    if better == Better::Neither {
+        return Verdict::NotJudged;
+    }
+    if ratio.ci_low <= 1.0 && ratio.ci_high >= 1.0 {
+        return Verdict::NoClearDifference;
+    }
+    let larger = ratio.ci_low > 1.0;
+    match (better, larger) {
+        (Better::Higher, true) | (Better::Lower, false) => Verdict::Better,
+        _ => Verdict::Worse,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn medians_by_hand() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+
+    #[test]
+    fn quantiles_interpolate_like_numpy_linear() {
+        // numpy.quantile([1, 2, 3, 4, 5], 0.025) = 1.1, 0.975 -> 4.9
+        let sorted = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert!((quantile(&sorted, 0.025) - 1.1).abs() < 1e-12);
+        assert!((quantile(&sorted, 0.975) - 4.9).abs() < 1e-12);
+    }
+
+    /// The documented small data set (docs/compare.md): wall times of 5 runs per target.
+    const LOCAL: [f64; 5] = [31.5, 32.0, 31.8, 32.4, 31.9];
+    const PODMAN: [f64; 5] = [33.0, 33.4, 32.9, 33.8, 33.1];
+
+    #[test]
+    fn the_interval_holds_the_median_within_the_data_range() {
+        let e = estimate(&LOCAL).unwrap();
+        assert_eq!(e.median, 31.9);
+        // A median of 5 resampled values is always one of the data points.
+        assert!(e.ci_low >= 31.5 && e.ci_high <= 32.4, "{e:?}");
+        assert!(e.ci_low <= 31.8 && e.ci_high >= 32.0, "{e:?}");
+        let one = estimate(&[7.0]).unwrap();
+        assert_eq!((one.median, one.ci_low, one.ci_high), (7.0, 7.0, 7.0));
+        assert_eq!(estimate(&[]), None);
+    }
+
+    #[test]
+    fn the_ratio_and_its_verdict_follow_the_direction() {
+        let r = ratio(&PODMAN, &LOCAL).unwrap();
+        assert!((r.median - 33.1 / 31.9).abs() < 1e-12);
+        // Every resampled podman median (>= 32.9) is above every local one (<= 32.4).
+        assert!(r.ci_low > 1.0, "{r:?}");
+        assert_eq!(verdict(&r, Better::Lower), Verdict::Worse);
+        assert_eq!(verdict(&r, Better::Higher), Verdict::Better);
+        assert_eq!(verdict(&r, Better::Neither), Verdict::NotJudged);
+        let same = ratio(&LOCAL, &LOCAL).unwrap();
+        assert_eq!(verdict(&same, Better::Lower), Verdict::NoClearDifference);
+        assert_eq!(ratio(&LOCAL, &[0.0]), None);
+    }
+
+    #[test]
+    fn the_bootstrap_is_reproducible() {
+        assert_eq!(estimate(&PODMAN), estimate(&PODMAN));
+    }
+}

@@ -1,0 +1,100 @@
+//! `atlas compare EXPERIMENT | RUN… [--baseline TARGET] [--format …] [-o FILE]`: the comparison
+//! report (crate `atlas-report`) of an experiment's runs or of the runs named.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use atlas_report::prices::PriceSheet;
+use atlas_report::render::{render, Format};
+use atlas_report::{Options, ReportError, Selection};
+
+use crate::exit::Failure;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    Terminal,
+    Html,
+    Md,
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// An experiment id (`e-…`), or one or more run ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// The target the others are compared with (default: the first one).
+    #[arg(long)]
+    baseline: Option<String>,
+    #[arg(long, value_enum, default_value = "terminal")]
+    format: OutputFormat,
+    /// Write the report to FILE instead of stdout.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The app metric that counts work done, for the cost per 1,000 units (e.g. `samples`).
+    #[arg(long)]
+    unit: Option<String>,
+    /// A price sheet read over the default one (docs/compare.md).
+    #[arg(long)]
+    prices: Option<PathBuf>,
+    /// Refuse to compare runs that differ in more than their target.
+    #[arg(long)]
+    strict: bool,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let extra = match &args.prices {
+        Some(path) => Some((path.clone(), super::read_text(path)?)),
+        None => None,
+    };
+    let prices = PriceSheet::load(extra.as_ref().map(|(p, t)| (p.as_path(), t.as_str())))
+        .map_err(Failure::input)?;
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let target_prices: BTreeMap<String, String> = targets
+        .into_iter()
+        .filter_map(|t| Some((t.name, t.target.price?)))
+        .collect();
+    let selection = match args.ids.as_slice() {
+        [one] if one.starts_with("e-") => Selection::Experiment(one.clone()),
+        ids => Selection::Runs(ids.to_vec()),
+    };
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let failure = |e: ReportError| match e {
+        ReportError::Input(m) => Failure::input(m),
+        ReportError::NotLikeForLike(m) => Failure::JobFailed(format!(
+            "the runs are not like for like; --strict refuses to compare them:\n{m}"
+        )),
+        ReportError::Store(e) => Failure::environment(e),
+    };
+    let loaded = atlas_report::load(&store, &selection).map_err(failure)?;
+    let options = Options {
+        baseline: args.baseline,
+        unit: args.unit,
+        strict: args.strict,
+        prices,
+        target_prices,
+    };
+    let report = atlas_report::compare(loaded, &options).map_err(failure)?;
+    let format = match args.format {
+        OutputFormat::Terminal => Format::Terminal {
+            colour: args.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none(),
+        },
+        OutputFormat::Html => Format::Html,
+        OutputFormat::Md => Format::Markdown,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Csv => Format::Csv,
+    };
+    super::write_output(args.output.as_deref(), &render(&report, format))?;
+    if let Some(path) = &args.output {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
