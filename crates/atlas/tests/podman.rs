@@ -41,7 +41,7 @@ struct Project {
     dir: PathBuf,
 }
 
-const TARGETS: &str = "[targets.podman]\nkind = \"podman\"\ngpus = false\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\n\n[targets.local]\nkind = \"local\"\ngpus = false\n";
+const TARGETS: &str = "[targets.podman]\nkind = \"podman\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\nprice = \"cluster-node\"\n\n[targets.local]\nkind = \"local\"\ngpus = false\nprice = \"cluster-node\"\n";
 
 impl Project {
     fn new(tag: &str) -> Project {
@@ -272,5 +272,109 @@ fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
     assert!(
         accuracies.windows(2).all(|w| w[0] == w[1]),
         "the same deterministic model everywhere: {accuracies:?}"
+    );
+    report_of_the_experiment(&p, experiment);
+}
+
+/// `atlas compare` of the real local+slurm+podman experiment: every dimension in the JSON, and
+/// the HTML report opened in a real headless Chromium, its charts present in the DOM.
+fn report_of_the_experiment(p: &Project, experiment: &str) {
+    let (code, stdout, stderr) = p.atlas(&[
+        "compare", experiment, "--format", "json", "--unit", "samples",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["targets"],
+        serde_json::json!(["local", "slurm", "podman"])
+    );
+    let dimensions: std::collections::BTreeSet<&str> = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["dimension"].as_str().unwrap())
+        .collect();
+    for d in ["performance", "elasticity", "dataAccess", "economics"] {
+        assert!(dimensions.contains(d), "{d} missing: {dimensions:?}");
+    }
+    let cost = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "costPer1000Units")
+        .expect("a cost per 1,000 samples");
+    assert!(cost["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["n"] == 1));
+    let html = p.dir.join("report.html");
+    let (code, _, stderr) = p.atlas(&[
+        "compare",
+        experiment,
+        "--format",
+        "html",
+        "--unit",
+        "samples",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let chromium = |args: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(args)
+            .arg(format!("file://{}", html.display()))
+            .output();
+        match out {
+            Ok(out) => String::from_utf8_lossy(&out.stdout).into_owned(),
+            Err(e) if required() => {
+                panic!("chromium is required (ATLAS_REQUIRE_INTEGRATION=1): {e}")
+            }
+            Err(_) => String::new(),
+        }
+    };
+    let dom = chromium(&["--dump-dom"]);
+    if dom.is_empty() && !required() {
+        eprintln!("skipped: no chromium");
+        return;
+    }
+    for chart in [
+        "chart-timeline",
+        "chart-cpu",
+        "chart-memory",
+        "chart-wallSeconds",
+        "chart-cost",
+        "chart-costPer1000Units",
+    ] {
+        let at = dom
+            .find(&format!("id=\"{chart}\""))
+            .unwrap_or_else(|| panic!("{chart} not in the page"));
+        let figure = &dom[at..at + dom[at..].find("</figure>").unwrap()];
+        assert!(figure.contains("<svg"), "{chart} has no SVG");
+        assert!(
+            figure.contains("<rect") || figure.contains("<polyline"),
+            "{chart} draws nothing"
+        );
+    }
+    assert!(
+        dom.contains("Verdict") && dom.contains("podman vs local"),
+        "the verdict is on the page"
+    );
+    let shot = p.dir.join("report.png");
+    chromium(&[
+        "--window-size=1200,2400",
+        &format!("--screenshot={}", shot.display()),
+    ]);
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real picture: {} bytes",
+        png.len()
     );
 }

@@ -54,7 +54,6 @@ pub fn html(report: &Report) -> String {
     for n in &report.notes {
         body += &format!("<p class=\"note\">{}</p>\n", escape(n));
     }
-    body += &table(report);
     body += "<h2>Charts</h2>\n";
     let mut charts: Vec<(&str, String, Option<String>)> = vec![
         (
@@ -106,6 +105,7 @@ pub fn html(report: &Report) -> String {
             body += &format!("<figure class=\"chart\" id=\"chart-{id}\">{svg}<figcaption>{}</figcaption></figure>\n", escape(&caption));
         }
     }
+    body += &table(report);
     body += "<h2>Runs</h2>\n<table><tr><th>run</th><th>target</th><th>rep</th><th>status</th><th>counted</th><th>cause</th></tr>\n";
     for r in &report.runs {
         body += &format!(
