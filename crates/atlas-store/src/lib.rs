@@ -80,8 +80,8 @@ pub trait Store {
         submitted_at: Option<f64>,
         figures: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError>;
-    /// A run's job samples over time, at most about `points` of them: per time bucket the
-    /// latest time, the largest cumulative CPU seconds and RSS, and GPU 0's SM activity.
+    /// A run's job samples over time, at most `points` of them, evenly spaced (each with its
+    /// time, cumulative CPU seconds, RSS and GPU 0's SM activity).
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, StoreError>;

@@ -96,4 +96,18 @@ ALTER TABLE runs ADD COLUMN scheduler_id TEXT;
 ALTER TABLE runs ADD COLUMN figures TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE experiments ADD COLUMN differences TEXT NOT NULL DEFAULT '[]';
 "#,
+    // Per-phase summaries of the job's samples, kept up to date at ingest, so that reading a
+    // run does not scan its samples (a million per phase is a 3-hour job at 10 ms).
+    r#"
+ALTER TABLE phases ADD COLUMN job_samples INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE phases ADD COLUMN job_peak_rss INTEGER;
+ALTER TABLE phases ADD COLUMN job_read_min INTEGER;
+ALTER TABLE phases ADD COLUMN job_read_max INTEGER;
+ALTER TABLE phases ADD COLUMN job_write_min INTEGER;
+ALTER TABLE phases ADD COLUMN job_write_max INTEGER;
+ALTER TABLE phases ADD COLUMN job_gpu_samples INTEGER NOT NULL DEFAULT 0;
+UPDATE phases SET (job_samples, job_peak_rss, job_read_min, job_read_max, job_write_min, job_write_max, job_gpu_samples) =
+    (SELECT count(*), max(rss_bytes), min(read_bytes), max(read_bytes), min(write_bytes), max(write_bytes), count(gpus)
+     FROM samples s WHERE s.run_id = phases.run_id AND s.phase = phases.name AND s.scope = 'job');
+"#,
 ];

@@ -150,6 +150,70 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
+/// What a batch of new job samples adds to their phase's summary.
+struct PhaseSummary<'a> {
+    run: &'a str,
+    phase: &'a str,
+    samples: i64,
+    gpu_samples: i64,
+    peak_rss: i64,
+    read: (i64, i64),
+    write: (i64, i64),
+}
+
+impl<'a> PhaseSummary<'a> {
+    fn add(summaries: &mut Vec<PhaseSummary<'a>>, r: &'a Record) {
+        let RecordBody::Sample {
+            phase: Some(phase),
+            rss_bytes,
+            read_bytes,
+            write_bytes,
+            gpus,
+            ..
+        } = &r.body
+        else {
+            return;
+        };
+        let gpu = i64::from(!gpus.is_empty());
+        let (rss, read, write) = (*rss_bytes as i64, *read_bytes as i64, *write_bytes as i64);
+        match summaries
+            .iter_mut()
+            .find(|s| s.run == r.run && s.phase == phase)
+        {
+            Some(s) => {
+                s.samples += 1;
+                s.gpu_samples += gpu;
+                s.peak_rss = s.peak_rss.max(rss);
+                s.read = (s.read.0.min(read), s.read.1.max(read));
+                s.write = (s.write.0.min(write), s.write.1.max(write));
+            }
+            None => summaries.push(PhaseSummary {
+                run: &r.run,
+                phase,
+                samples: 1,
+                gpu_samples: gpu,
+                peak_rss: rss,
+                read: (read, read),
+                write: (write, write),
+            }),
+        }
+    }
+
+    /// Folds the batch into the phase's row (which its phaseStart made).
+    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached(
+            "UPDATE phases SET job_samples = job_samples + ?3,
+                 job_peak_rss = max(coalesce(job_peak_rss, ?4), ?4),
+                 job_read_min = min(coalesce(job_read_min, ?5), ?5), job_read_max = max(coalesce(job_read_max, ?6), ?6),
+                 job_write_min = min(coalesce(job_write_min, ?7), ?7), job_write_max = max(coalesce(job_write_max, ?8), ?8),
+                 job_gpu_samples = job_gpu_samples + ?9
+             WHERE run_id = ?1 AND name = ?2",
+        )?
+        .execute(params![self.run, self.phase, self.samples, self.peak_rss, self.read.0, self.read.1, self.write.0, self.write.1, self.gpu_samples])?;
+        Ok(())
+    }
+}
+
 /// Inserts one record; true when it was new. Run and phase rows follow the events, and only
 /// for new records, so a replay changes nothing.
 fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<bool> {
@@ -214,6 +278,14 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
                 "INSERT INTO phases (run_id, name, position, status, started_at) VALUES (?1, ?2, ?3, 'running', ?4)
                  ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = ?4, position = ?3",
                 params![r.run, phase, index, r.time],
+            )?;
+            // Samples ingested before their phase (a replayed spool): summarise them now.
+            tx.execute(
+                "UPDATE phases SET (job_samples, job_peak_rss, job_read_min, job_read_max, job_write_min, job_write_max, job_gpu_samples) =
+                    (SELECT count(*), max(rss_bytes), min(read_bytes), max(read_bytes), min(write_bytes), max(write_bytes), count(gpus)
+                     FROM samples s WHERE s.run_id = ?1 AND s.phase = ?2 AND s.scope = 'job')
+                 WHERE run_id = ?1 AND name = ?2",
+                params![r.run, phase],
             )?;
         }
         RecordBody::PhaseEnd {
@@ -311,12 +383,17 @@ impl Store for SqliteStore {
     fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError> {
         let tx = self.conn.transaction()?;
         let mut stats = IngestStats::default();
+        let mut summaries: Vec<PhaseSummary> = Vec::new();
         for record in records {
             if insert(&tx, record)? {
                 stats.inserted += 1;
+                PhaseSummary::add(&mut summaries, record);
             } else {
                 stats.duplicates += 1;
             }
+        }
+        for s in &summaries {
+            s.apply(&tx)?;
         }
         tx.commit()?;
         Ok(stats)
@@ -374,32 +451,44 @@ impl Store for SqliteStore {
     }
 
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError> {
-        let (start, end): (Option<f64>, Option<f64>) = self.conn.query_row(
-            "SELECT min(time), max(time) FROM samples WHERE run_id = ?1 AND scope = 'job'",
+        // Evenly spaced samples found through the (run_id, seq) key: a few hundred index
+        // lookups instead of a scan of a long run's samples.
+        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT min(seq), max(seq) FROM samples WHERE run_id = ?1",
             [run],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let (Some(start), Some(end)) = (start, end) else {
+        let (Some(first), Some(last)) = (first, last) else {
             return Ok(Vec::new());
         };
-        let bucket = ((end - start) / points.max(1) as f64).max(1e-9);
         let mut stmt = self.conn.prepare_cached(
-            "SELECT max(time), max(cpu_user_seconds + cpu_system_seconds), max(rss_bytes),
-                    max(json_extract(gpus, '$[0].smPercent'))
-             FROM samples WHERE run_id = ?1 AND scope = 'job'
-             GROUP BY CAST((time - ?2) / ?3 AS INTEGER) ORDER BY 1",
+            "SELECT seq, time, cpu_user_seconds + cpu_system_seconds, rss_bytes, json_extract(gpus, '$[0].smPercent')
+             FROM samples WHERE run_id = ?1 AND seq >= ?2 AND scope = 'job' ORDER BY seq LIMIT 1",
         )?;
-        let rows = stmt
-            .query_map(params![run, start, bucket], |r| {
-                Ok(SeriesPoint {
-                    time: r.get(0)?,
-                    cpu_seconds: r.get::<_, Option<f64>>(1)?.unwrap_or(0.0),
-                    rss_bytes: r.get::<_, Option<i64>>(2)?.unwrap_or(0),
-                    gpu_percent: r.get(3)?,
+        let steps = points.max(2) as i64 - 1;
+        let mut out: Vec<SeriesPoint> = Vec::new();
+        let mut last_seq = None;
+        for k in 0..=steps {
+            let at = first + (last - first) * k / steps;
+            let row = stmt
+                .query_row(params![run, at], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        SeriesPoint {
+                            time: r.get(1)?,
+                            cpu_seconds: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
+                            rss_bytes: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
+                            gpu_percent: r.get(4)?,
+                        },
+                    ))
                 })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+                .optional()?;
+            if let Some((seq, point)) = row.filter(|(seq, _)| Some(*seq) != last_seq) {
+                last_seq = Some(seq);
+                out.push(point);
+            }
+        }
+        Ok(out)
     }
 
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
@@ -490,10 +579,7 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare(
             "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
                     p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
-                    (SELECT max(rss_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
-                    (SELECT max(read_bytes) - min(read_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
-                    (SELECT max(write_bytes) - min(write_bytes) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job'),
-                    (SELECT count(*) FROM samples s WHERE s.run_id = p.run_id AND s.phase = p.name AND s.scope = 'job')
+                    p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples
              FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
         )?;
         let mut phases: Vec<PhaseRow> = stmt
@@ -543,7 +629,15 @@ impl Store for SqliteStore {
         let mut gpus = self.conn.prepare(
             "SELECT gpus FROM samples WHERE run_id = ?1 AND phase = ?2 AND scope = 'job' AND gpus IS NOT NULL ORDER BY seq",
         )?;
+        let mut gpu_samples = self
+            .conn
+            .prepare("SELECT job_gpu_samples FROM phases WHERE run_id = ?1 AND name = ?2")?;
         for phase in &mut phases {
+            // Only phases whose samples had GPUs are read sample by sample.
+            let with_gpus: i64 = gpu_samples.query_row(params![id, phase.name], |r| r.get(0))?;
+            if with_gpus == 0 {
+                continue;
+            }
             let per_sample: Vec<Vec<GpuSample>> = gpus
                 .query_map(params![id, phase.name], |r| r.get::<_, String>(0))?
                 .filter_map(|text| text.ok().and_then(|t| serde_json::from_str(&t).ok()))
@@ -851,11 +945,11 @@ mod tests {
     }
 
     #[test]
-    fn the_series_is_downsampled_by_time_bucket() {
+    fn the_series_is_sampled_at_evenly_spaced_points() {
         let mut store = SqliteStore::open(&temp("series")).unwrap();
         store.ingest(&records()).unwrap();
         let all = store.series("r-1", 100).unwrap();
-        assert_eq!(all.len(), 2, "two samples, each its own bucket");
+        assert_eq!(all.len(), 2, "two samples, each once");
         assert_eq!((all[1].cpu_seconds, all[1].rss_bytes), (2.2, 300));
         let one = store.series("r-1", 1).unwrap();
         assert!(one.len() <= 2, "{one:?}");
