@@ -244,23 +244,17 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
     })
 }
 
-/// Cores in use between consecutive points (CPU seconds restart with each phase: clamped).
+/// Cores in use between consecutive points of the same phase (CPU seconds restart with each
+/// phase, so a pair across phases says nothing and is left out).
 fn cores_over_time(series: &[SeriesPoint], start: f64) -> Vec<Point> {
     series
         .windows(2)
-        .map(|w| {
-            let dt = w[1].time - w[0].time;
-            let cores = if dt > 0.0 {
-                ((w[1].cpu_seconds - w[0].cpu_seconds) / dt).max(0.0)
-            } else {
-                0.0
-            };
-            Point {
-                seconds: w[1].time - start,
-                cores,
-                rss_bytes: w[1].rss_bytes,
-                gpu_percent: w[1].gpu_percent,
-            }
+        .filter(|w| w[0].phase == w[1].phase && w[1].time > w[0].time)
+        .map(|w| Point {
+            seconds: w[1].time - start,
+            cores: ((w[1].cpu_seconds - w[0].cpu_seconds) / (w[1].time - w[0].time)).max(0.0),
+            rss_bytes: w[1].rss_bytes,
+            gpu_percent: w[1].gpu_percent,
         })
         .collect()
 }

@@ -93,7 +93,7 @@ pub struct MetricSummary {
 }
 
 /// One point of a run's samples over time (see `Store::series`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeriesPoint {
     /// Unix time, seconds.
@@ -104,6 +104,8 @@ pub struct SeriesPoint {
     pub rss_bytes: i64,
     /// SM activity of the first GPU, percent, when there is one.
     pub gpu_percent: Option<f64>,
+    /// The phase the sample belongs to.
+    pub phase: Option<String>,
 }
 
 /// A run with its phases.

@@ -462,7 +462,7 @@ impl Store for SqliteStore {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, time, cpu_user_seconds + cpu_system_seconds, rss_bytes, json_extract(gpus, '$[0].smPercent')
+            "SELECT seq, time, cpu_user_seconds + cpu_system_seconds, rss_bytes, json_extract(gpus, '$[0].smPercent'), phase
              FROM samples WHERE run_id = ?1 AND seq >= ?2 AND scope = 'job' ORDER BY seq LIMIT 1",
         )?;
         let steps = points.max(2) as i64 - 1;
@@ -479,6 +479,7 @@ impl Store for SqliteStore {
                             cpu_seconds: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
                             rss_bytes: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
                             gpu_percent: r.get(4)?,
+                            phase: r.get(5)?,
                         },
                     ))
                 })
