@@ -304,3 +304,27 @@ fn json_and_csv_have_their_documented_shape() {
     let md = render(&report, Format::Markdown);
     assert!(md.contains("| Performance | time to completion |"), "{md}");
 }
+
+#[test]
+fn runs_at_two_sizes_give_a_speedup_and_an_efficiency() {
+    let mut runs = Vec::new();
+    for (i, (cores, wall)) in [(1, 10.0), (1, 10.2), (2, 6.0), (2, 6.1)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut r = run(&format!("r-{i}"), "local", wall, 100.0, "train");
+        r.workflow.as_mut().unwrap().spec.resources.cpus_per_task = Some(cores);
+        runs.push(r);
+    }
+    let report = compare(loaded(runs), &options()).unwrap();
+    assert_eq!(report.scaling.len(), 2, "{:?}", report.scaling);
+    let two = &report.scaling[1];
+    assert_eq!(
+        (two.resource.as_str(), two.size, two.runs),
+        ("cores", 2.0, 2)
+    );
+    // Medians 10.1 s at 1 core and 6.05 s at 2: speed-up 1.669, efficiency 0.835.
+    assert!((two.speedup - 10.1 / 6.05).abs() < 1e-12);
+    assert!((two.efficiency - 10.1 / 6.05 / 2.0).abs() < 1e-12);
+    assert!(render(&report, Format::Html).contains("id=\"chart-scaling\""));
+}
