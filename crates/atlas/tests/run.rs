@@ -377,3 +377,34 @@ fn inputs_are_checked_before_submission_and_staged_for_the_job() {
     let runs = json(&s.atlas(&["runs", "--format", "json"]).1);
     assert_eq!(runs.as_array().unwrap().len(), 1, "no run was made");
 }
+
+#[test]
+fn compare_names_what_is_wrong_with_its_input() {
+    let s = Sandbox::new("compare-bad");
+    let (code, _, stderr) = s.atlas(&["compare", "e-nope"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("no experiment `e-nope`"), "{stderr}");
+    let prices = s.dir.join("prices.toml");
+    std::fs::write(&prices, "[cloud.x]\nvcpu_hour = \"cheap\"\n").unwrap();
+    let (code, _, stderr) = s.atlas(&["compare", "e-nope", "--prices", prices.to_str().unwrap()]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("prices.toml:2:13"), "{stderr}");
+    // Runs of two different workflows are not compared.
+    let one = s.workflow("  - {name: a, run: 'true'}\n");
+    let (code, _, stderr) = s.atlas(&["run", &one, "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let other = s.dir.join("other.yaml");
+    std::fs::write(&other, "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: other}\nspec:\n  phases:\n  - {name: a, run: 'true'}\n").unwrap();
+    let (code, _, stderr) = s.atlas(&["run", other.to_str().unwrap(), "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = json(&s.atlas(&["runs", "--format", "json"]).1);
+    let ids: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    let (code, _, stderr) = s.atlas(&["compare", ids[0], ids[1]]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("different workflows"), "{stderr}");
+}
