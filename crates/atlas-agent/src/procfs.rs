@@ -272,6 +272,37 @@ pub fn sample_node() -> NodeFigures {
     n
 }
 
+/// The node's type, for comparing runs like for like: the CPU model, the CPUs online and the
+/// memory (`AMD EPYC 7B13, 2 CPUs, 23.5 GiB`). Empty parts are left out.
+pub fn node_type() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            let (key, value) = l.split_once(':')?;
+            matches!(key.trim(), "model name" | "cpu model" | "Processor").then(|| value.trim())
+        })
+        .unwrap_or("");
+    // SAFETY: sysconf has no preconditions.
+    let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    let memory_kib: Option<f64> = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        m.lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    });
+    let mut parts: Vec<String> = Vec::new();
+    if !model.is_empty() {
+        parts.push(model.to_string());
+    }
+    if cpus > 0 {
+        parts.push(format!("{cpus} CPUs"));
+    }
+    if let Some(kib) = memory_kib {
+        parts.push(format!("{:.1} GiB", kib / 1024.0 / 1024.0));
+    }
+    parts.join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -198,6 +198,7 @@ impl Agent<'_> {
             cpus,
             gpu,
             source,
+            node: crate::procfs::node_type(),
         })?;
         self.spool.sync()
     }

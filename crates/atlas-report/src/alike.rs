@@ -10,7 +10,8 @@ use crate::RunInput;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Difference {
-    /// `commands`, `resources`, `environment`, `inputs`, `image`, `atlasVersion`, `experiment`.
+    /// `commands`, `resources`, `environment`, `inputs`, `image`, `atlasVersion`, `nodeType`,
+    /// `experiment`.
     pub aspect: String,
     pub detail: String,
     /// Figure keys (or key prefixes ending in `.`) the difference affects; `*` for all.
@@ -130,6 +131,11 @@ pub fn differences(runs: &[RunInput], recorded: &[String]) -> Vec<Difference> {
                 .clone()
                 .unwrap_or_else(|| "?".into())
         }),
+        perf,
+    ));
+    out.extend(describe(
+        "nodeType",
+        &collect(&|r| r.detail.run.node.clone().unwrap_or_else(|| "?".into())),
         perf,
     ));
     for line in recorded {

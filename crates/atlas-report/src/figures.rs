@@ -89,6 +89,7 @@ pub fn metric_direction(name: &str) -> Better {
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Request {
     pub cores: f64,
+    pub tasks: f64,
     pub memory_gib: Option<f64>,
     pub gpus: f64,
     pub nodes: f64,
@@ -100,6 +101,7 @@ impl Request {
         let Some(w) = workflow else {
             return Request {
                 cores: 1.0,
+                tasks: 1.0,
                 memory_gib: None,
                 gpus: 0.0,
                 nodes: 1.0,
@@ -125,6 +127,7 @@ impl Request {
             .unwrap_or(0);
         Request {
             cores,
+            tasks: f64::from(tasks),
             memory_gib: memory,
             gpus: f64::from(gpus),
             nodes: f64::from(nodes),
@@ -291,6 +294,27 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             Lower,
         ),
         first_start.map(|s| (s - r.submitted_at).max(0.0)),
+    );
+    // Several tasks or nodes: how long after its phase started the job had all its processes
+    // (the most it ever had), for the phase where that took longest.
+    let scale_out = (run.request.tasks > 1.0 || run.request.nodes > 1.0)
+        .then(|| {
+            d.phases
+                .iter()
+                .filter(|p| p.peak_processes.is_some_and(|n| n > 1))
+                .filter_map(|p| Some((p.peak_processes_at? - p.started_at?).max(0.0)))
+                .reduce(f64::max)
+        })
+        .flatten();
+    put(
+        def(
+            "scaleOutSeconds",
+            Elasticity,
+            "time to scale out (all tasks running)",
+            Unit::Seconds,
+            Lower,
+        ),
+        scale_out,
     );
     put(
         def(

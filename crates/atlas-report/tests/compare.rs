@@ -30,6 +30,8 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
         read_bytes: Some(1 << 20),
         write_bytes: Some(2 << 20),
         samples: 10,
+        peak_processes: Some(1),
+        peak_processes_at: Some(1000.6),
         metrics: vec![MetricSummary {
             name: "imgs_per_s".into(),
             count: 3,
@@ -70,6 +72,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
                 scheduler_id: None,
                 figures: BTreeMap::new(),
                 agent_version: Some("0.1.0".into()),
+                node: Some("Test CPU, 2 CPUs, 4.0 GiB".into()),
             },
             phases: vec![phase],
         },
@@ -303,6 +306,37 @@ fn json_and_csv_have_their_documented_shape() {
     );
     let md = render(&report, Format::Markdown);
     assert!(md.contains("| Performance | time to completion |"), "{md}");
+}
+
+#[test]
+fn several_tasks_give_a_time_to_scale_out_and_a_node_change_is_found() {
+    let mut runs = data_set();
+    for r in &mut runs {
+        r.workflow.as_mut().unwrap().spec.resources.tasks = Some(4);
+        let phase = &mut r.detail.phases[0];
+        phase.peak_processes = Some(4);
+        phase.peak_processes_at = Some(1000.5 + 1.25);
+    }
+    runs[1].detail.run.node = Some("Other CPU, 8 CPUs, 32.0 GiB".into());
+    let report = compare(loaded(runs), &options()).unwrap();
+    let scale = report
+        .figures
+        .iter()
+        .find(|f| f.def.key == "scaleOutSeconds")
+        .expect("a scale-out figure");
+    assert_eq!(scale.targets[0].estimate.unwrap().median, 1.25);
+    let node = report
+        .differences
+        .iter()
+        .find(|d| d.aspect == "nodeType")
+        .unwrap();
+    assert!(node.detail.contains("Other CPU"), "{}", node.detail);
+    // One task: no scale-out figure.
+    let report = compare(loaded(data_set()), &options()).unwrap();
+    assert!(report
+        .figures
+        .iter()
+        .all(|f| f.def.key != "scaleOutSeconds"));
 }
 
 #[test]

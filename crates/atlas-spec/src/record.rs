@@ -46,6 +46,9 @@ pub enum RecordBody {
         gpu: String,
         /// Where the job's figures come from (`process tree`, `process tree + cgroup v2`).
         source: String,
+        /// The node's type: CPU model, CPUs online and memory (empty from older agents).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        node: String,
     },
     /// A phase started.
     #[serde(rename_all = "camelCase")]

@@ -32,6 +32,8 @@ pub struct RunRow {
     pub figures: BTreeMap<String, f64>,
     /// The Atlas version of the agent that ran the job.
     pub agent_version: Option<String>,
+    /// The node's type as the agent saw it (CPU model, CPUs, memory).
+    pub node: Option<String>,
 }
 
 /// A phase with what was measured in it.
@@ -55,6 +57,9 @@ pub struct PhaseRow {
     pub read_bytes: Option<i64>,
     pub write_bytes: Option<i64>,
     pub samples: i64,
+    /// The most processes of the job at once, and when that was first sampled (unix time).
+    pub peak_processes: Option<i64>,
+    pub peak_processes_at: Option<f64>,
     pub metrics: Vec<MetricSummary>,
     /// GPU figures, when the phase's samples had GPUs.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -106,8 +106,14 @@ ALTER TABLE phases ADD COLUMN job_read_max INTEGER;
 ALTER TABLE phases ADD COLUMN job_write_min INTEGER;
 ALTER TABLE phases ADD COLUMN job_write_max INTEGER;
 ALTER TABLE phases ADD COLUMN job_gpu_samples INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE phases ADD COLUMN job_max_processes INTEGER;
+ALTER TABLE phases ADD COLUMN job_max_processes_at REAL;
+ALTER TABLE runs ADD COLUMN node TEXT;
 UPDATE phases SET (job_samples, job_peak_rss, job_read_min, job_read_max, job_write_min, job_write_max, job_gpu_samples) =
     (SELECT count(*), max(rss_bytes), min(read_bytes), max(read_bytes), min(write_bytes), max(write_bytes), count(gpus)
      FROM samples s WHERE s.run_id = phases.run_id AND s.phase = phases.name AND s.scope = 'job');
+UPDATE phases SET (job_max_processes, job_max_processes_at) =
+    (SELECT processes, time FROM samples s WHERE s.run_id = phases.run_id AND s.phase = phases.name AND s.scope = 'job'
+     ORDER BY processes DESC, seq LIMIT 1);
 "#,
 ];

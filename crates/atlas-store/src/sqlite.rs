@@ -123,7 +123,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -147,6 +147,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         scheduler_id: r.get(16)?,
         figures: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
         agent_version: r.get(18)?,
+        node: r.get(19)?,
     })
 }
 
@@ -157,6 +158,8 @@ struct PhaseSummary<'a> {
     samples: i64,
     gpu_samples: i64,
     peak_rss: i64,
+    /// The most processes at once, and when that was first seen.
+    peak_processes: (i64, f64),
     read: (i64, i64),
     write: (i64, i64),
 }
@@ -169,12 +172,14 @@ impl<'a> PhaseSummary<'a> {
             read_bytes,
             write_bytes,
             gpus,
+            processes,
             ..
         } = &r.body
         else {
             return;
         };
         let gpu = i64::from(!gpus.is_empty());
+        let processes = i64::from(*processes);
         let (rss, read, write) = (*rss_bytes as i64, *read_bytes as i64, *write_bytes as i64);
         match summaries
             .iter_mut()
@@ -183,6 +188,9 @@ impl<'a> PhaseSummary<'a> {
             Some(s) => {
                 s.samples += 1;
                 s.gpu_samples += gpu;
+                if processes > s.peak_processes.0 {
+                    s.peak_processes = (processes, r.time);
+                }
                 s.peak_rss = s.peak_rss.max(rss);
                 s.read = (s.read.0.min(read), s.read.1.max(read));
                 s.write = (s.write.0.min(write), s.write.1.max(write));
@@ -193,6 +201,7 @@ impl<'a> PhaseSummary<'a> {
                 samples: 1,
                 gpu_samples: gpu,
                 peak_rss: rss,
+                peak_processes: (processes, r.time),
                 read: (read, read),
                 write: (write, write),
             }),
@@ -206,10 +215,12 @@ impl<'a> PhaseSummary<'a> {
                  job_peak_rss = max(coalesce(job_peak_rss, ?4), ?4),
                  job_read_min = min(coalesce(job_read_min, ?5), ?5), job_read_max = max(coalesce(job_read_max, ?6), ?6),
                  job_write_min = min(coalesce(job_write_min, ?7), ?7), job_write_max = max(coalesce(job_write_max, ?8), ?8),
-                 job_gpu_samples = job_gpu_samples + ?9
+                 job_gpu_samples = job_gpu_samples + ?9,
+                 job_max_processes_at = CASE WHEN ?10 > coalesce(job_max_processes, -1) THEN ?11 ELSE job_max_processes_at END,
+                 job_max_processes = max(coalesce(job_max_processes, ?10), ?10)
              WHERE run_id = ?1 AND name = ?2",
         )?
-        .execute(params![self.run, self.phase, self.samples, self.peak_rss, self.read.0, self.read.1, self.write.0, self.write.1, self.gpu_samples])?;
+        .execute(params![self.run, self.phase, self.samples, self.peak_rss, self.read.0, self.read.1, self.write.0, self.write.1, self.gpu_samples, self.peak_processes.0, self.peak_processes.1])?;
         Ok(())
     }
 }
@@ -258,13 +269,15 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
             source,
             gpu,
             phases,
+            node,
             ..
         } => {
+            let node = (!node.is_empty()).then_some(node);
             tx.execute(
-                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu)
-                 VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, host = ?4, agent_version = ?5, source = ?6, gpu = ?7",
-                params![r.run, workflow, r.time, host, agent_version, source, gpu],
+                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node)
+                 VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, host = ?4, agent_version = ?5, source = ?6, gpu = ?7, node = ?8",
+                params![r.run, workflow, r.time, host, agent_version, source, gpu, node],
             )?;
             for (i, name) in phases.iter().enumerate() {
                 tx.execute(
@@ -284,6 +297,13 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
                 "UPDATE phases SET (job_samples, job_peak_rss, job_read_min, job_read_max, job_write_min, job_write_max, job_gpu_samples) =
                     (SELECT count(*), max(rss_bytes), min(read_bytes), max(read_bytes), min(write_bytes), max(write_bytes), count(gpus)
                      FROM samples s WHERE s.run_id = ?1 AND s.phase = ?2 AND s.scope = 'job')
+                 WHERE run_id = ?1 AND name = ?2",
+                params![r.run, phase],
+            )?;
+            tx.execute(
+                "UPDATE phases SET (job_max_processes, job_max_processes_at) =
+                    (SELECT processes, time FROM samples s WHERE s.run_id = ?1 AND s.phase = ?2 AND s.scope = 'job'
+                     ORDER BY processes DESC, seq LIMIT 1)
                  WHERE run_id = ?1 AND name = ?2",
                 params![r.run, phase],
             )?;
@@ -580,7 +600,8 @@ impl Store for SqliteStore {
         let mut stmt = self.conn.prepare(
             "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
                     p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
-                    p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples
+                    p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples,
+                    p.job_max_processes, p.job_max_processes_at
              FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
         )?;
         let mut phases: Vec<PhaseRow> = stmt
@@ -601,6 +622,8 @@ impl Store for SqliteStore {
                     read_bytes: r.get(12)?,
                     write_bytes: r.get(13)?,
                     samples: r.get(14)?,
+                    peak_processes: r.get(15)?,
+                    peak_processes_at: r.get(16)?,
                     metrics: Vec::new(),
                     gpu: None,
                 })
@@ -684,6 +707,7 @@ mod tests {
                     cpus: 2,
                     gpu: "none".into(),
                     source: "process tree".into(),
+                    node: "Test CPU, 2 CPUs, 4.0 GiB".into(),
                 },
             ),
             record(
@@ -784,6 +808,11 @@ mod tests {
         );
         let detail = store.run("r-").unwrap();
         assert_eq!(detail.run.status, "succeeded");
+        assert_eq!(
+            detail.run.node.as_deref(),
+            Some("Test CPU, 2 CPUs, 4.0 GiB")
+        );
+        assert_eq!(detail.phases[0].peak_processes, Some(1));
         let train = &detail.phases[0];
         assert_eq!(
             (train.samples, train.peak_job_rss_bytes, train.write_bytes),

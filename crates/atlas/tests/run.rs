@@ -408,3 +408,49 @@ fn compare_names_what_is_wrong_with_its_input() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("different workflows"), "{stderr}");
 }
+
+#[test]
+fn a_job_with_several_tasks_has_a_time_to_scale_out_in_its_comparison() {
+    let s = Sandbox::new("scale-out");
+    let path = s.dir.join("tasks.yaml");
+    std::fs::write(
+        &path,
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tasks}\nspec:\n  resources: {tasks: 4}\n  phases:\n  - {name: ranks, run: 'for i in 1 2 3 4; do sleep 2 & sleep 0.4; done; wait'}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = s.atlas(&[
+        "run",
+        path.to_str().unwrap(),
+        "--on",
+        "local",
+        "--interval",
+        "100ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = json(&s.atlas(&["runs", "--format", "json"]).1);
+    let run = runs[0]["id"].as_str().unwrap().to_string();
+    let detail = json(&s.atlas(&["show", &run, "--format", "json"]).1);
+    assert!(
+        detail["phases"][0]["peakProcesses"].as_i64().unwrap() >= 4,
+        "{detail}"
+    );
+    assert!(
+        detail["node"].as_str().is_some_and(|n| n.contains("CPUs")),
+        "{detail}"
+    );
+    let (code, report, stderr) = s.atlas(&["compare", &run, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report = json(&report);
+    let scale = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "scaleOutSeconds")
+        .unwrap_or_else(|| panic!("no scale-out figure: {report}"));
+    let seconds = scale["targets"][0]["values"][0].as_f64().unwrap();
+    let wall = detail["wallSeconds"].as_f64().unwrap();
+    assert!(
+        seconds > 0.0 && seconds < wall,
+        "{seconds} within the run's {wall} s"
+    );
+}

@@ -190,6 +190,7 @@ mod tests {
             scheduler_id: scheduler_id.map(String::from),
             figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             agent_version: None,
+            node: None,
         }
     }
 
