@@ -336,6 +336,33 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
         ),
         r.figures.get("inputBytes").copied(),
     );
+    for p in &d.phases {
+        let wall = p.wall_seconds.filter(|w| *w > 0.0);
+        for (what, bytes) in [("read", p.read_bytes), ("written", p.write_bytes)] {
+            let Some(bytes) = bytes else { continue };
+            let key = format!("phase.{}.{what}", p.name);
+            put(
+                def(
+                    &format!("{key}Bytes"),
+                    DataAccess,
+                    &format!("phase {}: bytes {what}", p.name),
+                    Unit::Bytes,
+                    Neither,
+                ),
+                Some(bytes as f64),
+            );
+            put(
+                def(
+                    &format!("{key}Rate"),
+                    DataAccess,
+                    &format!("phase {}: {what} rate", p.name),
+                    Unit::BytesPerSecond,
+                    Neither,
+                ),
+                wall.map(|w| bytes as f64 / w),
+            );
+        }
+    }
     let read: i64 = d.phases.iter().filter_map(|p| p.read_bytes).sum();
     let written: i64 = d.phases.iter().filter_map(|p| p.write_bytes).sum();
     put(
