@@ -147,9 +147,15 @@ fn statistics_and_verdicts_by_hand() {
         Some(Verdict::NoClearDifference)
     );
     // Data access per phase: 1 MiB read in 31.9 s (the median local run).
-    let read = figure("phase.train.readBytes").targets[0].estimate.unwrap().median;
+    let read = figure("phase.train.readBytes").targets[0]
+        .estimate
+        .unwrap()
+        .median;
     assert_eq!(read, 1048576.0);
-    let rate = figure("phase.train.readRate").targets[0].estimate.unwrap().median;
+    let rate = figure("phase.train.readRate").targets[0]
+        .estimate
+        .unwrap()
+        .median;
     assert!((rate - 1048576.0 / 31.9).abs() < 1e-9);
     // CPU time has no direction: no verdict, but a ratio.
     assert_eq!(
