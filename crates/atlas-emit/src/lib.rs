@@ -2,6 +2,7 @@
 //! Apptainer definition; Kubernetes objects when their issue lands. Pure: no I/O, text in and out.
 
 mod container;
+pub mod k8s;
 mod quote;
 mod sbatch;
 

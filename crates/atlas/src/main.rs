@@ -25,6 +25,8 @@ enum Command {
     Validate(commands::validate::Args),
     /// Write a container build context (Containerfile, entrypoint, Apptainer .def) for a workflow.
     Containerize(commands::containerize::Args),
+    /// Emit Kubernetes/OpenShift objects for a workflow: `atlas emit k8s job.lsf`.
+    Emit(commands::emit::Args),
     /// Compare an experiment's runs (or the runs named) across targets: performance,
     /// elasticity, data access, scalability and cost, with statistics and a verdict.
     Compare(commands::compare::Args),
@@ -63,6 +65,7 @@ fn main() {
         Command::Run(args) => commands::run::run(args),
         Command::Containerize(args) => commands::containerize::run(args),
         Command::Compare(args) => commands::compare::run(args),
+        Command::Emit(args) => commands::emit::run(args),
         Command::Runs(args) => commands::runs::run(args),
         Command::Experiments(args) => commands::experiments::run(args),
         Command::Show(args) => commands::show::run(args),

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod compare;
 pub mod containerize;
 pub mod db;
+pub mod emit;
 pub mod experiments;
 pub mod format;
 pub mod import;

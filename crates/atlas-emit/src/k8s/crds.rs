@@ -1,0 +1,168 @@
+//! Typed objects for the custom resources Atlas emits, shaped after their published schemas:
+//! Kubeflow's PyTorchJob (kubeflow.org/v1) and MPIJob (kubeflow.org/v2beta1), JobSet
+//! (jobset.x-k8s.io/v1alpha2), and OpenShift's BuildConfig (build.openshift.io/v1) and
+//! ImageStream (image.openshift.io/v1). Only the fields Atlas sets are modelled.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::JobTemplateSpec;
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::{Deserialize, Serialize};
+
+/// One replica group of a Kubeflow job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSpec {
+    pub replicas: i32,
+    pub restart_policy: String,
+    pub template: PodTemplateSpec,
+}
+
+/// Kubeflow's run policy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPolicy {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_pod_policy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PyTorchJobSpec {
+    pub pytorch_replica_specs: BTreeMap<String, ReplicaSpec>,
+    pub run_policy: RunPolicy,
+    /// Processes per node (torchrun's `--nproc_per_node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nproc_per_node: Option<String>,
+}
+
+/// kubeflow.org/v1 PyTorchJob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PyTorchJob {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PyTorchJobSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpiJobSpec {
+    pub slots_per_worker: i32,
+    pub run_policy: RunPolicy,
+    pub mpi_replica_specs: BTreeMap<String, ReplicaSpec>,
+}
+
+/// kubeflow.org/v2beta1 MPIJob.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MpiJob {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: MpiJobSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicatedJob {
+    pub name: String,
+    pub replicas: i32,
+    pub template: JobTemplateSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSetSpec {
+    pub replicated_jobs: Vec<ReplicatedJob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+/// jobset.x-k8s.io/v1alpha2 JobSet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSet {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: JobSetSpec,
+}
+
+/// Where a build's input comes from: an inline Dockerfile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildSource {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub dockerfile: String,
+}
+
+/// The Docker build strategy (the Containerfile as written).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DockerStrategy {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildStrategy {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub docker_strategy: DockerStrategy,
+}
+
+/// What a build produces: an ImageStreamTag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildOutput {
+    pub to: k8s_openapi::api::core::v1::ObjectReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfigSpec {
+    pub source: BuildSource,
+    pub strategy: BuildStrategy,
+    pub output: BuildOutput,
+}
+
+/// build.openshift.io/v1 BuildConfig with a Docker strategy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfig {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: BuildConfigSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LookupPolicy {
+    /// Pods in the namespace may use `NAME:TAG` for this stream's images.
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStreamSpec {
+    pub lookup_policy: LookupPolicy,
+}
+
+/// image.openshift.io/v1 ImageStream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageStream {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: ImageStreamSpec,
+}

@@ -1,0 +1,161 @@
+//! `atlas emit k8s` objects for the fixtures' four shapes: a single task (Job), an array
+//! (Indexed Job), multi-node torchrun (PyTorchJob) and MPI (MPIJob). Each is pinned with an insta
+//! snapshot and read back into k8s-openapi's types, so required fields are present and every
+//! field is where Kubernetes expects it.
+
+use atlas_emit::k8s::{k8s_objects, to_yaml, Flavor, K8sOptions, Object};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, PodTemplateSpec};
+
+fn workflow(fixture: &str) -> atlas_spec::Workflow {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(fixture);
+    let text = std::fs::read_to_string(&path).unwrap();
+    atlas_import::import(&text, &atlas_import::ImportOptions::default())
+        .unwrap()
+        .workflow
+}
+
+fn options(openshift: bool) -> K8sOptions {
+    K8sOptions {
+        flavor: Flavor::Auto,
+        openshift,
+        image: None,
+        containerfile: openshift.then(|| "FROM base\n".to_string()),
+    }
+}
+
+/// Every object read back into its typed form; the pod templates of custom resources too.
+fn round_trip(objects: &[Object]) -> Vec<PodTemplateSpec> {
+    let mut templates = Vec::new();
+    for object in objects {
+        let value = serde_json::to_value(object).unwrap();
+        match value["kind"].as_str().unwrap() {
+            "ConfigMap" => {
+                let cm: ConfigMap = serde_json::from_value(value.clone()).unwrap();
+                let yaml = &cm.data.unwrap()["workflow.yaml"];
+                atlas_spec::parse_workflow("workflow.yaml", yaml)
+                    .expect("the ConfigMap holds a valid workflow");
+            }
+            "PersistentVolumeClaim" => {
+                let _: PersistentVolumeClaim = serde_json::from_value(value.clone()).unwrap();
+            }
+            "Job" => {
+                let job: Job = serde_json::from_value(value.clone()).unwrap();
+                templates.push(job.spec.unwrap().template);
+            }
+            "PyTorchJob" | "MPIJob" => {
+                let key = if value["kind"] == "PyTorchJob" {
+                    "pytorchReplicaSpecs"
+                } else {
+                    "mpiReplicaSpecs"
+                };
+                for (_, replica) in value["spec"][key].as_object().unwrap() {
+                    templates.push(serde_json::from_value(replica["template"].clone()).unwrap());
+                }
+            }
+            "JobSet" => {
+                for job in value["spec"]["replicatedJobs"].as_array().unwrap() {
+                    let spec: k8s_openapi::api::batch::v1::JobSpec =
+                        serde_json::from_value(job["template"]["spec"].clone()).unwrap();
+                    templates.push(spec.template);
+                }
+            }
+            "BuildConfig" | "ImageStream" => {}
+            other => panic!("unexpected kind {other}"),
+        }
+    }
+    templates
+}
+
+fn check_pods(templates: &[PodTemplateSpec], openshift: bool) {
+    assert!(!templates.is_empty());
+    for t in templates {
+        let spec = t.spec.as_ref().unwrap();
+        assert_eq!(
+            spec.restart_policy.as_deref(),
+            Some("Never"),
+            "a batch pod never restarts forever"
+        );
+        let security = spec.security_context.as_ref().unwrap();
+        assert_eq!(security.run_as_non_root, Some(true));
+        assert_eq!(
+            security.run_as_user.is_none(),
+            openshift,
+            "no fixed UID on OpenShift"
+        );
+        for c in &spec.containers {
+            let env = c.env.clone().unwrap_or_default();
+            assert!(
+                env.iter().all(|e| e.name != "NVIDIA_VISIBLE_DEVICES"),
+                "GPUs only through the device plugin"
+            );
+        }
+    }
+}
+
+fn emit(fixture: &str, openshift: bool) -> (Flavor, String, Vec<PodTemplateSpec>) {
+    let emitted = k8s_objects(&workflow(fixture), &options(openshift)).unwrap();
+    let templates = round_trip(&emitted.objects);
+    check_pods(&templates, openshift);
+    (emitted.flavor, to_yaml(&emitted.objects), templates)
+}
+
+#[test]
+fn a_single_task_is_a_job() {
+    let (flavor, yaml, templates) = emit("examples/biggan-mini/job.lsf", false);
+    assert_eq!(flavor, Flavor::Job);
+    assert_eq!(templates.len(), 1);
+    insta::assert_snapshot!("job", yaml);
+}
+
+#[test]
+fn an_array_is_an_indexed_job_with_the_scripts_variable() {
+    let (flavor, yaml, templates) = emit("tests/fixtures/slurm/array.sbatch", false);
+    assert_eq!(flavor, Flavor::IndexedJob);
+    let command = templates[0].spec.as_ref().unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert!(
+        command[2].contains("export SLURM_ARRAY_TASK_ID=$((0 + JOB_COMPLETION_INDEX * 4))"),
+        "{command:?}"
+    );
+    insta::assert_snapshot!("indexed_job", yaml);
+}
+
+#[test]
+fn multi_node_torchrun_is_a_pytorchjob_with_gpus_through_the_device_plugin() {
+    let (flavor, yaml, templates) = emit("tests/fixtures/slurm/torchrun_multinode.sbatch", false);
+    assert_eq!(flavor, Flavor::Pytorchjob);
+    assert_eq!(templates.len(), 2, "Master and Worker");
+    let c = &templates[0].spec.as_ref().unwrap().containers[0];
+    assert_eq!(c.name, "pytorch");
+    let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+    assert_eq!(limits["nvidia.com/gpu"].0, "4");
+    assert!(c.command.as_ref().unwrap()[2].contains("export SLURM_NODEID=$PET_NODE_RANK"));
+    insta::assert_snapshot!("pytorchjob", yaml);
+}
+
+#[test]
+fn mpi_is_an_mpijob_with_a_launcher_and_workers_and_openshift_adds_a_build() {
+    let (flavor, yaml, templates) = emit("tests/fixtures/lsf/biggan128_imagenet.lsf", true);
+    assert_eq!(flavor, Flavor::Mpijob);
+    assert_eq!(templates.len(), 2, "Launcher and Worker");
+    assert!(yaml.contains("kind: BuildConfig") && yaml.contains("kind: ImageStream"));
+    insta::assert_snapshot!("mpijob_openshift", yaml);
+}
+
+#[test]
+fn a_jobset_can_be_asked_for_and_an_indexed_job_needs_an_array() {
+    let w = workflow("tests/fixtures/slurm/torchrun_multinode.sbatch");
+    let mut o = options(false);
+    o.flavor = Flavor::Jobset;
+    let emitted = k8s_objects(&w, &o).unwrap();
+    let templates = round_trip(&emitted.objects);
+    assert_eq!(templates.len(), 1);
+    o.flavor = Flavor::IndexedJob;
+    let err = k8s_objects(&w, &o).unwrap_err().to_string();
+    assert!(err.contains("needs an array"), "{err}");
+}
