@@ -21,7 +21,7 @@ pub fn effective_workflow(target: &Named, workflow: &Workflow) -> Workflow {
             r.memory_per_gpu,
         ) = (None, None, None, None, None);
     }
-    if let (Kind::Podman, Some(base)) = (t.kind, &t.image) {
+    if let (Kind::Podman | Kind::PodmanKube, Some(base)) = (t.kind, &t.image) {
         workflow
             .spec
             .image
@@ -40,7 +40,7 @@ fn aspects(target: &Named, workflow: &Workflow) -> Vec<(&'static str, String)> {
         ("commands", commands.join(" ; ")),
         ("environment", json(&w.spec.environment)),
     ];
-    if target.target.kind == Kind::Podman {
+    if matches!(target.target.kind, Kind::Podman | Kind::PodmanKube) {
         out.push(("image", json(&w.spec.image)));
     }
     out

@@ -52,7 +52,7 @@ pub fn check(target: &Named) -> (bool, String) {
                 }
             }
         }
-        Kind::Podman => {
+        Kind::Podman | Kind::PodmanKube => {
             if !installed("podman") {
                 return (
                     false,

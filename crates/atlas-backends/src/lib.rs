@@ -22,6 +22,7 @@ pub mod check;
 pub mod data;
 mod local;
 mod podman;
+mod podman_kube;
 mod process;
 mod slurm;
 pub mod target;
@@ -100,6 +101,7 @@ pub fn backend(target: &Named) -> Box<dyn Backend> {
         Kind::Local => Box::new(local::Local::new(target.clone())),
         Kind::Slurm => Box::new(slurm::Slurm::new(target.clone())),
         Kind::Podman => Box::new(podman::Podman::new(target.clone())),
+        Kind::PodmanKube => Box::new(podman_kube::PodmanKube::new(target.clone())),
     }
 }
 

@@ -45,58 +45,14 @@ impl Podman {
     }
 }
 
-fn unusable(what: impl std::fmt::Display) -> BackendError {
+pub(crate) fn unusable(what: impl std::fmt::Display) -> BackendError {
     BackendError::Unusable(what.to_string())
 }
 
 impl Backend for Podman {
     fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
-        if !process::installed("podman") {
-            return Err(unusable(
-                "podman is not installed (Debian: podman runc; or run scripts/base-image)",
-            ));
-        }
-        let workflow = crate::without_gpus_if_none(&self.target, job.workflow);
-        let base = workflow
-            .spec
-            .image
-            .as_ref()
-            .and_then(|i| i.base.clone())
-            .unwrap_or_else(|| DEFAULT_BASE.into());
-        let files = container_files(&workflow)
-            .map_err(|e| BackendError::Rejected(format!("cannot containerize: {e}")))?;
-        let context = job.run_dir.join("image");
-        write_context(&context, &files, &workflow, job.agent)
-            .map_err(|e| unusable(format!("cannot write {}: {e}", context.display())))?;
-        let tag = format!(
-            "localhost/atlas-{}:{}",
-            workflow.metadata.name,
-            context_hash(&context, job.agent)
-                .map_err(|e| unusable(format!("cannot read {}: {e}", context.display())))?
-        );
-        let mut figures = Figures::new();
-        if process::output("podman", &["image", "exists", &tag]).is_ok() {
-            figures.insert("imageCached".into(), 1.0);
-        } else {
-            check_base(&base)?;
-            eprintln!("  building image {tag}");
-            let started = Instant::now();
-            build(&context, &tag, &job.run_dir.join("image-build.log"))?;
-            figures.insert("imageCached".into(), 0.0);
-            figures.insert("imageBuildSeconds".into(), started.elapsed().as_secs_f64());
-        }
+        let (tag, figures) = prepare_image_and_project(&self.target, job)?;
         self.tag = Some(tag);
-        let started = Instant::now();
-        let copied = stage_project(job).map_err(|e| {
-            unusable(format!(
-                "cannot copy the project into {}: {e}",
-                job.run_dir.join("work").display()
-            ))
-        })?;
-        figures.insert("projectBytes".into(), copied as f64);
-        figures.insert("projectCopySeconds".into(), started.elapsed().as_secs_f64());
-        // Inputs are bind-mounted at run time: nothing is copied.
-        figures.extend(data::figures(job.inputs, Instant::now(), 0));
         Ok(figures)
     }
 
@@ -170,6 +126,60 @@ fn check_base(base: &str) -> Result<(), BackendError> {
     Ok(())
 }
 
+/// What every podman-based backend does before a run: the image (built unless an image with
+/// the same inputs exists) and the project's copy; the image's tag and the launch figures.
+pub(crate) fn prepare_image_and_project(
+    target: &Named,
+    job: &Job<'_>,
+) -> Result<(String, Figures), BackendError> {
+    if !process::installed("podman") {
+        return Err(unusable(
+            "podman is not installed (Debian: podman runc; or run scripts/base-image)",
+        ));
+    }
+    let workflow = crate::without_gpus_if_none(target, job.workflow);
+    let base = workflow
+        .spec
+        .image
+        .as_ref()
+        .and_then(|i| i.base.clone())
+        .unwrap_or_else(|| DEFAULT_BASE.into());
+    let files = container_files(&workflow)
+        .map_err(|e| BackendError::Rejected(format!("cannot containerize: {e}")))?;
+    let context = job.run_dir.join("image");
+    write_context(&context, &files, &workflow, job.agent)
+        .map_err(|e| unusable(format!("cannot write {}: {e}", context.display())))?;
+    let tag = format!(
+        "localhost/atlas-{}:{}",
+        workflow.metadata.name,
+        context_hash(&context, job.agent)
+            .map_err(|e| unusable(format!("cannot read {}: {e}", context.display())))?
+    );
+    let mut figures = Figures::new();
+    if process::output("podman", &["image", "exists", &tag]).is_ok() {
+        figures.insert("imageCached".into(), 1.0);
+    } else {
+        check_base(&base)?;
+        eprintln!("  building image {tag}");
+        let started = Instant::now();
+        build(&context, &tag, &job.run_dir.join("image-build.log"))?;
+        figures.insert("imageCached".into(), 0.0);
+        figures.insert("imageBuildSeconds".into(), started.elapsed().as_secs_f64());
+    }
+    let started = Instant::now();
+    let copied = stage_project(job).map_err(|e| {
+        unusable(format!(
+            "cannot copy the project into {}: {e}",
+            job.run_dir.join("work").display()
+        ))
+    })?;
+    figures.insert("projectBytes".into(), copied as f64);
+    figures.insert("projectCopySeconds".into(), started.elapsed().as_secs_f64());
+    // Inputs are bind-mounted at run time: nothing is copied.
+    figures.extend(data::figures(job.inputs, Instant::now(), 0));
+    Ok((tag, figures))
+}
+
 /// The `podman run` arguments before the image.
 fn run_arguments(
     job: &Job<'_>,
@@ -237,7 +247,7 @@ fn run_arguments(
 }
 
 /// A UID in OpenShift's style of range (1000000000 and up), different for every run.
-fn random_uid() -> u32 {
+pub(crate) fn random_uid() -> u32 {
     1_000_000_000 + (RandomState::new().hash_one(std::process::id()) % 1_000_000_000) as u32
 }
 
@@ -315,7 +325,7 @@ fn build(context: &Path, tag: &str, log_path: &Path) -> Result<(), BackendError>
 /// arbitrary UID can write there; the bytes copied. The run directory is made group-writable
 /// too (the agent's spool). Version-control and build directories are left out, and so is the
 /// run directory itself when it lives inside the project.
-fn stage_project(job: &Job<'_>) -> std::io::Result<u64> {
+pub(crate) fn stage_project(job: &Job<'_>) -> std::io::Result<u64> {
     let work = job.run_dir.join("work");
     std::fs::create_dir_all(&work)?;
     let skip = std::fs::canonicalize(job.run_dir)?;

@@ -11,7 +11,7 @@ pub use crate::data::Stage;
 
 /// What kind of place a target is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// This machine, bare metal.
     Local,
@@ -19,6 +19,8 @@ pub enum Kind {
     Slurm,
     /// Containers run with podman on this machine.
     Podman,
+    /// The workflow's Kubernetes Pod, run on this machine with `podman kube play`.
+    PodmanKube,
 }
 
 /// One target's settings.

@@ -41,7 +41,7 @@ struct Project {
     dir: PathBuf,
 }
 
-const TARGETS: &str = "[targets.podman]\nkind = \"podman\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\nprice = \"cluster-node\"\n\n[targets.local]\nkind = \"local\"\ngpus = false\nprice = \"cluster-node\"\n";
+const TARGETS: &str = "[targets.kube]\nkind = \"podman-kube\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.podman]\nkind = \"podman\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\nprice = \"cluster-node\"\n\n[targets.local]\nkind = \"local\"\ngpus = false\nprice = \"cluster-node\"\n";
 
 impl Project {
     fn new(tag: &str) -> Project {
@@ -377,4 +377,71 @@ fn report_of_the_experiment(p: &Project, experiment: &str) {
         "a real picture: {} bytes",
         png.len()
     );
+}
+
+/// The Pod `atlas emit k8s` describes, run for real with `podman kube play` (no API server can
+/// run here), next to a local run of the same workflow, and compared.
+#[test]
+fn the_workflows_pod_runs_with_podman_kube_play_and_is_compared_with_local() {
+    if !podman_available() {
+        return;
+    }
+    let p = Project::new("kube");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-check}\nspec:\n  phases:\n  - name: train\n    run: 'id -u > whoami.txt; for i in 1 2 3; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'test -s whoami.txt'}\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&[
+        "run",
+        "w.yaml",
+        "--on",
+        "kube",
+        "--on",
+        "local",
+        "--interval",
+        "200ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = p.runs();
+    let kube = runs.iter().find(|r| r["target"] == "kube").unwrap();
+    assert_eq!(kube["status"], "succeeded", "{kube}");
+    let pod = kube["schedulerId"].as_str().unwrap().to_string();
+    assert_eq!(pod, format!("atlas-{}", kube["id"].as_str().unwrap()));
+    let run_dir = Path::new(kube["runDir"].as_str().unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("pod.yaml")).unwrap()).unwrap();
+    assert_eq!(manifest["kind"], "Pod");
+    assert_eq!(
+        manifest["spec"]["containers"][0]["imagePullPolicy"],
+        "Never"
+    );
+    assert_eq!(manifest["spec"]["securityContext"]["runAsGroup"], 0);
+    let uid: u64 = std::fs::read_to_string(run_dir.join("work/whoami.txt"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(uid >= 1_000_000_000, "a random high UID in the pod: {uid}");
+    let detail = p.show(kube["id"].as_str().unwrap());
+    assert!(
+        detail["phases"][0]["samples"].as_i64().unwrap() > 0,
+        "{detail}"
+    );
+    assert_eq!(detail["phases"][0]["metrics"][0]["last"], 0.3);
+    let left = Command::new("podman")
+        .args(["pod", "ps", "--format", "{{.Name}}", "--filter"])
+        .arg(format!("name={pod}"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout).trim(),
+        "",
+        "the pod is removed"
+    );
+    let experiment = kube["experimentId"].as_str().unwrap();
+    let (code, stdout, stderr) = p.atlas(&["compare", experiment, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["targets"], serde_json::json!(["kube", "local"]));
 }
