@@ -78,8 +78,13 @@ pub fn unix_now() -> f64 {
 pub struct SpoolContents {
     /// Records, in file order.
     pub records: Vec<Record>,
-    /// Lines that were not records: (1-based line, reason). A torn last line is one of them.
+    /// Complete lines that were not records: (line, reason). Lines count from 1 at `offset`.
     pub bad_lines: Vec<(usize, String)>,
+    /// The line of an incomplete last line, left unread (still being written, or torn by a
+    /// crash): a follower reads it again next time, so it is not an error until the end.
+    pub torn_line: Option<usize>,
+    /// Complete lines read, records and bad lines together (where a follower's count resumes).
+    pub complete_lines: usize,
     /// Bytes of complete lines read (where a follower resumes).
     pub complete_bytes: u64,
 }
@@ -105,13 +110,11 @@ pub fn read_spool(path: &Path, offset: u64) -> std::io::Result<SpoolContents> {
         }
         number += 1;
         if line.last() != Some(&b'\n') {
-            contents.bad_lines.push((
-                number,
-                "an incomplete last line (torn by a crash, or still being written)".into(),
-            ));
+            contents.torn_line = Some(number);
             break;
         }
         contents.complete_bytes += n as u64;
+        contents.complete_lines = number;
         match serde_json::from_slice::<Record>(&line) {
             Ok(record) => contents.records.push(record),
             Err(e) => contents
@@ -147,7 +150,8 @@ mod tests {
             c.records.iter().map(|r| r.seq).collect::<Vec<_>>(),
             [1, 2, 3]
         );
-        assert_eq!(c.bad_lines.len(), 1);
+        assert!(c.bad_lines.is_empty());
+        assert_eq!((c.torn_line, c.complete_lines), (Some(4), 3));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

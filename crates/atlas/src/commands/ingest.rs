@@ -16,6 +16,9 @@ pub struct Args {
     db: Option<PathBuf>,
 }
 
+/// What an incomplete last line of a spool means.
+pub const TORN: &str = "an incomplete last line (torn by a crash, or still being written)";
+
 pub fn run(args: Args) -> Result<(), Failure> {
     let (mut store, _) = super::db::open(args.db.as_deref())?;
     for spool in &args.spools {
@@ -23,6 +26,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .map_err(|e| Failure::input(format!("cannot read {}: {e}", spool.display())))?;
         for (line, why) in &contents.bad_lines {
             eprintln!("warning: {}:{line}: {why}; skipped", spool.display());
+        }
+        if let Some(line) = contents.torn_line {
+            eprintln!("warning: {}:{line}: {TORN}; skipped", spool.display());
         }
         let stats = store
             .ingest(&contents.records)

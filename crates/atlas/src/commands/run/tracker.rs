@@ -76,8 +76,8 @@ pub(super) struct Tracker {
     workflow_file: PathBuf,
     backend: Box<dyn Backend>,
     bar: ProgressBar,
-    /// Read position per spool (one spool; one per task for a Slurm array).
-    offsets: BTreeMap<PathBuf, u64>,
+    /// Read position per spool, bytes and lines (one spool; one per task for a Slurm array).
+    offsets: BTreeMap<PathBuf, (u64, usize)>,
     /// A Slurm array: its tasks become runs `RUN-tN` as their spools appear.
     array: Option<ArrayRuns>,
     live: Live,
@@ -299,13 +299,31 @@ impl Tracker {
                     self.create_task_run(store, array, task, &spool)?;
                 }
             }
-            let offset = self.offsets.get(&spool).copied().unwrap_or(0);
+            let (offset, lines) = self.offsets.get(&spool).copied().unwrap_or((0, 0));
             let contents = atlas_agent::spool::read_spool(&spool, offset)
                 .map_err(|e| Failure::environment(format!("reading {}: {e}", spool.display())))?;
-            self.offsets.insert(spool.clone(), contents.complete_bytes);
-            for (line, why) in contents.bad_lines.iter().filter(|_| last) {
+            self.offsets.insert(
+                spool.clone(),
+                (contents.complete_bytes, lines + contents.complete_lines),
+            );
+            // Bad lines are consumed now, so say so now; an incomplete last line is read again
+            // next time and is only worth a word once the job has ended.
+            let torn = contents.torn_line.filter(|_| last);
+            let warnings = contents
+                .bad_lines
+                .iter()
+                .map(|(line, why)| (line, why.as_str()))
+                .chain(
+                    torn.as_ref()
+                        .map(|line| (line, crate::commands::ingest::TORN)),
+                );
+            for (line, why) in warnings {
+                let line = lines + line;
                 self.bar
                     .suspend(|| eprintln!("warning: {}:{line}: {why}", spool.display()));
+            }
+            if contents.records.is_empty() {
+                continue;
             }
             store
                 .ingest(&contents.records)
@@ -317,8 +335,8 @@ impl Tracker {
                     array.ended.insert(r.run.clone(), *status);
                 }
             }
+            show_progress(&self.bar, &self.live);
         }
-        show_progress(&self.bar, &self.live);
         Ok(())
     }
 
