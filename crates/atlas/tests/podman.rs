@@ -4,8 +4,15 @@
 //! podman as one experiment. With `ATLAS_REQUIRE_INTEGRATION=1` a missing podman (or Slurm for
 //! the experiment) is a failure, not a skip.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
+
+mod support {
+    pub mod interrupt;
+    pub mod project;
+}
+
+use support::project::Project;
 
 fn required() -> bool {
     std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1")
@@ -36,59 +43,7 @@ fn slurm_available() -> bool {
     up
 }
 
-/// A project directory with an atlas.toml naming a podman target.
-struct Project {
-    dir: PathBuf,
-}
-
 const TARGETS: &str = "[targets.kube]\nkind = \"podman-kube\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.podman]\nkind = \"podman\"\ngpus = false\nprice = \"opencost-default\"\n\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\nprice = \"cluster-node\"\n\n[targets.local]\nkind = \"local\"\ngpus = false\nprice = \"cluster-node\"\n";
-
-impl Project {
-    fn new(tag: &str) -> Project {
-        let dir = std::env::temp_dir().join(format!("atlas-podman-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("atlas.toml"), TARGETS).unwrap();
-        Project { dir }
-    }
-
-    fn atlas(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("ATLAS_DB", self.dir.join("db/atlas.db"))
-            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    fn runs(&self) -> Vec<serde_json::Value> {
-        let (code, stdout, stderr) = self.atlas(&["runs", "--format", "json"]);
-        assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str::<serde_json::Value>(&stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn show(&self, run: &str) -> serde_json::Value {
-        let (code, stdout, stderr) = self.atlas(&["show", run, "--format", "json"]);
-        assert_eq!(code, 0, "{stderr}");
-        serde_json::from_str(&stdout).unwrap()
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn sha256(text: &str) -> String {
     let out = Command::new("sha256sum")
@@ -109,7 +64,7 @@ fn the_container_runs_under_a_random_uid_and_sees_its_checked_input() {
     if !podman_available() {
         return;
     }
-    let p = Project::new("uid");
+    let p = Project::new("uid", TARGETS);
     std::fs::create_dir_all(p.dir.join("inputs")).unwrap();
     std::fs::write(p.dir.join("inputs/set.txt"), "imagenet, in small\n").unwrap();
     let workflow = format!(
@@ -156,7 +111,7 @@ fn a_failing_image_build_fails_the_run_with_the_end_of_its_log() {
     if !podman_available() {
         return;
     }
-    let p = Project::new("badbuild");
+    let p = Project::new("badbuild", TARGETS);
     std::fs::write(
         p.dir.join("w.yaml"),
         "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: bad-build}\nspec:\n  image:\n    packages: [atlas-no-such-package]\n  phases:\n  - {name: a, run: 'true'}\n",
@@ -176,16 +131,12 @@ fn a_failing_image_build_fails_the_run_with_the_end_of_its_log() {
     assert_eq!(local["status"], "succeeded", "the experiment goes on");
 }
 
-mod support {
-    pub mod interrupt;
-}
-
 #[test]
 fn ctrl_c_during_a_podman_run_stops_the_container_and_records_the_cancellation() {
     if !podman_available() {
         return;
     }
-    let p = Project::new("cancel");
+    let p = Project::new("cancel", TARGETS);
     std::fs::write(
         p.dir.join("wait.yaml"),
         "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: wait}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 120'}\n  - {name: after, run: 'true'}\n",
@@ -223,7 +174,7 @@ fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
     if !podman_available() || !slurm_available() {
         return;
     }
-    let p = Project::new("example");
+    let p = Project::new("example", TARGETS);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mini");
     for file in ["job.lsf", "preprocess.py", "train.py", "predict.py"] {
         std::fs::copy(example.join(file), p.dir.join(file)).unwrap();
@@ -386,7 +337,7 @@ fn the_workflows_pod_runs_with_podman_kube_play_and_is_compared_with_local() {
     if !podman_available() {
         return;
     }
-    let p = Project::new("kube");
+    let p = Project::new("kube", TARGETS);
     std::fs::write(
         p.dir.join("w.yaml"),
         "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-check}\nspec:\n  phases:\n  - name: train\n    run: 'id -u > whoami.txt; for i in 1 2 3; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'test -s whoami.txt'}\n",

@@ -1,42 +1,11 @@
 //! `atlas targets` and `atlas targets check`, from a project's atlas.toml, against the real
 //! Slurm started by scripts/slurm-up.
 
-use std::path::PathBuf;
-use std::process::Command;
-
-struct Project {
-    dir: PathBuf,
+mod support {
+    pub mod project;
 }
 
-impl Project {
-    fn new(tag: &str, toml: &str) -> Project {
-        let dir = std::env::temp_dir().join(format!("atlas-targets-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("atlas.toml"), toml).unwrap();
-        Project { dir }
-    }
-
-    fn atlas(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
-            .output()
-            .unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::project::Project;
 
 const TARGETS: &str = "[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\n\n[targets.gpu]\nkind = \"slurm\"\npartition = \"no-such-partition\"\n\n[targets.podman]\nkind = \"podman\"\nimage = \"localhost/atlas-does-not-exist:never\"\n";
 

@@ -1,0 +1,62 @@
+//! A throw-away project directory with an atlas.toml, and `atlas` run inside it with its own
+//! database (`DIR/db/atlas.db`) and no user config; shared by the target and podman tests.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Project {
+    pub dir: PathBuf,
+}
+
+impl Project {
+    /// A fresh directory for `tag` holding `atlas_toml`.
+    pub fn new(tag: &str, atlas_toml: &str) -> Project {
+        let dir = std::env::temp_dir().join(format!("atlas-project-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("atlas.toml"), atlas_toml).unwrap();
+        Project { dir }
+    }
+
+    /// `atlas ARGS…` in the project: (exit code, stdout, stderr).
+    pub fn atlas(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("ATLAS_DB", self.dir.join("db/atlas.db"))
+            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// `atlas runs --format json`, newest first.
+    #[allow(dead_code)] // not every test binary lists runs
+    pub fn runs(&self) -> Vec<serde_json::Value> {
+        let (code, stdout, stderr) = self.atlas(&["runs", "--format", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<serde_json::Value>(&stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// `atlas show RUN --format json`.
+    #[allow(dead_code)]
+    pub fn show(&self, run: &str) -> serde_json::Value {
+        let (code, stdout, stderr) = self.atlas(&["show", run, "--format", "json"]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str(&stdout).unwrap()
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
