@@ -3,7 +3,7 @@
 use std::process::{Child, Command, Stdio};
 
 use crate::target::Named;
-use crate::{data, Backend, BackendError, Collected, Figures, Job, JobEnd};
+use crate::{data, process, Backend, BackendError, Collected, Figures, Job, JobEnd};
 
 /// Runs jobs as child processes of `atlas run`.
 pub(crate) struct Local {
@@ -43,14 +43,7 @@ impl Backend for Local {
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
-        let state = match self.child.as_mut()?.try_wait() {
-            Ok(None) => return None,
-            Ok(Some(status)) => format!("exit {}", status.code().unwrap_or(-1)),
-            Err(e) => format!("lost: {e}"),
-        };
-        // Reaped: its pid may be reused, so there is nothing left to cancel.
-        self.child = None;
-        Some(JobEnd { state })
+        process::child_ended(&mut self.child)
     }
 
     fn cancel(&mut self) {

@@ -88,13 +88,7 @@ impl Backend for Podman {
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
-        let state = match self.child.as_mut()?.try_wait() {
-            Ok(None) => return None,
-            Ok(Some(status)) => format!("exit {}", status.code().unwrap_or(-1)),
-            Err(e) => format!("lost: {e}"),
-        };
-        self.child = None;
-        Some(JobEnd { state })
+        process::child_ended(&mut self.child)
     }
 
     fn cancel(&mut self) {

@@ -192,14 +192,9 @@ impl Backend for PodmanKube {
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
-        let state = match self.waiter.as_mut()?.try_wait() {
-            Ok(None) => return None,
-            Ok(Some(status)) => format!("exit {}", status.code().unwrap_or(-1)),
-            Err(e) => format!("lost: {e}"),
-        };
-        self.waiter = None;
+        let end = process::child_ended(&mut self.waiter)?;
         self.remove_pod();
-        Some(JobEnd { state })
+        Some(end)
     }
 
     fn cancel(&mut self) {

@@ -1,7 +1,9 @@
 //! Running the tools backends drive (sbatch, squeue, podman): always with an argument vector,
 //! never through a shell.
 
-use std::process::Command;
+use std::process::{Child, Command};
+
+use crate::JobEnd;
 
 /// Whether `program` is on PATH.
 pub(crate) fn installed(program: &str) -> bool {
@@ -27,4 +29,16 @@ pub(crate) fn output(program: &str, args: &[&str]) -> Result<String, String> {
                 .unwrap_or("no message")
         ))
     }
+}
+
+/// Whether the child a backend waits on has ended; `None` while it runs. Once it has ended the
+/// child is dropped (reaped), so its pid is never signalled again.
+pub(crate) fn child_ended(child: &mut Option<Child>) -> Option<JobEnd> {
+    let state = match child.as_mut()?.try_wait() {
+        Ok(None) => return None,
+        Ok(Some(status)) => format!("exit {}", status.code().unwrap_or(-1)),
+        Err(e) => format!("lost: {e}"),
+    };
+    *child = None;
+    Some(JobEnd { state })
 }

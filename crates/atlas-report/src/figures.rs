@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use atlas_spec::Workflow;
-use atlas_store::{RunDetail, SeriesPoint};
+use atlas_store::RunDetail;
 use serde::Serialize;
 
 use crate::prices::{Price, Usage};
@@ -70,18 +70,17 @@ fn def(key: &str, dimension: Dimension, label: &str, unit: Unit, better: Better)
 /// Which way an application metric is better, from its name.
 pub fn metric_direction(name: &str) -> Better {
     let n = name.to_ascii_lowercase();
-    if ["per_s", "throughput", "accuracy", "acc", "score", "fps"]
+    let higher = n.contains("per_s")
+        || ["throughput", "accuracy", "acc", "score", "fps"]
+            .iter()
+            .any(|s| n.ends_with(s));
+    let lower = ["loss", "error", "err", "latency", "time"]
         .iter()
-        .any(|s| n.ends_with(s) || n.contains("per_s"))
-    {
-        Better::Higher
-    } else if ["loss", "error", "err", "latency", "time"]
-        .iter()
-        .any(|s| n.contains(s))
-    {
-        Better::Lower
-    } else {
-        Better::Neither
+        .any(|s| n.contains(s));
+    match (higher, lower) {
+        (true, _) => Better::Higher,
+        (false, true) => Better::Lower,
+        (false, false) => Better::Neither,
     }
 }
 
@@ -139,7 +138,6 @@ impl Request {
 pub struct RunData<'a> {
     pub detail: &'a RunDetail,
     pub request: Request,
-    pub series: &'a [SeriesPoint],
     pub price: Option<&'a Price>,
     /// The app metric that counts the work done, for the cost per unit.
     pub unit: Option<&'a str>,

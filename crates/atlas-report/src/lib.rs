@@ -323,7 +323,6 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         let data = RunData {
             detail: &r.detail,
             request: figures::Request::of(r.workflow.as_ref()),
-            series: &r.series,
             price,
             unit: options.unit.as_deref(),
         };

@@ -36,6 +36,17 @@ fn phase_colour(index: usize) -> RGBColor {
     PHASES[index % PHASES.len()]
 }
 
+/// The category name for a tick at `at`: categories sit at the middle of unit-wide bands, so
+/// a tick near `i + 0.5` names category `i` and every other tick is blank.
+fn centred_label(names: &[String], at: f64) -> String {
+    let i = at.floor() as usize;
+    if (at - i as f64 - 0.5).abs() < 0.26 {
+        names.get(i).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
 fn svg(
@@ -91,14 +102,7 @@ pub fn timeline(report: &Report) -> Option<String> {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(runs.len() * 2 + 1)
-            .y_label_formatter(&|y| {
-                let i = y.floor() as usize;
-                if (y - i as f64 - 0.5).abs() < 0.26 {
-                    labels.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| centred_label(&labels, *y))
             .draw()?;
         for (i, run) in runs.iter().enumerate() {
             for span in &run.timeline {
@@ -232,14 +236,7 @@ pub fn bars(report: &Report, key: &str) -> Option<String> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(bars.len() * 2 + 1)
-            .x_label_formatter(&|x| {
-                let i = x.floor() as usize;
-                if (x - i as f64 - 0.5).abs() < 0.26 {
-                    names.get(i).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| centred_label(&names, *x))
             .y_label_formatter(&|v| value(*v, unit, &currency))
             .draw()?;
         for (i, (target, median, low, high)) in bars.iter().enumerate() {
