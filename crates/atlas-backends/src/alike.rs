@@ -31,24 +31,15 @@ pub fn effective_workflow(target: &Named, workflow: &Workflow) -> Workflow {
     workflow
 }
 
-/// One aspect of a run and how it reads on a target.
+/// The aspects of the run on `target` that a comparison needs alike (the image only among
+/// container targets: bare metal has none to compare).
 fn aspects(target: &Named, workflow: &Workflow) -> Vec<(&'static str, String)> {
-    let w = effective_workflow(target, workflow);
-    let commands: Vec<String> = w.spec.phases.iter().map(|p| p.run.clone()).collect();
-    let mut out = vec![
-        ("resources", json(&w.spec.resources)),
-        ("commands", commands.join(" ; ")),
-        ("environment", json(&w.spec.environment)),
-    ];
-    if matches!(target.target.kind, Kind::Podman | Kind::PodmanKube) {
-        out.push(("image", json(&w.spec.image)));
-    }
-    out
-}
-
-/// Compact JSON of a part of the workflow, for comparing and showing.
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+    let container = matches!(target.target.kind, Kind::Podman | Kind::PodmanKube);
+    effective_workflow(target, workflow)
+        .comparable_aspects()
+        .into_iter()
+        .filter(|(aspect, _)| container || *aspect != "image")
+        .collect()
 }
 
 /// What differs between the runs of `workflow` on `targets`, other than the target: one line
@@ -59,7 +50,7 @@ pub fn differences(targets: &[&Named], workflow: &Workflow) -> Vec<String> {
         .map(|t| (t.name.as_str(), aspects(t, workflow)))
         .collect();
     let mut lines = Vec::new();
-    for aspect in ["resources", "commands", "environment", "image"] {
+    for aspect in ["commands", "resources", "environment", "image"] {
         let values: Vec<(&str, &String)> = per_target
             .iter()
             .filter_map(|(name, a)| {

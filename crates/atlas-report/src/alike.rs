@@ -44,54 +44,34 @@ fn describe(aspect: &str, by_run: &[(String, String)], affects: &[&str]) -> Opti
 
 /// What differs between `runs` other than the target.
 pub fn differences(runs: &[RunInput], recorded: &[String]) -> Vec<Difference> {
-    let json = |v: &dyn Fn(&atlas_spec::Workflow) -> String, r: &RunInput| {
-        r.workflow
-            .as_ref()
-            .map_or_else(|| "(no workflow copy)".into(), v)
-    };
     let label = |r: &RunInput| format!("{} ({})", r.detail.run.id, r.detail.run.target);
+    let mut out = Vec::new();
+    // The workflow's own aspects; the image only among container runs (bare metal has none).
+    let missing = || "(no workflow copy)".to_string();
+    let aspects: Vec<(&RunInput, [(&str, String); 4])> = runs
+        .iter()
+        .map(|r| {
+            let aspects = r.workflow.as_ref().map_or_else(
+                || ["commands", "resources", "environment", "image"].map(|a| (a, missing())),
+                |w| w.comparable_aspects(),
+            );
+            (r, aspects)
+        })
+        .collect();
+    for (i, aspect) in ["commands", "resources", "environment", "image"]
+        .into_iter()
+        .enumerate()
+    {
+        let by_run: Vec<(String, String)> = aspects
+            .iter()
+            .filter(|(r, _)| aspect != "image" || r.detail.run.figures.contains_key("imageCached"))
+            .map(|(r, a)| (label(r), a[i].1.clone()))
+            .collect();
+        out.extend(describe(aspect, &by_run, &["*"]));
+    }
     let collect = |f: &dyn Fn(&RunInput) -> String| -> Vec<(String, String)> {
         runs.iter().map(|r| (label(r), f(r))).collect()
     };
-    let mut out = Vec::new();
-    let perf: &[&str] = &["*"];
-    out.extend(describe(
-        "commands",
-        &collect(&|r| {
-            json(
-                &|w| {
-                    w.spec
-                        .phases
-                        .iter()
-                        .map(|p| p.run.clone())
-                        .collect::<Vec<_>>()
-                        .join(" ; ")
-                },
-                r,
-            )
-        }),
-        perf,
-    ));
-    out.extend(describe(
-        "resources",
-        &collect(&|r| {
-            json(
-                &|w| serde_json::to_string(&w.spec.resources).unwrap_or_default(),
-                r,
-            )
-        }),
-        perf,
-    ));
-    out.extend(describe(
-        "environment",
-        &collect(&|r| {
-            json(
-                &|w| serde_json::to_string(&w.spec.environment).unwrap_or_default(),
-                r,
-            )
-        }),
-        perf,
-    ));
     out.extend(describe(
         "inputs",
         &collect(&|r| r.inputs.clone().unwrap_or_else(|| "(none)".into())),
@@ -105,23 +85,6 @@ pub fn differences(runs: &[RunInput], recorded: &[String]) -> Vec<Difference> {
             "metric.",
         ],
     ));
-    let containers: Vec<&RunInput> = runs
-        .iter()
-        .filter(|r| r.detail.run.figures.contains_key("imageCached"))
-        .collect();
-    let images: Vec<(String, String)> = containers
-        .iter()
-        .map(|r| {
-            (
-                label(r),
-                r.workflow
-                    .as_ref()
-                    .map(|w| serde_json::to_string(&w.spec.image).unwrap_or_default())
-                    .unwrap_or_default(),
-            )
-        })
-        .collect();
-    out.extend(describe("image", &images, perf));
     out.extend(describe(
         "atlasVersion",
         &collect(&|r| {
@@ -131,20 +94,18 @@ pub fn differences(runs: &[RunInput], recorded: &[String]) -> Vec<Difference> {
                 .clone()
                 .unwrap_or_else(|| "?".into())
         }),
-        perf,
+        &["*"],
     ));
     out.extend(describe(
         "nodeType",
         &collect(&|r| r.detail.run.node.clone().unwrap_or_else(|| "?".into())),
-        perf,
+        &["*"],
     ));
-    for line in recorded {
-        out.push(Difference {
-            aspect: "experiment".into(),
-            detail: line.clone(),
-            affects: vec!["*".into()],
-        });
-    }
+    out.extend(recorded.iter().map(|line| Difference {
+        aspect: "experiment".into(),
+        detail: line.clone(),
+        affects: vec!["*".into()],
+    }));
     out
 }
 

@@ -44,6 +44,25 @@ pub struct Workflow {
     pub spec: WorkflowSpec,
 }
 
+impl Workflow {
+    /// The parts of the workflow that must match for runs to be compared like for like, each
+    /// as one comparable text: commands (the phases' command lines), resources, environment,
+    /// image. Shared by the check before an experiment and the one in the comparison report.
+    pub fn comparable_aspects(&self) -> [(&'static str, String); 4] {
+        let commands: Vec<&str> = self.spec.phases.iter().map(|p| p.run.as_str()).collect();
+        [
+            ("commands", commands.join(" ; ")),
+            ("resources", compact_json(&self.spec.resources)),
+            ("environment", compact_json(&self.spec.environment)),
+            ("image", compact_json(&self.spec.image)),
+        ]
+    }
+}
+
+fn compact_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
 /// Kubernetes-style object metadata.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
