@@ -67,7 +67,7 @@ impl Backend for Podman {
         args.extend(self.target.target.run_options.iter().cloned());
         args.push(tag);
         // The entrypoint passes these to the agent; the workflow is the image's own copy.
-        args.extend(["--quiet".to_string()]);
+        args.push("--quiet".into());
         let log = std::fs::File::create(job.run_dir.join("container.log"))
             .map_err(|e| unusable(format!("cannot write the container log: {e}")))?;
         let err = log
