@@ -25,8 +25,9 @@ pub fn directive_quote(value: &str) -> Result<String, DirectiveValueError> {
         value: value.to_string(),
         reason,
     };
-    if value.is_empty() {
-        return Err(fail("it is empty"));
+    // sbatch reads a blank value as no value at all: it would not come back.
+    if value.trim().is_empty() {
+        return Err(fail("it is empty or only white space"));
     }
     if value.chars().any(|c| c.is_control()) {
         return Err(fail("it holds a line break or another control character"));
@@ -64,6 +65,11 @@ mod tests {
         assert_eq!(directive_quote("say \"hi\"").unwrap(), "'say \"hi\"'");
         assert!(directive_quote("a\nb").is_err());
         assert!(directive_quote("both ' and \"").is_err());
+        assert!(directive_quote("").is_err());
+        assert!(
+            directive_quote(" \u{3000}").is_err(),
+            "blank values do not come back"
+        );
     }
 
     proptest! {
