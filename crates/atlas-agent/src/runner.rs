@@ -30,6 +30,9 @@ pub struct AgentConfig {
     pub grace: Duration,
     /// Copy the phases' output to the agent's own stdout/stderr.
     pub passthrough: bool,
+    /// Write every record to stdout as well as to the spool (the pod log carries them out of
+    /// a Kubernetes job; use with `passthrough` off).
+    pub records_to_stdout: bool,
 }
 
 /// How the run ended.
@@ -89,12 +92,16 @@ pub fn run(
         source,
     })?;
     let started = Instant::now();
-    let spool = SpoolWriter::open(
+    let mut spool = SpoolWriter::open(
         &config.run_dir.join("spool.jsonl"),
         &config.run_id,
         0,
         started,
     )?;
+    if config.records_to_stdout {
+        let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+        spool = spool.with_mirror(Box::new(stdout));
+    }
     signals::install();
     signals::become_subreaper();
     let cuda = std::env::var("CUDA_VISIBLE_DEVICES").ok();

@@ -16,6 +16,9 @@ pub struct SpoolWriter {
     started: Instant,
     last_sync: Instant,
     dirty: bool,
+    /// Gets every record line too, flushed at each sync (`--records-to-stdout`: the pod log
+    /// carries the records out of a Kubernetes job).
+    mirror: Option<Box<dyn Write + Send>>,
 }
 
 impl SpoolWriter {
@@ -29,7 +32,14 @@ impl SpoolWriter {
             started,
             last_sync: Instant::now(),
             dirty: false,
+            mirror: None,
         })
+    }
+
+    /// Also writes every record line to `mirror`.
+    pub fn with_mirror(mut self, mirror: Box<dyn Write + Send>) -> Self {
+        self.mirror = Some(mirror);
+        self
     }
 
     /// Appends one record (buffered) and returns it.
@@ -42,8 +52,12 @@ impl SpoolWriter {
             mono: self.started.elapsed().as_secs_f64(),
             body,
         };
-        serde_json::to_writer(&mut self.out, &record)?;
-        self.out.write_all(b"\n")?;
+        let mut line = serde_json::to_vec(&record)?;
+        line.push(b'\n');
+        self.out.write_all(&line)?;
+        if let Some(mirror) = self.mirror.as_mut() {
+            mirror.write_all(&line)?;
+        }
         self.dirty = true;
         Ok(record)
     }
@@ -60,6 +74,9 @@ impl SpoolWriter {
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()?;
+        if let Some(mirror) = self.mirror.as_mut() {
+            mirror.flush()?;
+        }
         self.last_sync = Instant::now();
         self.dirty = false;
         Ok(())
@@ -152,6 +169,39 @@ mod tests {
         );
         assert!(c.bad_lines.is_empty());
         assert_eq!((c.torn_line, c.complete_lines), (Some(4), 3));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A `Write` whose bytes a test can read after handing it away.
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_mirror_gets_the_same_lines_as_the_file() {
+        let dir = std::env::temp_dir().join(format!("atlas-mirror-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spool.jsonl");
+        let mirror = Shared::default();
+        let mut w = SpoolWriter::open(&path, "r-2", 0, Instant::now())
+            .unwrap()
+            .with_mirror(Box::new(mirror.clone()));
+        for i in 0..2 {
+            w.append(RecordBody::Signal { signal: i }).unwrap();
+        }
+        w.sync().unwrap();
+        let file = std::fs::read(&path).unwrap();
+        assert_eq!(file.iter().filter(|b| **b == b'\n').count(), 2);
+        assert_eq!(*mirror.0.lock().unwrap(), file);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -46,6 +46,7 @@ fn samples_carry_the_visible_gpus() {
         interval: Duration::from_millis(100),
         grace: Duration::from_secs(1),
         passthrough: false,
+        records_to_stdout: false,
     };
     let outcome = atlas_agent::run(&workflow, &config, Box::new(FakeGpus { reads: 0 })).unwrap();
     assert_eq!(outcome.cause, None);

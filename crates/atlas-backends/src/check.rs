@@ -52,6 +52,7 @@ pub fn check(target: &Named) -> (bool, String) {
                 }
             }
         }
+        Kind::Kubernetes => crate::kubernetes::check(target),
         Kind::Podman | Kind::PodmanKube => {
             if !installed("podman") {
                 return (

@@ -1,4 +1,5 @@
-//! Backends: the places a workflow runs (this machine, a Slurm cluster, podman containers).
+//! Backends: the places a workflow runs (this machine, a Slurm cluster, podman containers, a
+//! Kubernetes cluster).
 //!
 //! Every backend starts the same `atlas agent` inside the job, so phases, samples and causes are
 //! recorded the same way everywhere; the agent writes its spool into the run directory, which
@@ -20,6 +21,7 @@ use atlas_spec::Workflow;
 pub mod alike;
 pub mod check;
 pub mod data;
+mod kubernetes;
 mod local;
 mod podman;
 mod podman_kube;
@@ -79,6 +81,9 @@ pub enum BackendError {
 pub struct Collected {
     /// The last lines of the scheduler's or container's own output, when there were any.
     pub output_tail: Option<String>,
+    /// Figures known only after the job (Kubernetes: `queueWaitSeconds` = pod scheduled −
+    /// created, `podStartSeconds` = container started − scheduled).
+    pub figures: Figures,
 }
 
 /// One place to run jobs; see the crate documentation for the order of the calls.
@@ -91,7 +96,7 @@ pub trait Backend: Send {
     fn watch(&mut self) -> Option<JobEnd>;
     /// Asks the job to stop; its agent records the run as cancelled.
     fn cancel(&mut self);
-    /// After the end: what the job left outside the spool.
+    /// After the end (called once): what the job left outside the spool.
     fn collect(&mut self, job: &Job<'_>) -> Collected;
 }
 
@@ -102,6 +107,7 @@ pub fn backend(target: &Named) -> Box<dyn Backend> {
         Kind::Slurm => Box::new(slurm::Slurm::new(target.clone())),
         Kind::Podman => Box::new(podman::Podman::new(target.clone())),
         Kind::PodmanKube => Box::new(podman_kube::PodmanKube::new(target.clone())),
+        Kind::Kubernetes => Box::new(kubernetes::Kubernetes::new(target.clone())),
     }
 }
 

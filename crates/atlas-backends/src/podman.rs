@@ -101,6 +101,7 @@ impl Backend for Podman {
     fn collect(&mut self, job: &Job<'_>) -> Collected {
         Collected {
             output_tail: crate::tail(&job.run_dir.join("container.log"), 10),
+            ..Default::default()
         }
     }
 }

@@ -75,6 +75,7 @@ pub(crate) fn pod_for(
             exports: Vec::new(),
             command: None,
             runs_workflow: false,
+            agent_flags: &[],
         },
     );
     let spec = template.spec.as_mut().expect("the template has a spec");
@@ -211,6 +212,7 @@ impl Backend for PodmanKube {
         self.remove_pod();
         Collected {
             output_tail: self.log.as_deref().and_then(|log| crate::tail(log, 10)),
+            ..Default::default()
         }
     }
 }

@@ -135,7 +135,10 @@ impl Backend for Slurm {
             .job_id
             .as_ref()
             .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10));
-        Collected { output_tail }
+        Collected {
+            output_tail,
+            ..Default::default()
+        }
     }
 }
 

@@ -21,6 +21,8 @@ pub enum Kind {
     Podman,
     /// The workflow's Kubernetes Pod, run on this machine with `podman kube play`.
     PodmanKube,
+    /// A Kubernetes (or OpenShift) cluster, through its API server (kube-rs).
+    Kubernetes,
 }
 
 /// One target's settings.
@@ -56,6 +58,15 @@ pub struct Target {
     /// How inputs reach a host job (local, Slurm): `path` (a link, the default) or `copy`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub stage: Stage,
+    /// Kubernetes: the kubeconfig context (default: the file's current context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Kubernetes: the namespace (default: the context's, else `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Kubernetes: the kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 fn is_default(stage: &Stage) -> bool {
@@ -83,6 +94,9 @@ impl Target {
             gpus: true,
             price: None,
             stage: Stage::Path,
+            context: None,
+            namespace: None,
+            kubeconfig: None,
         }
     }
 }
@@ -198,10 +212,10 @@ mod tests {
     #[test]
     fn mistakes_are_reported_with_file_line_and_column() {
         let dir = std::env::temp_dir().join(format!("atlas-targets-bad-{}", std::process::id()));
-        let bad = write(&dir, "atlas.toml", "[targets.k8s]\nkind = \"kubernetes\"\n");
+        let bad = write(&dir, "atlas.toml", "[targets.k8s]\nkind = \"openstack\"\n");
         let err = load(&[bad]).unwrap_err();
         assert!(err.contains("atlas.toml:2:8"), "{err}");
-        assert!(err.contains("kubernetes"), "{err}");
+        assert!(err.contains("openstack"), "{err}");
         let typo = write(
             &dir,
             "typo.toml",

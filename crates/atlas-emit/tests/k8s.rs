@@ -23,6 +23,7 @@ fn options(openshift: bool) -> K8sOptions {
         openshift,
         image: None,
         containerfile: openshift.then(|| "FROM base\n".to_string()),
+        agent_flags: Vec::new(),
     }
 }
 

@@ -257,7 +257,13 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             );
         }
     }
-    let queue = r.started_at.map(|s| (s - r.submitted_at).max(0.0));
+    // A backend that saw the queue itself (Kubernetes: pod scheduled − created) says so;
+    // elsewhere it is the agent's start − submit.
+    let queue = r
+        .figures
+        .get("queueWaitSeconds")
+        .copied()
+        .or_else(|| r.started_at.map(|s| (s - r.submitted_at).max(0.0)));
     put(
         def(
             "queueWaitSeconds",
@@ -277,6 +283,16 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             Lower,
         ),
         r.figures.get("imageBuildSeconds").copied(),
+    );
+    put(
+        def(
+            "podStartSeconds",
+            Elasticity,
+            "pod start (image pull + start)",
+            Unit::Seconds,
+            Lower,
+        ),
+        r.figures.get("podStartSeconds").copied(),
     );
     let first_start = d
         .phases

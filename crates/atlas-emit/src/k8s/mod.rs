@@ -51,6 +51,9 @@ pub struct K8sOptions {
     pub image: Option<String>,
     /// The Containerfile for the OpenShift BuildConfig.
     pub containerfile: Option<String>,
+    /// More `atlas agent` flags after `--quiet` (the kubernetes backend adds
+    /// `--records-to-stdout`, and `--array-task` for an Indexed Job).
+    pub agent_flags: Vec<String>,
 }
 
 /// One emitted object.
@@ -385,6 +388,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 exports: if runs { exports.clone() } else { Vec::new() },
                 command,
                 runs_workflow: runs,
+                agent_flags: &options.agent_flags,
             },
         )
     };

@@ -75,6 +75,8 @@ pub struct PodOptions<'a> {
     pub command: Option<Vec<String>>,
     /// Whether this pod runs the workflow (mounts its data) or only serves it (MPI workers).
     pub runs_workflow: bool,
+    /// More `atlas agent` flags after `--quiet`.
+    pub agent_flags: &'a [String],
 }
 
 fn quantity(text: String) -> Quantity {
@@ -204,6 +206,8 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             ));
         }
     }
+    let mut agent_args = vec!["--quiet".to_string()];
+    agent_args.extend(options.agent_flags.iter().cloned());
     let command = match (&options.command, options.exports.is_empty()) {
         (Some(command), _) => Some(command.clone()),
         (None, true) => None,
@@ -211,8 +215,13 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             "/bin/bash".into(),
             "-c".into(),
             format!(
-                "{}; exec /opt/atlas/entrypoint.sh --quiet",
-                options.exports.join("; ")
+                "{}; exec /opt/atlas/entrypoint.sh {}",
+                options.exports.join("; "),
+                agent_args
+                    .iter()
+                    .map(|a| crate::quote::shell_quote(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
             ),
         ]),
     };
@@ -220,8 +229,7 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         name: options.container.into(),
         image: Some(options.image.into()),
         command,
-        args: (options.command.is_none() && options.exports.is_empty())
-            .then(|| vec!["--quiet".to_string()]),
+        args: (options.command.is_none() && options.exports.is_empty()).then_some(agent_args),
         env: Some(env_vars),
         resources: Some(ResourceRequirements {
             requests: Some(requests),

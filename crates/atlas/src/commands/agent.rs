@@ -29,15 +29,21 @@ pub struct Args {
     /// Do not copy the phases' output to this terminal (it is always in the logs).
     #[arg(long)]
     quiet: bool,
-    /// In a Slurm array task: the run is `RUN_ID-tN` in `RUN_DIR/tasks/N`, N from
-    /// `SLURM_ARRAY_TASK_ID` (so every task has its own spool).
+    /// In an array task: the run is `RUN_ID-tN` in `RUN_DIR/tasks/N`, N from
+    /// `SLURM_ARRAY_TASK_ID` (Slurm) or `JOB_COMPLETION_INDEX` (a Kubernetes Indexed Job), so
+    /// every task has its own spool.
     #[arg(long)]
     array_task: bool,
+    /// Also write every record to stdout, flushed at least once a second (the backend reads
+    /// them from the pod log). Implies not copying the phases' output there.
+    #[arg(long)]
+    records_to_stdout: bool,
 }
 
 /// The run id and directory of this agent: per array task when asked and in one.
 fn run_identity(args: &Args) -> (String, PathBuf) {
     let task = std::env::var("SLURM_ARRAY_TASK_ID")
+        .or_else(|_| std::env::var("JOB_COMPLETION_INDEX"))
         .ok()
         .filter(|t| args.array_task && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
     match task {
@@ -57,7 +63,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         run_dir,
         interval: args.interval,
         grace: args.grace,
-        passthrough: !args.quiet,
+        passthrough: !args.quiet && !args.records_to_stdout,
+        records_to_stdout: args.records_to_stdout,
     };
     let gpus: Box<dyn GpuDevices> = match NvmlDevices::load() {
         Some(nvml) => Box::new(nvml),

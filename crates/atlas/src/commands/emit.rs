@@ -73,6 +73,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         openshift: args.openshift,
         image: args.image,
         containerfile,
+        agent_flags: Vec::new(),
     };
     let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
     match &args.output {

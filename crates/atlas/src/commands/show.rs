@@ -51,6 +51,13 @@ fn launch_line(r: &atlas_store::RunRow) -> Option<String> {
         (_, Some(s)) => parts.push(format!("image built in {}", format::seconds(*s))),
         _ => {}
     }
+    if let (Some(queue), Some(start)) = (f.get("queueWaitSeconds"), f.get("podStartSeconds")) {
+        parts.push(format!(
+            "pod scheduled after {}, started {} later",
+            format::seconds(*queue),
+            format::seconds(*start)
+        ));
+    }
     if let Some(bytes) = f.get("projectBytes") {
         parts.push(format!("project copied {}", format::bytes(*bytes as i64)));
     }
@@ -204,6 +211,14 @@ mod tests {
         assert_eq!(
             launch_line(&row(Some("157"), &[])).unwrap(),
             "launch: job 157\n"
+        );
+        let kube = row(
+            Some("default/atlas-r-2"),
+            &[("queueWaitSeconds", 1.5), ("podStartSeconds", 0.25)],
+        );
+        assert_eq!(
+            launch_line(&kube).unwrap(),
+            "launch: job default/atlas-r-2  pod scheduled after 1.50s, started 0.25s later\n"
         );
         let podman = row(
             Some("atlas-r-1"),

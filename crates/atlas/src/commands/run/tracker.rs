@@ -139,7 +139,8 @@ impl Tracker {
                 .scheduling
                 .array
                 .as_ref()
-                .filter(|_| target.target.kind == Kind::Slurm)
+                // Slurm array jobs and Kubernetes Indexed Jobs run one agent per task.
+                .filter(|_| matches!(target.target.kind, Kind::Slurm | Kind::Kubernetes))
                 .map(|a| ArrayRuns {
                     tasks: a.task_count(),
                     target: target.name.clone(),
@@ -224,12 +225,19 @@ impl Tracker {
             return Ok(());
         };
         self.bar.finish_and_clear();
+        let job = Self::job(&self.run_id, &self.run_dir, &self.workflow_file, ctx);
+        let collected = self.backend.collect(&job);
+        if !collected.figures.is_empty() {
+            store
+                .record_launch(&self.run_id, None, None, &collected.figures)
+                .map_err(Failure::environment)?;
+        }
         if let Some(array) = &self.array {
             let outcome = array_outcome(array);
             let (status, cause) = match &outcome {
                 Outcome::Succeeded => (
                     "succeeded",
-                    format!("Slurm array of {} tasks, all succeeded", array.tasks),
+                    format!("array of {} tasks, all succeeded", array.tasks),
                 ),
                 Outcome::Failed(cause) | Outcome::Unusable(cause) => ("failed", cause.clone()),
             };
@@ -250,8 +258,6 @@ impl Tracker {
                     .unwrap_or_default(),
             ),
             None => {
-                let job = Self::job(&self.run_id, &self.run_dir, &self.workflow_file, ctx);
-                let collected = self.backend.collect(&job);
                 let tail = collected
                     .output_tail
                     .map(|t| format!("; its output ends with:\n{t}"))

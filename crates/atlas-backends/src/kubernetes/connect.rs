@@ -1,0 +1,109 @@
+//! Reaching a cluster: the kubeconfig (the target's file, else `$KUBECONFIG`, else
+//! `~/.kube/config`), its context (the target's, else the file's current one) and a first call
+//! to the API server, so an unusable cluster is said before anything is created.
+
+use std::time::Duration;
+
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+use kube::Client;
+
+use crate::target::Named;
+use crate::BackendError;
+
+/// How long a first answer from the API server may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A reachable cluster and where in it the jobs go.
+#[derive(Clone)]
+pub(crate) struct Cluster {
+    pub client: Client,
+    pub namespace: String,
+    /// The kubeconfig context, named in every error.
+    pub context: String,
+    /// The API server's URL.
+    pub server: String,
+}
+
+impl Cluster {
+    /// An error about this cluster, naming the context and server.
+    pub fn unreachable(&self, error: impl std::fmt::Display) -> BackendError {
+        BackendError::Unusable(format!(
+            "cannot reach the API server of context `{}` ({}): {error}",
+            self.context, self.server
+        ))
+    }
+}
+
+/// Where the kubeconfig is read from, for messages.
+fn kubeconfig_place(target: &Named) -> String {
+    match (&target.target.kubeconfig, std::env::var_os("KUBECONFIG")) {
+        (Some(path), _) => path.display().to_string(),
+        (None, Some(env)) if !env.is_empty() => format!("$KUBECONFIG={}", env.to_string_lossy()),
+        (None, _) => "~/.kube/config".into(),
+    }
+}
+
+/// Reads the kubeconfig, picks the context and checks that the API server answers.
+pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
+    let wanted = target.target.context.clone();
+    let name_of = |context: &Option<String>| context.clone().unwrap_or_else(|| "(current)".into());
+    let unusable = |context: &Option<String>, why: String| {
+        BackendError::Unusable(format!(
+            "target `{}`: context `{}`: {why}",
+            target.name,
+            name_of(context)
+        ))
+    };
+    let read = match &target.target.kubeconfig {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::read(),
+    };
+    let kubeconfig = read.map_err(|e| {
+        unusable(
+            &wanted,
+            format!(
+                "cannot read the kubeconfig ({}): {e}",
+                kubeconfig_place(target)
+            ),
+        )
+    })?;
+    let context = wanted
+        .clone()
+        .or_else(|| kubeconfig.current_context.clone())
+        .ok_or_else(|| {
+            unusable(
+                &wanted,
+                format!(
+                    "the kubeconfig ({}) has no current context; set `context` on the target",
+                    kubeconfig_place(target)
+                ),
+            )
+        })?;
+    let options = KubeConfigOptions {
+        context: Some(context.clone()),
+        ..Default::default()
+    };
+    let mut config = Config::from_custom_kubeconfig(kubeconfig, &options)
+        .await
+        .map_err(|e| unusable(&Some(context.clone()), e.to_string()))?;
+    config.connect_timeout = Some(PROBE_TIMEOUT);
+    let server = config.cluster_url.to_string();
+    let namespace = target
+        .target
+        .namespace
+        .clone()
+        .unwrap_or_else(|| config.default_namespace.clone());
+    let client =
+        Client::try_from(config).map_err(|e| unusable(&Some(context.clone()), e.to_string()))?;
+    let cluster = Cluster {
+        client,
+        namespace,
+        context,
+        server,
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, cluster.client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(cluster),
+        Ok(Err(e)) => Err(cluster.unreachable(e)),
+        Err(_) => Err(cluster.unreachable(format!("no answer in {} s", PROBE_TIMEOUT.as_secs()))),
+    }
+}

@@ -1,0 +1,286 @@
+//! Following a run on the cluster: the Job's conditions and its pods' phases every half
+//! second, and each pod's log from the moment its container starts. The agent writes its
+//! records to the log as JSON lines (`--records-to-stdout`); they go into the run directory's
+//! spool (an array task's into `tasks/N/spool.jsonl`), which `atlas run` follows as on every
+//! other target. Any other log line goes to `container.log`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use atlas_spec::record::Record;
+use futures_util::io::AsyncBufReadExt;
+use futures_util::StreamExt;
+use k8s_openapi::api::batch::v1::Job as K8sJob;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, ListParams, LogParams};
+
+use super::connect::Cluster;
+use super::objects::RUN_LABEL;
+use crate::{Figures, JobEnd};
+
+/// How often the Job and its pods are read.
+const POLL: Duration = Duration::from_millis(500);
+/// How long the API server may stay unreachable before the run is given up.
+const LOST_AFTER: Duration = Duration::from_secs(60);
+/// How long the logs may take to drain once the Job has ended.
+const DRAIN: Duration = Duration::from_secs(20);
+
+/// What the follower tells the backend.
+#[derive(Default)]
+pub(crate) struct Shared {
+    pub end: Mutex<Option<JobEnd>>,
+    pub figures: Mutex<Figures>,
+    /// Why a pod is not running yet (unschedulable, image pull), the latest said.
+    pub note: Mutex<Option<String>>,
+    /// Set by `cancel`: a Job that disappears was deleted by us.
+    pub cancelled: AtomicBool,
+}
+
+/// Where one run's records and other output go.
+#[derive(Clone)]
+struct Sink {
+    run_id: String,
+    run_dir: PathBuf,
+    /// The last seq written per record run: a log followed again after a broken stream starts
+    /// from its beginning, and nothing is written twice.
+    seen: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl Sink {
+    /// The spool a record belongs to: the run's, or an array task's (`RUN-tN`).
+    fn spool_for(&self, record_run: &str) -> Option<PathBuf> {
+        if record_run == self.run_id {
+            return Some(self.run_dir.join("spool.jsonl"));
+        }
+        let task = record_run.strip_prefix(&self.run_id)?.strip_prefix("-t")?;
+        task.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| self.run_dir.join("tasks").join(task).join("spool.jsonl"))
+    }
+
+    /// Routes one log line: a record to its spool, anything else to container.log.
+    fn line(&self, pod: &str, line: &str) {
+        if let Ok(record) = serde_json::from_str::<Record>(line) {
+            if let Some(spool) = self.spool_for(&record.run) {
+                let mut seen = self.seen.lock().expect("not poisoned");
+                let last = seen.entry(record.run.clone()).or_insert(0);
+                if record.seq > *last {
+                    *last = record.seq;
+                    append(&spool, line);
+                }
+                return;
+            }
+        }
+        append(
+            &self.run_dir.join("container.log"),
+            &format!("{pod}: {line}"),
+        );
+    }
+}
+
+fn append(path: &Path, line: &str) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        let _ = file.write_all(&bytes);
+    }
+}
+
+fn seconds(time: &Time) -> f64 {
+    time.0.as_millisecond() as f64 / 1000.0
+}
+
+/// When the pod was created, scheduled, and its first container started (Unix seconds).
+fn pod_times(pod: &Pod) -> (Option<f64>, Option<f64>, Option<f64>) {
+    let created = pod.metadata.creation_timestamp.as_ref().map(seconds);
+    let status = pod.status.as_ref();
+    let scheduled = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| {
+            c.iter()
+                .find(|c| c.type_ == "PodScheduled" && c.status == "True")
+        })
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map(seconds);
+    let state = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .and_then(|c| c.state.as_ref());
+    let started = state.and_then(|s| {
+        s.running
+            .as_ref()
+            .and_then(|r| r.started_at.as_ref())
+            .or_else(|| s.terminated.as_ref().and_then(|t| t.started_at.as_ref()))
+            .map(seconds)
+    });
+    (created, scheduled, started)
+}
+
+/// Why the pod waits, when Kubernetes says (unschedulable, image pull back-off, …).
+fn waiting_reason(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let unschedulable = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False" && c.reason.is_some());
+    if let Some(c) = unschedulable {
+        return Some(format!(
+            "{}: {}",
+            c.reason.as_deref().unwrap_or_default(),
+            c.message.as_deref().unwrap_or_default()
+        ));
+    }
+    let waiting = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.waiting.as_ref())
+        .find(|w| w.reason.as_deref() != Some("ContainerCreating"))?;
+    Some(format!(
+        "{}: {}",
+        waiting.reason.as_deref().unwrap_or("waiting"),
+        waiting.message.as_deref().unwrap_or_default()
+    ))
+}
+
+/// How the Job ended, from its conditions.
+fn job_end(job: &K8sJob) -> Option<JobEnd> {
+    let conditions = job.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .filter(|c| c.status == "True")
+        .find_map(|c| match c.type_.as_str() {
+            "Complete" => Some(JobEnd {
+                state: "Complete".into(),
+            }),
+            "Failed" => Some(JobEnd {
+                state: format!(
+                    "Failed ({}: {})",
+                    c.reason.as_deref().unwrap_or_default(),
+                    c.message.as_deref().unwrap_or_default()
+                ),
+            }),
+            _ => None,
+        })
+}
+
+/// Follows one pod's log until its container ends (or the stream breaks).
+async fn follow_log(pods: Api<Pod>, pod: String, sink: Sink) {
+    let params = LogParams {
+        follow: true,
+        container: Some("main".into()),
+        ..Default::default()
+    };
+    let Ok(stream) = pods.log_stream(&pod, &params).await else {
+        return;
+    };
+    let mut lines = stream.lines();
+    while let Some(Ok(line)) = lines.next().await {
+        sink.line(&pod, &line);
+    }
+}
+
+/// Follows the Job `name` until it ends; then drains the logs and says how it ended.
+pub(crate) async fn follow(
+    cluster: Cluster,
+    name: String,
+    run_id: String,
+    run_dir: PathBuf,
+    shared: Arc<Shared>,
+) {
+    let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let sink = Sink {
+        run_id,
+        run_dir,
+        seen: Default::default(),
+    };
+    let selector = ListParams::default().labels(&format!("{RUN_LABEL}={}", sink.run_id));
+    let mut followed: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
+    let mut timed = BTreeSet::new();
+    let mut failing_since: Option<std::time::Instant> = None;
+    let end = loop {
+        tokio::time::sleep(POLL).await;
+        let job = match jobs.get_opt(&name).await {
+            Ok(job) => {
+                failing_since = None;
+                job
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > LOST_AFTER {
+                    break JobEnd {
+                        state: format!("lost ({})", cluster.unreachable(e)),
+                    };
+                }
+                continue;
+            }
+        };
+        if let Ok(list) = pods.list(&selector).await {
+            for pod in &list.items {
+                let Some(pod_name) = pod.metadata.name.clone() else {
+                    continue;
+                };
+                let (created, scheduled, started) = pod_times(pod);
+                if started.is_none() {
+                    if let Some(reason) = waiting_reason(pod) {
+                        *shared.note.lock().expect("not poisoned") = Some(reason);
+                    }
+                }
+                if let (Some(created), Some(scheduled), Some(started)) =
+                    (created, scheduled, started)
+                {
+                    if timed.is_empty() {
+                        let mut figures = shared.figures.lock().expect("not poisoned");
+                        figures.insert("queueWaitSeconds".into(), (scheduled - created).max(0.0));
+                        figures.insert("podStartSeconds".into(), (started - scheduled).max(0.0));
+                    }
+                    timed.insert(pod_name.clone());
+                }
+                let running = followed.get(&pod_name).is_some_and(|h| !h.is_finished());
+                let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+                let ended = matches!(phase, Some("Succeeded" | "Failed"));
+                // Follow a started container's log; again after a broken stream while it runs.
+                if started.is_some() && !running && (!followed.contains_key(&pod_name) || !ended) {
+                    let task =
+                        tokio::spawn(follow_log(pods.clone(), pod_name.clone(), sink.clone()));
+                    followed.insert(pod_name, task);
+                }
+            }
+        }
+        match job {
+            None => {
+                break JobEnd {
+                    state: if shared.cancelled.load(Ordering::SeqCst) {
+                        "CANCELLED (Job deleted)".into()
+                    } else {
+                        "Job deleted".into()
+                    },
+                }
+            }
+            Some(job) => {
+                if let Some(end) = job_end(&job) {
+                    break end;
+                }
+            }
+        }
+    };
+    for (_, task) in followed {
+        let _ = tokio::time::timeout(DRAIN, task).await;
+    }
+    *shared.end.lock().expect("not poisoned") = Some(end);
+}
