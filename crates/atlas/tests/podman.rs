@@ -167,27 +167,30 @@ fn ctrl_c_during_a_podman_run_stops_the_container_and_records_the_cancellation()
     );
 }
 
-/// The example (examples/biggan-mini/job.lsf) on this machine, on Slurm and in a container, as
-/// one experiment: the same phases and app metrics from all three.
+/// The example (examples/biggan-mini/atlas.yaml, imported from job.lsf) on this machine, on
+/// Slurm, in a container and as its Kubernetes Pod (podman-kube), as one experiment: the same
+/// phases and app metrics from all four.
 #[test]
-fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
+fn the_example_runs_on_local_slurm_podman_and_podman_kube_as_one_experiment() {
     if !podman_available() || !slurm_available() {
         return;
     }
     let p = Project::new("example", TARGETS);
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mini");
-    for file in ["job.lsf", "preprocess.py", "train.py", "predict.py"] {
+    for file in ["atlas.yaml", "preprocess.py", "train.py", "predict.py"] {
         std::fs::copy(example.join(file), p.dir.join(file)).unwrap();
     }
     let (code, _, stderr) = p.atlas(&[
         "run",
-        "job.lsf",
+        "atlas.yaml",
         "--on",
         "local",
         "--on",
         "slurm",
         "--on",
         "podman",
+        "--on",
+        "kube",
         "--parallel",
     ]);
     assert_eq!(code, 0, "{stderr}");
@@ -196,7 +199,7 @@ fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
         "{stderr}"
     );
     let runs = p.runs();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     let experiment = runs[0]["experimentId"].as_str().unwrap();
     assert!(runs.iter().all(|r| r["experimentId"] == experiment));
     let mut accuracies = Vec::new();
@@ -227,7 +230,7 @@ fn the_example_runs_on_local_slurm_and_podman_as_one_experiment() {
     report_of_the_experiment(&p, experiment);
 }
 
-/// `atlas compare` of the real local+slurm+podman experiment: every dimension in the JSON, and
+/// `atlas compare` of the real local+slurm+podman+podman-kube experiment: every dimension in the JSON, and
 /// the HTML report opened in a real headless Chromium, its charts present in the DOM.
 fn report_of_the_experiment(p: &Project, experiment: &str) {
     let (code, stdout, stderr) = p.atlas(&[
@@ -237,7 +240,7 @@ fn report_of_the_experiment(p: &Project, experiment: &str) {
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         report["targets"],
-        serde_json::json!(["local", "slurm", "podman"])
+        serde_json::json!(["local", "slurm", "podman", "kube"])
     );
     let dimensions: std::collections::BTreeSet<&str> = report["figures"]
         .as_array()

@@ -34,6 +34,21 @@ impl Cluster {
     }
 }
 
+/// An error with its causes (`client error (Connect): Connection refused`), which kube's own
+/// message leaves out.
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Where the kubeconfig is read from, for messages.
 fn kubeconfig_place(target: &Named) -> String {
     match (&target.target.kubeconfig, std::env::var_os("KUBECONFIG")) {
@@ -103,7 +118,7 @@ pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
     };
     match tokio::time::timeout(PROBE_TIMEOUT, cluster.client.apiserver_version()).await {
         Ok(Ok(_)) => Ok(cluster),
-        Ok(Err(e)) => Err(cluster.unreachable(e)),
+        Ok(Err(e)) => Err(cluster.unreachable(with_causes(&e))),
         Err(_) => Err(cluster.unreachable(format!("no answer in {} s", PROBE_TIMEOUT.as_secs()))),
     }
 }

@@ -224,7 +224,10 @@ pub(crate) async fn follow(
                 let since = *failing_since.get_or_insert_with(std::time::Instant::now);
                 if since.elapsed() > LOST_AFTER {
                     break JobEnd {
-                        state: format!("lost ({})", cluster.unreachable(e)),
+                        state: format!(
+                            "lost ({})",
+                            cluster.unreachable(super::connect::with_causes(&e))
+                        ),
                     };
                 }
                 continue;

@@ -107,7 +107,7 @@ fn api_error(cluster: &Cluster, what: &str, error: kube::Error) -> BackendError 
             "the API server of context `{}` refused {what}: {} {}: {}",
             cluster.context, status.code, status.reason, status.message
         )),
-        other => cluster.unreachable(other),
+        other => cluster.unreachable(connect::with_causes(&other)),
     }
 }
 
