@@ -197,19 +197,20 @@ fn respond(stream: &mut TcpStream, code: u16, body: &Value) {
 fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
-    while let Some((method, path, body)) = read_request(&mut reader) {
-        let (route, query) = path.split_once('?').unwrap_or((&path, ""));
-        let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
-        if method == "GET" && parts.len() == 7 && parts[6] == "log" {
-            record(&state, &method, &path, &body, 200);
-            stream_log(&mut stream, &state, parts[5], query.contains("follow=true"));
-            return;
-        }
-        let (code, answer) = handle(&state, &method, &parts, &body);
-        record(&state, &method, &path, &body, code);
-        respond(&mut stream, code, &answer);
+    // One request per connection: every answer says `Connection: close`.
+    let Some((method, path, body)) = read_request(&mut reader) else {
+        return;
+    };
+    let (route, query) = path.split_once('?').unwrap_or((&path, ""));
+    let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
+    if method == "GET" && parts.len() == 7 && parts[6] == "log" {
+        record(&state, &method, &path, &body, 200);
+        stream_log(&mut stream, &state, parts[5], query.contains("follow=true"));
         return;
     }
+    let (code, answer) = handle(&state, &method, &parts, &body);
+    record(&state, &method, &path, &body, code);
+    respond(&mut stream, code, &answer);
 }
 
 fn record(state: &Arc<Mutex<State>>, method: &str, path: &str, body: &str, status: u16) {
