@@ -5,15 +5,19 @@
 //! Ingest is idempotent on (run id, sequence number): ingesting a spool twice, or one that was
 //! half-ingested before a crash, gives the same rows.
 
+mod live;
 mod model;
 mod schema;
 mod sqlite;
+mod users;
 
+pub use live::MetricPoint;
 pub use model::{
     ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
     RunDetail, RunRow, SeriesPoint,
 };
 pub use sqlite::SqliteStore;
+pub use users::UserRow;
 
 use std::collections::BTreeMap;
 
@@ -38,6 +42,9 @@ pub enum StoreError {
     /// No experiment with this id.
     #[error("no experiment `{0}` in the store (see `atlas experiments`)")]
     NoSuchExperiment(String),
+    /// A user with this name exists already.
+    #[error("a user named `{0}` exists already (see `atlas user list`)")]
+    UserExists(String),
     /// Anything else from the database.
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),

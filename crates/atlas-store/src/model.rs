@@ -34,6 +34,8 @@ pub struct RunRow {
     pub agent_version: Option<String>,
     /// The node's type as the agent saw it (CPU model, CPUs, memory).
     pub node: Option<String>,
+    /// The user the run belongs to (`atlas serve` shows a user their own runs).
+    pub owner: Option<String>,
 }
 
 /// A phase with what was measured in it.
@@ -163,6 +165,8 @@ pub struct NewRun {
     pub run_dir: String,
     pub labels: serde_json::Value,
     pub submitted_at: f64,
+    /// The user the run belongs to.
+    pub owner: Option<String>,
 }
 
 /// What one ingest call did.

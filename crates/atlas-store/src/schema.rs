@@ -116,4 +116,14 @@ UPDATE phases SET (job_max_processes, job_max_processes_at) =
     (SELECT processes, time FROM samples s WHERE s.run_id = phases.run_id AND s.phase = phases.name AND s.scope = 'job'
      ORDER BY processes DESC, seq LIMIT 1);
 "#,
+    // 5: users with hashed API tokens, and each run's owner (a user sees their own runs).
+    r#"
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+ALTER TABLE runs ADD COLUMN owner TEXT;
+CREATE INDEX runs_owner ON runs(owner, submitted_at);
+"#,
 ];

@@ -15,7 +15,7 @@ use crate::{Store, StoreError};
 
 /// The store in a SQLite file.
 pub struct SqliteStore {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl SqliteStore {
@@ -123,7 +123,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -148,6 +148,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         figures: serde_json::from_str(&r.get::<_, String>(17)?).unwrap_or_default(),
         agent_version: r.get(18)?,
         node: r.get(19)?,
+        owner: r.get(20)?,
     })
 }
 
@@ -392,10 +393,10 @@ impl Store for SqliteStore {
 
     fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError> {
         self.conn.execute(
-            "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8)
-             ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8",
-            params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at],
+            "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9)
+             ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9",
+            params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner],
         )?;
         Ok(())
     }
@@ -952,6 +953,7 @@ mod tests {
                 run_dir: "/tmp/r-1".into(),
                 labels: serde_json::json!({}),
                 submitted_at: 1.0,
+                owner: None,
             })
             .unwrap();
         let first = BTreeMap::from([("imageBuildSeconds".to_string(), 7.5)]);

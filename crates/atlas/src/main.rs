@@ -44,6 +44,10 @@ enum Command {
     Targets(commands::targets::Args),
     /// Load agent spools into the store (safe to repeat).
     Ingest(commands::ingest::Args),
+    /// Serve the REST API, Prometheus metrics and the live dashboard: `atlas serve`.
+    Serve(commands::serve::Args),
+    /// Add users (each gets an API token) or list them.
+    User(commands::user::Args),
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
     #[command(hide = true)]
     Agent(commands::agent::Args),
@@ -73,6 +77,8 @@ fn main() {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Targets(args) => commands::targets::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::User(args) => commands::user::run(args),
     };
     if let Err(failure) = result {
         std::process::exit(failure.report());

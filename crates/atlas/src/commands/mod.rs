@@ -13,8 +13,10 @@ pub mod logs;
 pub mod run;
 pub mod runs;
 pub mod schema;
+pub mod serve;
 pub mod show;
 pub mod targets;
+pub mod user;
 pub mod validate;
 
 use std::path::Path;

@@ -198,6 +198,7 @@ mod tests {
             figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             agent_version: None,
             node: None,
+            owner: None,
         }
     }
 

@@ -120,6 +120,7 @@ impl Tracker {
                 run_dir: run_dir.display().to_string(),
                 labels: ctx.labels.clone(),
                 submitted_at: now(),
+                owner: Some(crate::commands::user::current()),
             })
             .map_err(Failure::environment)?;
         let bar = bars.add(ProgressBar::new(0));
@@ -365,6 +366,7 @@ impl Tracker {
                 run_dir: spool.parent().unwrap_or(spool).display().to_string(),
                 labels: parent.labels,
                 submitted_at: parent.submitted_at,
+                owner: parent.owner,
             })
             .map_err(Failure::environment)
     }

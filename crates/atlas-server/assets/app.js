@@ -1,0 +1,157 @@
+// The Atlas dashboard: draws the page for the path from /api/v1 and keeps it live with
+// server-sent events (/api/v1/runs/ID/events). No framework, nothing from a CDN.
+"use strict";
+
+const app = document.getElementById("app");
+// Seconds from a sample's time to its drawing, newest first (read by the latency benchmark).
+window.atlasLatency = [];
+window.atlasPageLoads = (window.atlasPageLoads || 0) + 1;
+
+const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+const api = async (path) => {
+  const r = await fetch(path, { credentials: "same-origin" });
+  if (r.status === 401) { location.href = "/login"; throw new Error("not logged in"); }
+  if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error || r.statusText);
+  return r.json();
+};
+const secs = (s) => s == null ? "" : s < 90 ? `${s.toFixed(1)} s` : s < 5400 ? `${(s / 60).toFixed(1)} min` : `${(s / 3600).toFixed(1)} h`;
+const when = (t) => t ? new Date(t * 1000).toLocaleString() : "";
+const badge = (s) => `<span class="status ${esc(s)}">${esc(s)}</span>`;
+const mib = (b) => b / 1048576;
+
+function runsTable(runs) {
+  if (!runs.length) return `<p class="muted">No runs yet: <code>atlas run WORKFLOW --on TARGET</code>.</p>`;
+  return `<table><thead><tr><th>Run</th><th>Workflow</th><th>Target</th><th>Status</th><th>Submitted</th><th>Wall</th><th>Cause</th></tr></thead><tbody>` +
+    runs.map((r) => `<tr data-run="${esc(r.id)}"><td><a href="/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.workflow)}</td><td>${esc(r.target)}</td>` +
+      `<td>${badge(r.status)}</td><td>${when(r.submittedAt)}</td><td>${secs(r.wallSeconds)}</td><td class="cause">${esc(r.cause)}</td></tr>`).join("") + `</tbody></table>`;
+}
+
+async function home() {
+  document.title = "Atlas · runs";
+  const draw = async () => {
+    const [runs, experiments] = await Promise.all([api("/api/v1/runs"), api("/api/v1/experiments")]);
+    app.innerHTML = `<h1>Runs</h1><div id="runs">${runsTable(runs)}</div><h2>Experiments</h2>` +
+      (experiments.length ? `<table><thead><tr><th>Experiment</th><th>Workflow</th><th>Runs</th><th>Succeeded</th><th>Created</th></tr></thead><tbody>` +
+        experiments.map((e) => `<tr><td><a href="/experiments/${esc(e.id)}">${esc(e.id)}</a></td><td>${esc(e.workflow)}</td><td>${e.runs}</td><td>${e.succeeded}</td><td>${when(e.createdAt)}</td></tr>`).join("") +
+        `</tbody></table>` : `<p class="muted">No experiments yet.</p>`);
+  };
+  await draw();
+  setInterval(() => draw().catch(() => {}), 2000);
+}
+
+// A line chart kept as its points; redrawn as SVG when points arrive.
+class Chart {
+  constructor(parent, title, unit) {
+    this.points = []; this.unit = unit;
+    this.el = document.createElement("div");
+    this.el.className = "chart";
+    this.el.innerHTML = `<h3>${esc(title)} <span class="now"></span></h3><svg viewBox="0 0 400 140" preserveAspectRatio="none"></svg>`;
+    this.el.dataset.chart = title;
+    parent.appendChild(this.el);
+  }
+  add(points) { this.points.push(...points); this.draw(); }
+  draw() {
+    const p = this.points, svg = this.el.querySelector("svg");
+    this.el.dataset.points = p.length;
+    if (!p.length) return;
+    const t0 = p[0][0], t1 = Math.max(p[p.length - 1][0], t0 + 1);
+    const max = Math.max(...p.map((q) => q[1]), 1e-9) * 1.1;
+    const xy = p.map(([t, v]) => `${((t - t0) / (t1 - t0) * 396 + 2).toFixed(1)},${(136 - v / max * 132).toFixed(1)}`).join(" ");
+    svg.innerHTML = `<line class="axis" x1="2" y1="136" x2="398" y2="136"/><polyline points="${xy}"/>`;
+    const last = p[p.length - 1][1];
+    this.el.querySelector(".now").textContent = `${last.toFixed(last < 10 ? 2 : 0)} ${this.unit} · max ${(max / 1.1).toFixed(1)}`;
+  }
+}
+
+function timeline(el, detail) {
+  const phases = detail.phases.filter((p) => p.startedAt);
+  if (!phases.length) { el.innerHTML = `<p class="muted">No phase has started yet.</p>`; return; }
+  const now = Date.now() / 1000;
+  const t0 = Math.min(...phases.map((p) => p.startedAt));
+  const end = (p) => p.wallSeconds != null && p.status !== "running" ? p.startedAt + p.wallSeconds : now;
+  const t1 = Math.max(...phases.map(end), t0 + 1);
+  const colour = { succeeded: "#12805c", failed: "#c0362c", running: "#1f6feb" };
+  const rows = phases.map((p, i) => {
+    const x = (p.startedAt - t0) / (t1 - t0) * 700 + 150, w = Math.max((end(p) - p.startedAt) / (t1 - t0) * 700, 2);
+    return `<text x="4" y="${i * 24 + 16}" font-size="12">${esc(p.name)}</text><rect x="${x}" y="${i * 24 + 4}" width="${w}" height="16" fill="${colour[p.status] || "#98a2b3"}"/>` +
+      `<text x="${Math.min(x + w + 4, 860)}" y="${i * 24 + 16}" font-size="11" fill="#667085">${secs(end(p) - p.startedAt)}</text>`;
+  }).join("");
+  el.innerHTML = `<svg viewBox="0 0 920 ${phases.length * 24 + 6}">${rows}</svg>`;
+}
+
+async function runPage(id) {
+  document.title = `Atlas · ${id}`;
+  app.innerHTML = `<h1 id="title">Run ${esc(id)}</h1><div id="cause"></div><h2>Phases</h2><div class="timeline" id="timeline"></div>` +
+    `<h2>Resources and app metrics</h2><div class="grid" id="charts"></div><h2>Output <span class="muted" id="logphase"></span></h2><pre class="log" id="log"></pre>`;
+  const charts = document.getElementById("charts");
+  const cpu = new Chart(charts, "CPU (cores)", "cores"), mem = new Chart(charts, "Memory (RSS, MiB)", "MiB");
+  let gpu = null; const metricCharts = {}; let last = null; let detail = null;
+  const refreshLog = async () => {
+    const log = await api(`/api/v1/runs/${id}/log?lines=60`).catch(() => null);
+    if (!log) return;
+    document.getElementById("logphase").textContent = `(${log.phase})`;
+    document.getElementById("log").textContent = [log.stdout, log.stderr].filter(Boolean).join("\n") || "(no output yet)";
+  };
+  const events = new EventSource(`/api/v1/runs/${id}/events`);
+  events.addEventListener("run", (e) => {
+    detail = JSON.parse(e.data);
+    const r = detail.run;
+    document.getElementById("title").innerHTML = `Run ${esc(r.id)} · ${esc(r.workflow)} on ${esc(r.target)} ${badge(r.status)}`;
+    document.getElementById("cause").innerHTML = r.cause ? `<div class="cause-box"><b>Cause:</b> ${esc(r.cause)}</div>` : "";
+    timeline(document.getElementById("timeline"), detail);
+    refreshLog();
+  });
+  events.addEventListener("samples", (e) => {
+    const points = JSON.parse(e.data);
+    const cpuPts = [], memPts = [], gpuPts = [];
+    for (const p of points) {
+      if (last && last.phase === p.phase && p.time > last.time) cpuPts.push([p.time, Math.max(0, (p.cpuSeconds - last.cpuSeconds) / (p.time - last.time))]);
+      memPts.push([p.time, mib(p.rssBytes)]);
+      if (p.gpuPercent != null) gpuPts.push([p.time, p.gpuPercent]);
+      last = p;
+    }
+    cpu.add(cpuPts); mem.add(memPts);
+    if (gpuPts.length) { gpu = gpu || new Chart(charts, "GPU SM activity (%)", "%"); gpu.add(gpuPts); }
+    if (points.length) window.atlasLatency.unshift(Date.now() / 1000 - points[points.length - 1].time);
+  });
+  events.addEventListener("metrics", (e) => {
+    for (const m of JSON.parse(e.data)) {
+      const c = metricCharts[m.name] || (metricCharts[m.name] = new Chart(charts, `metric: ${m.name}`, ""));
+      c.add([[m.time, m.value]]);
+    }
+  });
+  events.addEventListener("end", () => { events.close(); refreshLog(); });
+  setInterval(() => { if (detail && detail.run.status === "running") { timeline(document.getElementById("timeline"), detail); refreshLog(); } }, 3000);
+}
+
+async function experimentPage(id) {
+  document.title = `Atlas · ${id}`;
+  app.innerHTML = `<h1>Experiment ${esc(id)}</h1><div id="runs"></div><h2>Comparison</h2><div id="report"><p class="muted">Made when the runs have ended.</p></div>`;
+  let shown = false;
+  const draw = async () => {
+    const e = await api(`/api/v1/experiments/${id}`);
+    document.getElementById("runs").innerHTML = runsTable(e.runList);
+    const done = e.runList.every((r) => !["submitted", "running"].includes(r.status));
+    if (done && !shown) {
+      shown = true;
+      document.getElementById("report").innerHTML = `<iframe class="report" src="/api/v1/experiments/${esc(id)}/report" title="comparison"></iframe>`;
+    }
+    return done;
+  };
+  if (!(await draw())) { const timer = setInterval(async () => { if (await draw().catch(() => false)) clearInterval(timer); }, 2000); }
+}
+
+async function targetsPage() {
+  document.title = "Atlas · targets";
+  const targets = await api("/api/v1/targets");
+  app.innerHTML = `<h1>Targets</h1><table><thead><tr><th>Target</th><th>Kind</th><th>Settings</th><th>From</th></tr></thead><tbody>` +
+    targets.map((t) => {
+      const settings = Object.entries(t).filter(([k]) => !["name", "kind", "source"].includes(k)).map(([k, v]) => `${esc(k)}=${esc(typeof v === "string" ? v : JSON.stringify(v))}`).join(" ");
+      return `<tr><td>${esc(t.name)}</td><td>${esc(t.kind)}</td><td>${settings}</td><td class="muted">${esc(t.source)}</td></tr>`;
+    }).join("") + `</tbody></table>`;
+}
+
+const path = location.pathname;
+const route = path === "/" ? home() : path.startsWith("/runs/") ? runPage(decodeURIComponent(path.slice(6)))
+  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : Promise.resolve();
+route.catch((e) => { app.innerHTML = `<p class="error">${esc(e.message)}</p>`; });

@@ -1,0 +1,384 @@
+//! The REST API's read side: JSON for runs, phases, samples, app metrics, logs, experiments,
+//! the comparison and targets. Every handler takes the [`User`] and answers 404 for a run or
+//! experiment that is not theirs, as for one that does not exist.
+
+use atlas_report::render::{render, Format};
+use atlas_report::{Options, ReportError, Selection};
+use atlas_store::{RunDetail, RunRow, SeriesPoint, Store, StoreError};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::auth::User;
+use crate::AppState;
+
+/// An error as the API answers it: a status and `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+    }
+
+    fn not_found(what: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no {what} (or not yours)"))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NoSuchRun(id) => ApiError::not_found(&format!("run `{id}`")),
+            StoreError::NoSuchExperiment(id) => ApiError::not_found(&format!("experiment `{id}`")),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({"error": self.message}))).into_response()
+    }
+}
+
+/// Unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such page or API path (see /api/v1/openapi.json)",
+    )
+}
+
+/// The user's run `id` (a unique prefix works, as on the command line).
+pub(crate) async fn owned_run(
+    state: &AppState,
+    user: &User,
+    id: String,
+) -> Result<RunDetail, ApiError> {
+    let detail = state.read(move |s| s.run(&id)).await?;
+    if detail.run.owner.as_deref() != Some(user.0.as_str()) {
+        return Err(ApiError::not_found(&format!("run `{}`", detail.run.id)));
+    }
+    Ok(detail)
+}
+
+#[derive(Deserialize)]
+pub struct RunsQuery {
+    /// Only runs with this status.
+    status: Option<String>,
+    /// At most this many, newest first (default 200).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/runs`: the user's runs, newest first.
+pub async fn runs(
+    State(state): State<AppState>,
+    user: User,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<RunRow>>, ApiError> {
+    let all = state.read(|s| s.runs()).await?;
+    let runs = all
+        .into_iter()
+        .filter(|r| r.owner.as_deref() == Some(user.0.as_str()))
+        .filter(|r| q.status.as_ref().is_none_or(|s| &r.status == s))
+        .take(q.limit.unwrap_or(200))
+        .collect();
+    Ok(Json(runs))
+}
+
+/// `GET /api/v1/runs/{id}`: the run with its phases and their summaries.
+pub async fn run(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<RunDetail>, ApiError> {
+    Ok(Json(owned_run(&state, &user, id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct SamplesQuery {
+    /// Unix seconds: only samples at or after this time.
+    from: Option<f64>,
+    /// Unix seconds: only samples at or before this time.
+    to: Option<f64>,
+    /// At most this many points, evenly spaced (default 500, at most 5000).
+    width: Option<usize>,
+}
+
+/// One point of a chart.
+#[derive(Serialize)]
+pub struct Point {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub point: SeriesPoint,
+}
+
+/// `GET /api/v1/runs/{id}/samples`: job samples in a time range, downsampled to `width`.
+pub async fn samples(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(q): Query<SamplesQuery>,
+) -> Result<Json<Vec<Point>>, ApiError> {
+    let run = owned_run(&state, &user, id).await?.run.id;
+    let width = q.width.unwrap_or(500).clamp(1, 5000);
+    let all = state
+        .read(move |s| s.samples_after(&run, 0, usize::MAX >> 1))
+        .await?;
+    let within: Vec<(i64, SeriesPoint)> = all
+        .into_iter()
+        .filter(|(_, p)| q.from.is_none_or(|f| p.time >= f) && q.to.is_none_or(|t| p.time <= t))
+        .collect();
+    Ok(Json(downsample(within, width)))
+}
+
+/// At most `width` points, evenly spaced, the first and last always kept.
+fn downsample(points: Vec<(i64, SeriesPoint)>, width: usize) -> Vec<Point> {
+    let n = points.len();
+    if n <= width {
+        return points
+            .into_iter()
+            .map(|(seq, point)| Point { seq, point })
+            .collect();
+    }
+    let step = (n - 1) as f64 / (width - 1).max(1) as f64;
+    let keep: std::collections::BTreeSet<usize> = (0..width)
+        .map(|i| ((i as f64 * step).round() as usize).min(n - 1))
+        .collect();
+    points
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| keep.contains(i))
+        .map(|(_, (seq, point))| Point { seq, point })
+        .collect()
+}
+
+/// `GET /api/v1/runs/{id}/metrics`: every app metric value the job printed, in order.
+pub async fn metrics(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<atlas_store::MetricPoint>>, ApiError> {
+    let run = owned_run(&state, &user, id).await?.run.id;
+    Ok(Json(
+        state
+            .read(move |s| s.metrics_after(&run, 0, 100_000))
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LogQuery {
+    /// The phase (default: the last one that started).
+    phase: Option<String>,
+    /// How many lines from the end (default 40, at most 1000).
+    lines: Option<usize>,
+}
+
+/// `GET /api/v1/runs/{id}/log`: the end of a phase's output (stdout and stderr).
+pub async fn log(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let detail = owned_run(&state, &user, id).await?;
+    let phase = q
+        .phase
+        .or_else(|| {
+            detail
+                .phases
+                .iter()
+                .rfind(|p| p.started_at.is_some())
+                .map(|p| p.name.clone())
+        })
+        .unwrap_or_default();
+    if !detail.phases.iter().any(|p| p.name == phase) {
+        return Err(ApiError::not_found(&format!("phase `{phase}` in this run")));
+    }
+    let lines = q.lines.unwrap_or(40).min(1000);
+    let dir = crate::run_dir(&detail.run).map(|d| d.join("logs"));
+    let read = |ext: &str| {
+        dir.as_ref()
+            .and_then(|d| std::fs::read(d.join(format!("{phase}.{ext}"))).ok())
+            .map(|b| {
+                let text = String::from_utf8_lossy(&b).into_owned();
+                let all: Vec<&str> = text.lines().collect();
+                all[all.len().saturating_sub(lines)..].join("\n")
+            })
+            .unwrap_or_default()
+    };
+    Ok(Json(
+        json!({"phase": phase, "stdout": read("out"), "stderr": read("err")}),
+    ))
+}
+
+/// Whether every run of the experiment is the user's (experiments belong to one user).
+async fn owned_experiment(
+    state: &AppState,
+    user: &User,
+    id: String,
+) -> Result<atlas_store::ExperimentDetail, ApiError> {
+    let detail = state.read(move |s| s.experiment(&id)).await?;
+    let mine = !detail.run_list.is_empty()
+        && detail
+            .run_list
+            .iter()
+            .all(|r| r.owner.as_deref() == Some(user.0.as_str()));
+    if !mine {
+        return Err(ApiError::not_found(&format!(
+            "experiment `{}`",
+            detail.experiment.id
+        )));
+    }
+    Ok(detail)
+}
+
+/// `GET /api/v1/experiments`: the user's experiments, newest first.
+pub async fn experiments(
+    State(state): State<AppState>,
+    user: User,
+) -> Result<Json<Vec<atlas_store::ExperimentRow>>, ApiError> {
+    let name = user.0.clone();
+    let rows = state
+        .read(move |s| {
+            let runs = s.runs()?;
+            let owners = |e: &str| {
+                let mut of = runs
+                    .iter()
+                    .filter(|r| r.experiment_id.as_deref() == Some(e));
+                let first = of.next();
+                first.is_some()
+                    && first
+                        .into_iter()
+                        .chain(of)
+                        .all(|r| r.owner.as_deref() == Some(name.as_str()))
+            };
+            Ok(s.experiments()?
+                .into_iter()
+                .filter(|e| owners(&e.id))
+                .collect())
+        })
+        .await?;
+    Ok(Json(rows))
+}
+
+/// `GET /api/v1/experiments/{id}`: the experiment and its runs.
+pub async fn experiment(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+) -> Result<Json<atlas_store::ExperimentDetail>, ApiError> {
+    Ok(Json(owned_experiment(&state, &user, id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct CompareQuery {
+    baseline: Option<String>,
+    unit: Option<String>,
+}
+
+async fn report(
+    state: &AppState,
+    user: &User,
+    id: String,
+    q: CompareQuery,
+) -> Result<atlas_report::Report, ApiError> {
+    let id = owned_experiment(state, user, id).await?.experiment.id;
+    let options = Options {
+        baseline: q.baseline,
+        unit: q.unit,
+        strict: false,
+        prices: state.inner.prices.clone(),
+        target_prices: state.target_prices(),
+    };
+    let made = state
+        .read(move |s| {
+            Ok(
+                atlas_report::load(s as &dyn Store, &Selection::Experiment(id))
+                    .and_then(|loaded| atlas_report::compare(loaded, &options)),
+            )
+        })
+        .await?;
+    made.map_err(|e| match e {
+        ReportError::Input(m) | ReportError::NotLikeForLike(m) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m)
+        }
+        ReportError::Store(e) => ApiError::from(e),
+    })
+}
+
+/// `GET /api/v1/experiments/{id}/comparison`: the same JSON as `atlas compare --format json`.
+pub async fn comparison(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(q): Query<CompareQuery>,
+) -> Result<Response, ApiError> {
+    let report = report(&state, &user, id, q).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        render(&report, Format::Json),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/experiments/{id}/report`: the HTML report, as `atlas compare --format html`.
+pub async fn report_html(
+    State(state): State<AppState>,
+    user: User,
+    Path(id): Path<String>,
+    Query(q): Query<CompareQuery>,
+) -> Result<Html<String>, ApiError> {
+    let report = report(&state, &user, id, q).await?;
+    Ok(Html(render(&report, Format::Html)))
+}
+
+/// `GET /api/v1/targets`: the targets of the directory the server was started in.
+pub async fn targets(State(state): State<AppState>, _user: User) -> Json<Value> {
+    Json(serde_json::to_value(&state.inner.targets).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(n: usize) -> Vec<(i64, SeriesPoint)> {
+        (0..n)
+            .map(|i| {
+                (
+                    i as i64,
+                    SeriesPoint {
+                        time: i as f64,
+                        cpu_seconds: 0.0,
+                        rss_bytes: 0,
+                        gpu_percent: None,
+                        phase: None,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn downsampling_keeps_the_ends_and_at_most_width_points() {
+        let kept = downsample(points(1000), 10);
+        assert_eq!(kept.len(), 10);
+        assert_eq!((kept[0].seq, kept[9].seq), (0, 999));
+        assert_eq!(downsample(points(5), 10).len(), 5);
+    }
+}

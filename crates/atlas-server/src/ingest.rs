@@ -1,0 +1,139 @@
+//! `POST /api/v1/records`: an agent's records as JSON lines (the spool's own format), at most
+//! [`crate::MAX_BATCH_BYTES`] (else 413). A line that is not a record gives 400 naming it;
+//! a run that is not the token's user's gives 403 (404 when it does not exist). Ingest is the
+//! store's idempotent path, so a batch sent twice (an agent that did not see the answer) adds
+//! nothing; the answer comes after the transaction has committed, so an acknowledged record
+//! survives the server being killed. At most [`crate::INGEST_PERMITS`] batches are written at
+//! once; the rest wait.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+
+use atlas_spec::record::Record;
+use atlas_store::Store;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::api::ApiError;
+use crate::auth::User;
+use crate::AppState;
+
+/// Parses the batch: every non-empty line must be a record.
+pub(crate) fn parse_batch(body: &[u8]) -> Result<Vec<Record>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not UTF-8: {e}"),
+        )
+    })?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            serde_json::from_str::<Record>(line).map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("line {}: not a record: {e}", i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The run an array task belongs to (`r-1-t3` → `r-1`).
+fn parent_of(run: &str) -> Option<&str> {
+    let (parent, task) = run.rsplit_once("-t")?;
+    (!task.is_empty() && task.bytes().all(|b| b.is_ascii_digit())).then_some(parent)
+}
+
+/// `POST /api/v1/records`.
+pub async fn records(
+    State(state): State<AppState>,
+    user: User,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let records = parse_batch(&body)?;
+    let runs: BTreeSet<String> = records.iter().map(|r| r.run.clone()).collect();
+    let name = user.0.clone();
+    let unclaimed = state
+        .read(move |s| {
+            let mut unclaimed = Vec::new();
+            for run in &runs {
+                let owner = match s.run_owner(run)? {
+                    Some(owner) => owner,
+                    // An array task the agent reports before `atlas run` has registered it.
+                    None => match parent_of(run)
+                        .map(|p| s.run_owner(p))
+                        .transpose()?
+                        .flatten()
+                    {
+                        Some(parent) => {
+                            unclaimed.push(run.clone());
+                            parent
+                        }
+                        None => return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`")))),
+                    },
+                };
+                if owner.as_deref() != Some(name.as_str()) {
+                    return Ok(Err((
+                        StatusCode::FORBIDDEN,
+                        format!("run `{run}` is not yours"),
+                    )));
+                }
+            }
+            Ok(Ok(unclaimed))
+        })
+        .await?
+        .map_err(|(status, message)| ApiError::new(status, message))?;
+    let _permit = state
+        .inner
+        .ingest_permits
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    let count = records.len() as u64;
+    let name = user.0.clone();
+    let stats = state
+        .write(move |s| {
+            let stats = s.ingest(&records)?;
+            for run in &unclaimed {
+                s.claim_run(run, &name)?;
+            }
+            Ok(stats)
+        })
+        .await?;
+    state
+        .inner
+        .ingested
+        .fetch_add(stats.inserted, Ordering::Relaxed);
+    Ok(Json(json!({
+        "records": count,
+        "inserted": stats.inserted,
+        "duplicates": stats.duplicates,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_line_is_named_and_task_runs_find_their_parent() {
+        let good = r#"{"run":"r-1","seq":1,"time":1.0,"mono":0.0,"type":"signal","signal":15}"#;
+        let body = format!("{good}\n\n{{\"run\": 3}}\n");
+        let err = parse_batch(body.as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.message.starts_with("line 3: not a record"),
+            "{}",
+            err.message
+        );
+        assert_eq!(parse_batch(good.as_bytes()).unwrap().len(), 1);
+        assert_eq!(parent_of("r-1a-t12"), Some("r-1a"));
+        assert_eq!(parent_of("r-1a"), None);
+        assert_eq!(parent_of("r-1a-t"), None);
+    }
+}

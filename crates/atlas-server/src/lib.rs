@@ -1,0 +1,158 @@
+//! `atlas serve`: an HTTP server (axum) over the same store `atlas run` writes.
+//!
+//! - REST API under `/api/v1/` (runs, phases, samples, app metrics, experiments, the
+//!   comparison as `atlas compare --format json` makes it, targets), described by
+//!   `/api/v1/openapi.json`;
+//! - `POST /api/v1/records`: agents push their records (the spool's JSON lines) while they run;
+//!   ingest is the store's idempotent path, so a replayed batch adds nothing;
+//! - `/metrics`: Prometheus exposition of the running jobs;
+//! - the dashboard: pages and assets embedded in the binary, live through server-sent events.
+//!
+//! Every route but the login page, the assets and the OpenAPI document needs a user's token
+//! ([`auth`]); a user sees their own runs only.
+
+pub mod api;
+pub mod auth;
+mod dashboard;
+mod ingest;
+mod live;
+pub mod openapi;
+mod prometheus;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use atlas_backends::target::Named;
+use atlas_report::prices::PriceSheet;
+use atlas_store::{SqliteStore, StoreError};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+
+use api::ApiError;
+
+/// The largest record batch an agent may POST (bytes); larger ones get 413.
+pub const MAX_BATCH_BYTES: usize = 4 << 20;
+/// How many record batches are ingested at once; more wait their turn.
+pub const INGEST_PERMITS: usize = 8;
+
+/// What the server knows: the store (a connection for writes, one for reads, WAL lets them
+/// run together), the targets and prices of the directory it was started in.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Mutex<SqliteStore>,
+    reader: Mutex<SqliteStore>,
+    targets: Vec<Named>,
+    prices: PriceSheet,
+    ingest_permits: tokio::sync::Semaphore,
+    /// Records ingested since the server started (for /metrics).
+    ingested: AtomicU64,
+}
+
+impl AppState {
+    /// Opens the store at `db` (twice: reads and writes) with these targets.
+    pub fn open(
+        db: &Path,
+        targets: Vec<Named>,
+        prices: PriceSheet,
+    ) -> Result<AppState, StoreError> {
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(SqliteStore::open(db)?),
+                reader: Mutex::new(SqliteStore::open(db)?),
+                targets,
+                prices,
+                ingest_permits: tokio::sync::Semaphore::new(INGEST_PERMITS),
+                ingested: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Runs `f` on the read connection, off the async threads.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&inner.reader.lock().expect("not poisoned")))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// Runs `f` on the write connection, off the async threads.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock().expect("not poisoned")))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    fn target_prices(&self) -> BTreeMap<String, String> {
+        self.inner
+            .targets
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.target.price.clone()?)))
+            .collect()
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/runs", get(api::runs))
+        .route("/api/v1/runs/{id}", get(api::run))
+        .route("/api/v1/runs/{id}/samples", get(api::samples))
+        .route("/api/v1/runs/{id}/metrics", get(api::metrics))
+        .route("/api/v1/runs/{id}/log", get(api::log))
+        .route("/api/v1/runs/{id}/events", get(live::events))
+        .route("/api/v1/experiments", get(api::experiments))
+        .route("/api/v1/experiments/{id}", get(api::experiment))
+        .route("/api/v1/experiments/{id}/comparison", get(api::comparison))
+        .route("/api/v1/experiments/{id}/report", get(api::report_html))
+        .route("/api/v1/targets", get(api::targets))
+        .route(
+            "/api/v1/records",
+            post(ingest::records).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        )
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(prometheus::metrics))
+        .route("/login", get(dashboard::login_page).post(dashboard::login))
+        .route("/logout", post(dashboard::logout))
+        .route("/", get(dashboard::page))
+        .route("/runs/{id}", get(dashboard::page))
+        .route("/experiments/{id}", get(dashboard::page))
+        .route("/targets", get(dashboard::page))
+        .route("/assets/{file}", get(dashboard::asset))
+        .fallback(api::not_found)
+        .with_state(state)
+}
+
+/// Serves until Ctrl-C or SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        })
+        .await
+}
+
+/// Where a run's files are, from its row.
+pub(crate) fn run_dir(row: &atlas_store::RunRow) -> Option<PathBuf> {
+    row.run_dir.as_deref().map(PathBuf::from)
+}

@@ -1,0 +1,62 @@
+//! `GET /api/v1/openapi.json`: the API described as OpenAPI 3.1, written out here next to the
+//! routes it describes (the server's tests call every documented path, so the two cannot drift
+//! apart unseen).
+
+use axum::Json;
+use serde_json::{json, Value};
+
+fn op(summary: &str, params: &[(&str, &str, &str)], response: &str) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|(name, place, description)| {
+            json!({"name": name, "in": place, "required": *place == "path",
+                   "description": description, "schema": {"type": "string"}})
+        })
+        .collect();
+    json!({"summary": summary, "parameters": parameters,
+           "responses": {"200": {"description": response},
+                         "401": {"description": "no valid token"},
+                         "404": {"description": "no such run or experiment, or not yours"}}})
+}
+
+const ID: (&str, &str, &str) = ("id", "path", "a run id (`r-…`, a unique prefix works)");
+const EXPERIMENT: (&str, &str, &str) = ("id", "path", "an experiment id (`e-…`)");
+
+/// The document.
+pub fn spec() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Atlas API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Runs, phases, samples and comparisons of Atlas experiments. Every path needs `Authorization: Bearer TOKEN` (`atlas user add NAME`) or the dashboard's session cookie; a user sees their own runs."},
+        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"token": []}],
+        "paths": {
+            "/api/v1/runs": {"get": op("The user's runs, newest first", &[("status", "query", "only runs with this status"), ("limit", "query", "at most this many (default 200)")], "an array of runs")},
+            "/api/v1/runs/{id}": {"get": op("A run with its phases and their summaries", &[ID], "the run")},
+            "/api/v1/runs/{id}/samples": {"get": op("Job samples (CPU seconds, RSS, GPU %, phase), downsampled", &[ID, ("from", "query", "unix seconds"), ("to", "query", "unix seconds"), ("width", "query", "at most this many points (default 500)")], "an array of points")},
+            "/api/v1/runs/{id}/metrics": {"get": op("App metric values parsed from the job's output", &[ID], "an array of {seq, time, phase, name, value}")},
+            "/api/v1/runs/{id}/log": {"get": op("The end of a phase's output", &[ID, ("phase", "query", "default: the last phase that started"), ("lines", "query", "default 40")], "{phase, stdout, stderr}")},
+            "/api/v1/runs/{id}/events": {"get": op("Server-sent events: run, samples, metrics, end", &[ID, ("after", "query", "the last sample seq the client has")], "text/event-stream")},
+            "/api/v1/experiments": {"get": op("The user's experiments", &[], "an array of experiments")},
+            "/api/v1/experiments/{id}": {"get": op("An experiment and its runs", &[EXPERIMENT], "the experiment")},
+            "/api/v1/experiments/{id}/comparison": {"get": op("The comparison, as `atlas compare --format json`", &[EXPERIMENT, ("baseline", "query", "a target"), ("unit", "query", "the app metric counting work")], "the report (schemaVersion 1)")},
+            "/api/v1/experiments/{id}/report": {"get": op("The comparison as HTML, as `atlas compare --format html`", &[EXPERIMENT], "text/html")},
+            "/api/v1/targets": {"get": op("The targets of the directory the server runs in", &[], "an array of targets")},
+            "/api/v1/records": {"post": {
+                "summary": "Agent records (JSON lines, as in the spool); idempotent per (run, seq)",
+                "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "{records, inserted, duplicates}"},
+                              "400": {"description": "a line that is not a record (named)"},
+                              "401": {"description": "no valid token"},
+                              "403": {"description": "a run of another user"},
+                              "404": {"description": "no such run"},
+                              "413": {"description": "more than 4 MiB"}}}},
+            "/metrics": {"get": op("Prometheus exposition of the user's running jobs", &[], "text/plain; version=0.0.4")},
+        }
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+pub async fn document() -> Json<Value> {
+    Json(spec())
+}

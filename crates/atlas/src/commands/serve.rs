@@ -1,0 +1,53 @@
+//! `atlas serve [--addr 127.0.0.1:8080] [--db FILE]`: the REST API, Prometheus metrics, agent
+//! ingest and the live dashboard over the store (crate `atlas-server`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Where to listen. Loopback by default; anything else exposes the API to the network.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let (_, path) = super::db::open(args.db.as_deref())?;
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
+    let state =
+        atlas_server::AppState::open(&path, targets, prices).map_err(Failure::environment)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::environment(format!("cannot start the server's runtime: {e}")))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.addr)))?;
+        let users = state
+            .read(|s| s.users())
+            .await
+            .map(|u| u.len())
+            .unwrap_or(0);
+        eprintln!(
+            "atlas serve: http://{} (database {}; {users} user(s){})",
+            args.addr,
+            path.display(),
+            if users == 0 {
+                ": add one with `atlas user add NAME`"
+            } else {
+                ""
+            }
+        );
+        atlas_server::serve(listener, state)
+            .await
+            .map_err(|e| Failure::environment(format!("the server stopped: {e}")))
+    })
+}
