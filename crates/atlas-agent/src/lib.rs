@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod nvml;
 pub mod output;
 pub mod procfs;
+pub mod push;
 mod runner;
 pub mod signals;
 pub mod spool;

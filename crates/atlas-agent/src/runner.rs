@@ -102,6 +102,9 @@ pub fn run(
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
         spool = spool.with_mirror(Box::new(stdout));
     }
+    if let Some(target) = crate::push::PushTarget::from_env() {
+        spool = spool.with_mirror(Box::new(crate::push::Pusher::start(target)));
+    }
     signals::install();
     signals::become_subreaper();
     let cuda = std::env::var("CUDA_VISIBLE_DEVICES").ok();

@@ -16,9 +16,9 @@ pub struct SpoolWriter {
     started: Instant,
     last_sync: Instant,
     dirty: bool,
-    /// Gets every record line too, flushed at each sync (`--records-to-stdout`: the pod log
-    /// carries the records out of a Kubernetes job).
-    mirror: Option<Box<dyn Write + Send>>,
+    /// Get every record line too, flushed at each sync (`--records-to-stdout`: the pod log
+    /// carries the records out of a Kubernetes job; a push to `atlas serve`).
+    mirrors: Vec<Box<dyn Write + Send>>,
 }
 
 impl SpoolWriter {
@@ -32,13 +32,13 @@ impl SpoolWriter {
             started,
             last_sync: Instant::now(),
             dirty: false,
-            mirror: None,
+            mirrors: Vec::new(),
         })
     }
 
     /// Also writes every record line to `mirror`.
     pub fn with_mirror(mut self, mirror: Box<dyn Write + Send>) -> Self {
-        self.mirror = Some(mirror);
+        self.mirrors.push(mirror);
         self
     }
 
@@ -55,7 +55,7 @@ impl SpoolWriter {
         let mut line = serde_json::to_vec(&record)?;
         line.push(b'\n');
         self.out.write_all(&line)?;
-        if let Some(mirror) = self.mirror.as_mut() {
+        for mirror in &mut self.mirrors {
             mirror.write_all(&line)?;
         }
         self.dirty = true;
@@ -74,7 +74,7 @@ impl SpoolWriter {
     pub fn sync(&mut self) -> std::io::Result<()> {
         self.out.flush()?;
         self.out.get_ref().sync_data()?;
-        if let Some(mirror) = self.mirror.as_mut() {
+        for mirror in &mut self.mirrors {
             mirror.flush()?;
         }
         self.last_sync = Instant::now();

@@ -1,0 +1,179 @@
+//! Pushing records to `atlas serve` while the job runs (`ATLAS_SERVER` and `ATLAS_TOKEN` set).
+//!
+//! The spool stays the record of truth; the push is a copy for the live dashboard. A thread
+//! sends what the spool wrote, in order, in batches of at most [`BATCH`] lines, as soon as the
+//! spool flushes them. When the server cannot be reached (or answers 5xx, or 404 because the
+//! run is not registered yet) the batch stays at the head of the backlog and is sent again after
+//! a back-off (0.5 s doubling to 10 s); the server's ingest is idempotent, so a batch whose
+//! answer was lost adds nothing the second time. A refusal that cannot heal (401, 403, 400,
+//! 413) stops the pushing with one line on stderr. At the end the agent waits up to
+//! [`DRAIN`] for the backlog; what is left is in the spool (`atlas ingest` loads it).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Lines per POST at most.
+pub const BATCH: usize = 500;
+/// How long the agent waits at its end for the backlog to go out.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Where and as whom to push.
+#[derive(Debug, Clone)]
+pub struct PushTarget {
+    /// The server's base URL (`http://127.0.0.1:8080`).
+    pub server: String,
+    pub token: String,
+}
+
+impl PushTarget {
+    /// From `ATLAS_SERVER` and `ATLAS_TOKEN`, when both are set.
+    pub fn from_env() -> Option<PushTarget> {
+        let server = std::env::var("ATLAS_SERVER")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        let token = std::env::var("ATLAS_TOKEN")
+            .ok()
+            .filter(|s| !s.is_empty())?;
+        Some(PushTarget {
+            server: server.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+}
+
+/// The spool's mirror that pushes: complete lines go to the pushing thread at each flush.
+pub struct Pusher {
+    pending: Vec<u8>,
+    tx: Option<Sender<Vec<u8>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Pusher {
+    /// Starts the pushing thread.
+    pub fn start(target: PushTarget) -> Pusher {
+        let (tx, rx) = channel();
+        let thread = std::thread::Builder::new()
+            .name("atlas-push".into())
+            .spawn(move || push_loop(&target, &rx))
+            .ok();
+        Pusher {
+            pending: Vec::new(),
+            tx: Some(tx),
+            thread,
+        }
+    }
+}
+
+impl Write for Pusher {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            let lines: Vec<u8> = self.pending.drain(..=end).collect();
+            if let Some(tx) = &self.tx {
+                let _ = tx.send(lines);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        let _ = self.flush();
+        drop(self.tx.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What a POST's answer means for the batch.
+enum Sent {
+    Done,
+    Retry,
+    GiveUp(String),
+}
+
+fn post(agent: &ureq::Agent, target: &PushTarget, body: &[u8]) -> Sent {
+    let url = format!("{}/api/v1/records", target.server);
+    match agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", target.token))
+        .content_type("application/x-ndjson")
+        .send(body)
+    {
+        Ok(_) => Sent::Done,
+        Err(ureq::Error::StatusCode(code)) if code == 404 || code >= 500 || code == 429 => {
+            Sent::Retry
+        }
+        Err(ureq::Error::StatusCode(code)) => Sent::GiveUp(format!("HTTP {code}")),
+        Err(_) => Sent::Retry,
+    }
+}
+
+fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    let mut backlog: VecDeque<Vec<u8>> = VecDeque::new();
+    let mut backoff = Duration::from_millis(500);
+    let mut next_try = Instant::now();
+    let mut closed_at: Option<Instant> = None;
+    loop {
+        let wait = if backlog.is_empty() || closed_at.is_some() {
+            Duration::from_millis(200)
+        } else {
+            next_try
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+        };
+        match rx.recv_timeout(wait) {
+            Ok(lines) => {
+                backlog.extend(lines.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec));
+                while let Ok(more) = rx.try_recv() {
+                    backlog.extend(more.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec));
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                closed_at.get_or_insert_with(Instant::now);
+            }
+        }
+        if closed_at.is_some_and(|at| backlog.is_empty() || at.elapsed() > DRAIN) {
+            return;
+        }
+        if backlog.is_empty() || Instant::now() < next_try {
+            continue;
+        }
+        let n = backlog.len().min(BATCH);
+        let body: Vec<u8> = backlog.iter().take(n).flatten().copied().collect();
+        match post(&agent, target, &body) {
+            Sent::Done => {
+                backlog.drain(..n);
+                backoff = Duration::from_millis(500);
+                next_try = Instant::now();
+            }
+            Sent::Retry => {
+                next_try = Instant::now() + backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Sent::GiveUp(why) => {
+                eprintln!(
+                    "atlas agent: {} refused the records ({why}); no more pushing, the spool keeps them",
+                    target.server
+                );
+                // Keep the spool's writes from piling up here.
+                while rx.recv().is_ok() {}
+                return;
+            }
+        }
+    }
+}

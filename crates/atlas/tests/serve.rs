@@ -1,0 +1,396 @@
+//! `atlas serve` over real HTTP on 127.0.0.1: the API and its tokens, agents pushing live
+//! (also while the server is down), bad and concurrent posts, and a server killed mid-ingest.
+
+mod support {
+    pub mod project;
+    pub mod server;
+}
+
+use std::path::Path;
+use std::process::Command;
+
+use atlas_store::{NewRun, SqliteStore, Store};
+use serde_json::Value;
+use support::project::Project;
+use support::server::{free_port, get, post, Server};
+
+const WORKFLOW: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: live}\nspec:\n  phases:\n  - name: train\n    run: 'for i in 1 2 3 4; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'echo done'}\n";
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Registers run `id` owned by `owner` in the database, as `atlas run` would.
+fn register(db: &Path, id: &str, owner: &str) {
+    let mut store = SqliteStore::open(db).unwrap();
+    store
+        .create_run(&NewRun {
+            id: id.into(),
+            experiment_id: None,
+            workflow: "live".into(),
+            target: "local".into(),
+            repetition: 0,
+            run_dir: db.parent().unwrap().join(id).display().to_string(),
+            labels: serde_json::json!({}),
+            submitted_at: 1.0,
+            owner: Some(owner.into()),
+        })
+        .unwrap();
+}
+
+/// `atlas agent` for run `id` with pushing to `server_url` as `token`: its spool's text.
+fn agent(p: &Project, id: &str, server_url: &str, token: &str) -> String {
+    let dir = p.dir.join("agent").join(id);
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["agent", "w.yaml", "--run-id", id, "--run-dir"])
+        .arg(&dir)
+        .args(["--interval", "200ms", "--quiet"])
+        .current_dir(&p.dir)
+        .env("ATLAS_SERVER", server_url)
+        .env("ATLAS_TOKEN", token)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(dir.join("spool.jsonl")).unwrap()
+}
+
+fn event_count(db: &Path, run: &str) -> i64 {
+    let conn = SqliteStore::open(db).unwrap();
+    let detail = conn.run(run).unwrap();
+    detail.phases.iter().map(|p| p.samples).sum()
+}
+
+#[test]
+fn the_api_needs_a_token_and_shows_a_user_their_own_runs() {
+    let p = Project::new("serve-api", "");
+    std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
+    let db = p.dir.join("db/atlas.db");
+    let server = Server::start(&p.dir, &db);
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "local", "--interval", "200ms"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", &db)
+        .env("ATLAS_USER", "ada")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    assert_eq!(get(&server, "/api/v1/runs", None).0, 401);
+    assert_eq!(get(&server, "/api/v1/runs", Some("atl_wrong")).0, 401);
+    let (code, body) = get(&server, "/api/v1/runs", Some(&ada));
+    assert_eq!(code, 200, "{body}");
+    let runs = json(&body);
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+    let (id, experiment) = (
+        runs[0]["id"].as_str().unwrap().to_string(),
+        runs[0]["experimentId"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(runs[0]["owner"], "ada");
+    // Bob sees nothing of Ada's.
+    assert_eq!(
+        json(&get(&server, "/api/v1/runs", Some(&bob)).1),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        get(&server, &format!("/api/v1/runs/{id}"), Some(&bob)).0,
+        404
+    );
+    assert_eq!(
+        get(
+            &server,
+            &format!("/api/v1/experiments/{experiment}/comparison"),
+            Some(&bob)
+        )
+        .0,
+        404
+    );
+    assert_eq!(
+        json(&get(&server, "/api/v1/experiments", Some(&bob)).1),
+        serde_json::json!([])
+    );
+
+    let detail = json(&get(&server, &format!("/api/v1/runs/{id}"), Some(&ada)).1);
+    assert_eq!(detail["phases"][0]["name"], "train");
+    let samples = json(
+        &get(
+            &server,
+            &format!("/api/v1/runs/{id}/samples?width=5"),
+            Some(&ada),
+        )
+        .1,
+    );
+    let n = samples.as_array().unwrap().len();
+    assert!((2..=5).contains(&n), "downsampled to at most 5: {samples}");
+    let metrics = json(&get(&server, &format!("/api/v1/runs/{id}/metrics"), Some(&ada)).1);
+    let losses: Vec<f64> = metrics
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses, [0.1, 0.2, 0.3, 0.4]);
+    let log = json(
+        &get(
+            &server,
+            &format!("/api/v1/runs/{id}/log?phase=train"),
+            Some(&ada),
+        )
+        .1,
+    );
+    assert!(
+        log["stdout"].as_str().unwrap().contains("loss=0.4"),
+        "{log}"
+    );
+    // The comparison is what `atlas compare --format json` prints.
+    let (code, body) = get(
+        &server,
+        &format!("/api/v1/experiments/{experiment}/comparison"),
+        Some(&ada),
+    );
+    assert_eq!(code, 200, "{body}");
+    let (_, cli, _) = p.atlas(&["compare", &experiment, "--format", "json"]);
+    assert_eq!(json(&body), json(&cli));
+    let (code, metrics_text) = get(&server, "/metrics", Some(&ada));
+    assert_eq!(code, 200);
+    assert!(
+        metrics_text.contains("# TYPE atlas_job_memory_rss_bytes gauge"),
+        "{metrics_text}"
+    );
+    // Every documented path answers (no 404 for Ada's own ids).
+    let spec = json(&get(&server, "/api/v1/openapi.json", None).1);
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        if ops.get("get").is_none() || path.ends_with("/events") {
+            continue;
+        }
+        let id_for = if path.contains("experiments") {
+            &experiment
+        } else {
+            &id
+        };
+        let concrete = path.replace("{id}", id_for);
+        let (code, body) = get(&server, &concrete, Some(&ada));
+        assert_eq!(code, 200, "{concrete}: {body}");
+    }
+}
+
+#[test]
+fn an_agent_pushes_its_records_and_a_replayed_batch_adds_nothing() {
+    let p = Project::new("serve-push", "");
+    std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
+    let db = p.dir.join("db/atlas.db");
+    let server = Server::start(&p.dir, &db);
+    let ada = server.add_user("ada");
+    register(&db, "r-push1", "ada");
+    // Nothing but the push puts records into this database.
+    let spool = agent(&p, "r-push1", &server.url, &ada);
+    let records = spool.lines().count() as i64;
+    let detail = json(&get(&server, "/api/v1/runs/r-push1", Some(&ada)).1);
+    assert_eq!(detail["status"], "succeeded", "{detail}");
+    assert_eq!(detail["phases"].as_array().unwrap().len(), 2);
+    let samples = event_count(&db, "r-push1");
+    assert!(samples > 0);
+    let (code, body) = post(&server, "/api/v1/records", &ada, spool.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    let answer = json(&body);
+    assert_eq!(
+        (answer["inserted"].as_i64(), answer["duplicates"].as_i64()),
+        (Some(0), Some(records))
+    );
+    assert_eq!(
+        event_count(&db, "r-push1"),
+        samples,
+        "the replay added nothing"
+    );
+}
+
+#[test]
+fn records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns() {
+    let p = Project::new("serve-down", "");
+    std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
+    let db = p.dir.join("db/atlas.db");
+    let port = free_port();
+    // The user and run exist; the server is not up yet.
+    {
+        let server = Server::start_on(&p.dir, &db, port);
+        let _ = server;
+    }
+    let token = {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(["user", "add", "ada"])
+            .env("ATLAS_DB", &db)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    register(&db, "r-late", "ada");
+    let url = format!("http://127.0.0.1:{port}");
+    let (dir, db2) = (p.dir.clone(), db.clone());
+    let starter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        Server::start_on(&dir, &db2, port)
+    });
+    let spool = agent(&p, "r-late", &url, &token);
+    let server = starter.join().unwrap();
+    let detail = json(&get(&server, "/api/v1/runs/r-late", Some(&token)).1);
+    assert_eq!(
+        detail["status"], "succeeded",
+        "the backlog arrived: {detail}"
+    );
+    let conn = rusqlite_count(&db, "r-late");
+    assert_eq!(conn, spool.lines().count() as i64, "every record once");
+}
+
+/// Records of `run` in the store (events, samples and metrics), straight from SQLite.
+fn rusqlite_count(db: &Path, run: &str) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    ["events", "samples", "metrics"]
+        .iter()
+        .map(|table| {
+            conn.query_row(
+                &format!("SELECT count(*) FROM {table} WHERE run_id = ?1"),
+                [run],
+                |r| r.get::<_, i64>(0),
+            )
+            .unwrap()
+        })
+        .sum()
+}
+
+#[test]
+fn bad_posts_get_clear_statuses_and_the_server_goes_on() {
+    let p = Project::new("serve-bad", "");
+    let db = p.dir.join("db/atlas.db");
+    let server = Server::start(&p.dir, &db);
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    register(&db, "r-ada", "ada");
+    let record = |run: &str, seq: u64| {
+        format!("{{\"run\":\"{run}\",\"seq\":{seq},\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n")
+    };
+    let (code, body) = post(
+        &server,
+        "/api/v1/records",
+        &ada,
+        format!("{}{{oops\n", record("r-ada", 1)).as_bytes(),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("line 2"), "{body}");
+    let (code, _) = post(
+        &server,
+        "/api/v1/records",
+        "atl_nobody",
+        record("r-ada", 1).as_bytes(),
+    );
+    assert_eq!(code, 401);
+    let (code, body) = post(
+        &server,
+        "/api/v1/records",
+        &bob,
+        record("r-ada", 1).as_bytes(),
+    );
+    assert_eq!(code, 403, "{body}");
+    let (code, _) = post(
+        &server,
+        "/api/v1/records",
+        &ada,
+        record("r-nobody", 1).as_bytes(),
+    );
+    assert_eq!(code, 404);
+    let big = record("r-ada", 1).repeat((5 << 20) / 80);
+    let (code, _) = post(&server, "/api/v1/records", &ada, big.as_bytes());
+    assert_eq!(code, 413);
+    let (code, body) = post(
+        &server,
+        "/api/v1/records",
+        &ada,
+        record("r-ada", 1).as_bytes(),
+    );
+    assert_eq!(code, 200, "still serving: {body}");
+}
+
+#[test]
+fn a_thousand_concurrent_pushes_are_all_ingested_once() {
+    let p = Project::new("serve-many", "");
+    let db = p.dir.join("db/atlas.db");
+    let server = Server::start(&p.dir, &db);
+    let ada = server.add_user("ada");
+    register(&db, "r-many", "ada");
+    let url = server.url.clone();
+    let threads: Vec<_> = (1..=1000u64)
+        .map(|seq| {
+            let (url, token) = (url.clone(), ada.clone());
+            std::thread::spawn(move || {
+                let line = format!("{{\"run\":\"r-many\",\"seq\":{seq},\"time\":{seq}.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n");
+                let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+                let response = agent
+                    .post(&format!("{url}/api/v1/records"))
+                    .header("Authorization", &format!("Bearer {token}"))
+                    .send(line.as_bytes());
+                response.map(|r| r.status().as_u16()).unwrap_or(0)
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(
+        codes.iter().all(|c| *c == 200),
+        "{:?}",
+        codes.iter().filter(|c| **c != 200).collect::<Vec<_>>()
+    );
+    assert_eq!(rusqlite_count(&db, "r-many"), 1000);
+}
+
+#[test]
+fn every_acknowledged_record_survives_a_sigkill_during_ingest() {
+    let p = Project::new("serve-kill", "");
+    let db = p.dir.join("db/atlas.db");
+    let mut server = Server::start(&p.dir, &db);
+    let ada = server.add_user("ada");
+    register(&db, "r-kill", "ada");
+    let url = server.url.clone();
+    let token = ada.clone();
+    let pusher = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut acknowledged = 0u64;
+        for batch in 0..10_000u64 {
+            let body: String = (0..200)
+                .map(|i| {
+                    let seq = batch * 200 + i + 1;
+                    format!("{{\"run\":\"r-kill\",\"seq\":{seq},\"time\":{seq}.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n")
+                })
+                .collect();
+            match agent
+                .post(&format!("{url}/api/v1/records"))
+                .header("Authorization", &format!("Bearer {token}"))
+                .send(body.as_bytes())
+            {
+                Ok(r) if r.status().as_u16() == 200 => acknowledged = (batch + 1) * 200,
+                _ => break,
+            }
+        }
+        acknowledged
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill();
+    let acknowledged = pusher.join().unwrap() as i64;
+    assert!(
+        acknowledged > 0,
+        "some batches were acknowledged before the kill"
+    );
+    let _again = Server::start(&p.dir, &db);
+    let stored = rusqlite_count(&db, "r-kill");
+    assert!(
+        stored >= acknowledged,
+        "stored {stored} < acknowledged {acknowledged}"
+    );
+}
