@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 pub struct Server {
     pub url: String,
     pub db: PathBuf,
-    pub port: u16,
     child: Option<Child>,
 }
 
@@ -36,7 +35,6 @@ impl Server {
         let server = Server {
             url: format!("http://127.0.0.1:{port}"),
             db: db.to_path_buf(),
-            port,
             child: Some(child),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
