@@ -95,7 +95,7 @@ async function runPage(id) {
   const events = new EventSource(`/api/v1/runs/${id}/events`);
   events.addEventListener("run", (e) => {
     detail = JSON.parse(e.data);
-    const r = detail.run;
+    const r = detail; // the run's fields, with its phases
     document.getElementById("title").innerHTML = `Run ${esc(r.id)} · ${esc(r.workflow)} on ${esc(r.target)} ${badge(r.status)}`;
     document.getElementById("cause").innerHTML = r.cause ? `<div class="cause-box"><b>Cause:</b> ${esc(r.cause)}</div>` : "";
     timeline(document.getElementById("timeline"), detail);
@@ -121,7 +121,7 @@ async function runPage(id) {
     }
   });
   events.addEventListener("end", () => { events.close(); refreshLog(); });
-  setInterval(() => { if (detail && detail.run.status === "running") { timeline(document.getElementById("timeline"), detail); refreshLog(); } }, 3000);
+  setInterval(() => { if (detail && detail.status === "running") { timeline(document.getElementById("timeline"), detail); refreshLog(); } }, 3000);
 }
 
 async function experimentPage(id) {

@@ -1,0 +1,158 @@
+//! The dashboard in a real headless Chromium (Debian's chromium + chromium-driver): a run
+//! started during the test appears in the runs list, and its charts get new points without
+//! the page being loaded again. With `ATLAS_SCREENSHOTS=DIR` the pages are saved there as
+//! PNGs (the demo keeps them in docs/); with `ATLAS_LATENCY_OUT=FILE` the sample-to-screen
+//! latencies the page measured are written there (scripts/bench-dashboard).
+
+mod support {
+    pub mod project;
+    pub mod server;
+    pub mod webdriver;
+}
+
+use std::process::Command;
+
+use support::project::Project;
+use support::server::{get, Server};
+use support::webdriver::Browser;
+
+const WORKFLOW: &str = r#"apiVersion: atlas.dev/v1alpha1
+kind: Workflow
+metadata: {name: live-chart}
+spec:
+  phases:
+  - {name: prepare, run: 'sleep 1'}
+  - name: train
+    run: |
+      python3 - <<'PY'
+      import time
+      x = []
+      for i in range(16):
+          x.append(bytearray(4 << 20))
+          print(f"loss={1 / (i + 1):.3f}", flush=True)
+          time.sleep(0.5)
+      PY
+    patterns: ['loss=(?P<loss>[0-9.]+)']
+"#;
+
+fn required() -> bool {
+    std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1")
+}
+
+fn save(dir: &Option<String>, name: &str, png: Vec<u8>) {
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(std::path::Path::new(dir).join(name), png).unwrap();
+    }
+}
+
+#[test]
+fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
+    let Some(browser) = Browser::start() else {
+        assert!(
+            !required(),
+            "chromium and chromium-driver are required (ATLAS_REQUIRE_INTEGRATION=1)"
+        );
+        eprintln!("skipped: no chromedriver (Debian: chromium-driver)");
+        return;
+    };
+    let shots = std::env::var("ATLAS_SCREENSHOTS").ok();
+    let p = Project::new(
+        "dashboard",
+        "[targets.local]\nkind = \"local\"\ngpus = false\n",
+    );
+    std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
+    let db = p.dir.join("db/atlas.db");
+    let server = Server::start(&p.dir, &db);
+    let token = server.add_user("ada");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "local", "--interval", "500ms"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", &db)
+        .env("ATLAS_USER", "ada")
+        .env("ATLAS_SERVER", &server.url)
+        .env("ATLAS_TOKEN", &token)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The run list, logged in through the token link, while the run is going.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let id = loop {
+        let (_, body) = get(&server, "/api/v1/runs", Some(&token));
+        let runs: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if let Some(id) = runs[0]["id"].as_str() {
+            break id.to_string();
+        }
+        assert!(std::time::Instant::now() < deadline, "no run appeared");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    browser.goto(&format!("{}/login?token={token}", server.url));
+    browser.wait_for(
+        &format!("return document.querySelector('tr[data-run=\"{id}\"]') !== null"),
+        20,
+    );
+    save(&shots, "dashboard-runs.png", browser.screenshot());
+    // The run's page: points arrive by server-sent events while the page stays loaded.
+    browser.goto(&format!("{}/runs/{id}", server.url));
+    let memory =
+        "return Number(document.querySelector('[data-chart^=\"Memory\"]')?.dataset.points || 0)";
+    let first = browser.wait_for(memory, 30).as_i64().unwrap();
+    browser.wait_for(
+        &format!("{} > {first}", memory.replace("return ", "return ")),
+        30,
+    );
+    let later = browser.eval(memory).as_i64().unwrap();
+    assert!(later > first, "the chart grew: {first} → {later}");
+    assert_eq!(browser.eval("return window.atlasPageLoads"), 1, "no reload");
+    browser.wait_for(
+        "return document.querySelector('[data-chart=\"metric: loss\"]') !== null",
+        30,
+    );
+    browser.wait_for(
+        "return document.querySelector('#timeline svg rect') !== null",
+        30,
+    );
+    save(&shots, "dashboard-run.png", browser.screenshot());
+    let latencies = browser.eval("return window.atlasLatency");
+    if let Ok(out) = std::env::var("ATLAS_LATENCY_OUT") {
+        std::fs::write(out, latencies.to_string()).unwrap();
+    }
+    assert!(run.wait().unwrap().success());
+    // Once it has ended: the status on the page, and the experiment's comparison.
+    browser.wait_for("return document.title.includes('r-') && document.querySelector('.status.succeeded') !== null", 30);
+    let (_, body) = get(&server, &format!("/api/v1/runs/{id}"), Some(&token));
+    let experiment = serde_json::from_str::<serde_json::Value>(&body).unwrap()["experimentId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    browser.goto(&format!("{}/experiments/{experiment}", server.url));
+    browser.wait_for(
+        "return document.querySelector('iframe.report') !== null",
+        30,
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    save(&shots, "dashboard-experiment.png", browser.screenshot());
+    browser.goto(&format!("{}/targets", server.url));
+    browser.wait_for("return document.querySelector('table') !== null && document.body.innerText.includes('local')", 20);
+}
+
+#[test]
+fn pages_without_a_session_go_to_the_login_page() {
+    let Some(browser) = Browser::start() else {
+        assert!(
+            !required(),
+            "chromium and chromium-driver are required (ATLAS_REQUIRE_INTEGRATION=1)"
+        );
+        return;
+    };
+    let p = Project::new("dashboard-login", "");
+    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    browser.goto(&format!("{}/runs/r-anything", server.url));
+    browser.wait_for("return location.pathname === '/login' && document.querySelector('input[name=token]') !== null", 20);
+    browser.goto(&format!("{}/login?token=atl_not_a_token", server.url));
+    browser.wait_for(
+        "return document.body.innerText.includes('not known here')",
+        20,
+    );
+}
