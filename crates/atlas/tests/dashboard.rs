@@ -98,10 +98,7 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
     let memory =
         "return Number(document.querySelector('[data-chart^=\"Memory\"]')?.dataset.points || 0)";
     let first = browser.wait_for(memory, 30).as_i64().unwrap();
-    browser.wait_for(
-        &format!("{} > {first}", memory.replace("return ", "return ")),
-        30,
-    );
+    browser.wait_for(&format!("{memory} > {first}"), 30);
     let later = browser.eval(memory).as_i64().unwrap();
     assert!(later > first, "the chart grew: {first} → {later}");
     assert_eq!(browser.eval("return window.atlasPageLoads"), 1, "no reload");

@@ -102,6 +102,7 @@ pub fn get(server: &Server, path: &str, token: Option<&str>) -> (u16, String) {
 }
 
 /// POST `body` to `path` with `token`: (status, body).
+#[allow(dead_code)] // not every test binary posts
 pub fn post(server: &Server, path: &str, token: &str, body: &[u8]) -> (u16, String) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
