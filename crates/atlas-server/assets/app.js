@@ -57,7 +57,9 @@ class Chart {
     const t0 = p[0][0], t1 = Math.max(p[p.length - 1][0], t0 + 1);
     const max = Math.max(...p.map((q) => q[1]), 1e-9) * 1.1;
     const xy = p.map(([t, v]) => `${((t - t0) / (t1 - t0) * 396 + 2).toFixed(1)},${(136 - v / max * 132).toFixed(1)}`).join(" ");
-    svg.innerHTML = `<line class="axis" x1="2" y1="136" x2="398" y2="136"/><polyline points="${xy}"/>`;
+    const [lx, ly] = xy.split(" ").pop().split(",");
+    // The last value as a dot too: a metric printed once has no line.
+    svg.innerHTML = `<line class="axis" x1="2" y1="136" x2="398" y2="136"/><polyline points="${xy}"/><circle cx="${lx}" cy="${ly}" r="3" fill="#1f6feb"/>`;
     const last = p[p.length - 1][1];
     this.el.querySelector(".now").textContent = `${last.toFixed(last < 10 ? 2 : 0)} ${this.unit} · max ${(max / 1.1).toFixed(1)}`;
   }

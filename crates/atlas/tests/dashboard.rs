@@ -66,7 +66,7 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
     let server = Server::start(&p.dir, &db);
     let token = server.add_user("ada");
     let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(["run", "w.yaml", "--on", "local", "--interval", "500ms"])
+        .args(["run", "w.yaml", "--on", "local", "--interval", "1s"])
         .current_dir(&p.dir)
         .env("ATLAS_DB", &db)
         .env("ATLAS_USER", "ada")
@@ -111,11 +111,10 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
         30,
     );
     save(&shots, "dashboard-run.png", browser.screenshot());
-    let latencies = browser.eval("return window.atlasLatency");
-    if let Ok(out) = std::env::var("ATLAS_LATENCY_OUT") {
-        std::fs::write(out, latencies.to_string()).unwrap();
-    }
     assert!(run.wait().unwrap().success());
+    if let Ok(out) = std::env::var("ATLAS_LATENCY_OUT") {
+        std::fs::write(out, browser.eval("return window.atlasLatency").to_string()).unwrap();
+    }
     // Once it has ended: the status on the page, and the experiment's comparison.
     browser.wait_for("return document.title.includes('r-') && document.querySelector('.status.succeeded') !== null", 30);
     let (_, body) = get(&server, &format!("/api/v1/runs/{id}"), Some(&token));
