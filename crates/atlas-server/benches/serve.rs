@@ -89,15 +89,27 @@ fn main() {
     let atlas = std::env::var("ATLAS_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target/release/atlas"));
-    assert!(atlas.exists(), "build it first: cargo build --release ({})", atlas.display());
+    assert!(
+        atlas.exists(),
+        "build it first: cargo build --release ({})",
+        atlas.display()
+    );
     let dir = std::env::temp_dir().join(format!("atlas-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let db = dir.join("atlas.db");
-    let out = Command::new(&atlas).args(["user", "add", "bench"]).env("ATLAS_DB", &db).output().unwrap();
+    let out = Command::new(&atlas)
+        .args(["user", "add", "bench"])
+        .env("ATLAS_DB", &db)
+        .output()
+        .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     register(&db, 0..AGENTS);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut server = Command::new(&atlas)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
         .current_dir(&dir)
@@ -106,12 +118,19 @@ fn main() {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    while ureq::get(&format!("{url}/api/v1/openapi.json")).call().is_err() {
+    while ureq::get(&format!("{url}/api/v1/openapi.json"))
+        .call()
+        .is_err()
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     // 1. 100 agents pushing at once.
     let bodies: Vec<Vec<Vec<u8>>> = (0..AGENTS)
-        .map(|a| (0..BATCHES).map(|b| batch(&format!("r-bench{a:04}"), b * PER_BATCH + 1, PER_BATCH)).collect())
+        .map(|a| {
+            (0..BATCHES)
+                .map(|b| batch(&format!("r-bench{a:04}"), b * PER_BATCH + 1, PER_BATCH))
+                .collect()
+        })
         .collect();
     let start = Instant::now();
     let threads: Vec<_> = bodies
@@ -139,7 +158,12 @@ fn main() {
     register(&db, AGENTS..1000);
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     for i in AGENTS..1000 {
-        post(&agent, &url, &token, &batch(&format!("r-bench{i:04}"), 1, 100));
+        post(
+            &agent,
+            &url,
+            &token,
+            &batch(&format!("r-bench{i:04}"), 1, 100),
+        );
     }
     let get = |path: &str| {
         agent
@@ -158,7 +182,11 @@ fn main() {
     for i in (0..1000).step_by(20) {
         get(&format!("/api/v1/runs/r-bench{i:04}/samples?width=500"));
     }
-    let runs = serde_json::from_str::<serde_json::Value>(&list).unwrap().as_array().unwrap().len();
+    let runs = serde_json::from_str::<serde_json::Value>(&list)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
     let store_runs = SqliteStore::open(&db).unwrap().runs().unwrap().len();
     println!(
         "memory with {store_runs} runs ({runs} listed in {:.0} ms): server VmRSS {} MiB",
