@@ -275,44 +275,19 @@ fn bad_posts_get_clear_statuses_and_the_server_goes_on() {
     let record = |run: &str, seq: u64| {
         format!("{{\"run\":\"{run}\",\"seq\":{seq},\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n")
     };
-    let (code, body) = post(
-        &server,
-        "/api/v1/records",
-        &ada,
-        format!("{}{{oops\n", record("r-ada", 1)).as_bytes(),
-    );
+    let send = |token: &str, body: &str| post(&server, "/api/v1/records", token, body.as_bytes());
+    let (code, body) = send(&ada, &format!("{}{{oops\n", record("r-ada", 1)));
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("line 2"), "{body}");
-    let (code, _) = post(
-        &server,
-        "/api/v1/records",
-        "atl_nobody",
-        record("r-ada", 1).as_bytes(),
-    );
-    assert_eq!(code, 401);
-    let (code, body) = post(
-        &server,
-        "/api/v1/records",
-        &bob,
-        record("r-ada", 1).as_bytes(),
-    );
+    assert_eq!(send("atl_nobody", &record("r-ada", 1)).0, 401);
+    let (code, body) = send(&bob, &record("r-ada", 1));
     assert_eq!(code, 403, "{body}");
-    let (code, _) = post(
-        &server,
-        "/api/v1/records",
-        &ada,
-        record("r-nobody", 1).as_bytes(),
+    assert_eq!(send(&ada, &record("r-nobody", 1)).0, 404);
+    assert_eq!(
+        send(&ada, &record("r-ada", 1).repeat((5 << 20) / 80)).0,
+        413
     );
-    assert_eq!(code, 404);
-    let big = record("r-ada", 1).repeat((5 << 20) / 80);
-    let (code, _) = post(&server, "/api/v1/records", &ada, big.as_bytes());
-    assert_eq!(code, 413);
-    let (code, body) = post(
-        &server,
-        "/api/v1/records",
-        &ada,
-        record("r-ada", 1).as_bytes(),
-    );
+    let (code, body) = send(&ada, &record("r-ada", 1));
     assert_eq!(code, 200, "still serving: {body}");
 }
 
