@@ -12,7 +12,7 @@ use std::process::Command;
 use atlas_store::{NewRun, SqliteStore, Store};
 use serde_json::Value;
 use support::project::Project;
-use support::server::{free_port, get, post, Server};
+use support::server::{add_user, free_port, get, post, Server};
 
 const WORKFLOW: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: live}\nspec:\n  phases:\n  - name: train\n    run: 'for i in 1 2 3 4; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'echo done'}\n";
 
@@ -219,18 +219,7 @@ fn records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns() {
     let db = p.dir.join("db/atlas.db");
     let port = free_port();
     // The user and run exist; the server is not up yet.
-    {
-        let server = Server::start_on(&p.dir, &db, port);
-        let _ = server;
-    }
-    let token = {
-        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
-            .args(["user", "add", "ada"])
-            .env("ATLAS_DB", &db)
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
-    };
+    let token = add_user(&db, "ada");
     register(&db, "r-late", "ada");
     let url = format!("http://127.0.0.1:{port}");
     let (dir, db2) = (p.dir.clone(), db.clone());

@@ -55,17 +55,7 @@ impl Server {
 
     /// `atlas user add NAME` on the server's database: the token.
     pub fn add_user(&self, name: &str) -> String {
-        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
-            .args(["user", "add", name])
-            .env("ATLAS_DB", &self.db)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        add_user(&self.db, name)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -81,6 +71,21 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `atlas user add NAME` on database `db` (the server need not run): the token.
+pub fn add_user(db: &Path, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["user", "add", name])
+        .env("ATLAS_DB", db)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// GET `path` with `token` (None: without): (status, body).
