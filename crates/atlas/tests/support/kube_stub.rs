@@ -132,6 +132,15 @@ impl KubeStub {
     }
 }
 
+impl Drop for KubeStub {
+    fn drop(&mut self) {
+        let root = self.state.lock().map(|s| s.root.clone());
+        if let Ok(root) = root {
+            let _ = std::fs::remove_dir_all(root);
+        }
+    }
+}
+
 /// A kubeconfig with one cluster, user and context `context` for `server`.
 pub fn write_kubeconfig(path: &Path, context: &str, server: &str) {
     let text = format!(
