@@ -135,36 +135,16 @@ pub async fn samples(
     Query(q): Query<SamplesQuery>,
 ) -> Result<Json<Vec<Point>>, ApiError> {
     let run = owned_run(&state, &user, id).await?.run.id;
-    let width = q.width.unwrap_or(500).clamp(1, 5000);
-    let all = state
-        .read(move |s| s.samples_after(&run, 0, usize::MAX >> 1))
+    let width = q.width.unwrap_or(500).clamp(2, 5000);
+    let points = state
+        .read(move |s| s.series_between(&run, q.from, q.to, width))
         .await?;
-    let within: Vec<(i64, SeriesPoint)> = all
-        .into_iter()
-        .filter(|(_, p)| q.from.is_none_or(|f| p.time >= f) && q.to.is_none_or(|t| p.time <= t))
-        .collect();
-    Ok(Json(downsample(within, width)))
-}
-
-/// At most `width` points, evenly spaced, the first and last always kept.
-fn downsample(points: Vec<(i64, SeriesPoint)>, width: usize) -> Vec<Point> {
-    let n = points.len();
-    if n <= width {
-        return points
+    Ok(Json(
+        points
             .into_iter()
             .map(|(seq, point)| Point { seq, point })
-            .collect();
-    }
-    let step = (n - 1) as f64 / (width - 1).max(1) as f64;
-    let keep: std::collections::BTreeSet<usize> = (0..width)
-        .map(|i| ((i as f64 * step).round() as usize).min(n - 1))
-        .collect();
-    points
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| keep.contains(i))
-        .map(|(_, (seq, point))| Point { seq, point })
-        .collect()
+            .collect(),
+    ))
 }
 
 /// `GET /api/v1/runs/{id}/metrics`: every app metric value the job printed, in order.
@@ -351,34 +331,4 @@ pub async fn report_html(
 /// `GET /api/v1/targets`: the targets of the directory the server was started in.
 pub async fn targets(State(state): State<AppState>, _user: User) -> Json<Value> {
     Json(serde_json::to_value(&state.inner.targets).unwrap_or_default())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn points(n: usize) -> Vec<(i64, SeriesPoint)> {
-        (0..n)
-            .map(|i| {
-                (
-                    i as i64,
-                    SeriesPoint {
-                        time: i as f64,
-                        cpu_seconds: 0.0,
-                        rss_bytes: 0,
-                        gpu_percent: None,
-                        phase: None,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn downsampling_keeps_the_ends_and_at_most_width_points() {
-        let kept = downsample(points(1000), 10);
-        assert_eq!(kept.len(), 10);
-        assert_eq!((kept[0].seq, kept[9].seq), (0, 999));
-        assert_eq!(downsample(points(5), 10).len(), 5);
-    }
 }

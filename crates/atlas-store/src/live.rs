@@ -1,6 +1,6 @@
-//! What the live server reads often and in small pieces: a run's samples and app metrics
-//! after a sequence number, and its latest sample. Each is one range read on the
-//! (run_id, seq) key.
+//! Reads of a run's samples in small pieces, for charts and the live server: evenly spaced
+//! points of a time range, the samples and app metrics after a sequence number, the latest
+//! sample. Each goes through the (run_id, seq) key.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -33,6 +33,39 @@ fn point(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, SeriesPoint)> {
 const POINT_COLUMNS: &str = "seq, time, cpu_user_seconds + cpu_system_seconds, rss_bytes, json_extract(gpus, '$[0].smPercent'), phase";
 
 impl SqliteStore {
+    /// At most `points` job samples of `run` between `from` and `to` (Unix seconds; open when
+    /// `None`), evenly spaced by sequence number, the first and last kept: (seq, point). A few
+    /// hundred index lookups instead of a scan of a long run's samples.
+    pub fn series_between(
+        &self,
+        run: &str,
+        from: Option<f64>,
+        to: Option<f64>,
+        points: usize,
+    ) -> Result<Vec<(i64, SeriesPoint)>, StoreError> {
+        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
+            "SELECT min(seq), max(seq) FROM samples WHERE run_id = ?1 AND scope = 'job' AND time >= ?2 AND time <= ?3",
+            params![run, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let (Some(first), Some(last)) = (first, last) else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT {POINT_COLUMNS} FROM samples WHERE run_id = ?1 AND seq >= ?2 AND scope = 'job' ORDER BY seq LIMIT 1"
+        ))?;
+        let steps = points.max(2) as i64 - 1;
+        let mut out: Vec<(i64, SeriesPoint)> = Vec::new();
+        for k in 0..=steps {
+            let at = first + (last - first) * k / steps;
+            let row = stmt.query_row(params![run, at], point).optional()?;
+            if let Some(row) = row.filter(|(seq, _)| out.last().is_none_or(|(l, _)| l != seq)) {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
     /// The job samples of `run` after sequence number `after`, oldest first, at most `limit`:
     /// (seq, point).
     pub fn samples_after(

@@ -472,45 +472,11 @@ impl Store for SqliteStore {
     }
 
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError> {
-        // Evenly spaced samples found through the (run_id, seq) key: a few hundred index
-        // lookups instead of a scan of a long run's samples.
-        let (first, last): (Option<i64>, Option<i64>) = self.conn.query_row(
-            "SELECT min(seq), max(seq) FROM samples WHERE run_id = ?1",
-            [run],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let (Some(first), Some(last)) = (first, last) else {
-            return Ok(Vec::new());
-        };
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT seq, time, cpu_user_seconds + cpu_system_seconds, rss_bytes, json_extract(gpus, '$[0].smPercent'), phase
-             FROM samples WHERE run_id = ?1 AND seq >= ?2 AND scope = 'job' ORDER BY seq LIMIT 1",
-        )?;
-        let steps = points.max(2) as i64 - 1;
-        let mut out: Vec<SeriesPoint> = Vec::new();
-        let mut last_seq = None;
-        for k in 0..=steps {
-            let at = first + (last - first) * k / steps;
-            let row = stmt
-                .query_row(params![run, at], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        SeriesPoint {
-                            time: r.get(1)?,
-                            cpu_seconds: r.get::<_, Option<f64>>(2)?.unwrap_or(0.0),
-                            rss_bytes: r.get::<_, Option<i64>>(3)?.unwrap_or(0),
-                            gpu_percent: r.get(4)?,
-                            phase: r.get(5)?,
-                        },
-                    ))
-                })
-                .optional()?;
-            if let Some((seq, point)) = row.filter(|(seq, _)| Some(*seq) != last_seq) {
-                last_seq = Some(seq);
-                out.push(point);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .series_between(run, None, None, points)?
+            .into_iter()
+            .map(|(_, point)| point)
+            .collect())
     }
 
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
@@ -987,5 +953,15 @@ mod tests {
         assert!(one.len() <= 2, "{one:?}");
         assert_eq!(one.last().unwrap().rss_bytes, 300);
         assert!(store.series("r-none", 10).unwrap().is_empty());
+        // A time range keeps the samples inside it.
+        let t = all[1].time;
+        let later = store.series_between("r-1", Some(t), None, 10).unwrap();
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].1.rss_bytes, 300);
+        let earlier = store
+            .series_between("r-1", None, Some(t - 0.5), 10)
+            .unwrap();
+        assert_eq!(earlier.len(), 1);
+        assert_eq!(earlier[0].1.time, all[0].time);
     }
 }
