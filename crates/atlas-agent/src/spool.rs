@@ -19,6 +19,8 @@ pub struct SpoolWriter {
     /// Get every record line too, flushed at each sync (`--records-to-stdout`: the pod log
     /// carries the records out of a Kubernetes job; a push to `atlas serve`).
     mirrors: Vec<Box<dyn Write + Send>>,
+    /// The record being written, reused so appending allocates nothing once warm.
+    line: Vec<u8>,
 }
 
 impl SpoolWriter {
@@ -33,6 +35,7 @@ impl SpoolWriter {
             last_sync: Instant::now(),
             dirty: false,
             mirrors: Vec::new(),
+            line: Vec::with_capacity(512),
         })
     }
 
@@ -52,11 +55,12 @@ impl SpoolWriter {
             mono: self.started.elapsed().as_secs_f64(),
             body,
         };
-        let mut line = serde_json::to_vec(&record)?;
-        line.push(b'\n');
-        self.out.write_all(&line)?;
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &record)?;
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)?;
         for mirror in &mut self.mirrors {
-            mirror.write_all(&line)?;
+            mirror.write_all(&self.line)?;
         }
         self.dirty = true;
         Ok(record)
