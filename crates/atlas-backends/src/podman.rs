@@ -49,6 +49,18 @@ pub(crate) fn unusable(what: impl std::fmt::Display) -> BackendError {
     BackendError::Unusable(what.to_string())
 }
 
+/// What a container backend (podman, podman-kube) submits: the image tag `prepare` made, the
+/// container's (or pod's) name `atlas-RUN`, and the workflow as it runs on the target.
+pub(crate) fn submission(
+    tag: Option<&str>,
+    target: &Named,
+    job: &Job<'_>,
+) -> Result<(String, String, atlas_spec::Workflow), BackendError> {
+    let tag = tag.ok_or_else(|| unusable("submit before prepare"))?;
+    let workflow = crate::alike::effective_workflow(target, job.workflow);
+    Ok((tag.to_string(), format!("atlas-{}", job.run_id), workflow))
+}
+
 impl Backend for Podman {
     fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
         let (tag, figures) = prepare_image_and_project(&self.target, job)?;
@@ -57,12 +69,7 @@ impl Backend for Podman {
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
-        let tag = self
-            .tag
-            .clone()
-            .ok_or_else(|| unusable("submit before prepare"))?;
-        let name = format!("atlas-{}", job.run_id);
-        let workflow = crate::alike::effective_workflow(&self.target, job.workflow);
+        let (tag, name, workflow) = submission(self.tag.as_deref(), &self.target, job)?;
         let mut args = run_arguments(job, &workflow, &name, random_uid());
         args.extend(self.target.target.run_options.iter().cloned());
         args.push(tag);

@@ -12,7 +12,7 @@ use atlas_emit::k8s::pod::{self, PodOptions};
 use k8s_openapi::api::core::v1::{EnvVar, HostPathVolumeSource, Pod, Volume, VolumeMount};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::podman::{prepare_image_and_project, random_uid, unusable};
+use crate::podman::{prepare_image_and_project, random_uid, submission, unusable};
 use crate::target::Named;
 use crate::{process, Backend, BackendError, Collected, Figures, Job, JobEnd};
 
@@ -155,12 +155,7 @@ impl Backend for PodmanKube {
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
-        let tag = self
-            .tag
-            .clone()
-            .ok_or_else(|| unusable("submit before prepare"))?;
-        let name = format!("atlas-{}", job.run_id);
-        let workflow = crate::alike::effective_workflow(&self.target, job.workflow);
+        let (tag, name, workflow) = submission(self.tag.as_deref(), &self.target, job)?;
         let pod = pod_for(job, &workflow, &name, &tag, random_uid());
         let file = job.run_dir.join("pod.yaml");
         // JSON is YAML: podman reads it as the Pod manifest.
