@@ -191,7 +191,11 @@ pub async fn log(
         return Err(ApiError::not_found(&format!("phase `{phase}` in this run")));
     }
     let lines = q.lines.unwrap_or(40).min(1000);
-    let dir = crate::run_dir(&detail.run).map(|d| d.join("logs"));
+    let dir = detail
+        .run
+        .run_dir
+        .as_deref()
+        .map(|d| std::path::Path::new(d).join("logs"));
     let read = |ext: &str| {
         dir.as_ref()
             .and_then(|d| std::fs::read(d.join(format!("{phase}.{ext}"))).ok())

@@ -20,7 +20,7 @@ pub mod openapi;
 mod prometheus;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
@@ -150,9 +150,4 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             }
         })
         .await
-}
-
-/// Where a run's files are, from its row.
-pub(crate) fn run_dir(row: &atlas_store::RunRow) -> Option<PathBuf> {
-    row.run_dir.as_deref().map(PathBuf::from)
 }
