@@ -22,6 +22,8 @@ pub(crate) struct Cluster {
     pub context: String,
     /// The API server's URL.
     pub server: String,
+    /// The API server's version (`v1.33.0`), from the first call.
+    pub version: String,
 }
 
 impl Cluster {
@@ -110,14 +112,18 @@ pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
         .unwrap_or_else(|| config.default_namespace.clone());
     let client =
         Client::try_from(config).map_err(|e| unusable(&Some(context.clone()), e.to_string()))?;
-    let cluster = Cluster {
+    let mut cluster = Cluster {
         client,
         namespace,
         context,
         server,
+        version: String::new(),
     };
     match tokio::time::timeout(PROBE_TIMEOUT, cluster.client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(cluster),
+        Ok(Ok(info)) => {
+            cluster.version = info.git_version;
+            Ok(cluster)
+        }
         Ok(Err(e)) => Err(cluster.unreachable(with_causes(&e))),
         Err(_) => Err(cluster.unreachable(format!("no answer in {} s", PROBE_TIMEOUT.as_secs()))),
     }

@@ -78,12 +78,6 @@ pub(crate) fn check(target: &Named) -> (bool, String) {
         match connect::connect(target).await {
             Err(e) => (false, e.to_string()),
             Ok(cluster) => {
-                let version = cluster
-                    .client
-                    .apiserver_version()
-                    .await
-                    .map(|v| v.git_version)
-                    .unwrap_or_default();
                 let image = match &target.target.image {
                     Some(image) => format!("image {image}"),
                     None => "no `image` set (runs need one)".into(),
@@ -91,8 +85,8 @@ pub(crate) fn check(target: &Named) -> (bool, String) {
                 (
                     target.target.image.is_some(),
                     format!(
-                        "context {}, {} {version}, namespace {}, {image}",
-                        cluster.context, cluster.server, cluster.namespace
+                        "context {}, {} {}, namespace {}, {image}",
+                        cluster.context, cluster.server, cluster.version, cluster.namespace
                     ),
                 )
             }
