@@ -28,8 +28,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::environment(format!("cannot start the server's runtime: {e}")))?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.addr)
-            .await
+        let listener = atlas_server::listen(args.addr)
             .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.addr)))?;
         let users = state
             .read(|s| s.users())
