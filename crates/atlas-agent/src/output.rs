@@ -75,8 +75,14 @@ impl Recognisers {
     }
 }
 
+/// The longest a line of output waits in the log's buffer before it is written out.
+pub const LOG_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Copies `input` to `log` and `passthrough`, sending recognised records to `records`.
-/// Lines are split on `\n` and `\r` (progress bars redraw with `\r`).
+/// Lines are split on `\n` and `\r` (progress bars redraw with `\r`). The log is written out
+/// whenever the pump has caught up with the phase's output (nothing more waiting in the pipe's
+/// buffer) and at least every [`LOG_FLUSH_INTERVAL`] under a flood, so the live log follows the
+/// phase line by line and a killed agent loses at most that much.
 pub fn pump(
     input: impl Read,
     mut log: impl Write,
@@ -87,6 +93,7 @@ pub fn pump(
 ) {
     let mut reader = BufReader::new(input);
     let mut chunk = Vec::new();
+    let mut flushed = std::time::Instant::now();
     loop {
         chunk.clear();
         match reader.read_until(b'\n', &mut chunk) {
@@ -94,6 +101,11 @@ pub fn pump(
             Ok(_) => {
                 let _ = log.write_all(&chunk);
                 let _ = passthrough.write_all(&chunk);
+                if reader.buffer().is_empty() || flushed.elapsed() >= LOG_FLUSH_INTERVAL {
+                    let _ = log.flush();
+                    let _ = passthrough.flush();
+                    flushed = std::time::Instant::now();
+                }
                 let text = String::from_utf8_lossy(&chunk);
                 for line in text.split('\r') {
                     for record in recognisers.scan(phase, line) {
@@ -156,6 +168,51 @@ mod tests {
             );
         }
         assert!(scan(&[], "nothing here").is_empty());
+    }
+
+    /// A writer that shares what reached it (after its own buffer, the BufWriter in front).
+    #[derive(Clone, Default)]
+    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn output_reaches_the_log_while_the_phase_still_runs() {
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let log = Shared::default();
+        let seen = log.clone();
+        let pumping = std::thread::spawn(move || {
+            let recognisers = Recognisers::new(&[]).unwrap();
+            let buffered = std::io::BufWriter::new(log);
+            pump(
+                reader,
+                buffered,
+                std::io::sink(),
+                "p",
+                &recognisers,
+                &mut |_| {},
+            );
+        });
+        writer.write_all(b"first line\n").unwrap();
+        // The writer stays open (the phase is still running): the line must arrive anyway.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while seen.0.lock().unwrap().as_slice() != b"first line\n" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the line never reached the log"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(writer);
+        pumping.join().unwrap();
     }
 
     #[test]

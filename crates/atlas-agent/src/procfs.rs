@@ -112,6 +112,35 @@ fn start_and_parent(stat: &str) -> Option<(u64, i32)> {
     Some((start, ppid))
 }
 
+/// A process's start time (clock ticks after boot); `None` when there is no such process.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    start_and_parent(&stat).map(|(start, _)| start)
+}
+
+/// Whether the process `pid` that started at `start` is still there (a reused pid is not).
+pub fn is_alive(pid: u32, start: u64) -> bool {
+    process_start(pid) == Some(start)
+}
+
+/// Processes on this host whose environment says they belong to run `run_id`
+/// (`ATLAS_RUN_ID`, which the agent gives every phase and which their children inherit).
+/// Only processes whose environment this user may read are found.
+pub fn processes_of_run(run_id: &str) -> Vec<i32> {
+    let wanted = format!("ATLAS_RUN_ID={run_id}");
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == wanted.as_bytes()))
+        })
+        .collect()
+}
+
 /// Finds the descendants of one process. A process that started before `root` cannot be its
 /// descendant, so once seen it is skipped; every `FULL_SCAN_EVERY` scans all are read again (pid_max may be as low as 32768),
 /// in case a PID was reused.

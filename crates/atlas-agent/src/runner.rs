@@ -9,7 +9,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use atlas_spec::record::{FailureCause, PhaseStatus, RecordBody};
-use atlas_spec::{Phase, Workflow};
+use atlas_spec::{Phase, Stream, Workflow};
 
 use crate::cgroup::JobCgroup;
 use crate::gpu::{self, GpuDevices};
@@ -55,7 +55,8 @@ pub enum AgentError {
 }
 
 enum Msg {
-    Record(RecordBody),
+    /// Boxed: a record is much larger than the other messages.
+    Record(Box<RecordBody>),
     Exited,
     PumpDone,
     Signal,
@@ -86,18 +87,14 @@ pub fn run(
     config: &AgentConfig,
     mut gpus: Box<dyn GpuDevices>,
 ) -> Result<RunOutcome, AgentError> {
-    let logs = config.run_dir.join("logs");
+    let run_dir = atlas_spec::RunDir::new(&config.run_dir);
+    let logs = run_dir.logs();
     std::fs::create_dir_all(&logs).map_err(|source| AgentError::RunDir {
         path: logs.clone(),
         source,
     })?;
     let started = Instant::now();
-    let mut spool = SpoolWriter::open(
-        &config.run_dir.join("spool.jsonl"),
-        &config.run_id,
-        0,
-        started,
-    )?;
+    let mut spool = SpoolWriter::open(&run_dir.spool(), &config.run_id, 0, started)?;
     if config.records_to_stdout {
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
         spool = spool.with_mirror(Box::new(stdout));
@@ -123,7 +120,7 @@ pub fn run(
             .spec
             .resources
             .walltime
-            .map(|w| started + Duration::from(w)),
+            .and_then(|w| started.checked_add(Duration::from(w))),
         reaped_cpu: (0.0, 0.0),
         previous_node: None,
         self_pid: std::process::id() as i32,
@@ -209,6 +206,12 @@ impl Agent<'_> {
             gpu,
             source,
             node: crate::procfs::node_type(),
+            agent: crate::procfs::process_start(self.self_pid as u32).map(|start| {
+                atlas_spec::record::AgentProcess {
+                    pid: self.self_pid as u32,
+                    start,
+                }
+            }),
         })?;
         self.spool.sync()
     }
@@ -271,6 +274,16 @@ impl Agent<'_> {
             Ok(r) => r,
             Err(e) => return self.end_failed_to_start(phase, e),
         };
+        let run_dir = atlas_spec::RunDir::new(&self.config.run_dir);
+        let (out_log, err_log) = match (
+            run_dir.log(&phase.name, Stream::Stdout),
+            run_dir.log(&phase.name, Stream::Stderr),
+        ) {
+            (Ok(out), Ok(err)) => (out, err),
+            (Err(e), _) | (_, Err(e)) => {
+                return self.end_failed_to_start(phase, format!("phase name: {e}"));
+            }
+        };
         if phase.run.trim().is_empty() {
             return self.end_failed_to_start(phase, "the phase has no command".into());
         }
@@ -309,25 +322,10 @@ impl Agent<'_> {
         let phase_started = Instant::now();
         let (tx, rx) = channel();
         let recognisers = std::sync::Arc::new(recognisers);
-        let log_base = self.config.run_dir.join("logs").join(log_name(&phase.name));
         let out = child.stdout.take().expect("piped");
         let err = child.stderr.take().expect("piped");
-        self.spawn_pump(
-            out,
-            log_base.with_extension("out"),
-            false,
-            &phase.name,
-            &recognisers,
-            &tx,
-        );
-        self.spawn_pump(
-            err,
-            log_base.with_extension("err"),
-            true,
-            &phase.name,
-            &recognisers,
-            &tx,
-        );
+        self.spawn_pump(out, out_log, false, &phase.name, &recognisers, &tx);
+        self.spawn_pump(err, err_log, true, &phase.name, &recognisers, &tx);
         spawn_waiter(pid, tx.clone());
         let wake = std::sync::Mutex::new(tx);
         signals::on_signal(move || {
@@ -351,7 +349,7 @@ impl Agent<'_> {
             }
             match rx.recv_timeout(wake.saturating_duration_since(now)) {
                 Ok(Msg::Record(body)) => {
-                    self.spool.append(body)?;
+                    self.spool.append(*body)?;
                 }
                 Ok(Msg::Exited) => break,
                 Ok(Msg::PumpDone) => pumps_done += 1,
@@ -446,7 +444,7 @@ impl Agent<'_> {
                 (true, true) => Box::new(std::io::stderr()),
             };
             let mut emit = |body| {
-                let _ = tx.send(Msg::Record(body));
+                let _ = tx.send(Msg::Record(Box::new(body)));
             };
             match log {
                 Ok(log) => pump(input, log, &mut sink, &phase, &recognisers, &mut emit),
@@ -533,20 +531,6 @@ impl Agent<'_> {
     }
 }
 
-/// A file name for a phase's logs.
-fn log_name(phase: &str) -> String {
-    phase
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
 /// Waits (without reaping) for `pid` to exit, then says so.
 fn spawn_waiter(pid: i32, tx: Sender<Msg>) {
     std::thread::spawn(move || {
@@ -630,7 +614,7 @@ fn drain_pumps(
     while done < 2 {
         match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             Ok(Msg::Record(body)) => {
-                spool.append(body)?;
+                spool.append(*body)?;
             }
             Ok(Msg::PumpDone) => done += 1,
             Ok(Msg::Exited | Msg::Signal) => {}

@@ -137,7 +137,10 @@ pub fn read_spool(path: &Path, offset: u64) -> std::io::Result<SpoolContents> {
         contents.complete_bytes += n as u64;
         contents.complete_lines = number;
         match serde_json::from_slice::<Record>(&line) {
-            Ok(record) => contents.records.push(record),
+            Ok(record) => match record.check() {
+                Ok(()) => contents.records.push(record),
+                Err(why) => contents.bad_lines.push((number, format!("refused: {why}"))),
+            },
             Err(e) => contents
                 .bad_lines
                 .push((number, format!("not a record: {e}"))),

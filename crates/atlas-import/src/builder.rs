@@ -351,7 +351,18 @@ impl Builder {
         }
     }
 
+    /// Sets a count; nodes, tasks and CPUs of 0 (and any count above the spec's maximum) are
+    /// invalid, since no scheduler runs a job on none of them.
     pub fn set_count(&mut self, e: usize, field: Field, value: u32) {
+        let at_least_one = matches!(
+            field,
+            Field::Nodes | Field::Tasks | Field::TasksPerNode | Field::CpusPerTask
+        );
+        if (at_least_one && value == 0) || value > atlas_spec::MAX_COUNT {
+            let min = u32::from(at_least_one);
+            let max = atlas_spec::MAX_COUNT;
+            return self.invalid(e, format!("{value} is out of range ({min} to {max})"));
+        }
         self.claim(e, field);
         *self.u32_slot(field) = Some(value);
     }
@@ -366,7 +377,22 @@ impl Builder {
         *self.text_slot(field) = Some(value.into());
     }
 
+    /// Sets the walltime. 0 means no limit (sbatch `-t 0`, LSF `-W 0`, PBS `walltime=0`), so
+    /// the walltime stays unset; one beyond the spec's maximum is invalid.
     pub fn set_walltime(&mut self, e: usize, value: Duration) {
+        if value.as_secs() == 0 {
+            return self.ignored(
+                e,
+                "0 means no time limit; spec.resources.walltime stays unset",
+            );
+        }
+        if value > atlas_spec::MAX_WALLTIME {
+            let max = atlas_spec::MAX_WALLTIME;
+            return self.invalid(
+                e,
+                format!("{value} is longer than the longest walltime, {max}"),
+            );
+        }
         self.claim(e, Field::Walltime);
         self.resources().walltime = Some(value);
     }

@@ -61,6 +61,18 @@ pub enum ImportError {
     /// No `#BSUB`, `#SBATCH` or `#PBS` directive, and no dialect was given.
     #[error("no #BSUB, #SBATCH or #PBS directive found: this does not look like an LSF, Slurm or PBS job script (give --dialect to import a plain script)")]
     NoDirectives,
+    /// The result breaks a rule of the Workflow spec (a phase marker's name, a control
+    /// character in a value).
+    #[error("{}{message}", line.map(|l| format!("line {l}: ")).unwrap_or_default())]
+    Invalid {
+        /// The script line it came from, when known.
+        line: Option<u32>,
+        /// The spec's message.
+        message: String,
+    },
+    /// The script is longer than [`MAX_SCRIPT_BYTES`].
+    #[error("the script is {0} bytes; Atlas imports scripts of at most {MAX_SCRIPT_BYTES} bytes")]
+    TooLarge(usize),
     /// The text contains NUL bytes: it is binary data, not a script.
     #[error("the file holds binary data (a NUL byte at offset {0}), not a job script")]
     Binary(usize),
@@ -99,6 +111,9 @@ fn best_dialect(lines: &[Line<'_>]) -> Option<(Dialect, usize)> {
 
 /// Converts a job script. Fails only when the text is not a script at all.
 pub fn import(script: &str, options: &ImportOptions) -> Result<Import, ImportError> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(ImportError::TooLarge(script.len()));
+    }
     if let Some(offset) = script.find('\0') {
         return Err(ImportError::Binary(offset));
     }
@@ -132,11 +147,32 @@ pub fn import(script: &str, options: &ImportOptions) -> Result<Import, ImportErr
         .collect();
     body::apply(&mut b, &body);
     name_workflow(&mut b, options.fallback_name.as_deref());
+    check(&b.workflow)?;
     Ok(Import {
         workflow: b.workflow,
         report: b.report,
     })
 }
+
+/// The imported workflow passes the same validation as a written one, or the import fails
+/// naming the script line the offending phase came from.
+fn check(workflow: &atlas_spec::Workflow) -> Result<(), ImportError> {
+    atlas_spec::check_workflow(workflow).map_err(|v| {
+        let phase = v
+            .path
+            .strip_prefix("spec.phases[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| workflow.spec.phases.get(i));
+        ImportError::Invalid {
+            line: phase.and_then(|p| p.source_lines.first()).map(|r| r.start),
+            message: v.message,
+        }
+    })
+}
+
+/// The longest job script Atlas imports (bytes); the same bound as a phase's shell text.
+pub const MAX_SCRIPT_BYTES: usize = atlas_spec::MAX_SCRIPT_LEN;
 
 /// Directives of another dialect are not read; say so rather than drop them silently.
 fn warn_other_dialects(b: &mut Builder, lines: &[Line<'_>], dialect: Dialect) {

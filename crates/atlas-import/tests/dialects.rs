@@ -322,13 +322,17 @@ fn no_directives_is_an_error_unless_a_dialect_is_given() {
 }
 
 #[test]
-fn ten_megabyte_script_imports() {
+fn a_script_of_the_largest_size_imports_and_a_larger_one_is_refused() {
+    let line = "echo $SLURM_JOB_ID # a long body line that repeats\n";
     let mut text = String::from("#SBATCH -N 1\n");
-    while text.len() < 10 << 20 {
-        text.push_str("echo $SLURM_JOB_ID # a long body line that repeats\n");
+    while text.len() + line.len() <= atlas_import::MAX_SCRIPT_BYTES {
+        text.push_str(line);
     }
     let i = import(&text, &ImportOptions::default()).unwrap();
     assert_eq!(i.workflow.spec.resources.nodes, Some(1));
+    text.push_str(line);
+    let err = import(&text, &ImportOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
 }
 
 #[test]

@@ -191,24 +191,33 @@ pub async fn log(
         return Err(ApiError::not_found(&format!("phase `{phase}` in this run")));
     }
     let lines = q.lines.unwrap_or(40).min(1000);
-    let dir = detail
-        .run
-        .run_dir
-        .as_deref()
-        .map(|d| std::path::Path::new(d).join("logs"));
-    let read = |ext: &str| {
+    // Only a phase recorded for this run, and only through RunDir, which refuses any name
+    // that is not a plain file name of its own.
+    let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
+    let read = |stream: atlas_spec::Stream| {
         dir.as_ref()
-            .and_then(|d| std::fs::read(d.join(format!("{phase}.{ext}"))).ok())
-            .map(|b| {
-                let text = String::from_utf8_lossy(&b).into_owned();
-                let all: Vec<&str> = text.lines().collect();
-                all[all.len().saturating_sub(lines)..].join("\n")
-            })
+            .and_then(|d| d.log(&phase, stream).ok())
+            .and_then(|path| tail_lines(&path, lines))
             .unwrap_or_default()
     };
     Ok(Json(
-        json!({"phase": phase, "stdout": read("out"), "stderr": read("err")}),
+        json!({"phase": phase, "stdout": read(atlas_spec::Stream::Stdout), "stderr": read(atlas_spec::Stream::Stderr)}),
     ))
+}
+
+/// The last `lines` lines of a log file, reading at most its last 1 MiB.
+fn tail_lines(path: &std::path::Path, lines: usize) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const MAX_TAIL_BYTES: u64 = 1 << 20;
+    let mut file = std::fs::File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(MAX_TAIL_BYTES)))
+        .ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_TAIL_BYTES).read_to_end(&mut bytes).ok()?;
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    Some(all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
 /// Whether every run of the experiment is the user's (experiments belong to one user).

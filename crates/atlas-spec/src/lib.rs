@@ -8,25 +8,34 @@
 //! It does no I/O.
 //!
 //! ```
-//! let text = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: demo}\nspec:\n  resources: {memoryPerNode: 64Gi}\n";
+//! let text = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: demo}\nspec:\n  resources: {memoryPerNode: 64Gi}\n  phases: [{name: main, run: echo hi}]\n";
 //! let workflow = atlas_spec::parse_workflow("atlas.yaml", text).unwrap();
 //! assert_eq!(workflow.spec.resources.memory_per_node.unwrap().to_string(), "64Gi");
 //! ```
 
 mod array;
+mod check;
 mod duration;
 mod load;
 mod names;
 mod quantity;
 pub mod record;
+mod rundir;
 mod text_or_number;
 mod workflow;
 
 pub use array::{ArrayError, ArraySpec, IndexRange};
+pub use check::{
+    check_pattern, check_workflow, Violation, MAX_COUNT, MAX_PATTERN_LEN, MAX_SCRIPT_LEN,
+    MAX_VALUE_LEN, MAX_VARIABLE_NAME_LEN, MAX_WALLTIME,
+};
 pub use duration::{Duration, DurationError};
-pub use load::{parse_workflow, WorkflowError};
-pub use names::{is_dns1123_label, to_dns1123_label, MAX_NAME_LEN};
+pub use load::{parse_workflow, WorkflowError, MAX_NESTING, MAX_WORKFLOW_BYTES};
+pub use names::{
+    check_name, is_dns1123_label, to_dns1123_label, NameError, MAX_IDENT_LEN, MAX_NAME_LEN,
+};
 pub use quantity::{Quantity, QuantityError};
+pub use rundir::{task_run_id, RunDir, Stream};
 pub use workflow::*;
 
 /// The JSON Schema of a Workflow document, generated from the types.

@@ -64,7 +64,8 @@ pub trait Store {
     fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError>;
     /// Ingests agent records; records already present are skipped.
     fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError>;
-    /// Ends a run its agent could not report on (rejected by the scheduler, lost), with the cause.
+    /// Ends a run its agent could not report on (rejected by the scheduler, lost), with the
+    /// cause; a phase still running ends with the same status and cause, a pending one is skipped.
     fn finish_run(
         &mut self,
         id: &str,
@@ -72,6 +73,12 @@ pub trait Store {
         cause: &str,
         ended_at: f64,
     ) -> Result<(), StoreError>;
+    /// The host and process of a run's agent, as its runStart recorded them (`None` before
+    /// the runStart arrived, or from agents that did not record it).
+    fn agent_process(
+        &self,
+        run: &str,
+    ) -> Result<Option<(String, atlas_spec::record::AgentProcess)>, StoreError>;
     /// Records what differs between an experiment's runs other than the target.
     fn set_differences(
         &mut self,

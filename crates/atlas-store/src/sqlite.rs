@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atlas_spec::record::{GpuSample, Record, RecordBody};
+use atlas_spec::record::{AgentProcess, GpuSample, Record, RecordBody};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::model::{
@@ -189,7 +189,10 @@ impl<'a> PhaseSummary<'a> {
             Some(s) => {
                 s.samples += 1;
                 s.gpu_samples += gpu;
-                if processes > s.peak_processes.0 {
+                // The first time the peak was seen, whatever order the samples arrived in.
+                if processes > s.peak_processes.0
+                    || (processes == s.peak_processes.0 && r.time < s.peak_processes.1)
+                {
                     s.peak_processes = (processes, r.time);
                 }
                 s.peak_rss = s.peak_rss.max(rss);
@@ -217,7 +220,8 @@ impl<'a> PhaseSummary<'a> {
                  job_read_min = min(coalesce(job_read_min, ?5), ?5), job_read_max = max(coalesce(job_read_max, ?6), ?6),
                  job_write_min = min(coalesce(job_write_min, ?7), ?7), job_write_max = max(coalesce(job_write_max, ?8), ?8),
                  job_gpu_samples = job_gpu_samples + ?9,
-                 job_max_processes_at = CASE WHEN ?10 > coalesce(job_max_processes, -1) THEN ?11 ELSE job_max_processes_at END,
+                 job_max_processes_at = CASE WHEN ?10 > coalesce(job_max_processes, -1) THEN ?11
+                     WHEN ?10 = job_max_processes THEN min(job_max_processes_at, ?11) ELSE job_max_processes_at END,
                  job_max_processes = max(coalesce(job_max_processes, ?10), ?10)
              WHERE run_id = ?1 AND name = ?2",
         )?
@@ -252,16 +256,65 @@ fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<bool> {
             let n = tx
                 .prepare_cached("INSERT INTO events (run_id, seq, time, mono, type, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")?
                 .execute(params![r.run, r.seq as i64, r.time, r.mono, kind, serde_json::to_string(body).unwrap_or_default()])?;
-            if n == 1 {
-                apply_event(tx, r)?;
-            }
             n
         }
     };
     Ok(inserted == 1)
 }
 
-fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
+/// Whether a record changes the run's or a phase's state (rather than adding a measurement).
+fn is_lifecycle(body: &RecordBody) -> bool {
+    matches!(
+        body,
+        RecordBody::RunStart { .. }
+            | RecordBody::PhaseStart { .. }
+            | RecordBody::PhaseEnd { .. }
+            | RecordBody::RunEnd { .. }
+    )
+}
+
+/// Applies every lifecycle event of `run` in sequence order, whatever order they arrived in, so
+/// the run and phase rows are the same for any arrival order and a replay repairs them. Phase
+/// summaries are rebuilt from the samples for the phases started in `fresh` (this batch).
+fn replay(tx: &Transaction<'_>, run: &str, fresh: &[u64]) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO runs (id, workflow, target, status, submitted_at)
+         VALUES (?1, '', 'unknown', 'running', (SELECT min(time) FROM events WHERE run_id = ?1))
+         ON CONFLICT (id) DO UPDATE SET status = 'running' WHERE runs.status = 'submitted'",
+        params![run],
+    )?;
+    let events: Vec<Record> = tx
+        .prepare_cached(
+            "SELECT seq, time, mono, body FROM events WHERE run_id = ?1
+             AND type IN ('runStart', 'phaseStart', 'phaseEnd', 'runEnd') ORDER BY seq",
+        )?
+        .query_map(params![run], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?
+        .filter_map(|row| {
+            let (seq, time, mono, body) = row.ok()?;
+            let body = serde_json::from_str(&body).ok()?;
+            Some(Record {
+                run: run.to_string(),
+                seq: seq as u64,
+                time,
+                mono,
+                body,
+            })
+        })
+        .collect();
+    for event in &events {
+        apply_event(tx, event, fresh.contains(&event.seq))?;
+    }
+    Ok(())
+}
+
+fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Result<()> {
     match &r.body {
         RecordBody::RunStart {
             workflow,
@@ -277,12 +330,12 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
             tx.execute(
                 "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node)
                  VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, host = ?4, agent_version = ?5, source = ?6, gpu = ?7, node = ?8",
+                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, submitted_at = min(runs.submitted_at, ?3), workflow = CASE runs.workflow WHEN '' THEN ?2 ELSE runs.workflow END, host = ?4, agent_version = ?5, source = ?6, gpu = ?7, node = ?8",
                 params![r.run, workflow, r.time, host, agent_version, source, gpu, node],
             )?;
             for (i, name) in phases.iter().enumerate() {
                 tx.execute(
-                    "INSERT INTO phases (run_id, name, position, status) VALUES (?1, ?2, ?3, 'pending') ON CONFLICT DO NOTHING",
+                    "INSERT INTO phases (run_id, name, position, status) VALUES (?1, ?2, ?3, 'pending') ON CONFLICT (run_id, name) DO UPDATE SET position = ?3",
                     params![r.run, name, i as i64],
                 )?;
             }
@@ -293,6 +346,9 @@ fn apply_event(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<()> {
                  ON CONFLICT (run_id, name) DO UPDATE SET status = 'running', started_at = ?4, position = ?3",
                 params![r.run, phase, index, r.time],
             )?;
+            if !fresh {
+                return Ok(());
+            }
             // Samples ingested before their phase (a replayed spool): summarise them now.
             tx.execute(
                 "UPDATE phases SET (job_samples, job_peak_rss, job_read_min, job_read_max, job_write_min, job_write_max, job_gpu_samples) =
@@ -405,6 +461,7 @@ impl Store for SqliteStore {
         let tx = self.conn.transaction()?;
         let mut stats = IngestStats::default();
         let mut summaries: Vec<PhaseSummary> = Vec::new();
+        let mut lifecycle: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
         for record in records {
             if insert(&tx, record)? {
                 stats.inserted += 1;
@@ -412,9 +469,16 @@ impl Store for SqliteStore {
             } else {
                 stats.duplicates += 1;
             }
+            if is_lifecycle(&record.body) {
+                lifecycle.entry(&record.run).or_default().push(record.seq);
+            }
         }
+        // Summaries first: a phase started in this batch is then rebuilt from all its samples.
         for s in &summaries {
             s.apply(&tx)?;
+        }
+        for (run, fresh) in &lifecycle {
+            replay(&tx, run, fresh)?;
         }
         tx.commit()?;
         Ok(stats)
@@ -434,7 +498,31 @@ impl Store for SqliteStore {
         if n == 0 {
             return Err(StoreError::NoSuchRun(id.into()));
         }
+        // The run is over: no phase of it is still running or waiting.
+        self.conn.execute(
+            "UPDATE phases SET status = CASE status WHEN 'running' THEN ?2 ELSE 'skipped' END,
+                 cause = CASE status WHEN 'running' THEN ?3 ELSE cause END
+             WHERE run_id = ?1 AND status IN ('running', 'pending')",
+            params![id, status, cause],
+        )?;
         Ok(())
+    }
+
+    fn agent_process(&self, run: &str) -> Result<Option<(String, AgentProcess)>, StoreError> {
+        let body: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT body FROM events WHERE run_id = ?1 AND type = 'runStart'",
+                params![run],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(body
+            .and_then(|b| serde_json::from_str::<RecordBody>(&b).ok())
+            .and_then(|b| match b {
+                RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
+                _ => None,
+            }))
     }
 
     fn set_differences(
@@ -675,6 +763,7 @@ mod tests {
                     gpu: "none".into(),
                     source: "process tree".into(),
                     node: "Test CPU, 2 CPUs, 4.0 GiB".into(),
+                    agent: None,
                 },
             ),
             record(

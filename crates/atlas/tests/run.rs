@@ -194,10 +194,12 @@ fn bad_input_gets_a_message_and_the_right_exit_code() {
         "{stderr}"
     );
 
+    // An invalid pattern is refused before anything runs (it used to fail only at run time).
     let bad_pattern = s.workflow("  - name: one\n    run: echo hi\n    patterns: ['(unclosed']\n");
     let (code, _, stderr) = s.atlas(&["run", &bad_pattern, "--on", "local"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("(unclosed"), "{stderr}");
+    assert_eq!(code, 2);
+    assert!(stderr.contains("patterns[0]"), "{stderr}");
+    assert!(stderr.contains("regular expression"), "{stderr}");
 }
 
 #[test]

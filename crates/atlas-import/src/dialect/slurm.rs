@@ -407,6 +407,12 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
 
 fn nodes(b: &mut Builder, e: usize, value: &str) {
     let (min, max) = value.split_once('-').unwrap_or((value, ""));
+    if min.trim().is_empty() {
+        return b.invalid(
+            e,
+            format!("`{value}` is not a node count (expected N or MIN-MAX)"),
+        );
+    }
     set_count(b, e, Field::Nodes, min);
     if !max.is_empty() {
         b.note(e, format!("a range of nodes; the minimum ({min}) is used, the maximum ({max}) is not carried over"));

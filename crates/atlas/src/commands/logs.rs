@@ -3,6 +3,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+use atlas_spec::{RunDir, Stream};
 use atlas_store::Store;
 
 use crate::exit::Failure;
@@ -23,16 +24,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (store, _) = super::db::open(args.db.as_deref())?;
+    let (mut store, _) = super::db::open(args.db.as_deref())?;
     let detail = store.run(&args.run).map_err(Failure::input)?;
-    let dir = PathBuf::from(
+    let dir = RunDir::new(
         detail
             .run
             .run_dir
             .clone()
             .ok_or_else(|| Failure::input("this run has no run directory on this machine"))?,
-    )
-    .join("logs");
+    );
     let phases: Vec<String> = detail
         .phases
         .iter()
@@ -43,48 +43,59 @@ pub fn run(args: Args) -> Result<(), Failure> {
         return Err(Failure::input(format!(
             "run {} has no phase `{}`",
             detail.run.id,
-            args.phase.unwrap_or_default()
+            args.phase.unwrap_or_default().escape_debug()
         )));
     }
     let mut out = std::io::stdout().lock();
     for name in &phases {
-        let file_name: String = name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let path = dir.join(format!("{file_name}.out"));
         let _ = writeln!(out, "==> {name} <==");
+        let Ok(path) = dir.log(name, Stream::Stdout) else {
+            let _ = writeln!(
+                out,
+                "(no log: `{}` is not a valid phase name)",
+                name.escape_debug()
+            );
+            continue;
+        };
         let mut offset = 0;
         loop {
-            if let Ok(mut f) = std::fs::File::open(&path) {
-                let _ = f.seek(SeekFrom::Start(offset));
-                let mut buf = Vec::new();
-                let _ = f.read_to_end(&mut buf);
-                offset += buf.len() as u64;
-                let _ = out.write_all(&buf);
-                let _ = out.flush();
-            }
-            if !args.follow
-                || store
-                    .run(&detail.run.id)
-                    .map(|d| {
-                        d.phases.iter().any(|p| {
-                            &p.name == name
-                                && matches!(p.status.as_str(), "succeeded" | "failed" | "skipped")
-                        })
-                    })
-                    .unwrap_or(true)
-            {
+            offset += copy_from(&path, offset, &mut out);
+            if !args.follow || phase_over(&mut store, &detail.run.id, name) {
+                // What the phase wrote between the last read and its end.
+                copy_from(&path, offset, &mut out);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
     Ok(())
+}
+
+/// Copies `path` from byte `offset` to `out`; the number of bytes copied.
+fn copy_from(path: &std::path::Path, offset: u64, out: &mut impl Write) -> u64 {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let _ = f.seek(SeekFrom::Start(offset));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let _ = out.write_all(&buf);
+    let _ = out.flush();
+    buf.len() as u64
+}
+
+/// Whether a phase can write no more: it ended, or its run did (however it ended, a dead
+/// agent included), or the run is gone from the store.
+fn phase_over(store: &mut impl Store, run: &str, phase: &str) -> bool {
+    let _ = crate::commands::liveness::settle(store, run);
+    store
+        .run(run)
+        .map(|d| {
+            d.run.status != "running" && d.run.status != "submitted"
+                || d.phases.iter().any(|p| {
+                    p.name == phase
+                        && matches!(p.status.as_str(), "succeeded" | "failed" | "skipped")
+                })
+        })
+        .unwrap_or(true)
 }

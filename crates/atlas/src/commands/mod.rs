@@ -9,6 +9,7 @@ pub mod experiments;
 pub mod format;
 pub mod import;
 pub mod ingest;
+pub mod liveness;
 pub mod logs;
 pub mod run;
 pub mod runs;
@@ -23,12 +24,58 @@ use std::path::Path;
 
 use crate::exit::Failure;
 
-/// Reads a text file the user named; binary data and unreadable files are input errors.
-/// Bytes that are not UTF-8 become U+FFFD, so a stray byte never stops a conversion.
+/// The largest file Atlas reads as a job script or a Workflow (bytes).
+pub const MAX_INPUT_BYTES: usize = 4 << 20;
+
+/// Reads at most [`MAX_INPUT_BYTES`] of a regular file the user named. A FIFO, a device
+/// (`/dev/zero`) or a directory is refused at once rather than read forever.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| Failure::input(format!("cannot read {}: {e}", path.display()));
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking, so opening a FIFO with no writer returns at once to be refused below.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(cannot)?;
+    let kind = file.metadata().map_err(cannot)?.file_type();
+    if !kind.is_file() {
+        return Err(Failure::input(format!(
+            "{} is not a regular file (a directory, a FIFO or a device); give a file",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > MAX_INPUT_BYTES {
+        return Err(Failure::input(format!(
+            "{} is larger than {MAX_INPUT_BYTES} bytes, the most Atlas reads",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads a job script. Bytes that are not UTF-8 become U+FFFD, so a stray byte never stops a
+/// conversion (the importer warns about them).
 pub fn read_text(path: &Path) -> Result<String, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::input(format!("cannot read {}: {e}", path.display())))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(String::from_utf8_lossy(&read_bytes(path)?).into_owned())
+}
+
+/// Reads a Workflow file: it must be UTF-8, and the first byte that is not is named by line.
+pub fn read_utf8(path: &Path) -> Result<String, Failure> {
+    String::from_utf8(read_bytes(path)?).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line = bytes[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        Failure::input(format!(
+            "{}:{line}: not UTF-8 (byte {at}); a Workflow file is UTF-8 text",
+            path.display()
+        ))
+    })
 }
 
 /// Writes `text` to `path`, or to stdout when there is no path. The file is written whole
@@ -84,7 +131,15 @@ pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
 
 /// Reads a Workflow file, or imports a job script.
 pub fn load_workflow_or_script(path: &Path) -> Result<atlas_spec::Workflow, Failure> {
-    let text = read_text(path)?;
+    let is_yaml = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    );
+    let text = if is_yaml {
+        read_utf8(path)?
+    } else {
+        read_text(path)?
+    };
     let name = path.display().to_string();
     let looks_like_yaml = matches!(
         path.extension().and_then(|e| e.to_str()),

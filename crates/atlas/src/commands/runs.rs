@@ -13,7 +13,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let runs = args.view.open()?.runs().map_err(Failure::environment)?;
+    let mut store = args.view.open()?;
+    let mut runs = store.runs().map_err(Failure::environment)?;
+    // A run whose agent died on this host is ended here, so it is not listed as running.
+    let mut settled = false;
+    for r in runs.iter().filter(|r| r.status == "running") {
+        settled |= super::liveness::settle(&mut store, &r.id)
+            .is_ok_and(|l| l != super::liveness::Liveness::Unchanged);
+    }
+    if settled {
+        runs = store.runs().map_err(Failure::environment)?;
+    }
     let text = args.view.render(&runs, |runs| table(runs))?;
     super::write_output(None, &text)
 }

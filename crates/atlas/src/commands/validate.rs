@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let text = super::read_text(&args.file)?;
+    let text = super::read_utf8(&args.file)?;
     let name = args.file.display().to_string();
     let workflow = atlas_spec::parse_workflow(&name, &text)
         .map_err(|e| Failure::Diagnostic(miette::Report::new(*e)))?;

@@ -1,0 +1,247 @@
+//! The one validation pass over a Workflow, for every rule the types alone cannot express.
+//! Whatever passes here may be written into a generated file (Containerfile, Apptainer .def,
+//! sbatch script, Kubernetes object) or used as a file name without further cleaning:
+//! - names (`metadata.name` a DNS-1123 label; phases, metrics: [`check_name`]);
+//! - no control character in any value, except line breaks and tabs in shell text
+//!   (`run`, `environment.setup`, `launcher.command`); every value at most [`MAX_VALUE_LEN`];
+//! - counts at least 1 and at most [`MAX_COUNT`]; a walltime between 1 s and [`MAX_WALLTIME`]
+//!   (no walltime means no limit);
+//! - at least one phase; patterns that compile, with valid metric names;
+//! - environment variable names a shell can set.
+
+use serde_json::Value;
+
+use crate::names::{check_name, is_dns1123_label};
+use crate::{Duration, Workflow};
+
+/// The longest walltime a workflow may ask for: 366 days. Longer ones are refused rather than
+/// handed to a scheduler or a clock that would overflow.
+pub const MAX_WALLTIME: Duration = Duration::from_secs(366 * 86_400);
+/// The largest node, task, CPU or GPU count.
+pub const MAX_COUNT: u32 = 1_000_000;
+/// The longest single value (bytes); shell text (`run`, `setup`) may be [`MAX_SCRIPT_LEN`].
+pub const MAX_VALUE_LEN: usize = 64 << 10;
+/// The longest shell text of a phase or of the setup (bytes).
+pub const MAX_SCRIPT_LEN: usize = 4 << 20;
+/// The longest output pattern (bytes).
+pub const MAX_PATTERN_LEN: usize = 4096;
+/// The longest environment variable name (bytes).
+pub const MAX_VARIABLE_NAME_LEN: usize = 255;
+
+/// One rule a Workflow breaks: where (a path like `spec.phases[1].name`), what, and the YAML key
+/// and value to point at in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Path of the offending field.
+    pub path: String,
+    /// What is wrong and what was expected (starts with the path).
+    pub message: String,
+    /// The YAML key to look for.
+    pub key: String,
+    /// The value to look for (may be empty).
+    pub value: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn violation(path: String, key: &str, value: &str, why: String) -> Violation {
+    Violation {
+        message: format!("{path}: {why}"),
+        path,
+        key: key.to_string(),
+        value: value.chars().take(200).collect(),
+    }
+}
+
+/// Checks every rule; the first one broken is returned.
+pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
+    let name = &workflow.metadata.name;
+    if !is_dns1123_label(name) {
+        return Err(violation("metadata.name".into(), "name", name, format!("`{}` is not a DNS-1123 label (expected 1-63 of a-z, 0-9 and `-`, starting and ending with a letter or digit)", name.escape_debug())));
+    }
+    let tree = serde_json::to_value(workflow).unwrap_or(Value::Null);
+    check_values(&tree, &mut String::new(), "")?;
+    check_resources(workflow)?;
+    if let Some(array) = &workflow.spec.scheduling.array {
+        array
+            .check()
+            .map_err(|why| violation("spec.scheduling.array".into(), "array", "", why.into()))?;
+    }
+    check_phases(workflow)?;
+    check_variables(workflow)
+}
+
+/// Fields that hold shell text, where line breaks and tabs belong.
+fn is_shell_text(path: &str) -> bool {
+    path.ends_with(".run") || path == "spec.environment.setup" || path.ends_with("launcher.command")
+}
+
+/// Walks every string (keys too): no control characters, bounded lengths.
+fn check_values(value: &Value, path: &mut String, key: &str) -> Result<(), Violation> {
+    match value {
+        Value::String(text) => check_text(text, path, key),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_values(item, path, key)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            for (k, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(k);
+                check_text(k, path, k)?;
+                check_values(item, path, k)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_text(text: &str, path: &str, key: &str) -> Result<(), Violation> {
+    let shell = is_shell_text(path);
+    let limit = if shell { MAX_SCRIPT_LEN } else { MAX_VALUE_LEN };
+    if text.len() > limit {
+        return Err(violation(
+            path.into(),
+            key,
+            "",
+            format!("{} bytes is longer than the limit of {limit}", text.len()),
+        ));
+    }
+    let allowed = |c: char| shell && matches!(c, '\n' | '\t');
+    if let Some(c) = text.chars().find(|&c| c.is_control() && !allowed(c)) {
+        let what = if c == '\n' {
+            "a line break"
+        } else {
+            "a control character"
+        };
+        return Err(violation(
+            path.into(),
+            key,
+            text,
+            format!("{what} ({c:?}) is not allowed here: it would change the files generated from this value"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_resources(workflow: &Workflow) -> Result<(), Violation> {
+    let mut all = vec![("spec.resources".to_string(), &workflow.spec.resources)];
+    for (i, het) in workflow.spec.het_components.iter().enumerate() {
+        all.push((format!("spec.hetComponents[{i}].resources"), &het.resources));
+    }
+    for (path, r) in all {
+        let at_least_one = [
+            ("nodes", r.nodes),
+            ("tasks", r.tasks),
+            ("tasksPerNode", r.tasks_per_node),
+            ("cpusPerTask", r.cpus_per_task),
+        ];
+        let any = [
+            ("gpusPerNode", r.gpus_per_node),
+            ("gpusPerTask", r.gpus_per_task),
+            ("gpus", r.gpus),
+        ];
+        for (key, count, min) in at_least_one
+            .iter()
+            .map(|(k, c)| (k, c, 1))
+            .chain(any.iter().map(|(k, c)| (k, c, 0)))
+        {
+            if let Some(n) = *count {
+                if n < min || n > MAX_COUNT {
+                    return Err(violation(
+                        format!("{path}.{key}"),
+                        key,
+                        &n.to_string(),
+                        format!("{n} is out of range (expected {min} to {MAX_COUNT})"),
+                    ));
+                }
+            }
+        }
+        if let Some(w) = r.walltime {
+            if w.as_secs() == 0 || w > MAX_WALLTIME {
+                return Err(violation(format!("{path}.walltime"), "walltime", "", format!("{}s is out of range (expected 1s to {MAX_WALLTIME}; leave walltime out for no limit)", w.as_secs())));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_phases(workflow: &Workflow) -> Result<(), Violation> {
+    if workflow.spec.phases.is_empty() {
+        return Err(violation(
+            "spec.phases".into(),
+            "phases",
+            "",
+            "a workflow needs at least one phase (`- name: main` with `run: …`)".into(),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, phase) in workflow.spec.phases.iter().enumerate() {
+        let path = format!("spec.phases[{i}]");
+        check_name(&phase.name)
+            .map_err(|e| violation(format!("{path}.name"), "name", &phase.name, e.to_string()))?;
+        if !seen.insert(phase.name.as_str()) {
+            return Err(violation(
+                format!("{path}.name"),
+                "name",
+                &phase.name,
+                format!(
+                    "a phase named `{}` already exists; phase names must be unique",
+                    phase.name
+                ),
+            ));
+        }
+        for (j, pattern) in phase.patterns.iter().enumerate() {
+            check_pattern(pattern)
+                .map_err(|why| violation(format!("{path}.patterns[{j}]"), "patterns", "", why))?;
+        }
+    }
+    Ok(())
+}
+
+/// A pattern compiles (with bounded size) and each named group is a valid metric name.
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.len() > MAX_PATTERN_LEN {
+        return Err(format!(
+            "{} bytes is longer than the limit of {MAX_PATTERN_LEN}",
+            pattern.len()
+        ));
+    }
+    let re = regex::RegexBuilder::new(pattern)
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| format!("not a valid regular expression: {e}"))?;
+    for name in re.capture_names().flatten() {
+        check_name(name).map_err(|e| format!("the group name is not a valid metric name: {e}"))?;
+    }
+    Ok(())
+}
+
+fn check_variables(workflow: &Workflow) -> Result<(), Violation> {
+    for name in workflow.spec.environment.variables.keys() {
+        let mut chars = name.chars();
+        let ok = name.len() <= MAX_VARIABLE_NAME_LEN
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !ok {
+            return Err(violation(format!("spec.environment.variables.{}", name.escape_debug()), name, "", format!("`{}` is not a variable name a shell can set (expected A-Z, a-z, 0-9 and `_`, not starting with a digit)", name.escape_debug())));
+        }
+    }
+    Ok(())
+}

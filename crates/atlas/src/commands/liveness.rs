@@ -1,0 +1,78 @@
+//! Dead runs: a run the store calls running whose agent is gone from this host (kill -9 of the
+//! agent and of `atlas run`, a reboot). [`settle`] catches the store up with the run's spool,
+//! stops what the job left behind, and ends the run as failed with the cause, so listings stop
+//! saying "running" and `atlas logs --follow` returns.
+//!
+//! Only agents on this host are judged: the runStart record names the agent's host, pid and
+//! process start time (a reused pid is not mistaken for the agent). Runs elsewhere (a container,
+//! another node) are left to their backend.
+
+use atlas_spec::RunDir;
+use atlas_store::Store;
+
+/// What `settle` found.
+#[derive(Debug, PartialEq)]
+pub enum Liveness {
+    /// Ended, alive, or not judged from here.
+    Unchanged,
+    /// The agent was gone: the run is now failed, and this many leftover processes were killed.
+    Lost { killed: usize },
+}
+
+/// This host's name as the agent records it.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Judges one run; ends it when its agent is gone.
+pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
+    let detail = store.run(run)?;
+    if detail.run.status != "running" {
+        return Ok(Liveness::Unchanged);
+    }
+    let Some((host, agent)) = store.agent_process(&detail.run.id)? else {
+        return Ok(Liveness::Unchanged);
+    };
+    if host != host_name() || atlas_agent::procfs::is_alive(agent.pid, agent.start) {
+        return Ok(Liveness::Unchanged);
+    }
+    Ok(Liveness::Lost {
+        killed: end_lost_run(store, &detail, agent.pid)?,
+    })
+}
+
+/// Ingests what the spool still holds, and, when the run has no end even then, kills the
+/// processes left with its id and ends it as failed.
+fn end_lost_run(
+    store: &mut impl Store,
+    detail: &atlas_store::RunDetail,
+    pid: u32,
+) -> Result<usize, atlas_store::StoreError> {
+    let writer = store;
+    if let Some(dir) = detail.run.run_dir.as_deref().map(RunDir::new) {
+        if let Ok(contents) = atlas_agent::spool::read_spool(&dir.spool(), 0) {
+            writer.ingest(&contents.records)?;
+        }
+    }
+    if writer.run(&detail.run.id)?.run.status != "running" {
+        return Ok(0);
+    }
+    let leftovers = atlas_agent::procfs::processes_of_run(&detail.run.id);
+    for &p in &leftovers {
+        // SAFETY: plain kill(2) of a process whose environment names this run.
+        unsafe { libc::kill(p, libc::SIGKILL) };
+    }
+    let cause = format!(
+        "lost: the agent (pid {pid} on {}) ended without recording the run's end; {} leftover process(es) killed",
+        host_name(),
+        leftovers.len()
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    writer.finish_run(&detail.run.id, "failed", &cause, now)?;
+    Ok(leftovers.len())
+}

