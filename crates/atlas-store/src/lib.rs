@@ -45,9 +45,36 @@ pub enum StoreError {
     /// A user with this name exists already.
     #[error("a user named `{0}` exists already (see `atlas user list`)")]
     UserExists(String),
-    /// Anything else from the database.
-    #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    /// Anything else from the database, with the store it happened in (empty until known).
+    #[error("{}{source}", if store.is_empty() { "database error: ".to_string() } else { format!("the store {store}: ") })]
+    Database {
+        /// The database file or URL.
+        store: String,
+        /// What the database said.
+        source: rusqlite::Error,
+    },
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(source: rusqlite::Error) -> Self {
+        StoreError::Database {
+            store: String::new(),
+            source,
+        }
+    }
+}
+
+impl StoreError {
+    /// The same error, naming the store it happened in.
+    pub fn in_store(self, store: &str) -> Self {
+        match self {
+            StoreError::Database { source, .. } => StoreError::Database {
+                store: store.to_string(),
+                source,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Where runs and their measurements live.

@@ -16,11 +16,70 @@ use crate::{Store, StoreError};
 /// The store in a SQLite file.
 pub struct SqliteStore {
     pub(crate) conn: Connection,
+    /// The file, as opened: errors name it.
+    pub(crate) path: std::sync::Arc<str>,
+}
+
+/// Runs one store operation; a database error names the store it happened in.
+fn named<T>(
+    store: &str,
+    operation: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    operation().map_err(|e| e.in_store(store))
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) and migrates the database at `path`.
+    /// Opens (creating if needed) and migrates the database at `path`. When it cannot be
+    /// opened for writing because its file system is full or read-only, an up-to-date store is
+    /// opened read-only instead, so it can still be listed and reported on (writes then fail,
+    /// naming the store).
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        match Self::open_writable(path) {
+            Err(StoreError::Database { store, source }) if cannot_write(&source) => {
+                let why = format!("{source}{}", free_space_note(path));
+                match Self::open_read_only(path) {
+                    Ok(mut read_only) => {
+                        read_only.path = format!("{store} (opened read-only: {why})").into();
+                        Ok(read_only)
+                    }
+                    Err(_) => Err(StoreError::Database {
+                        store: format!("{store}{}", free_space_note(path)),
+                        source,
+                    }),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A store that is only read: SQLite's `immutable` mode, which needs no WAL or
+    /// shared-memory file (none can be made on a full disk).
+    fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        use rusqlite::OpenFlags;
+        let name = path.display().to_string();
+        let uri = format!(
+            "file:{}?immutable=1",
+            name.replace('?', "%3f").replace('#', "%23")
+        );
+        let conn = Connection::open_with_flags(
+            uri,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version != MIGRATIONS.len() as i64 {
+            return Err(StoreError::NotADatabase {
+                path: name,
+                reason: "not at this Atlas's schema version, and it cannot be migrated read-only"
+                    .into(),
+            });
+        }
+        Ok(SqliteStore {
+            conn,
+            path: name.as_str().into(),
+        })
+    }
+
+    fn open_writable(path: &Path) -> Result<Self, StoreError> {
         let name = path.display().to_string();
         // Only SQLite's own "not a database" is reported as such; anything else (a lock held
         // too long, a permission) is a database error with its own message.
@@ -29,7 +88,10 @@ impl SqliteStore {
                 path: name.clone(),
                 reason: e.to_string(),
             },
-            _ => StoreError::Database(e),
+            _ => StoreError::Database {
+                store: name.clone(),
+                source: e,
+            },
         };
         let conn = Connection::open(path).map_err(classify)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
@@ -37,8 +99,11 @@ impl SqliteStore {
         set_wal(&conn).map_err(classify)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(classify)?;
-        let mut store = SqliteStore { conn };
-        store.migrate(&name)?;
+        let mut store = SqliteStore {
+            conn,
+            path: name.as_str().into(),
+        };
+        store.migrate(&name).map_err(|e| e.in_store(&name))?;
         Ok(store)
     }
 
@@ -97,6 +162,42 @@ impl SqliteStore {
             [exact, _] if exact == prefix => Ok(exact.clone()),
             _ => Err(StoreError::NoSuchRun(prefix.into())),
         }
+    }
+}
+
+/// Errors that mean "this file system takes no writes now" (full, read-only, I/O refused).
+fn cannot_write(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            rusqlite::ErrorCode::DiskFull
+                | rusqlite::ErrorCode::SystemIoFailure
+                | rusqlite::ErrorCode::ReadOnly
+                | rusqlite::ErrorCode::CannotOpen
+        )
+    )
+}
+
+/// " (its file system has N bytes free)" when that is little, else nothing.
+fn free_space_note(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(c_dir) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return String::new();
+    };
+    // SAFETY: statvfs(3) on a NUL-terminated path into a zeroed struct.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_dir.as_ptr(), &mut stat) } != 0 {
+        return String::new();
+    }
+    let free = stat.f_bavail as u64 * stat.f_frsize as u64;
+    if free < 1 << 20 {
+        format!(" (its file system has {free} bytes free)")
+    } else {
+        String::new()
     }
 }
 
@@ -440,48 +541,57 @@ impl Store for SqliteStore {
         labels: &serde_json::Value,
         created_at: f64,
     ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO experiments (id, created_at, workflow, labels) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-            params![id, created_at, workflow, labels.to_string()],
-        )?;
-        Ok(())
+        let store = self.path.clone();
+        named(&store, move || {
+            self.conn.execute(
+                "INSERT INTO experiments (id, created_at, workflow, labels) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                params![id, created_at, workflow, labels.to_string()],
+            )?;
+            Ok(())
+        })
     }
 
     fn create_run(&mut self, run: &NewRun) -> Result<(), StoreError> {
-        self.conn.execute(
-            "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9)
-             ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9",
-            params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner],
-        )?;
-        Ok(())
+        let store = self.path.clone();
+        named(&store, move || {
+            self.conn.execute(
+                "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9",
+                params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner],
+            )?;
+            Ok(())
+        })
     }
 
     fn ingest(&mut self, records: &[Record]) -> Result<IngestStats, StoreError> {
-        let tx = self.conn.transaction()?;
-        let mut stats = IngestStats::default();
-        let mut summaries: Vec<PhaseSummary> = Vec::new();
-        let mut lifecycle: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
-        for record in records {
-            if insert(&tx, record)? {
-                stats.inserted += 1;
-                PhaseSummary::add(&mut summaries, record);
-            } else {
-                stats.duplicates += 1;
+        let store = self.path.clone();
+        named(&store, move || {
+            let tx = self.conn.transaction()?;
+            let mut stats = IngestStats::default();
+            let mut summaries: Vec<PhaseSummary> = Vec::new();
+            let mut lifecycle: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+            for record in records {
+                if insert(&tx, record)? {
+                    stats.inserted += 1;
+                    PhaseSummary::add(&mut summaries, record);
+                } else {
+                    stats.duplicates += 1;
+                }
+                if is_lifecycle(&record.body) {
+                    lifecycle.entry(&record.run).or_default().push(record.seq);
+                }
             }
-            if is_lifecycle(&record.body) {
-                lifecycle.entry(&record.run).or_default().push(record.seq);
+            // Summaries first: a phase started in this batch is then rebuilt from all its samples.
+            for s in &summaries {
+                s.apply(&tx)?;
             }
-        }
-        // Summaries first: a phase started in this batch is then rebuilt from all its samples.
-        for s in &summaries {
-            s.apply(&tx)?;
-        }
-        for (run, fresh) in &lifecycle {
-            replay(&tx, run, fresh)?;
-        }
-        tx.commit()?;
-        Ok(stats)
+            for (run, fresh) in &lifecycle {
+                replay(&tx, run, fresh)?;
+            }
+            tx.commit()?;
+            Ok(stats)
+        })
     }
 
     fn finish_run(
@@ -491,38 +601,44 @@ impl Store for SqliteStore {
         cause: &str,
         ended_at: f64,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4 WHERE id = ?1",
-            params![id, status, cause, ended_at],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchRun(id.into()));
-        }
-        // The run is over: no phase of it is still running or waiting.
-        self.conn.execute(
-            "UPDATE phases SET status = CASE status WHEN 'running' THEN ?2 ELSE 'skipped' END,
-                 cause = CASE status WHEN 'running' THEN ?3 ELSE cause END
-             WHERE run_id = ?1 AND status IN ('running', 'pending')",
-            params![id, status, cause],
-        )?;
-        Ok(())
+        let store = self.path.clone();
+        named(&store, move || {
+            let n = self.conn.execute(
+                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4 WHERE id = ?1",
+                params![id, status, cause, ended_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchRun(id.into()));
+            }
+            // The run is over: no phase of it is still running or waiting.
+            self.conn.execute(
+                "UPDATE phases SET status = CASE status WHEN 'running' THEN ?2 ELSE 'skipped' END,
+                     cause = CASE status WHEN 'running' THEN ?3 ELSE cause END
+                 WHERE run_id = ?1 AND status IN ('running', 'pending')",
+                params![id, status, cause],
+            )?;
+            Ok(())
+        })
     }
 
     fn agent_process(&self, run: &str) -> Result<Option<(String, AgentProcess)>, StoreError> {
-        let body: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT body FROM events WHERE run_id = ?1 AND type = 'runStart'",
-                params![run],
-                |r| r.get(0),
-            )
-            .optional()?;
-        Ok(body
-            .and_then(|b| serde_json::from_str::<RecordBody>(&b).ok())
-            .and_then(|b| match b {
-                RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
-                _ => None,
-            }))
+        let store = self.path.clone();
+        named(&store, move || {
+            let body: Option<String> = self
+                .conn
+                .query_row(
+                    "SELECT body FROM events WHERE run_id = ?1 AND type = 'runStart'",
+                    params![run],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(body
+                .and_then(|b| serde_json::from_str::<RecordBody>(&b).ok())
+                .and_then(|b| match b {
+                    RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
+                    _ => None,
+                }))
+        })
     }
 
     fn set_differences(
@@ -530,15 +646,18 @@ impl Store for SqliteStore {
         experiment: &str,
         differences: &[String],
     ) -> Result<(), StoreError> {
-        let text = serde_json::to_string(differences).unwrap_or_else(|_| "[]".into());
-        let n = self.conn.execute(
-            "UPDATE experiments SET differences = ?2 WHERE id = ?1",
-            params![experiment, text],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchExperiment(experiment.into()));
-        }
-        Ok(())
+        let store = self.path.clone();
+        named(&store, move || {
+            let text = serde_json::to_string(differences).unwrap_or_else(|_| "[]".into());
+            let n = self.conn.execute(
+                "UPDATE experiments SET differences = ?2 WHERE id = ?1",
+                params![experiment, text],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchExperiment(experiment.into()));
+            }
+            Ok(())
+        })
     }
 
     fn record_launch(
@@ -548,182 +667,202 @@ impl Store for SqliteStore {
         submitted_at: Option<f64>,
         figures: &BTreeMap<String, f64>,
     ) -> Result<(), StoreError> {
-        let figures = serde_json::to_string(figures).unwrap_or_else(|_| "{}".into());
-        let n = self.conn.execute(
-            "UPDATE runs SET scheduler_id = coalesce(?2, scheduler_id), figures = json_patch(figures, ?3), submitted_at = coalesce(?4, submitted_at) WHERE id = ?1",
-            params![run, scheduler_id, figures, submitted_at],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchRun(run.into()));
-        }
-        Ok(())
+        let store = self.path.clone();
+        named(&store, move || {
+            let figures = serde_json::to_string(figures).unwrap_or_else(|_| "{}".into());
+            let n = self.conn.execute(
+                "UPDATE runs SET scheduler_id = coalesce(?2, scheduler_id), figures = json_patch(figures, ?3), submitted_at = coalesce(?4, submitted_at) WHERE id = ?1",
+                params![run, scheduler_id, figures, submitted_at],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NoSuchRun(run.into()));
+            }
+            Ok(())
+        })
     }
 
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError> {
-        Ok(self
-            .series_between(run, None, None, points)?
-            .into_iter()
-            .map(|(_, point)| point)
-            .collect())
+        let store = self.path.clone();
+        named(&store, move || {
+            Ok(self
+                .series_between(run, None, None, points)?
+                .into_iter()
+                .map(|(_, point)| point)
+                .collect())
+        })
     }
 
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
-                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
-                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
-                    (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
-             FROM experiments e ORDER BY e.created_at DESC, e.id",
-        )?;
-        let mut rows: Vec<ExperimentRow> = stmt
-            .query_map([], |r| {
-                let labels: String = r.get(3)?;
-                Ok(ExperimentRow {
-                    id: r.get(0)?,
-                    workflow: r.get(1)?,
-                    created_at: r.get(2)?,
-                    labels: serde_json::from_str(&labels).unwrap_or_default(),
-                    differences: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
-                    runs: r.get(5)?,
-                    succeeded: r.get(6)?,
-                    failed: r.get(7)?,
-                    targets: String::new(),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut targets = self
-            .conn
-            .prepare("SELECT target FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at")?;
-        for row in &mut rows {
-            let mut seen: Vec<String> = Vec::new();
-            for t in targets.query_map([&row.id], |r| r.get::<_, String>(0))? {
-                let t = t?;
-                if !seen.contains(&t) {
-                    seen.push(t);
+        let store = self.path.clone();
+        named(&store, move || {
+            let mut stmt = self.conn.prepare(
+                "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
+                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
+                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
+                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
+                 FROM experiments e ORDER BY e.created_at DESC, e.id",
+            )?;
+            let mut rows: Vec<ExperimentRow> = stmt
+                .query_map([], |r| {
+                    let labels: String = r.get(3)?;
+                    Ok(ExperimentRow {
+                        id: r.get(0)?,
+                        workflow: r.get(1)?,
+                        created_at: r.get(2)?,
+                        labels: serde_json::from_str(&labels).unwrap_or_default(),
+                        differences: serde_json::from_str(&r.get::<_, String>(4)?)
+                            .unwrap_or_default(),
+                        runs: r.get(5)?,
+                        succeeded: r.get(6)?,
+                        failed: r.get(7)?,
+                        targets: String::new(),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut targets = self.conn.prepare(
+                "SELECT target FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at",
+            )?;
+            for row in &mut rows {
+                let mut seen: Vec<String> = Vec::new();
+                for t in targets.query_map([&row.id], |r| r.get::<_, String>(0))? {
+                    let t = t?;
+                    if !seen.contains(&t) {
+                        seen.push(t);
+                    }
                 }
+                row.targets = seen.join(",");
             }
-            row.targets = seen.join(",");
-        }
-        Ok(rows)
+            Ok(rows)
+        })
     }
 
     fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError> {
-        let all = self.experiments()?;
-        let matches: Vec<&ExperimentRow> = all
-            .iter()
-            .filter(|e| e.id == id || e.id.starts_with(id))
-            .collect();
-        let experiment = match matches.as_slice() {
-            [only] => (*only).clone(),
-            many => many
+        let store = self.path.clone();
+        named(&store, move || {
+            let all = self.experiments()?;
+            let matches: Vec<&ExperimentRow> = all
                 .iter()
-                .find(|e| e.id == id)
-                .map(|e| (*e).clone())
-                .ok_or_else(|| StoreError::NoSuchExperiment(id.into()))?,
-        };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at, id"
-        ))?;
-        let run_list = stmt
-            .query_map([&experiment.id], run_row)?
-            .collect::<Result<_, _>>()?;
-        Ok(ExperimentDetail {
-            experiment,
-            run_list,
+                .filter(|e| e.id == id || e.id.starts_with(id))
+                .collect();
+            let experiment = match matches.as_slice() {
+                [only] => (*only).clone(),
+                many => many
+                    .iter()
+                    .find(|e| e.id == id)
+                    .map(|e| (*e).clone())
+                    .ok_or_else(|| StoreError::NoSuchExperiment(id.into()))?,
+            };
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at, id"
+            ))?;
+            let run_list = stmt
+                .query_map([&experiment.id], run_row)?
+                .collect::<Result<_, _>>()?;
+            Ok(ExperimentDetail {
+                experiment,
+                run_list,
+            })
         })
     }
 
     fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs ORDER BY submitted_at DESC, id"
-        ))?;
-        let rows = stmt.query_map([], run_row)?.collect::<Result<_, _>>()?;
-        Ok(rows)
+        let store = self.path.clone();
+        named(&store, move || {
+            let mut stmt = self.conn.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY submitted_at DESC, id"
+            ))?;
+            let rows = stmt.query_map([], run_row)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
     }
 
     fn run(&self, id: &str) -> Result<RunDetail, StoreError> {
-        let id = self.find_run_id(id)?;
-        let run = self
-            .conn
-            .query_row(
-                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
-                [&id],
-                run_row,
-            )
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchRun(id.clone()))?;
-        let mut stmt = self.conn.prepare(
-            "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
-                    p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
-                    p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples,
-                    p.job_max_processes, p.job_max_processes_at
-             FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
-        )?;
-        let mut phases: Vec<PhaseRow> = stmt
-            .query_map([&id], |r| {
-                Ok(PhaseRow {
-                    name: r.get(0)?,
-                    position: r.get(1)?,
-                    status: r.get(2)?,
-                    started_at: r.get(3)?,
-                    wall_seconds: r.get(4)?,
-                    exit_code: r.get(5)?,
-                    signal: r.get(6)?,
-                    cause: r.get(7)?,
-                    cpu_user_seconds: r.get(8)?,
-                    cpu_system_seconds: r.get(9)?,
-                    max_rss_bytes: r.get(10)?,
-                    peak_job_rss_bytes: r.get(11)?,
-                    read_bytes: r.get(12)?,
-                    write_bytes: r.get(13)?,
-                    samples: r.get(14)?,
-                    peak_processes: r.get(15)?,
-                    peak_processes_at: r.get(16)?,
-                    metrics: Vec::new(),
-                    gpu: None,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        let mut metrics = self.conn.prepare(
-            "SELECT name, count(*), min(value), max(value), avg(value),
-                    (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq LIMIT 1),
-                    (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq DESC LIMIT 1)
-             FROM metrics m WHERE run_id = ?1 AND phase = ?2 GROUP BY run_id, phase, name ORDER BY name",
-        )?;
-        for phase in &mut phases {
-            phase.metrics = metrics
-                .query_map(params![id, phase.name], |r| {
-                    Ok(MetricSummary {
+        let store = self.path.clone();
+        named(&store, move || {
+            let id = self.find_run_id(id)?;
+            let run = self
+                .conn
+                .query_row(
+                    &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
+                    [&id],
+                    run_row,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NoSuchRun(id.clone()))?;
+            let mut stmt = self.conn.prepare(
+                "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
+                        p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
+                        p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples,
+                        p.job_max_processes, p.job_max_processes_at
+                 FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
+            )?;
+            let mut phases: Vec<PhaseRow> = stmt
+                .query_map([&id], |r| {
+                    Ok(PhaseRow {
                         name: r.get(0)?,
-                        count: r.get(1)?,
-                        min: r.get(2)?,
-                        max: r.get(3)?,
-                        mean: r.get(4)?,
-                        first: r.get(5)?,
-                        last: r.get(6)?,
+                        position: r.get(1)?,
+                        status: r.get(2)?,
+                        started_at: r.get(3)?,
+                        wall_seconds: r.get(4)?,
+                        exit_code: r.get(5)?,
+                        signal: r.get(6)?,
+                        cause: r.get(7)?,
+                        cpu_user_seconds: r.get(8)?,
+                        cpu_system_seconds: r.get(9)?,
+                        max_rss_bytes: r.get(10)?,
+                        peak_job_rss_bytes: r.get(11)?,
+                        read_bytes: r.get(12)?,
+                        write_bytes: r.get(13)?,
+                        samples: r.get(14)?,
+                        peak_processes: r.get(15)?,
+                        peak_processes_at: r.get(16)?,
+                        metrics: Vec::new(),
+                        gpu: None,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
-        }
-        let mut gpus = self.conn.prepare(
-            "SELECT gpus FROM samples WHERE run_id = ?1 AND phase = ?2 AND scope = 'job' AND gpus IS NOT NULL ORDER BY seq",
-        )?;
-        let mut gpu_samples = self
-            .conn
-            .prepare("SELECT job_gpu_samples FROM phases WHERE run_id = ?1 AND name = ?2")?;
-        for phase in &mut phases {
-            // Only phases whose samples had GPUs are read sample by sample.
-            let with_gpus: i64 = gpu_samples.query_row(params![id, phase.name], |r| r.get(0))?;
-            if with_gpus == 0 {
-                continue;
+            let mut metrics = self.conn.prepare(
+                "SELECT name, count(*), min(value), max(value), avg(value),
+                        (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq LIMIT 1),
+                        (SELECT value FROM metrics m2 WHERE m2.run_id = m.run_id AND m2.phase = m.phase AND m2.name = m.name ORDER BY seq DESC LIMIT 1)
+                 FROM metrics m WHERE run_id = ?1 AND phase = ?2 GROUP BY run_id, phase, name ORDER BY name",
+            )?;
+            for phase in &mut phases {
+                phase.metrics = metrics
+                    .query_map(params![id, phase.name], |r| {
+                        Ok(MetricSummary {
+                            name: r.get(0)?,
+                            count: r.get(1)?,
+                            min: r.get(2)?,
+                            max: r.get(3)?,
+                            mean: r.get(4)?,
+                            first: r.get(5)?,
+                            last: r.get(6)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
             }
-            let per_sample: Vec<Vec<GpuSample>> = gpus
-                .query_map(params![id, phase.name], |r| r.get::<_, String>(0))?
-                .filter_map(|text| text.ok().and_then(|t| serde_json::from_str(&t).ok()))
-                .collect();
-            phase.gpu = summarise_gpus(&per_sample);
-        }
-        Ok(RunDetail { run, phases })
+            let mut gpus = self.conn.prepare(
+                "SELECT gpus FROM samples WHERE run_id = ?1 AND phase = ?2 AND scope = 'job' AND gpus IS NOT NULL ORDER BY seq",
+            )?;
+            let mut gpu_samples = self
+                .conn
+                .prepare("SELECT job_gpu_samples FROM phases WHERE run_id = ?1 AND name = ?2")?;
+            for phase in &mut phases {
+                // Only phases whose samples had GPUs are read sample by sample.
+                let with_gpus: i64 =
+                    gpu_samples.query_row(params![id, phase.name], |r| r.get(0))?;
+                if with_gpus == 0 {
+                    continue;
+                }
+                let per_sample: Vec<Vec<GpuSample>> = gpus
+                    .query_map(params![id, phase.name], |r| r.get::<_, String>(0))?
+                    .filter_map(|text| text.ok().and_then(|t| serde_json::from_str(&t).ok()))
+                    .collect();
+                phase.gpu = summarise_gpus(&per_sample);
+            }
+            Ok(RunDetail { run, phases })
+        })
     }
 }
 

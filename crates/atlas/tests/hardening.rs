@@ -238,7 +238,108 @@ fn agent_pids(id: &str) -> Vec<i32> {
         .filter(|pid| {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-            args.iter().any(|a| *a == b"agent") && args.iter().any(|a| *a == id.as_bytes())
+            args.contains(&b"agent".as_slice()) && args.contains(&id.as_bytes())
         })
         .collect()
+}
+
+#[test]
+fn a_store_in_a_missing_directory_is_an_error_and_a_new_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let p = Project::new("store-dir", "");
+    let missing = p.dir.join("no/such/dir/x.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["runs"])
+        .env("ATLAS_DB", &missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    assert!(!p.dir.join("no").exists(), "no directory was made");
+
+    let (code, _, stderr) = p.atlas(&["runs"]);
+    assert_eq!(code, 0, "{stderr}");
+    let mode = std::fs::metadata(p.dir.join("db/atlas.db"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+}
+
+#[test]
+fn a_damaged_store_is_named_in_the_error() {
+    let p = Project::new("store-damaged", "");
+    let (code, _, _) = p.atlas(&["runs"]);
+    assert_eq!(code, 0);
+    // Overwrite the pages after the header: SQLite then finds the file malformed.
+    let db = p.dir.join("db/atlas.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    for b in bytes.iter_mut().skip(100) {
+        *b = 0xA5;
+    }
+    std::fs::write(&db, bytes).unwrap();
+    let (code, _, stderr) = p.atlas(&["runs"]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+}
+
+/// A small tmpfs mounted for a test, unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_still_lists_runs_and_names_the_store_on_write() {
+    let p = Project::new("store-full", "");
+    let mount = p.dir.join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=400k", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        assert!(
+            std::env::var_os("ATLAS_REQUIRE_INTEGRATION").is_none(),
+            "cannot mount a tmpfs (the tests run as root in scripts/test)"
+        );
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let _guard = Tmpfs(mount.clone());
+    let db = mount.join("atlas.db");
+    let atlas = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(args)
+            .current_dir(&p.dir)
+            .env("ATLAS_DB", &db)
+            .output()
+            .unwrap()
+    };
+    assert!(atlas(&["runs"]).status.success());
+    let filler = std::fs::File::create(mount.join("filler")).unwrap();
+    let mut filler = std::io::BufWriter::new(filler);
+    while std::io::Write::write_all(&mut filler, &[0u8; 4096]).is_ok() {}
+    drop(filler);
+    let listed = atlas(&["runs"]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let w = write(
+        &p,
+        "w.yaml",
+        &format!("{HEAD}  phases: [{{name: main, run: 'true'}}]\n"),
+    );
+    let ran = atlas(&["run", &w, "--on", "local"]);
+    assert_eq!(ran.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(stderr.contains(&db.display().to_string()), "{stderr}");
+    assert!(stderr.contains("read-only"), "{stderr}");
 }

@@ -11,29 +11,52 @@ use super::format::ListFormat;
 
 use crate::exit::Failure;
 
-/// The database path chosen by flag, environment or default.
-pub fn path(flag: Option<&Path>) -> PathBuf {
+/// The database path chosen by flag, environment or default, and whether it is the default.
+fn choose(flag: Option<&Path>) -> (PathBuf, bool) {
     if let Some(p) = flag {
-        return p.to_path_buf();
+        return (p.to_path_buf(), false);
     }
     if let Some(p) = std::env::var_os("ATLAS_DB").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        return (PathBuf::from(p), false);
     }
     let data = std::env::var_os("XDG_DATA_HOME")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    data.join("atlas").join("atlas.db")
+    (data.join("atlas").join("atlas.db"), true)
 }
 
-/// Opens the store, creating its directory.
+/// Opens the store. Only the default location's directory is made (private, 0700); a path
+/// given by flag or `ATLAS_DB` must be in a directory that exists, so a typo never becomes a
+/// new empty store. A new database file is private to its user (0600; SQLite gives its WAL
+/// and shared-memory files the same mode).
 pub fn open(flag: Option<&Path>) -> Result<(SqliteStore, PathBuf), Failure> {
-    let path = path(flag);
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let (path, default) = choose(flag);
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if default {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
             .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
+    } else if !dir.is_dir() {
+        return Err(Failure::environment(format!(
+            "the store {} is in a directory that does not exist; create {} first, or give another --db / ATLAS_DB",
+            path.display(),
+            dir.display()
+        )));
     }
+    // Made here, before SQLite makes it with the umask's mode; an existing file is untouched.
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path);
     let store = SqliteStore::open(&path).map_err(Failure::environment)?;
     Ok((store, path))
 }

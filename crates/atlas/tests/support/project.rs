@@ -13,7 +13,7 @@ impl Project {
     pub fn new(tag: &str, atlas_toml: &str) -> Project {
         let dir = std::env::temp_dir().join(format!("atlas-project-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(dir.join("db")).unwrap();
         std::fs::write(dir.join("atlas.toml"), atlas_toml).unwrap();
         Project { dir }
     }
