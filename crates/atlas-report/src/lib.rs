@@ -192,14 +192,14 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
             }
             other => ReportError::Store(other),
         })?;
-        let dir = detail.run.run_dir.clone().map(std::path::PathBuf::from);
+        let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
         let workflow = dir
             .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join("workflow.yaml")).ok())
+            .and_then(|d| std::fs::read_to_string(d.workflow()).ok())
             .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok());
         let inputs = dir
             .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.join("inputs.json")).ok())
+            .and_then(|d| std::fs::read_to_string(d.inputs()).ok())
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .map(|v| {
                 v.as_array()

@@ -54,13 +54,14 @@ struct Sink {
 impl Sink {
     /// The spool a record belongs to: the run's, or an array task's (`RUN-tN`).
     fn spool_for(&self, record_run: &str) -> Option<PathBuf> {
+        let dir = atlas_spec::RunDir::new(&self.run_dir);
         if record_run == self.run_id {
-            return Some(self.run_dir.join("spool.jsonl"));
+            return Some(dir.spool());
         }
         let task = record_run.strip_prefix(&self.run_id)?.strip_prefix("-t")?;
-        task.bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| self.run_dir.join("tasks").join(task).join("spool.jsonl"))
+        let index = task.parse::<u32>().ok()?;
+        (atlas_spec::task_run_id(&self.run_id, index) == record_run)
+            .then(|| dir.task(index).spool())
     }
 
     /// Routes one log line: a record to its spool, anything else to container.log.

@@ -45,11 +45,15 @@ fn run_identity(args: &Args) -> (String, PathBuf) {
     let task = std::env::var("SLURM_ARRAY_TASK_ID")
         .or_else(|_| std::env::var("JOB_COMPLETION_INDEX"))
         .ok()
-        .filter(|t| args.array_task && !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()));
+        .filter(|_| args.array_task)
+        .and_then(|t| t.parse::<u32>().ok());
     match task {
         Some(task) => (
-            format!("{}-t{task}", args.run_id),
-            args.run_dir.join("tasks").join(task),
+            atlas_spec::task_run_id(&args.run_id, task),
+            atlas_spec::RunDir::new(&args.run_dir)
+                .task(task)
+                .root()
+                .to_path_buf(),
         ),
         None => (args.run_id.clone(), args.run_dir.clone()),
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use atlas_backends::{Backend, BackendError, Job, Kind, Named, VerifiedInput};
 use atlas_spec::record::{PhaseStatus, RecordBody};
-use atlas_spec::Workflow;
+use atlas_spec::{RunDir, Workflow};
 use atlas_store::{NewRun, SqliteStore, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
@@ -102,13 +102,13 @@ impl Tracker {
         std::fs::create_dir_all(&run_dir).map_err(|e| {
             Failure::environment(format!("cannot create {}: {e}", run_dir.display()))
         })?;
-        let workflow_file = run_dir.join("workflow.yaml");
+        let workflow_file = RunDir::new(&run_dir).workflow();
         std::fs::write(&workflow_file, atlas_spec::to_yaml(ctx.workflow)).map_err(|e| {
             Failure::environment(format!("cannot write {}: {e}", workflow_file.display()))
         })?;
         if !ctx.inputs.is_empty() {
             let inputs = serde_json::to_string_pretty(ctx.inputs).unwrap_or_default();
-            let _ = std::fs::write(run_dir.join("inputs.json"), inputs);
+            let _ = std::fs::write(RunDir::new(&run_dir).inputs(), inputs);
         }
         store
             .create_run(&NewRun {
@@ -280,18 +280,17 @@ impl Tracker {
 
     /// The spools to follow: the run's own, or one per array task that has started.
     fn spools(&self) -> Vec<(PathBuf, Option<String>)> {
+        let dir = RunDir::new(&self.run_dir);
         if self.array.is_none() {
-            return vec![(self.run_dir.join("spool.jsonl"), None)];
+            return vec![(dir.spool(), None)];
         }
-        let Ok(tasks) = std::fs::read_dir(self.run_dir.join("tasks")) else {
+        let Ok(tasks) = std::fs::read_dir(dir.tasks()) else {
             return Vec::new();
         };
         tasks
             .flatten()
-            .map(|task| {
-                let n = task.file_name().to_string_lossy().into_owned();
-                (task.path().join("spool.jsonl"), Some(n))
-            })
+            .filter_map(|task| task.file_name().to_str()?.parse::<u32>().ok())
+            .map(|n| (dir.task(n).spool(), Some(n.to_string())))
             .collect()
     }
 
