@@ -213,7 +213,7 @@ impl Agent<'_> {
                 }
             }),
         })?;
-        self.spool.sync()
+        self.spool.flush()
     }
 
     fn skip(&mut self, phase: &Phase) -> std::io::Result<()> {
@@ -248,7 +248,7 @@ impl Agent<'_> {
             cpu_system_seconds: 0.0,
             max_rss_bytes: 0,
         })?;
-        self.spool.sync()?;
+        self.spool.flush()?;
         Ok((PhaseStatus::Failed, Some(cause)))
     }
 
@@ -367,7 +367,7 @@ impl Agent<'_> {
             if let Some(signal) = signals::take() {
                 signals::to_group(pid, signal);
                 self.spool.append(RecordBody::Signal { signal })?;
-                self.spool.sync()?;
+                self.spool.flush()?;
                 stopping
                     .get_or_insert((FailureCause::Cancelled { signal }, now + self.config.grace));
             }
@@ -421,7 +421,7 @@ impl Agent<'_> {
             cpu_system_seconds: usage.1,
             max_rss_bytes: usage.2,
         })?;
-        self.spool.sync()?;
+        self.spool.flush()?;
         Ok((status, cause))
     }
 

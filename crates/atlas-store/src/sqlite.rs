@@ -99,6 +99,16 @@ impl SqliteStore {
         set_wal(&conn).map_err(classify)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(classify)?;
+        // No checkpoint when the last connection closes: that checkpoint fsyncs, deletes the
+        // WAL, and the next `atlas` command creates it again with more fsyncs (six on the
+        // launch path of `atlas run`). SQLite checkpoints as the WAL grows (1,000 pages), and
+        // the store loses nothing the spool does not still hold: the agent's spool is fsynced
+        // at the run's end and ingest is idempotent.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(classify)?;
         let mut store = SqliteStore {
             conn,
             path: name.as_str().into(),

@@ -200,11 +200,16 @@ fn follow(
     running: &mut [Tracker],
     mut interrupted: bool,
 ) -> Result<bool, Failure> {
-    // Short enough that a job's end is noticed at once; each tick is a stat and a try_wait.
-    let tick = Duration::from_millis(50).min(ctx.interval);
+    // Short enough that a job's end is noticed at once; each tick is a stat of the spool and a
+    // try_wait (Slurm's watch rate-limits its own squeue calls).
+    let tick = Duration::from_millis(10).min(ctx.interval);
     while running.iter().any(|t| t.outcome.is_none()) {
         for tracker in running.iter_mut() {
             tracker.poll(store, ctx)?;
+        }
+        // Never wait after the end was seen.
+        if running.iter().all(|t| t.outcome.is_some()) {
+            break;
         }
         if let Some(signal) = atlas_agent::signals::take().filter(|_| !interrupted) {
             eprintln!("  signal {signal}: cancelling the running job(s)");
