@@ -4,7 +4,7 @@
 
 use atlas_report::render::{render, Format};
 use atlas_report::{Options, ReportError, Selection};
-use atlas_store::{RunDetail, RunRow, SeriesPoint, Store, StoreError};
+use atlas_store::{RunDetail, RunRow, SeriesPoint, Store};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -13,47 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
-
-/// An error as the API answers it: a status and `{"error": message}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub fn internal(error: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-    }
-
-    fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no {what} (or not yours)"))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::NoSuchRun(id) => ApiError::not_found(&format!("run `{id}`")),
-            StoreError::NoSuchExperiment(id) => ApiError::not_found(&format!("experiment `{id}`")),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
-    }
-}
 
 /// Unknown paths.
 pub async fn not_found() -> ApiError {

@@ -17,8 +17,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::api::ApiError;
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// Parses the batch: every non-empty line must be a record.

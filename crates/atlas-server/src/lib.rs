@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 mod dashboard;
+pub mod error;
 mod ingest;
 mod live;
 pub mod openapi;
@@ -31,7 +32,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
-use api::ApiError;
+use error::ApiError;
 
 /// The largest record batch an agent may POST (bytes); larger ones get 413.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;

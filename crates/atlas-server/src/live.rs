@@ -19,8 +19,9 @@ use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{owned_run, ApiError, Point};
+use crate::api::{owned_run, Point};
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// How often the store is read for news.
