@@ -41,8 +41,7 @@ pub fn token_of(parts: &Parts) -> Option<String> {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| t.trim().to_string());
+        .and_then(bearer);
     bearer.or_else(|| {
         parts
             .headers
@@ -56,6 +55,14 @@ pub fn token_of(parts: &Parts) -> Option<String> {
                     .map(String::from)
             })
     })
+}
+
+/// The token of an `Authorization` header's value: the scheme is `Bearer` in any case
+/// (RFC 9110: auth schemes are case-insensitive), then whitespace, then the token.
+fn bearer(value: &str) -> Option<String> {
+    let (scheme, token) = value.trim().split_once(char::is_whitespace)?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
 }
 
 /// The user a request is made by.
@@ -111,6 +118,11 @@ mod tests {
         let (a, b) = (new_token().unwrap(), new_token().unwrap());
         assert_ne!(a, b);
         assert_eq!(a.len(), 4 + 64);
+        for header in ["Bearer atl_1", "bearer atl_1", "BEARER  atl_1 "] {
+            assert_eq!(bearer(header).as_deref(), Some("atl_1"), "{header}");
+        }
+        assert_eq!(bearer("Basic atl_1"), None);
+        assert_eq!(bearer("Bearer "), None);
         assert_eq!(
             hash_token("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -16,6 +16,7 @@ pub mod auth;
 mod dashboard;
 pub mod error;
 mod ingest;
+mod layers;
 mod live;
 pub mod openapi;
 mod prometheus;
@@ -136,6 +137,7 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(layers::json_errors))
         .with_state(state)
 }
 

@@ -2,9 +2,14 @@
 //! (also while the server is down), bad and concurrent posts, and a server killed mid-ingest.
 
 mod support {
+    pub mod http;
     pub mod project;
     pub mod server;
 }
+
+// The hardening cases, each class in its own file (tests/serve/).
+#[path = "serve/errors.rs"]
+mod errors;
 
 use std::path::Path;
 use std::process::Command;
