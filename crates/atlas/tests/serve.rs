@@ -7,8 +7,8 @@ mod support {
     pub mod server;
 }
 
-// The hardening cases, each class in its own file (tests/serve/).
-#[path = "serve/errors.rs"]
+// The hardening cases, each class in its own file (tests/serve_cases/).
+#[path = "serve_cases/errors.rs"]
 mod errors;
 
 use std::path::Path;

@@ -44,7 +44,10 @@ fn every_error_is_json_in_the_apis_shape() {
         &vec![b'\n'; 5 << 20],
     );
     assert_eq!(reply.status, 413, "{}", reply.body);
-    assert!(reply.json()["error"].as_str().unwrap().contains("too large"));
+    assert!(reply.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too large"));
 }
 
 #[test]
