@@ -24,17 +24,21 @@ pub async fn not_found() -> ApiError {
     )
 }
 
-/// The user's run `id` (a unique prefix works, as on the command line).
+/// The user's run `id` (a unique prefix of one of *their* runs works, as on the command line).
+/// Other users' runs are never looked at, and a 404 names only what the caller typed.
 pub(crate) async fn owned_run(
     state: &AppState,
     user: &User,
     id: String,
 ) -> Result<RunDetail, ApiError> {
-    let detail = state.read(move |s| s.run(&id)).await?;
-    if detail.run.owner.as_deref() != Some(user.0.as_str()) {
-        return Err(ApiError::not_found(&format!("run `{}`", detail.run.id)));
-    }
-    Ok(detail)
+    let (owner, typed) = (user.0.clone(), id.clone());
+    let detail = state
+        .read(move |s| match s.owned_run_id(&owner, &id)? {
+            Some(full) => s.run(&full).map(Some),
+            None => Ok(None),
+        })
+        .await?;
+    detail.ok_or_else(|| ApiError::not_found(&format!("run `{typed}`")))
 }
 
 #[derive(Deserialize)]
@@ -172,25 +176,21 @@ pub async fn log(
     ))
 }
 
-/// Whether every run of the experiment is the user's (experiments belong to one user).
+/// The user's experiment `id` (one whose runs are all theirs; a unique prefix among *their*
+/// experiments works). A 404 names only what the caller typed.
 async fn owned_experiment(
     state: &AppState,
     user: &User,
     id: String,
 ) -> Result<atlas_store::ExperimentDetail, ApiError> {
-    let detail = state.read(move |s| s.experiment(&id)).await?;
-    let mine = !detail.run_list.is_empty()
-        && detail
-            .run_list
-            .iter()
-            .all(|r| r.owner.as_deref() == Some(user.0.as_str()));
-    if !mine {
-        return Err(ApiError::not_found(&format!(
-            "experiment `{}`",
-            detail.experiment.id
-        )));
-    }
-    Ok(detail)
+    let (owner, typed) = (user.0.clone(), id.clone());
+    let detail = state
+        .read(move |s| match s.owned_experiment_id(&owner, &id)? {
+            Some(full) => s.experiment(&full).map(Some),
+            None => Ok(None),
+        })
+        .await?;
+    detail.ok_or_else(|| ApiError::not_found(&format!("experiment `{typed}`")))
 }
 
 /// `GET /api/v1/experiments`: the user's experiments, newest first.

@@ -19,8 +19,16 @@ fn op(summary: &str, params: &[(&str, &str, &str)], response: &str) -> Value {
                          "404": {"description": "no such run or experiment, or not yours"}}})
 }
 
-const ID: (&str, &str, &str) = ("id", "path", "a run id (`r-…`, a unique prefix works)");
-const EXPERIMENT: (&str, &str, &str) = ("id", "path", "an experiment id (`e-…`)");
+const ID: (&str, &str, &str) = (
+    "id",
+    "path",
+    "a run id (`r-…`; a prefix unique among the user's own runs works)",
+);
+const EXPERIMENT: (&str, &str, &str) = (
+    "id",
+    "path",
+    "an experiment id (`e-…`; a prefix unique among the user's own works)",
+);
 
 /// The document.
 pub fn spec() -> Value {
