@@ -6,7 +6,7 @@ use atlas_report::render::{render, Format};
 use atlas_report::{Options, ReportError, Selection};
 use atlas_store::{RunDetail, RunRow, SeriesPoint, Store};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -276,21 +276,29 @@ pub async fn comparison(
 ) -> Result<Response, ApiError> {
     let report = report(&state, &user, id, q).await?;
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, "application/json")],
         render(&report, Format::Json),
     )
         .into_response())
 }
 
-/// `GET /api/v1/experiments/{id}/report`: the HTML report, as `atlas compare --format html`.
+/// `GET /api/v1/experiments/{id}/report`: the HTML report, as `atlas compare --format html`,
+/// with its own policy ([`crate::layers::REPORT_CSP`]): the experiment page frames it.
 pub async fn report_html(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
     Query(q): Query<CompareQuery>,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let report = report(&state, &user, id, q).await?;
-    Ok(Html(render(&report, Format::Html)))
+    Ok((
+        [
+            (header::CONTENT_SECURITY_POLICY, crate::layers::REPORT_CSP),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        ],
+        Html(render(&report, Format::Html)),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/targets`: the targets of the directory the server was started in.

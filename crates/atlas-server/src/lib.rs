@@ -16,7 +16,7 @@ pub mod auth;
 mod dashboard;
 pub mod error;
 mod ingest;
-mod layers;
+pub mod layers;
 mod live;
 pub mod openapi;
 mod prometheus;
@@ -40,6 +40,14 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// How many record batches are ingested at once; more wait their turn.
 pub const INGEST_PERMITS: usize = 8;
 
+/// How the server is set up (`atlas serve`'s flags).
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Session cookies get `Secure` (set when a TLS proxy is in front that does not say
+    /// `X-Forwarded-Proto: https`), and the expected `Origin` of browser posts is `https://`.
+    pub secure_cookies: bool,
+}
+
 /// What the server knows: the store (a connection for writes, one for reads, WAL lets them
 /// run together), the targets and prices of the directory it was started in.
 #[derive(Clone)]
@@ -52,6 +60,7 @@ struct Inner {
     reader: Mutex<SqliteStore>,
     targets: Vec<Named>,
     prices: PriceSheet,
+    config: Config,
     ingest_permits: tokio::sync::Semaphore,
     /// Records ingested since the server started (for /metrics).
     ingested: AtomicU64,
@@ -63,6 +72,7 @@ impl AppState {
         db: &Path,
         targets: Vec<Named>,
         prices: PriceSheet,
+        config: Config,
     ) -> Result<AppState, StoreError> {
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -70,6 +80,7 @@ impl AppState {
                 reader: Mutex::new(SqliteStore::open(db)?),
                 targets,
                 prices,
+                config,
                 ingest_permits: tokio::sync::Semaphore::new(INGEST_PERMITS),
                 ingested: AtomicU64::new(0),
             }),
@@ -98,6 +109,11 @@ impl AppState {
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
+    }
+
+    /// How the server is set up.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
     }
 
     fn target_prices(&self) -> BTreeMap<String, String> {
@@ -149,7 +165,12 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::same_origin,
+        ))
         .layer(axum::middleware::from_fn(layers::json_errors))
+        .layer(axum::middleware::from_fn(layers::security_headers))
         .with_state(state)
 }
 

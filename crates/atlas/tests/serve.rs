@@ -10,6 +10,8 @@ mod support {
 // The hardening cases, each class in its own file (tests/serve_cases/).
 #[path = "serve_cases/errors.rs"]
 mod errors;
+#[path = "serve_cases/sessions.rs"]
+mod sessions;
 #[path = "serve_cases/tenancy.rs"]
 mod tenancy;
 

@@ -14,6 +14,11 @@ pub struct Args {
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// The browser reaches the server over https (a TLS proxy in front that does not send
+    /// `X-Forwarded-Proto: https`): session cookies get `Secure`, browser posts must come from
+    /// `https://` pages.
+    #[arg(long)]
+    secure_cookies: bool,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -21,8 +26,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
     let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
-    let state =
-        atlas_server::AppState::open(&path, targets, prices).map_err(Failure::environment)?;
+    let config = atlas_server::Config {
+        secure_cookies: args.secure_cookies,
+    };
+    let state = atlas_server::AppState::open(&path, targets, prices, config)
+        .map_err(Failure::environment)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
