@@ -6,6 +6,8 @@
 //!   browser cannot add that header cross-site without CORS, which the server never grants);
 //! - [`json_errors`]: errors made by axum itself (an extractor's rejection, 405, 413 from the
 //!   body limit, a bad query string) rewritten into the API's JSON shape;
+//! - [`bounded_body`]: a request body is read whole, within a size and a time limit, before any
+//!   handler sees it;
 //! - [`security_headers`]: a Content-Security-Policy, frame and sniffing protection and a
 //!   same-origin referrer policy on every response.
 
@@ -17,6 +19,47 @@ use axum::response::{IntoResponse, Response};
 use crate::auth::is_https;
 use crate::error::ApiError;
 use crate::AppState;
+
+/// How long a client has to send a request's whole body (after its head): a body trickled
+/// in a byte at a time would otherwise hold its connection for ever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Reads the request's body before any handler does: at most [`crate::MAX_BATCH_BYTES`]
+/// (else 413) and within [`BODY_TIMEOUT`] (else 408, and the connection is closed).
+pub async fn bounded_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, crate::MAX_BATCH_BYTES);
+    let read = tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited));
+    let bytes = match read.await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
+        }
+        Ok(Err(e)) => {
+            let message = format!("the request body could not be read: {e}");
+            return ApiError::new(StatusCode::BAD_REQUEST, message).into_response();
+        }
+        Err(_) => {
+            let message = format!(
+                "the request body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            );
+            let mut answer = ApiError::new(StatusCode::REQUEST_TIMEOUT, message).into_response();
+            let close = HeaderValue::from_static("close");
+            answer.headers_mut().insert(header::CONNECTION, close);
+            return answer;
+        }
+    };
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+fn too_large() -> String {
+    format!(
+        "the request body is too large: a record batch is at most {} bytes",
+        crate::MAX_BATCH_BYTES
+    )
+}
 
 /// The dashboard's policy: its own script, style sheet, API and event stream; no inline
 /// script or style (the pages have none), no plugins, no `<base>`, forms to itself only, and
@@ -150,10 +193,7 @@ fn message_for(status: StatusCode, headers: &HeaderMap, text: String) -> String 
                 .unwrap_or("");
             format!("method not allowed on this path (allowed: {allow})")
         }
-        StatusCode::PAYLOAD_TOO_LARGE => format!(
-            "the request body is too large: a record batch is at most {} bytes",
-            crate::MAX_BATCH_BYTES
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ if text.is_empty() => reason,
         _ => text,
     }

@@ -18,6 +18,7 @@ pub mod error;
 mod ingest;
 pub mod layers;
 mod live;
+pub mod net;
 pub mod openapi;
 mod prometheus;
 
@@ -34,6 +35,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
 use error::ApiError;
+pub use net::{listen, serve, LISTEN_BACKLOG};
 
 /// The largest record batch an agent may POST (bytes); larger ones get 413.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
@@ -41,11 +43,25 @@ pub const MAX_BATCH_BYTES: usize = 4 << 20;
 pub const INGEST_PERMITS: usize = 8;
 
 /// How the server is set up (`atlas serve`'s flags).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Session cookies get `Secure` (set when a TLS proxy is in front that does not say
     /// `X-Forwarded-Proto: https`), and the expected `Origin` of browser posts is `https://`.
     pub secure_cookies: bool,
+    /// How long a client has to send a request's head ([`net::HEADER_TIMEOUT`]).
+    pub header_timeout: std::time::Duration,
+    /// Connections open at once ([`net::MAX_CONNECTIONS`]; see [`net::connection_cap`]).
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            secure_cookies: false,
+            header_timeout: net::HEADER_TIMEOUT,
+            max_connections: net::MAX_CONNECTIONS,
+        }
+    }
 }
 
 /// What the server knows: the store (a connection for writes, one for reads, WAL lets them
@@ -165,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(layers::bounded_body))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             layers::same_origin,
@@ -172,37 +189,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(layers::json_errors))
         .layer(axum::middleware::from_fn(layers::security_headers))
         .with_state(state)
-}
-
-/// Connections waiting to be accepted. The standard library's (and tokio's) 128 is too few
-/// for a burst of agents: 1,000 pushing at once overflowed it and some got no answer at all.
-/// The kernel caps it at `net.core.somaxconn`.
-pub const LISTEN_BACKLOG: u32 = 4096;
-
-/// Listens on `addr` with [`LISTEN_BACKLOG`]; call inside a tokio runtime.
-pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// Serves until Ctrl-C or SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        })
-        .await
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@ mod support {
 }
 
 // The hardening cases, each class in its own file (tests/serve_cases/).
+#[path = "serve_cases/connections.rs"]
+mod connections;
 #[path = "serve_cases/errors.rs"]
 mod errors;
 #[path = "serve_cases/sessions.rs"]

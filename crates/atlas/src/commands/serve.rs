@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::exit::Failure;
 
@@ -19,6 +20,14 @@ pub struct Args {
     /// `https://` pages.
     #[arg(long)]
     secure_cookies: bool,
+    /// How long a client has to send a request's headers before its connection is closed
+    /// (also between requests on a kept-alive connection).
+    #[arg(long, default_value = "30s", value_parser = super::parse_interval)]
+    header_timeout: Duration,
+    /// Connections open at once (never more than the open-file limit allows); further clients
+    /// wait to be accepted.
+    #[arg(long, default_value_t = atlas_server::net::MAX_CONNECTIONS)]
+    max_connections: usize,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -28,6 +37,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
     let config = atlas_server::Config {
         secure_cookies: args.secure_cookies,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
     };
     let state = atlas_server::AppState::open(&path, targets, prices, config)
         .map_err(Failure::environment)?;
@@ -43,8 +54,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .await
             .map(|u| u.len())
             .unwrap_or(0);
+        let cap = atlas_server::net::connection_cap(args.max_connections);
         eprintln!(
-            "atlas serve: http://{} (database {}; {users} user(s){})",
+            "atlas serve: http://{} (database {}; at most {cap} connections; {users} user(s){})",
             args.addr,
             path.display(),
             if users == 0 {
