@@ -9,7 +9,6 @@
 //!   semaphore slot is taken before `accept`, so further clients wait in the listen backlog
 //!   ([`LISTEN_BACKLOG`]) instead of the server failing to accept with `EMFILE`.
 
-use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,19 +124,16 @@ async fn accept_failed(error: std::io::Error) {
 }
 
 /// Ctrl-C or SIGTERM.
-fn stop_signal() -> impl Future<Output = ()> {
-    async {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async {
-                match term.as_mut() {
-                    Some(t) => { t.recv().await; }
-                    None => std::future::pending().await,
-                }
-            } => {}
-        }
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending().await,
+            }
+        } => {}
     }
 }
 
