@@ -13,6 +13,8 @@ use serde_json::json;
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// More fields for a client to act on (`record`, `field`, …), beside `error`.
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl ApiError {
@@ -20,7 +22,14 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            details: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a field to the answer beside `error`.
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> ApiError {
+        self.details.insert(key.into(), value.into());
+        self
     }
 
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
@@ -44,6 +53,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
+        let mut body = self.details;
+        body.insert("error".into(), json!(self.message));
+        (self.status, Json(body)).into_response()
     }
 }

@@ -17,7 +17,8 @@ mod dashboard;
 pub mod error;
 mod ingest;
 pub mod layers;
-mod live;
+pub mod limits;
+pub mod live;
 pub mod net;
 pub mod openapi;
 mod prometheus;
@@ -52,6 +53,8 @@ pub struct Config {
     pub header_timeout: std::time::Duration,
     /// Connections open at once ([`net::MAX_CONNECTIONS`]; see [`net::connection_cap`]).
     pub max_connections: usize,
+    /// Server-sent event streams open at once, all runs together ([`live::MAX_STREAMS`]).
+    pub max_event_streams: usize,
 }
 
 impl Default for Config {
@@ -60,6 +63,7 @@ impl Default for Config {
             secure_cookies: false,
             header_timeout: net::HEADER_TIMEOUT,
             max_connections: net::MAX_CONNECTIONS,
+            max_event_streams: live::MAX_STREAMS,
         }
     }
 }
@@ -78,6 +82,8 @@ struct Inner {
     prices: PriceSheet,
     config: Config,
     ingest_permits: tokio::sync::Semaphore,
+    /// The open event streams (see [`live`]).
+    streams: Mutex<live::Streams>,
     /// Records ingested since the server started (for /metrics).
     ingested: AtomicU64,
 }
@@ -98,6 +104,7 @@ impl AppState {
                 prices,
                 config,
                 ingest_permits: tokio::sync::Semaphore::new(INGEST_PERMITS),
+                streams: Mutex::default(),
                 ingested: AtomicU64::new(0),
             }),
         })

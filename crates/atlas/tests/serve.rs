@@ -12,6 +12,8 @@ mod support {
 mod connections;
 #[path = "serve_cases/errors.rs"]
 mod errors;
+#[path = "serve_cases/limits.rs"]
+mod limits;
 #[path = "serve_cases/sessions.rs"]
 mod sessions;
 #[path = "serve_cases/tenancy.rs"]

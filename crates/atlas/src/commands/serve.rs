@@ -28,6 +28,10 @@ pub struct Args {
     /// wait to be accepted.
     #[arg(long, default_value_t = atlas_server::net::MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Server-sent event streams (live dashboard pages) open at once, all runs together; at
+    /// most 16 on one run.
+    #[arg(long, default_value_t = atlas_server::live::MAX_STREAMS)]
+    max_event_streams: usize,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -39,6 +43,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         secure_cookies: args.secure_cookies,
         header_timeout: args.header_timeout,
         max_connections: args.max_connections,
+        max_event_streams: args.max_event_streams,
     };
     let state = atlas_server::AppState::open(&path, targets, prices, config)
         .map_err(Failure::environment)?;
