@@ -54,7 +54,7 @@ pub fn spec() -> Value {
                 "summary": "Agent records (JSON lines, as in the spool); idempotent per (run, seq)",
                 "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "{records, inserted, duplicates}"},
-                              "400": {"description": "a line that is not a record (named)"},
+                              "400": {"description": "a line that is not a record, or a field over its bound (`record`, `line`, `field`)"},
                               "401": {"description": "no valid token"},
                               "403": {"description": "a run of another user"},
                               "404": {"description": "no such run"},
