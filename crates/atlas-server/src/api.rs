@@ -4,56 +4,17 @@
 
 use atlas_report::render::{render, Format};
 use atlas_report::{Options, ReportError, Selection};
-use atlas_store::{RunDetail, RunRow, SeriesPoint, Store, StoreError};
+use atlas_store::{RunDetail, RunRow, SeriesPoint, Store};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
-
-/// An error as the API answers it: a status and `{"error": message}`.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub fn internal(error: impl std::fmt::Display) -> ApiError {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
-    }
-
-    fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no {what} (or not yours)"))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> ApiError {
-        match e {
-            StoreError::NoSuchRun(id) => ApiError::not_found(&format!("run `{id}`")),
-            StoreError::NoSuchExperiment(id) => ApiError::not_found(&format!("experiment `{id}`")),
-            other => ApiError::internal(other),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message}))).into_response()
-    }
-}
 
 /// Unknown paths.
 pub async fn not_found() -> ApiError {
@@ -63,17 +24,21 @@ pub async fn not_found() -> ApiError {
     )
 }
 
-/// The user's run `id` (a unique prefix works, as on the command line).
+/// The user's run `id` (a unique prefix of one of *their* runs works, as on the command line).
+/// Other users' runs are never looked at, and a 404 names only what the caller typed.
 pub(crate) async fn owned_run(
     state: &AppState,
     user: &User,
     id: String,
 ) -> Result<RunDetail, ApiError> {
-    let detail = state.read(move |s| s.run(&id)).await?;
-    if detail.run.owner.as_deref() != Some(user.0.as_str()) {
-        return Err(ApiError::not_found(&format!("run `{}`", detail.run.id)));
-    }
-    Ok(detail)
+    let (owner, typed) = (user.0.clone(), id.clone());
+    let detail = state
+        .read(move |s| match s.owned_run_id(&owner, &id)? {
+            Some(full) => s.run(&full).map(Some),
+            None => Ok(None),
+        })
+        .await?;
+    detail.ok_or_else(|| ApiError::not_found(&format!("run `{typed}`")))
 }
 
 #[derive(Deserialize)]
@@ -220,25 +185,21 @@ fn tail_lines(path: &std::path::Path, lines: usize) -> Option<String> {
     Some(all[all.len().saturating_sub(lines)..].join("\n"))
 }
 
-/// Whether every run of the experiment is the user's (experiments belong to one user).
+/// The user's experiment `id` (one whose runs are all theirs; a unique prefix among *their*
+/// experiments works). A 404 names only what the caller typed.
 async fn owned_experiment(
     state: &AppState,
     user: &User,
     id: String,
 ) -> Result<atlas_store::ExperimentDetail, ApiError> {
-    let detail = state.read(move |s| s.experiment(&id)).await?;
-    let mine = !detail.run_list.is_empty()
-        && detail
-            .run_list
-            .iter()
-            .all(|r| r.owner.as_deref() == Some(user.0.as_str()));
-    if !mine {
-        return Err(ApiError::not_found(&format!(
-            "experiment `{}`",
-            detail.experiment.id
-        )));
-    }
-    Ok(detail)
+    let (owner, typed) = (user.0.clone(), id.clone());
+    let detail = state
+        .read(move |s| match s.owned_experiment_id(&owner, &id)? {
+            Some(full) => s.experiment(&full).map(Some),
+            None => Ok(None),
+        })
+        .await?;
+    detail.ok_or_else(|| ApiError::not_found(&format!("experiment `{typed}`")))
 }
 
 /// `GET /api/v1/experiments`: the user's experiments, newest first.
@@ -324,21 +285,29 @@ pub async fn comparison(
 ) -> Result<Response, ApiError> {
     let report = report(&state, &user, id, q).await?;
     Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [(header::CONTENT_TYPE, "application/json")],
         render(&report, Format::Json),
     )
         .into_response())
 }
 
-/// `GET /api/v1/experiments/{id}/report`: the HTML report, as `atlas compare --format html`.
+/// `GET /api/v1/experiments/{id}/report`: the HTML report, as `atlas compare --format html`,
+/// with its own policy ([`crate::layers::REPORT_CSP`]): the experiment page frames it.
 pub async fn report_html(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
     Query(q): Query<CompareQuery>,
-) -> Result<Html<String>, ApiError> {
+) -> Result<Response, ApiError> {
     let report = report(&state, &user, id, q).await?;
-    Ok(Html(render(&report, Format::Html)))
+    Ok((
+        [
+            (header::CONTENT_SECURITY_POLICY, crate::layers::REPORT_CSP),
+            (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
+        ],
+        Html(render(&report, Format::Html)),
+    )
+        .into_response())
 }
 
 /// `GET /api/v1/targets`: the targets of the directory the server was started in.

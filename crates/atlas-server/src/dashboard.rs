@@ -1,15 +1,19 @@
 //! The web dashboard: one HTML shell, a script and a style sheet, embedded in the binary
 //! (nothing from a CDN). The script draws the page for the path (runs, a run, an experiment,
 //! targets) from the API and keeps it live with server-sent events. The login page takes a
-//! token and sets the session cookie.
+//! token (in a form, never in the URL), starts a session and sets its cookie.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
 use serde::Deserialize;
 
-use crate::auth::{hash_token, PageUser, COOKIE};
+use crate::auth::{
+    hash_token, is_https, new_session_id, now, session_cookie, session_cookie_of, PageUser,
+    SESSION_TTL,
+};
+use crate::error::ApiError;
 use crate::AppState;
 
 const SHELL: &str = include_str!("../assets/index.html");
@@ -41,70 +45,98 @@ pub async fn asset(Path(file): Path<String>) -> Response {
 
 #[derive(Deserialize)]
 pub struct LoginQuery {
-    token: Option<String>,
     /// A dashboard path to go to after logging in.
     next: Option<String>,
 }
 
-/// `GET /login`: the form; with `?token=…` (a link the demo prints) it logs in at once and
-/// goes to `next` (a path on this server) or the runs.
-pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
-    let next = q
-        .next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .unwrap_or_else(|| "/".into());
-    match q.token {
-        Some(token) => log_in(&state, token.trim(), &next).await,
-        None => Html(LOGIN.replace("{{message}}", "")).into_response(),
+/// `GET /login`: the form, which comes back to `next` (a path on this server) once logged in.
+/// A token is never taken from the URL: URLs end up in logs, histories and `Referer`s.
+pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
+    login_form(StatusCode::OK, "", local_target(q.next.as_deref()))
+}
+
+fn login_form(status: StatusCode, message: &str, next: &str) -> Response {
+    let page = LOGIN
+        .replace("{{message}}", message)
+        .replace("{{next}}", &html_escape(next));
+    (status, Html(page)).into_response()
+}
+
+/// Where a login may send the browser: `next` when it is a path on this server, else `/`. A
+/// local path starts with one `/` (`//host` and `/\host` are other hosts to a browser) and
+/// holds only visible ASCII: browsers drop tabs and newlines from URLs, so `/\t/evil.example`
+/// would become `//evil.example`, and a control character cannot be sent in `Location`.
+pub fn local_target(next: Option<&str>) -> &str {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n
+        }
+        _ => "/",
     }
 }
 
-/// `POST /login` with `token=…` (a form).
-pub async fn login(State(state): State<AppState>, body: Bytes) -> Response {
-    let text = String::from_utf8_lossy(&body);
-    let token = text
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))
-        .map(|t| t.replace('+', " "))
-        .unwrap_or_default();
-    log_in(&state, token.trim(), "/").await
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+    next: Option<String>,
 }
 
-async fn log_in(state: &AppState, token: &str, next: &str) -> Response {
-    let hash = hash_token(token);
-    let valid = !token.is_empty()
-        && matches!(
-            state.read(move |s| s.user_for_token(&hash)).await,
-            Ok(Some(_))
-        );
-    // A token is `atl_` and hex: nothing else may reach the cookie header.
-    let clean = token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if !valid || !clean {
-        let page = LOGIN.replace(
-            "{{message}}",
-            "<p class=\"error\">That token is not known here.</p>",
-        );
-        return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
+/// `POST /login` with `token=…&next=…` (the form): a new session, then `next`.
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let next = local_target(form.next.as_deref()).to_string();
+    let hash = hash_token(form.token.trim());
+    let user = match state.read(move |s| s.user_for_token(&hash)).await {
+        Ok(Some(user)) => user,
+        Ok(None) => {
+            let message = "<p class=\"error\">That token is not known here.</p>";
+            return login_form(StatusCode::UNAUTHORIZED, message, &next);
+        }
+        Err(e) => return e.into_response(),
+    };
+    let id = match new_session_id() {
+        Ok(id) => id,
+        Err(e) => {
+            return ApiError::internal(format!("no random bytes for a session: {e}"))
+                .into_response()
+        }
+    };
+    let (hash, now) = (hash_token(&id), now());
+    let expires = now + SESSION_TTL.as_secs_f64();
+    if let Err(e) = state
+        .write(move |s| s.create_session(&hash, &user, now, expires))
+        .await
+    {
+        return e.into_response();
     }
+    let https = is_https(&headers, state.config().secure_cookies);
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/"),
-        )],
-        Redirect::to(next),
+        [(header::SET_COOKIE, session_cookie(Some(&id), https))],
+        Redirect::to(&next),
     )
         .into_response()
 }
 
-/// `POST /logout`: forgets the session.
-pub async fn logout() -> Response {
+/// `POST /logout`: ends the session in the store (the cookie alone would outlive a copy of it)
+/// and clears the cookie.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(id) = session_cookie_of(&headers) {
+        let hash = hash_token(&id);
+        if let Err(e) = state.write(move |s| s.delete_session(&hash)).await {
+            return e.into_response();
+        }
+    }
+    let https = is_https(&headers, state.config().secure_cookies);
     (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
+        [(header::SET_COOKIE, session_cookie(None, https))],
         Redirect::to("/login"),
     )
         .into_response()
@@ -115,4 +147,30 @@ fn html_escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        for good in ["/", "/runs/r-1", "/experiments/e-1?x=%2F"] {
+            assert_eq!(local_target(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n",
+            "https://evil.example",
+            "evil",
+            "/caf\u{e9}",
+            "/a b",
+            "",
+        ] {
+            assert_eq!(local_target(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(local_target(None), "/");
+    }
 }

@@ -1,5 +1,6 @@
 //! `POST /api/v1/records`: an agent's records as JSON lines (the spool's own format), at most
-//! [`crate::MAX_BATCH_BYTES`] (else 413). A line that is not a record gives 400 naming it;
+//! [`crate::MAX_BATCH_BYTES`] (else 413). A line that is not a record, or a record with a
+//! field the record rule refuses (`atlas_spec::record::Record::check`: names, bounds, control characters), gives 400 naming it (`record`, `line`, `field`);
 //! a run that is not the token's user's gives 403 (404 when it does not exist). Ingest is the
 //! store's idempotent path, so a batch sent twice (an agent that did not see the answer) adds
 //! nothing; the answer comes after the transaction has committed, so an acknowledged record
@@ -17,8 +18,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::api::ApiError;
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// Parses the batch: every non-empty line must be a record.
@@ -32,13 +33,25 @@ pub(crate) fn parse_batch(body: &[u8]) -> Result<Vec<Record>, ApiError> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            serde_json::from_str::<Record>(line).map_err(|e| {
+        .enumerate()
+        .map(|(index, (i, line))| {
+            let record = serde_json::from_str::<Record>(line).map_err(|e| {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("line {}: not a record: {e}", i + 1),
                 )
-            })
+                .with("line", i + 1)
+            })?;
+            record.check().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("record {} (line {}): {e}", index + 1, i + 1),
+                )
+                .with("record", index + 1)
+                .with("line", i + 1)
+                .with("field", e.field())
+            })?;
+            Ok(record)
         })
         .collect()
 }

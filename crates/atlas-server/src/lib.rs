@@ -14,8 +14,11 @@
 pub mod api;
 pub mod auth;
 mod dashboard;
+pub mod error;
 mod ingest;
-mod live;
+pub mod layers;
+pub mod live;
+pub mod net;
 pub mod openapi;
 mod prometheus;
 
@@ -28,15 +31,41 @@ use atlas_backends::target::Named;
 use atlas_report::prices::PriceSheet;
 use atlas_store::{SqliteStore, StoreError};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 
-use api::ApiError;
+use error::ApiError;
+pub use net::{listen, serve, LISTEN_BACKLOG};
 
 /// The largest record batch an agent may POST (bytes); larger ones get 413.
 pub const MAX_BATCH_BYTES: usize = 4 << 20;
 /// How many record batches are ingested at once; more wait their turn.
 pub const INGEST_PERMITS: usize = 8;
+
+/// How the server is set up (`atlas serve`'s flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Session cookies get `Secure` (set when a TLS proxy is in front that does not say
+    /// `X-Forwarded-Proto: https`), and the expected `Origin` of browser posts is `https://`.
+    pub secure_cookies: bool,
+    /// How long a client has to send a request's head ([`net::HEADER_TIMEOUT`]).
+    pub header_timeout: std::time::Duration,
+    /// Connections open at once ([`net::MAX_CONNECTIONS`]; see [`net::connection_cap`]).
+    pub max_connections: usize,
+    /// Server-sent event streams open at once, all runs together ([`live::MAX_STREAMS`]).
+    pub max_event_streams: usize,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            secure_cookies: false,
+            header_timeout: net::HEADER_TIMEOUT,
+            max_connections: net::MAX_CONNECTIONS,
+            max_event_streams: live::MAX_STREAMS,
+        }
+    }
+}
 
 /// What the server knows: the store (a connection for writes, one for reads, WAL lets them
 /// run together), the targets and prices of the directory it was started in.
@@ -50,7 +79,10 @@ struct Inner {
     reader: Mutex<SqliteStore>,
     targets: Vec<Named>,
     prices: PriceSheet,
+    config: Config,
     ingest_permits: tokio::sync::Semaphore,
+    /// The open event streams (see [`live`]).
+    streams: Mutex<live::Streams>,
     /// Records ingested since the server started (for /metrics).
     ingested: AtomicU64,
 }
@@ -61,6 +93,7 @@ impl AppState {
         db: &Path,
         targets: Vec<Named>,
         prices: PriceSheet,
+        config: Config,
     ) -> Result<AppState, StoreError> {
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -68,7 +101,9 @@ impl AppState {
                 reader: Mutex::new(SqliteStore::open(db)?),
                 targets,
                 prices,
+                config,
                 ingest_permits: tokio::sync::Semaphore::new(INGEST_PERMITS),
+                streams: Mutex::default(),
                 ingested: AtomicU64::new(0),
             }),
         })
@@ -98,6 +133,11 @@ impl AppState {
             .map_err(ApiError::from)
     }
 
+    /// How the server is set up.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
     fn target_prices(&self) -> BTreeMap<String, String> {
         self.inner
             .targets
@@ -107,26 +147,38 @@ impl AppState {
     }
 }
 
-/// Every route of the server.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/api/v1/runs", get(api::runs))
-        .route("/api/v1/runs/{id}", get(api::run))
-        .route("/api/v1/runs/{id}/samples", get(api::samples))
-        .route("/api/v1/runs/{id}/metrics", get(api::metrics))
-        .route("/api/v1/runs/{id}/log", get(api::log))
-        .route("/api/v1/runs/{id}/events", get(live::events))
-        .route("/api/v1/experiments", get(api::experiments))
-        .route("/api/v1/experiments/{id}", get(api::experiment))
-        .route("/api/v1/experiments/{id}/comparison", get(api::comparison))
-        .route("/api/v1/experiments/{id}/report", get(api::report_html))
-        .route("/api/v1/targets", get(api::targets))
-        .route(
+/// The API's routes (and `/metrics`), each with its handlers. The OpenAPI document describes
+/// exactly these paths (a test below checks), and the server's tests walk the document, so a
+/// route added here is tested for tenancy without anyone remembering to.
+pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/api/v1/runs", get(api::runs)),
+        ("/api/v1/runs/{id}", get(api::run)),
+        ("/api/v1/runs/{id}/samples", get(api::samples)),
+        ("/api/v1/runs/{id}/metrics", get(api::metrics)),
+        ("/api/v1/runs/{id}/log", get(api::log)),
+        ("/api/v1/runs/{id}/events", get(live::events)),
+        ("/api/v1/experiments", get(api::experiments)),
+        ("/api/v1/experiments/{id}", get(api::experiment)),
+        ("/api/v1/experiments/{id}/comparison", get(api::comparison)),
+        ("/api/v1/experiments/{id}/report", get(api::report_html)),
+        ("/api/v1/targets", get(api::targets)),
+        (
             "/api/v1/records",
             post(ingest::records).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
-        )
-        .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/metrics", get(prometheus::metrics))
+        ),
+        ("/metrics", get(prometheus::metrics)),
+    ]
+}
+
+/// Every route of the server: the API, the OpenAPI document, the dashboard and its login.
+pub fn router(state: AppState) -> Router {
+    let api = api_routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handlers)| {
+            router.route(path, handlers)
+        });
+    api.route("/api/v1/openapi.json", get(openapi::document))
         .route("/login", get(dashboard::login_page).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
         .route("/", get(dashboard::page))
@@ -135,36 +187,31 @@ pub fn router(state: AppState) -> Router {
         .route("/targets", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(layers::bounded_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::same_origin,
+        ))
+        .layer(axum::middleware::from_fn(layers::json_errors))
+        .layer(axum::middleware::from_fn(layers::security_headers))
         .with_state(state)
 }
 
-/// Connections waiting to be accepted. The standard library's (and tokio's) 128 is too few
-/// for a burst of agents: 1,000 pushing at once overflowed it and some got no answer at all.
-/// The kernel caps it at `net.core.somaxconn`.
-pub const LISTEN_BACKLOG: u32 = 4096;
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Listens on `addr` with [`LISTEN_BACKLOG`]; call inside a tokio runtime.
-pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}
-
-/// Serves until Ctrl-C or SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        })
-        .await
+    #[test]
+    fn the_openapi_document_describes_every_api_route() {
+        let spec = openapi::spec();
+        let documented: std::collections::BTreeSet<&str> = spec["paths"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let served: std::collections::BTreeSet<&str> =
+            api_routes().into_iter().map(|(path, _)| path).collect();
+        assert_eq!(documented, served);
+    }
 }

@@ -8,23 +8,88 @@
 //! - `end`: once the run has ended and everything was sent; the stream then closes.
 //!
 //! `?after=SEQ` starts after a sample the page already has.
+//!
+//! Each stream reads the store four times a second, so they are bounded: at most
+//! [`MAX_STREAMS_PER_RUN`] on one run and [`crate::Config::max_event_streams`] (default
+//! [`MAX_STREAMS`]) in all; beyond that 503 with a JSON error. A stream's slot is freed when
+//! its client is gone (noticed at the next write: an event, or the keep-alive comment every
+//! 15 s).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use atlas_store::Store;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{owned_run, ApiError, Point};
+use crate::api::{owned_run, Point};
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// How often the store is read for news.
 const TICK: Duration = Duration::from_millis(250);
+
+/// Event streams on one run at once (a person's tabs, a few colleagues).
+pub const MAX_STREAMS_PER_RUN: usize = 16;
+/// Event streams at once in all, by default.
+pub const MAX_STREAMS: usize = 256;
+
+/// The open event streams: per run, and in all.
+#[derive(Default)]
+pub(crate) struct Streams {
+    per_run: HashMap<String, usize>,
+    total: usize,
+}
+
+/// A stream's place in [`Streams`], given back when the stream is dropped.
+struct Slot {
+    state: AppState,
+    run: String,
+}
+
+impl Slot {
+    fn take(state: &AppState, run: &str) -> Result<Slot, ApiError> {
+        let mut streams = state.inner.streams.lock().expect("not poisoned");
+        let limit = state.config().max_event_streams;
+        let busy = |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+        if streams.total >= limit {
+            return Err(busy(format!(
+                "the server has {limit} event streams open, its limit; try again later"
+            )));
+        }
+        let on_run = streams.per_run.entry(run.to_string()).or_default();
+        if *on_run >= MAX_STREAMS_PER_RUN {
+            return Err(busy(format!(
+                "this run has {MAX_STREAMS_PER_RUN} event streams open, the limit per run; close a page that shows it"
+            )));
+        }
+        *on_run += 1;
+        streams.total += 1;
+        Ok(Slot {
+            state: state.clone(),
+            run: run.to_string(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut streams = self.state.inner.streams.lock().expect("not poisoned");
+        streams.total -= 1;
+        if let Some(n) = streams.per_run.get_mut(&self.run) {
+            *n -= 1;
+            if *n == 0 {
+                streams.per_run.remove(&self.run);
+            }
+        }
+    }
+}
 
 #[derive(Deserialize)]
 pub struct EventsQuery {
@@ -32,6 +97,7 @@ pub struct EventsQuery {
 }
 
 struct Cursor {
+    _slot: Slot,
     state: AppState,
     run: String,
     samples_after: i64,
@@ -102,6 +168,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let run = owned_run(&state, &user, id).await?.run.id;
     let cursor = Cursor {
+        _slot: Slot::take(&state, &run)?,
         state,
         run,
         samples_after: q.after.unwrap_or(0),

@@ -19,8 +19,16 @@ fn op(summary: &str, params: &[(&str, &str, &str)], response: &str) -> Value {
                          "404": {"description": "no such run or experiment, or not yours"}}})
 }
 
-const ID: (&str, &str, &str) = ("id", "path", "a run id (`r-…`, a unique prefix works)");
-const EXPERIMENT: (&str, &str, &str) = ("id", "path", "an experiment id (`e-…`)");
+const ID: (&str, &str, &str) = (
+    "id",
+    "path",
+    "a run id (`r-…`; a prefix unique among the user's own runs works)",
+);
+const EXPERIMENT: (&str, &str, &str) = (
+    "id",
+    "path",
+    "an experiment id (`e-…`; a prefix unique among the user's own works)",
+);
 
 /// The document.
 pub fn spec() -> Value {
@@ -46,7 +54,7 @@ pub fn spec() -> Value {
                 "summary": "Agent records (JSON lines, as in the spool); idempotent per (run, seq)",
                 "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                 "responses": {"200": {"description": "{records, inserted, duplicates}"},
-                              "400": {"description": "a line that is not a record (named)"},
+                              "400": {"description": "a line that is not a record, or a field over its bound (`record`, `line`, `field`)"},
                               "401": {"description": "no valid token"},
                               "403": {"description": "a run of another user"},
                               "404": {"description": "no such run"},

@@ -10,8 +10,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::api::ApiError;
 use crate::auth::User;
+use crate::error::ApiError;
 use crate::AppState;
 
 /// A label value with `\`, `"` and newlines escaped.

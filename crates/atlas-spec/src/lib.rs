@@ -20,6 +20,7 @@ mod load;
 mod names;
 mod quantity;
 pub mod record;
+mod record_check;
 mod rundir;
 mod text_or_number;
 mod workflow;
@@ -35,6 +36,7 @@ pub use names::{
     check_name, is_dns1123_label, to_dns1123_label, NameError, MAX_IDENT_LEN, MAX_NAME_LEN,
 };
 pub use quantity::{Quantity, QuantityError};
+pub use record_check::{RecordError, MAX_LIST_ITEMS, MAX_TEXT_BYTES};
 pub use rundir::{task_run_id, RunDir, Stream};
 pub use workflow::*;
 

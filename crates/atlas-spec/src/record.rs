@@ -32,51 +32,10 @@ pub struct AgentProcess {
     pub start: u64,
 }
 
-/// The longest text field of a record (bytes).
-pub const MAX_RECORD_TEXT: usize = 4096;
-/// The most entries of a list in a record (phases of a runStart, GPUs of a sample).
-pub const MAX_RECORD_LIST: usize = 1024;
-
 impl Record {
-    /// Checks what a record may carry before it is stored: the run id, phase and metric names
-    /// are valid names ([`crate::check_name`]), every other text is at most
-    /// [`MAX_RECORD_TEXT`] bytes without control characters (line breaks and tabs aside), every
-    /// list at most [`MAX_RECORD_LIST`] long. The error names the field.
-    pub fn check(&self) -> Result<(), String> {
-        crate::check_name(&self.run).map_err(|e| format!("run: {e}"))?;
-        let tree = serde_json::to_value(&self.body).unwrap_or(serde_json::Value::Null);
-        check_field(&tree, "")
-    }
-}
-
-fn check_field(value: &serde_json::Value, key: &str) -> Result<(), String> {
-    use serde_json::Value;
-    match value {
-        Value::String(text) if matches!(key, "phase" | "name" | "phases") => {
-            crate::check_name(text).map_err(|e| format!("{key}: {e}"))
-        }
-        Value::String(text) => {
-            if text.len() > MAX_RECORD_TEXT {
-                return Err(format!(
-                    "{key}: {} bytes is longer than the limit of {MAX_RECORD_TEXT}",
-                    text.len()
-                ));
-            }
-            match text
-                .chars()
-                .find(|c| c.is_control() && !matches!(c, '\n' | '\t'))
-            {
-                Some(c) => Err(format!("{key}: a control character ({c:?}) is not allowed")),
-                None => Ok(()),
-            }
-        }
-        Value::Array(items) if items.len() > MAX_RECORD_LIST => Err(format!(
-            "{key}: {} entries is more than the limit of {MAX_RECORD_LIST}",
-            items.len()
-        )),
-        Value::Array(items) => items.iter().try_for_each(|v| check_field(v, key)),
-        Value::Object(map) => map.iter().try_for_each(|(k, v)| check_field(v, k)),
-        _ => Ok(()),
+    /// Checks what a record may carry before it is stored; the error names the field.
+    pub fn check(&self) -> Result<(), crate::record_check::RecordError> {
+        crate::record_check::check(self)
     }
 }
 

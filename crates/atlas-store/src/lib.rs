@@ -8,6 +8,7 @@
 mod live;
 mod model;
 mod schema;
+mod sessions;
 mod sqlite;
 mod users;
 

@@ -126,4 +126,15 @@ CREATE TABLE users (
 ALTER TABLE runs ADD COLUMN owner TEXT;
 CREATE INDEX runs_owner ON runs(owner, submitted_at);
 "#,
+    // 6: browser sessions of `atlas serve`: the SHA-256 of an opaque random session id (never
+    // the API token), its user and when it expires; in the store so that servers share them.
+    r#"
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX sessions_expiry ON sessions(expires_at);
+"#,
 ];

@@ -61,6 +61,51 @@ impl SqliteStore {
             .optional()?)
     }
 
+    /// The id of `owner`'s run that is `prefix`, or else the only one of theirs that starts with
+    /// it; other users' runs are not looked at, so a prefix says nothing about them.
+    pub fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+        self.owned_id(
+            "SELECT id FROM runs WHERE owner = ?1 AND substr(id, 1, length(?2)) = ?2
+             ORDER BY id = ?2 DESC LIMIT 2",
+            owner,
+            prefix,
+        )
+    }
+
+    /// The id of `owner`'s experiment (one with runs, all of them `owner`'s) that is `prefix`,
+    /// or else the only one of theirs that starts with it.
+    pub fn owned_experiment_id(
+        &self,
+        owner: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.owned_id(
+            "SELECT e.id FROM experiments e WHERE substr(e.id, 1, length(?2)) = ?2
+               AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
+                               AND (r.owner IS NULL OR r.owner <> ?1))
+             ORDER BY e.id = ?2 DESC LIMIT 2",
+            owner,
+            prefix,
+        )
+    }
+
+    /// Runs `sql` (at most two ids, an exact match first): the exact match or the only one.
+    fn owned_id(&self, sql: &str, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+        if prefix.is_empty() {
+            return Ok(None);
+        }
+        let mut stmt = self.conn.prepare(sql)?;
+        let ids: Vec<String> = stmt
+            .query_map(params![owner, prefix], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(match ids.as_slice() {
+            [only] => Some(only.clone()),
+            [exact, _] if exact == prefix => Some(exact.clone()),
+            _ => None,
+        })
+    }
+
     /// Gives an ownerless run (an array task the agent reported first) to `owner`.
     pub fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError> {
         self.conn.execute(
@@ -95,5 +140,52 @@ mod tests {
         ));
         let names: Vec<String> = store.users().unwrap().into_iter().map(|u| u.name).collect();
         assert_eq!(names, ["ada", "bob"]);
+    }
+
+    #[test]
+    fn a_prefix_resolves_among_the_owners_runs_and_experiments_only() {
+        use crate::{NewRun, Store};
+        let mut store = SqliteStore::open(&temp("prefix")).unwrap();
+        let labels = serde_json::json!({});
+        for (run, experiment, owner) in [
+            ("r-fa1", "e-fa1", "ada"),
+            ("r-fa2", "e-fa2", "bob"),
+            ("r-fa23", "e-fa2", "bob"),
+        ] {
+            let _ = store.create_experiment(experiment, "w", &labels, 1.0);
+            store
+                .create_run(&NewRun {
+                    id: run.into(),
+                    experiment_id: Some(experiment.into()),
+                    workflow: "w".into(),
+                    target: "local".into(),
+                    repetition: 0,
+                    run_dir: String::new(),
+                    labels: labels.clone(),
+                    submitted_at: 1.0,
+                    owner: Some(owner.into()),
+                })
+                .unwrap();
+        }
+        let run = |owner: &str, prefix: &str| store.owned_run_id(owner, prefix).unwrap();
+        assert_eq!(
+            run("ada", "r-fa").as_deref(),
+            Some("r-fa1"),
+            "bob's are not looked at"
+        );
+        assert_eq!(run("bob", "r-fa"), None, "two of bob's match");
+        assert_eq!(
+            run("bob", "r-fa2").as_deref(),
+            Some("r-fa2"),
+            "an exact id wins"
+        );
+        assert_eq!(run("bob", "r-fa1"), None);
+        assert_eq!(run("ada", ""), None);
+        assert_eq!(run("ada", "r-f_1"), None, "no LIKE wildcards");
+        let experiment =
+            |owner: &str, prefix: &str| store.owned_experiment_id(owner, prefix).unwrap();
+        assert_eq!(experiment("ada", "e-f").as_deref(), Some("e-fa1"));
+        assert_eq!(experiment("bob", "e-f").as_deref(), Some("e-fa2"));
+        assert_eq!(experiment("carol", "e-f"), None);
     }
 }

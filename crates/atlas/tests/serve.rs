@@ -2,9 +2,22 @@
 //! (also while the server is down), bad and concurrent posts, and a server killed mid-ingest.
 
 mod support {
+    pub mod http;
     pub mod project;
     pub mod server;
 }
+
+// The hardening cases, each class in its own file (tests/serve_cases/).
+#[path = "serve_cases/connections.rs"]
+mod connections;
+#[path = "serve_cases/errors.rs"]
+mod errors;
+#[path = "serve_cases/limits.rs"]
+mod limits;
+#[path = "serve_cases/sessions.rs"]
+mod sessions;
+#[path = "serve_cases/tenancy.rs"]
+mod tenancy;
 
 use std::path::Path;
 use std::process::Command;

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::exit::Failure;
 
@@ -14,6 +15,23 @@ pub struct Args {
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
+    /// The browser reaches the server over https (a TLS proxy in front that does not send
+    /// `X-Forwarded-Proto: https`): session cookies get `Secure`, browser posts must come from
+    /// `https://` pages.
+    #[arg(long)]
+    secure_cookies: bool,
+    /// How long a client has to send a request's headers before its connection is closed
+    /// (also between requests on a kept-alive connection).
+    #[arg(long, default_value = "30s", value_parser = super::parse_interval)]
+    header_timeout: Duration,
+    /// Connections open at once (never more than the open-file limit allows); further clients
+    /// wait to be accepted.
+    #[arg(long, default_value_t = atlas_server::net::MAX_CONNECTIONS)]
+    max_connections: usize,
+    /// Server-sent event streams (live dashboard pages) open at once, all runs together; at
+    /// most 16 on one run.
+    #[arg(long, default_value_t = atlas_server::live::MAX_STREAMS)]
+    max_event_streams: usize,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -21,8 +39,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
     let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
-    let state =
-        atlas_server::AppState::open(&path, targets, prices).map_err(Failure::environment)?;
+    let config = atlas_server::Config {
+        secure_cookies: args.secure_cookies,
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections,
+        max_event_streams: args.max_event_streams,
+    };
+    let state = atlas_server::AppState::open(&path, targets, prices, config)
+        .map_err(Failure::environment)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,8 +59,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .await
             .map(|u| u.len())
             .unwrap_or(0);
+        let cap = atlas_server::net::connection_cap(args.max_connections);
         eprintln!(
-            "atlas serve: http://{} (database {}; {users} user(s){})",
+            "atlas serve: http://{} (database {}; at most {cap} connections; {users} user(s){})",
             args.addr,
             path.display(),
             if users == 0 {

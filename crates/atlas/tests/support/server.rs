@@ -23,8 +23,14 @@ pub fn free_port() -> u16 {
 impl Server {
     /// Starts `atlas serve` on `port` over `db`, in `dir`, and waits until it answers.
     pub fn start_on(dir: &Path, db: &Path, port: u16) -> Server {
+        Server::start_with(dir, db, port, &[])
+    }
+
+    /// Starts `atlas serve` with more arguments (`--secure-cookies`, …).
+    pub fn start_with(dir: &Path, db: &Path, port: u16, args: &[&str]) -> Server {
         let child = Command::new(env!("CARGO_BIN_EXE_atlas"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(args)
             .current_dir(dir)
             .env("ATLAS_DB", db)
             .env("XDG_CONFIG_HOME", dir.join("no-user-config"))
@@ -56,6 +62,12 @@ impl Server {
     /// `atlas user add NAME` on the server's database: the token.
     pub fn add_user(&self, name: &str) -> String {
         add_user(&self.db, name)
+    }
+
+    /// The server's process id.
+    #[allow(dead_code)] // not every test binary looks at the process
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.

@@ -1,0 +1,150 @@
+//! Listening and connections: the accept loop of `atlas serve`, bounded so that idle or slow
+//! clients cannot hold the server.
+//!
+//! - A request's head (request line and headers) must arrive within the header timeout
+//!   ([`crate::Config::header_timeout`], default [`HEADER_TIMEOUT`]), on a new connection as on
+//!   a kept-alive one between requests; else hyper closes the connection.
+//! - At most [`crate::Config::max_connections`] (default [`MAX_CONNECTIONS`]) connections are
+//!   open at once, and never more than the process may open files less [`FD_RESERVE`]: a
+//!   semaphore slot is taken before `accept`, so further clients wait in the listen backlog
+//!   ([`LISTEN_BACKLOG`]) instead of the server failing to accept with `EMFILE`.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::{router, AppState};
+
+/// How long a client has to send a request's head, by default.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Connections open at once, by default.
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// File descriptors kept for everything but connections: the store (two connections, each
+/// with its database, WAL and shared-memory files), log files being read, the listener,
+/// the runtime's own.
+pub const FD_RESERVE: usize = 64;
+
+/// How long a stopping server waits for open requests (event streams included) to finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections waiting to be accepted. The standard library's (and tokio's) 128 is too few
+/// for a burst of agents: 1,000 pushing at once overflowed it and some got no answer at all.
+/// The kernel caps it at `net.core.somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `addr` with [`LISTEN_BACKLOG`]; call inside a tokio runtime.
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The connection cap in force: `configured`, but at most the process's open-file limit
+/// (`RLIMIT_NOFILE`, soft) less [`FD_RESERVE`], and at least 1.
+pub fn connection_cap(configured: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct it is given.
+    let files = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+        usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+    } else {
+        usize::MAX
+    };
+    configured.min(files.saturating_sub(FD_RESERVE)).max(1)
+}
+
+/// Serves until Ctrl-C or SIGTERM, then gives open requests [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let config = state.config().clone();
+    let app = router(state);
+    let slots = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
+    let graceful = GracefulShutdown::new();
+    let mut stop = pin!(stop_signal());
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = &mut stop => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_timeout);
+        let connection =
+            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(SHUTDOWN_GRACE) => {}
+    }
+    Ok(())
+}
+
+/// After a failed `accept`: a client that gave up is nothing; out of file descriptors (another
+/// part of the process holds them) waits a little for some to be closed.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if !matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted
+    ) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async {
+            match term.as_mut() {
+                Some(t) => { t.recv().await; }
+                None => std::future::pending().await,
+            }
+        } => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_room_for_the_stores_files() {
+        assert!(connection_cap(usize::MAX) <= usize::MAX - FD_RESERVE);
+        assert_eq!(connection_cap(3), 3);
+        assert!(connection_cap(0) >= 1);
+    }
+}

@@ -1,0 +1,67 @@
+//! Errors over real HTTP: every error, including those axum makes itself (a query string it
+//! cannot parse, 405, 413, an unknown route), is the API's `{"error": …}`; the bearer scheme is
+//! accepted in any case.
+
+use crate::support::http::send;
+use crate::support::project::Project;
+use crate::support::server::Server;
+
+#[test]
+fn every_error_is_json_in_the_apis_shape() {
+    let p = Project::new("serve-errors", "");
+    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let auth = format!("Bearer {}", server.add_user("ada"));
+    let cases = [
+        ("GET", "/api/v1/runs?limit=many", 400),
+        ("GET", "/api/v1/runs/r-x/samples?width=-1", 400),
+        ("GET", "/api/v1/no/such/route", 404),
+        ("GET", "/api/v1/runs/r-none", 404),
+        ("DELETE", "/api/v1/runs", 405),
+        ("GET", "/api/v1/records", 405),
+        ("GET", "/assets/nope.js", 404),
+        ("GET", "/api/v1/runs", 401),
+    ];
+    for (method, path, status) in cases {
+        let headers: &[(&str, &str)] = if status == 401 {
+            &[]
+        } else {
+            &[("Authorization", &auth)]
+        };
+        let reply = send(method, &format!("{}{path}", server.url), headers, b"");
+        assert_eq!(reply.status, status, "{method} {path}: {}", reply.body);
+        assert!(
+            reply.header("content-type").starts_with("application/json"),
+            "{method} {path}: {}",
+            reply.header("content-type")
+        );
+        let message = reply.json()["error"].as_str().unwrap_or("").to_string();
+        assert!(!message.is_empty(), "{method} {path}: {}", reply.body);
+    }
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/records", server.url),
+        &[("Authorization", &auth)],
+        &vec![b'\n'; 5 << 20],
+    );
+    assert_eq!(reply.status, 413, "{}", reply.body);
+    assert!(reply.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("too large"));
+}
+
+#[test]
+fn the_bearer_scheme_is_accepted_in_any_case() {
+    let p = Project::new("serve-bearer", "");
+    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let token = server.add_user("ada");
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let reply = send(
+            "GET",
+            &format!("{}/api/v1/runs", server.url),
+            &[("Authorization", &format!("{scheme} {token}"))],
+            b"",
+        );
+        assert_eq!(reply.status, 200, "{scheme}: {}", reply.body);
+    }
+}

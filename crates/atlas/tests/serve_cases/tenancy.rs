@@ -1,0 +1,219 @@
+//! One user never sees another's runs: every API route, taken from the OpenAPI document (so a
+//! route added without this check fails here), called with a second user's token on the first
+//! user's run and experiment ids, full and as prefixes; and a prefix resolves among the caller's
+//! own runs only, its 404 naming what was typed and nothing else.
+
+use std::path::Path;
+
+use atlas_store::{NewRun, SqliteStore, Store};
+
+use crate::support::http::send;
+use crate::support::project::Project;
+use crate::support::server::Server;
+
+/// What of Ada's must never reach Bob: her ids, her workflow's name, her metric's name.
+const ADA_RUN: &str = "r-fa512e3b";
+const ADA_EXPERIMENT: &str = "e-fa512e3b";
+const SECRETS: [&str; 4] = [
+    ADA_RUN,
+    ADA_EXPERIMENT,
+    "ada-secret-flow",
+    "ada_secret_metric",
+];
+
+fn create(db: &Path, run: &str, experiment: &str, owner: &str, workflow: &str) {
+    let mut store = SqliteStore::open(db).unwrap();
+    let labels = serde_json::json!({});
+    let _ = store.create_experiment(experiment, workflow, &labels, 1.0);
+    store
+        .create_run(&NewRun {
+            id: run.into(),
+            experiment_id: Some(experiment.into()),
+            workflow: workflow.into(),
+            target: "local".into(),
+            repetition: 0,
+            run_dir: db.parent().unwrap().join(run).display().to_string(),
+            labels,
+            submitted_at: 1.0,
+            owner: Some(owner.into()),
+        })
+        .unwrap();
+}
+
+/// Ada's run, running, with a phase, a sample and a metric pushed over the API.
+fn ada_runs_something(server: &Server, ada: &str) {
+    create(
+        &server.db,
+        ADA_RUN,
+        ADA_EXPERIMENT,
+        "ada",
+        "ada-secret-flow",
+    );
+    let head = |seq: u32, kind: &str| {
+        format!("{{\"run\":\"{ADA_RUN}\",\"seq\":{seq},\"time\":{seq}.0,\"mono\":{seq}.0,\"type\":\"{kind}\"")
+    };
+    let body = [
+        format!("{},\"workflow\":\"ada-secret-flow\",\"host\":\"h\",\"agentVersion\":\"0\",\"phases\":[\"train\"],\"intervalMs\":200,\"cpus\":1,\"gpu\":\"none\",\"source\":\"process tree\"}}", head(1, "runStart")),
+        format!("{},\"phase\":\"train\",\"index\":0}}", head(2, "phaseStart")),
+        format!("{},\"phase\":\"train\",\"cpuUserSeconds\":1.0,\"cpuSystemSeconds\":0.1,\"rssBytes\":1000,\"readBytes\":0,\"writeBytes\":0,\"threads\":1,\"processes\":1}}", head(3, "sample")),
+        format!("{},\"phase\":\"train\",\"name\":\"ada_secret_metric\",\"value\":1.5}}", head(4, "metric")),
+    ]
+    .join("\n");
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/records", server.url),
+        &[("Authorization", &format!("Bearer {ada}"))],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}
+
+/// `method path` as `token`, with a record of Ada's run as the body of anything but GET.
+fn call(server: &Server, method: &str, path: &str, token: &str) -> crate::support::http::Reply {
+    let record = format!(
+        "{{\"run\":\"{ADA_RUN}\",\"seq\":99,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n"
+    );
+    let body = if method == "get" {
+        &b""[..]
+    } else {
+        record.as_bytes()
+    };
+    send(
+        &method.to_uppercase(),
+        &format!("{}{path}", server.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+        body,
+    )
+}
+
+#[test]
+fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data() {
+    let p = Project::new("serve-tenancy", "");
+    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    ada_runs_something(&server, &ada);
+    let spec = send(
+        "GET",
+        &format!("{}/api/v1/openapi.json", server.url),
+        &[],
+        b"",
+    )
+    .json();
+    let paths = spec["paths"].as_object().unwrap();
+    assert!(paths.len() >= 12, "the document lists the routes: {spec}");
+    let mut walked = 0;
+    for (template, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            if !template.contains('{') {
+                let reply = call(&server, method, template, &bob);
+                assert!(
+                    [200, 403, 404].contains(&reply.status),
+                    "{method} {template}: {} {}",
+                    reply.status,
+                    reply.body
+                );
+                // A body names Ada's run (Bob typed it): only that may come back.
+                let typed = if method == "get" { "" } else { ADA_RUN };
+                for secret in SECRETS.iter().filter(|s| **s != typed) {
+                    assert!(
+                        !reply.body.contains(secret),
+                        "{method} {template} showed Bob {secret}: {}",
+                        reply.body
+                    );
+                }
+                walked += 1;
+                continue;
+            }
+            let param = template
+                .split('{')
+                .nth(1)
+                .unwrap()
+                .split('}')
+                .next()
+                .unwrap();
+            assert_eq!(
+                param, "id",
+                "{template}: a new path parameter needs its case here"
+            );
+            let full = if template.starts_with("/api/v1/experiments/") {
+                ADA_EXPERIMENT
+            } else {
+                ADA_RUN
+            };
+            for typed in [full, &full[..5]] {
+                let path = template.replace("{id}", typed);
+                let reply = call(&server, method, &path, &bob);
+                assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+                assert!(
+                    reply.json()["error"].is_string(),
+                    "{method} {path}: {}",
+                    reply.body
+                );
+                for secret in SECRETS.iter().filter(|s| **s != typed) {
+                    assert!(
+                        !reply.body.contains(secret),
+                        "{method} {path} showed Bob {secret}: {}",
+                        reply.body
+                    );
+                }
+                walked += 1;
+            }
+        }
+    }
+    assert!(walked >= 20, "walked {walked} calls");
+    // The check means something: Ada sees her own run where Bob saw nothing.
+    for path in [
+        "/api/v1/runs",
+        "/api/v1/experiments",
+        "/metrics",
+        "/api/v1/runs/r-fa5/metrics",
+    ] {
+        let reply = call(&server, "get", path, &ada);
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        assert!(
+            SECRETS.iter().any(|s| reply.body.contains(s)),
+            "{path}: {}",
+            reply.body
+        );
+    }
+}
+
+#[test]
+fn a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed() {
+    let p = Project::new("serve-prefix", "");
+    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    create(
+        &server.db,
+        ADA_RUN,
+        ADA_EXPERIMENT,
+        "ada",
+        "ada-secret-flow",
+    );
+    create(&server.db, "r-fa9b0c", "e-fa9b0c", "bob", "bobs");
+    // Bob's prefix finds his own run, although Ada's starts the same way.
+    let reply = call(&server, "get", "/api/v1/runs/r-fa", &bob);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["id"], "r-fa9b0c");
+    let reply = call(&server, "get", "/api/v1/experiments/e-fa", &bob);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["id"], "e-fa9b0c");
+    // A prefix of only Ada's ids: 404, naming what Bob typed and not Ada's full id.
+    for (path, typed) in [
+        ("/api/v1/runs/r-fa5", "r-fa5"),
+        ("/api/v1/experiments/e-fa5", "e-fa5"),
+    ] {
+        let reply = call(&server, "get", path, &bob);
+        assert_eq!(reply.status, 404, "{}", reply.body);
+        let message = reply.json()["error"].as_str().unwrap().to_string();
+        assert!(message.contains(&format!("`{typed}`")), "{message}");
+        assert!(
+            !reply.body.contains(ADA_RUN) && !reply.body.contains(ADA_EXPERIMENT),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        call(&server, "get", "/api/v1/runs/r-fa5", &ada).json()["id"],
+        ADA_RUN
+    );
+}
