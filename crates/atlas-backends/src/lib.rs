@@ -98,6 +98,12 @@ pub trait Backend: Send {
     fn cancel(&mut self);
     /// After the end (called once): what the job left outside the spool.
     fn collect(&mut self, job: &Job<'_>) -> Collected;
+    /// Whether an array workflow runs one agent per task here (a Slurm array, a Kubernetes
+    /// Indexed Job), each writing `RUN_DIR/tasks/N/` as run `RUN-tN`; elsewhere the workflow
+    /// runs once.
+    fn agent_per_array_task(&self) -> bool {
+        false
+    }
 }
 
 /// The backend for a target.

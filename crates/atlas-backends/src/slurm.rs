@@ -32,6 +32,10 @@ impl Slurm {
 }
 
 impl Backend for Slurm {
+    fn agent_per_array_task(&self) -> bool {
+        true
+    }
+
     fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
         if let Some(missing) = ["sbatch", "squeue", "scancel", "scontrol"]
             .into_iter()

@@ -82,7 +82,8 @@ fn is_true(value: &bool) -> bool {
 }
 
 impl Target {
-    fn local() -> Self {
+    /// The built-in `local` target: this machine, the agent as a child process.
+    pub fn local() -> Self {
         Target {
             kind: Kind::Local,
             partition: None,

@@ -26,7 +26,20 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 
 /// Reads the request's body before any handler does: at most [`crate::MAX_BATCH_BYTES`]
 /// (else 413) and within [`BODY_TIMEOUT`] (else 408, and the connection is closed).
+/// A body announced larger than the limit is refused at once, before any of it is read (a
+/// client that asked `Expect: 100-continue` then sends nothing).
 pub async fn bounded_body(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > crate::MAX_BATCH_BYTES as u64) {
+        let mut answer = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
+        let close = HeaderValue::from_static("close");
+        answer.headers_mut().insert(header::CONNECTION, close);
+        return answer;
+    }
     let (parts, body) = request.into_parts();
     let limited = http_body_util::Limited::new(body, crate::MAX_BATCH_BYTES);
     let read = tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited));

@@ -155,6 +155,10 @@ async fn create(cluster: &Cluster, objects: objects::RunObjects) -> Result<Strin
 }
 
 impl Backend for Kubernetes {
+    fn agent_per_array_task(&self) -> bool {
+        true
+    }
+
     fn prepare(&mut self, _job: &Job<'_>) -> Result<Figures, BackendError> {
         if self.target.target.image.is_none() {
             return Err(BackendError::Unusable(format!(

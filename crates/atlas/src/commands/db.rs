@@ -61,12 +61,9 @@ pub fn open(flag: Option<&Path>) -> Result<(SqliteStore, PathBuf), Failure> {
     Ok((store, path))
 }
 
-/// The directory for a run's spool and logs.
-pub fn run_dir(db: &Path, run_id: &str) -> PathBuf {
-    db.parent()
-        .unwrap_or(Path::new("."))
-        .join("runs")
-        .join(run_id)
+/// The directory that holds the run directories (`runs/` next to the database).
+pub fn runs_dir(db: &Path) -> PathBuf {
+    db.parent().unwrap_or(Path::new(".")).join("runs")
 }
 
 /// `--format` and `--db`, shared by the commands that read the store (runs, experiments, show).
