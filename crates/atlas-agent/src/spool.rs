@@ -56,8 +56,7 @@ impl SpoolWriter {
             body,
         };
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &record)?;
-        self.line.push(b'\n');
+        record.to_line(&mut self.line)?;
         self.out.write_all(&self.line)?;
         for mirror in &mut self.mirrors {
             mirror.write_all(&self.line)?;
@@ -154,14 +153,9 @@ pub fn read_spool(path: &Path, offset: u64) -> std::io::Result<SpoolContents> {
         }
         contents.complete_bytes += n as u64;
         contents.complete_lines = number;
-        match serde_json::from_slice::<Record>(&line) {
-            Ok(record) => match record.check() {
-                Ok(()) => contents.records.push(record),
-                Err(why) => contents.bad_lines.push((number, format!("refused: {why}"))),
-            },
-            Err(e) => contents
-                .bad_lines
-                .push((number, format!("not a record: {e}"))),
+        match Record::parse_line(&line) {
+            Ok(record) => contents.records.push(record),
+            Err(why) => contents.bad_lines.push((number, why.to_string())),
         }
     }
     Ok(contents)

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
-use atlas_spec::record::Record;
+use atlas_spec::record::{LineError, Record};
 use atlas_store::Store;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -35,23 +35,20 @@ pub(crate) fn parse_batch(body: &[u8]) -> Result<Vec<Record>, ApiError> {
         .filter(|(_, l)| !l.trim().is_empty())
         .enumerate()
         .map(|(index, (i, line))| {
-            let record = serde_json::from_str::<Record>(line).map_err(|e| {
-                ApiError::new(
+            Record::parse_line(line.as_bytes()).map_err(|e| match e {
+                LineError::Syntax(e) => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("line {}: not a record: {e}", i + 1),
                 )
-                .with("line", i + 1)
-            })?;
-            record.check().map_err(|e| {
-                ApiError::new(
+                .with("line", i + 1),
+                LineError::Refused(e) => ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("record {} (line {}): {e}", index + 1, i + 1),
                 )
                 .with("record", index + 1)
                 .with("line", i + 1)
-                .with("field", e.field())
-            })?;
-            Ok(record)
+                .with("field", e.field()),
+            })
         })
         .collect()
 }

@@ -26,15 +26,20 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 
 /// Reads the request's body before any handler does: at most [`crate::MAX_BATCH_BYTES`]
 /// (else 413) and within [`BODY_TIMEOUT`] (else 408, and the connection is closed).
-/// A body announced larger than the limit is refused at once, before any of it is read (a
-/// client that asked `Expect: 100-continue` then sends nothing).
+/// A client that announces a body larger than the limit and waits (`Expect: 100-continue`,
+/// as curl does for large bodies) is refused at once, before any of it is sent; one that
+/// sends without waiting is read up to the limit and then refused, so it sees the 413 rather
+/// than a connection closed under its upload.
 pub async fn bounded_body(request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
+    let headers = request.headers();
+    let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if announced.is_some_and(|n| n > crate::MAX_BATCH_BYTES as u64) {
+    let waits = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waits && announced.is_some_and(|n| n > crate::MAX_BATCH_BYTES as u64) {
         let mut answer = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
         let close = HeaderValue::from_static("close");
         answer.headers_mut().insert(header::CONNECTION, close);

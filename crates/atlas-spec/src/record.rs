@@ -32,10 +32,37 @@ pub struct AgentProcess {
     pub start: u64,
 }
 
+/// Why a line is not a record that may be stored.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON, or not a record's shape.
+    #[error("not a record: {0}")]
+    Syntax(#[from] serde_json::Error),
+    /// A record, but one with a field that may not be stored.
+    #[error("refused: {0}")]
+    Refused(#[from] crate::record_check::RecordError),
+}
+
 impl Record {
     /// Checks what a record may carry before it is stored; the error names the field.
     pub fn check(&self) -> Result<(), crate::record_check::RecordError> {
         crate::record_check::check(self)
+    }
+
+    /// Reads one spool line (with or without its newline) and checks it: the one place a
+    /// record is read, for spools, pushed batches and pod logs alike.
+    pub fn parse_line(line: &[u8]) -> Result<Record, LineError> {
+        let record: Record = serde_json::from_slice(line)?;
+        record.check()?;
+        Ok(record)
+    }
+
+    /// Appends the record as one spool line (JSON and a newline) to `out`: the one place a
+    /// record is written.
+    pub fn to_line(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        serde_json::to_writer(&mut *out, self)?;
+        out.push(b'\n');
+        Ok(())
     }
 }
 

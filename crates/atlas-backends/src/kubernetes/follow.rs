@@ -66,7 +66,7 @@ impl Sink {
 
     /// Routes one log line: a record to its spool, anything else to container.log.
     fn line(&self, pod: &str, line: &str) {
-        if let Ok(record) = serde_json::from_str::<Record>(line) {
+        if let Ok(record) = Record::parse_line(line.as_bytes()) {
             if let Some(spool) = self.spool_for(&record.run) {
                 let mut seen = self.seen.lock().expect("not poisoned");
                 let last = seen.entry(record.run.clone()).or_insert(0);

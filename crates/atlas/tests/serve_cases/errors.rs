@@ -2,7 +2,7 @@
 //! cannot parse, 405, 413, an unknown route), is the API's `{"error": …}`; the bearer scheme is
 //! accepted in any case.
 
-use crate::support::http::send;
+use crate::support::http::{oversized_post, send};
 use crate::support::project::Project;
 use crate::support::server::Server;
 
@@ -47,36 +47,6 @@ fn every_error_is_json_in_the_apis_shape() {
         answer["error"].as_str().unwrap().contains("too large"),
         "{body}"
     );
-}
-
-/// A POST that announces `length` bytes and waits for the server before sending them: the
-/// status and body of the server's answer.
-fn oversized_post(url: &str, auth: &str, length: usize) -> (u16, String) {
-    use std::io::{Read, Write};
-    let address = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream
-        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
-    let head = format!(
-        "POST /api/v1/records HTTP/1.1\r\nHost: {address}\r\nAuthorization: {auth}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    // A chunked body: the JSON is the part between the braces.
-    let json = body
-        .find('{')
-        .zip(body.rfind('}'))
-        .map_or("", |(a, b)| &body[a..=b]);
-    (status, json.to_string())
 }
 
 #[test]

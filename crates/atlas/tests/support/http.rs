@@ -64,3 +64,34 @@ pub fn set_cookie(reply: &Reply, name: &str) -> Option<String> {
         .find_map(|c| c.strip_prefix(&format!("{name}=")))
         .map(|rest| rest.split(';').next().unwrap_or("").to_string())
 }
+
+/// A POST that announces `length` bytes and waits for the server before sending them: the
+/// status and body of the server's answer.
+#[allow(dead_code)] // not every test binary posts oversized bodies
+pub fn oversized_post(url: &str, auth: &str, length: usize) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let head = format!(
+        "POST /api/v1/records HTTP/1.1\r\nHost: {address}\r\nAuthorization: {auth}\r\nContent-Type: application/x-ndjson\r\nContent-Length: {length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    // A chunked body: the JSON is the part between the braces.
+    let json = body
+        .find('{')
+        .zip(body.rfind('}'))
+        .map_or("", |(a, b)| &body[a..=b]);
+    (status, json.to_string())
+}
