@@ -1,6 +1,6 @@
 //! Each scheduler's own spelling of memory sizes, time limits and output-file patterns.
 
-use atlas_spec::{Duration, Quantity};
+use atlas_spec::{AmountError, Duration, Quantity};
 
 const KI: u64 = 1024;
 
@@ -31,7 +31,7 @@ pub(crate) enum ValueError {
     #[error("`{text}` is not a size ({why}); expected {expected}")]
     NotASize {
         text: String,
-        why: &'static str,
+        why: AmountError,
         expected: &'static str,
     },
     /// An LSF resource requirement string with a `[` that is never closed.

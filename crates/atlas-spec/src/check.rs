@@ -67,9 +67,9 @@ pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
     check_values(&tree, &mut String::new(), "")?;
     check_resources(workflow)?;
     if let Some(array) = &workflow.spec.scheduling.array {
-        array
-            .check()
-            .map_err(|why| violation("spec.scheduling.array".into(), "array", "", why.into()))?;
+        array.check().map_err(|why| {
+            violation("spec.scheduling.array".into(), "array", "", why.to_string())
+        })?;
     }
     check_phases(workflow)?;
     check_variables(workflow)
