@@ -1,5 +1,6 @@
 # Sourced by scripts/: makes sure the tools the project builds with are present.
-# rustup is on the machine; rustfmt, clippy and cargo-nextest are added when missing.
+# rustup is on the machine; rustfmt, clippy and cargo-nextest are added when missing, and
+# cargo-machete (the unused-dependency check of scripts/test) by ensure_machete.
 
 ensure_rust() {
   if ! command -v cargo >/dev/null 2>&1; then
@@ -11,5 +12,11 @@ ensure_rust() {
   fi
   if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
+  fi
+}
+
+ensure_machete() {
+  if ! cargo machete --version >/dev/null 2>&1; then
+    cargo install --locked cargo-machete
   fi
 }

@@ -7,12 +7,17 @@
 
 mod cgroup;
 pub mod gpu;
+mod load;
 pub mod nvml;
 pub mod output;
+mod process;
 pub mod procfs;
 pub mod push;
 mod runner;
 pub mod signals;
 pub mod spool;
+mod warning;
 
-pub use runner::{load_workflow, run, AgentConfig, AgentError, RunOutcome};
+pub use load::{load_workflow, LoadError};
+pub use runner::{run, AgentConfig, AgentError, RunOutcome};
+pub use warning::{ignore_warnings, AgentWarning, Warnings};

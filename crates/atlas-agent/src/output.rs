@@ -26,12 +26,27 @@ fn progress_patterns() -> &'static [Regex] {
     })
 }
 
+/// A phase's output pattern that does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("pattern `{pattern}`: {source}")]
+pub struct BadPattern {
+    /// The pattern as written in the workflow.
+    pub pattern: String,
+    #[source]
+    pub source: regex::Error,
+}
+
 impl Recognisers {
     /// Compiles the phase's patterns; a bad one is an error naming it.
-    pub fn new(patterns: &[String]) -> Result<Self, String> {
+    pub fn new(patterns: &[String]) -> Result<Self, BadPattern> {
         let patterns = patterns
             .iter()
-            .map(|p| Regex::new(p).map_err(|e| format!("pattern `{p}`: {e}")))
+            .map(|p| {
+                Regex::new(p).map_err(|source| BadPattern {
+                    pattern: p.clone(),
+                    source,
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Recognisers {
             patterns,
@@ -217,9 +232,11 @@ mod tests {
 
     #[test]
     fn a_bad_pattern_is_named() {
-        assert!(Recognisers::new(&["(unclosed".to_string()])
-            .err()
-            .unwrap()
-            .contains("(unclosed"));
+        let err = Recognisers::new(&["(unclosed".to_string()]).err().unwrap();
+        assert_eq!(err.pattern, "(unclosed");
+        assert!(
+            err.to_string().starts_with("pattern `(unclosed`: "),
+            "{err}"
+        );
     }
 }

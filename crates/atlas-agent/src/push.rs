@@ -6,7 +6,7 @@
 //! run is not registered yet) the batch stays at the head of the backlog and is sent again after
 //! a back-off (0.5 s doubling to 10 s); the server's ingest is idempotent, so a batch whose
 //! answer was lost adds nothing the second time. A refusal that cannot heal (401, 403, 400,
-//! 413) stops the pushing with one line on stderr. At the end the agent waits up to
+//! 413) stops the pushing and is handed to the caller as an [`AgentWarning`]. At the end the agent waits up to
 //! [`DRAIN`] for the backlog; what is left is in the spool (`atlas ingest` loads it).
 
 use std::collections::VecDeque;
@@ -14,6 +14,8 @@ use std::io::Write;
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+use crate::warning::{AgentWarning, Warnings};
 
 /// Lines per POST at most.
 pub const BATCH: usize = 500;
@@ -52,12 +54,12 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// Starts the pushing thread.
-    pub fn start(target: PushTarget) -> Pusher {
+    /// Starts the pushing thread; a refusal that ends the pushing goes to `warnings`.
+    pub fn start(target: PushTarget, warnings: Warnings) -> Pusher {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("atlas-push".into())
-            .spawn(move || push_loop(&target, &rx))
+            .spawn(move || push_loop(&target, &rx, &warnings))
             .ok();
         Pusher {
             pending: Vec::new(),
@@ -118,7 +120,7 @@ fn post(agent: &ureq::Agent, target: &PushTarget, body: &[u8]) -> Sent {
     }
 }
 
-fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>) {
+fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
@@ -166,14 +168,73 @@ fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>) {
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
             Sent::GiveUp(why) => {
-                eprintln!(
-                    "atlas agent: {} refused the records ({why}); no more pushing, the spool keeps them",
-                    target.server
-                );
+                warnings(AgentWarning::PushRefused {
+                    server: target.server.clone(),
+                    why,
+                });
                 // Keep the spool's writes from piling up here.
                 while rx.recv().is_ok() {}
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    /// Answers one request with `status` after reading it whole.
+    fn answer_once(listener: TcpListener, status: &'static str) -> JoinHandle<()> {
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let lower = line.to_ascii_lowercase();
+                if let Some(n) = lower.strip_prefix("content-length:") {
+                    length = n.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let reply =
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            reader.get_mut().write_all(reply.as_bytes()).unwrap();
+        })
+    }
+
+    #[test]
+    fn a_refusal_goes_to_the_callers_warnings_not_to_stderr() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let answering = answer_once(listener, "401 Unauthorized");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let target = PushTarget {
+            server: server.clone(),
+            token: "t".into(),
+        };
+        let mut pusher = Pusher::start(target, Arc::new(move |w| sink.lock().unwrap().push(w)));
+        pusher.write_all(b"{\"seq\":0}\n").unwrap();
+        pusher.flush().unwrap();
+        answering.join().unwrap();
+        drop(pusher);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [AgentWarning::PushRefused {
+                server,
+                why: "HTTP 401".into()
+            }]
+        );
     }
 }

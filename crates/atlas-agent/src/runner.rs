@@ -3,7 +3,7 @@
 //! Lifecycle: start → phases (sample, watch walltime and signals) → end record → flush.
 
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -14,9 +14,11 @@ use atlas_spec::{Phase, Stream, Workflow};
 use crate::cgroup::JobCgroup;
 use crate::gpu::{self, GpuDevices};
 use crate::output::{pump, Recognisers};
+use crate::process::{classify, own_cpu_seconds, reap, try_reap};
 use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures, TreeScanner};
 use crate::signals;
 use crate::spool::SpoolWriter;
+use crate::warning::Warnings;
 
 /// How to run.
 pub struct AgentConfig {
@@ -33,6 +35,8 @@ pub struct AgentConfig {
     /// Write every record to stdout as well as to the spool (the pod log carries them out of
     /// a Kubernetes job; use with `passthrough` off).
     pub records_to_stdout: bool,
+    /// Where warnings go (the agent prints nothing of its own).
+    pub warnings: Warnings,
 }
 
 /// How the run ended.
@@ -100,7 +104,10 @@ pub fn run(
         spool = spool.with_mirror(Box::new(stdout));
     }
     if let Some(target) = crate::push::PushTarget::from_env() {
-        spool = spool.with_mirror(Box::new(crate::push::Pusher::start(target)));
+        spool = spool.with_mirror(Box::new(crate::push::Pusher::start(
+            target,
+            config.warnings.clone(),
+        )));
     }
     signals::install();
     signals::become_subreaper();
@@ -272,7 +279,7 @@ impl Agent<'_> {
         })?;
         let recognisers = match Recognisers::new(&phase.patterns) {
             Ok(r) => r,
-            Err(e) => return self.end_failed_to_start(phase, e),
+            Err(e) => return self.end_failed_to_start(phase, e.to_string()),
         };
         let run_dir = atlas_spec::RunDir::new(&self.config.run_dir);
         let (out_log, err_log) = match (
@@ -553,56 +560,6 @@ fn spawn_waiter(pid: i32, tx: Sender<Msg>) {
     });
 }
 
-/// CPU seconds (user + system) of the agent process itself, all its threads.
-fn own_cpu_seconds() -> f64 {
-    // SAFETY: getrusage with a valid out-pointer.
-    unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        timeval_seconds(usage.ru_utime) + timeval_seconds(usage.ru_stime)
-    }
-}
-
-fn timeval_seconds(t: libc::timeval) -> f64 {
-    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
-}
-
-/// Reaps `pid` (blocking): its wait status and rusage (user s, system s, max RSS bytes).
-fn reap(pid: i32) -> (i32, (f64, f64, u64)) {
-    // SAFETY: wait4 on our own child with valid out-pointers.
-    unsafe {
-        let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        while libc::wait4(pid, &mut status, 0, &mut usage) < 0
-            && *libc::__errno_location() == libc::EINTR
-        {}
-        let maxrss = u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024;
-        (
-            status,
-            (
-                timeval_seconds(usage.ru_utime),
-                timeval_seconds(usage.ru_stime),
-                maxrss,
-            ),
-        )
-    }
-}
-
-/// Reaps `pid` if it has ended; its (user, system) CPU seconds.
-fn try_reap(pid: i32) -> Option<(f64, f64)> {
-    // SAFETY: wait4 with WNOHANG and valid out-pointers.
-    unsafe {
-        let mut status = 0;
-        let mut usage: libc::rusage = std::mem::zeroed();
-        (libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) == pid).then(|| {
-            (
-                timeval_seconds(usage.ru_utime),
-                timeval_seconds(usage.ru_stime),
-            )
-        })
-    }
-}
-
 /// Output still in the pipes after the shell ended (up to 2 s, in case a daemon keeps them open).
 fn drain_pumps(
     rx: &std::sync::mpsc::Receiver<Msg>,
@@ -622,50 +579,4 @@ fn drain_pumps(
         }
     }
     Ok(())
-}
-
-/// Status, exit code, signal and cause of a finished phase.
-fn classify(
-    wait_status: i32,
-    stopped_for: Option<FailureCause>,
-    oom_in_cgroup: bool,
-    has_cgroup: bool,
-) -> (PhaseStatus, Option<i32>, Option<i32>, Option<FailureCause>) {
-    let (exit_code, signal) = if libc::WIFEXITED(wait_status) {
-        (Some(libc::WEXITSTATUS(wait_status)), None)
-    } else if libc::WIFSIGNALED(wait_status) {
-        (None, Some(libc::WTERMSIG(wait_status)))
-    } else {
-        (None, None)
-    };
-    if exit_code == Some(0) && stopped_for.is_none() {
-        return (PhaseStatus::Succeeded, exit_code, signal, None);
-    }
-    let cause = if let Some(cause) = stopped_for {
-        cause
-    } else if oom_in_cgroup {
-        FailureCause::OutOfMemory {
-            evidence: "cgroup: memory.events oom_kill".into(),
-        }
-    } else if exit_code == Some(127) {
-        FailureCause::CommandNotFound
-    } else if (exit_code == Some(137) || signal == Some(libc::SIGKILL)) && !has_cgroup {
-        FailureCause::OutOfMemory {
-            evidence: "heuristic: SIGKILL (exit 137) with no cgroup to confirm; may also be another kill -9".into(),
-        }
-    } else if let Some(signal) = signal {
-        FailureCause::Signal { signal }
-    } else {
-        FailureCause::NonZeroExit {
-            code: exit_code.unwrap_or(-1),
-        }
-    };
-    (PhaseStatus::Failed, exit_code, signal, Some(cause))
-}
-
-/// Reads a workflow file for the agent (the agent runs where the file was copied).
-pub fn load_workflow(path: &Path) -> Result<Workflow, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    atlas_spec::parse_workflow(&path.display().to_string(), &text).map_err(|e| e.to_string())
 }

@@ -1,5 +1,5 @@
 //! Workflow → the files other systems run: sbatch scripts, Containerfile + entrypoint +
-//! Apptainer definition; Kubernetes objects when their issue lands. Pure: no I/O, text in and out.
+//! Apptainer definition, and Kubernetes/OpenShift objects ([`k8s`]). Pure: no I/O, text in and out.
 
 mod container;
 pub mod k8s;

@@ -4,11 +4,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use atlas_spec::{Launcher, LauncherKind, LineRange};
+use atlas_spec::{Launcher, LauncherKind};
 
 use crate::builder::Builder;
 use crate::launcher;
-use crate::script::Line;
+use crate::script::{trim_blank, Line};
 use crate::words::{split, Rules, Token};
 
 /// Prefixes of the variables schedulers set in a job's environment.
@@ -26,7 +26,7 @@ pub(crate) fn apply(b: &mut Builder, body: &[Line<'_>]) {
         }
         _ => (None, body),
     };
-    let body = crate::phases::trim_blank(body);
+    let body = trim_blank(body);
     if body.is_empty() {
         b.warn(None, "the script has no commands to run");
     }
@@ -36,21 +36,6 @@ pub(crate) fn apply(b: &mut Builder, body: &[Line<'_>]) {
     }
     analysis.finish(b, body);
     crate::phases::split(b, body, shell);
-}
-
-/// Contiguous runs of line numbers.
-pub(crate) fn ranges(lines: &[Line<'_>]) -> Vec<LineRange> {
-    let mut out: Vec<LineRange> = Vec::new();
-    for line in lines {
-        match out.last_mut() {
-            Some(r) if r.end + 1 == line.number => r.end = line.number,
-            _ => out.push(LineRange {
-                start: line.number,
-                end: line.number,
-            }),
-        }
-    }
-    out
 }
 
 /// Logical command lines: continuation lines joined, comments and here-document bodies left out.
@@ -295,6 +280,7 @@ mod tests {
     use super::*;
     use crate::report::Dialect;
     use crate::script::lines;
+    use atlas_spec::LineRange;
 
     fn analyse(script: &str) -> Builder {
         let mut b = Builder::new(Dialect::Slurm);

@@ -6,9 +6,8 @@
 
 use atlas_spec::Phase;
 
-use crate::body::ranges;
 use crate::builder::Builder;
-use crate::script::Line;
+use crate::script::{ranges, trim_blank, Line};
 
 enum Marker<'a> {
     Phase(&'a str),
@@ -59,19 +58,6 @@ struct Section<'a> {
     line: u32,
     patterns: Vec<String>,
     lines: Vec<Line<'a>>,
-}
-
-/// `lines` without leading and trailing blank lines.
-pub(crate) fn trim_blank<'a, 'b>(lines: &'b [Line<'a>]) -> &'b [Line<'a>] {
-    let start = lines
-        .iter()
-        .position(|l| !l.is_blank())
-        .unwrap_or(lines.len());
-    let end = lines
-        .iter()
-        .rposition(|l| !l.is_blank())
-        .map_or(start, |i| i + 1);
-    &lines[start..end.max(start)]
 }
 
 fn text(lines: &[Line<'_>]) -> String {

@@ -1,5 +1,8 @@
 //! A job script as numbered lines: CRLF and CR line ends are accepted, a missing final newline
-//! is fine, and each line keeps its 1-based number.
+//! is fine, and each line keeps its 1-based number. Helpers over runs of lines (blank ends
+//! trimmed, line ranges) live here so that `body` and `phases` share them without a circle.
+
+use atlas_spec::LineRange;
 
 /// One line of the script.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +55,34 @@ pub(crate) fn directive<'a>(line: &Line<'a>, prefix: &str, indent_ok: bool) -> O
         Some(c) if c.is_whitespace() => Some(rest),
         _ => None,
     }
+}
+
+/// `lines` without leading and trailing blank lines.
+pub(crate) fn trim_blank<'a, 'b>(lines: &'b [Line<'a>]) -> &'b [Line<'a>] {
+    let start = lines
+        .iter()
+        .position(|l| !l.is_blank())
+        .unwrap_or(lines.len());
+    let end = lines
+        .iter()
+        .rposition(|l| !l.is_blank())
+        .map_or(start, |i| i + 1);
+    &lines[start..end.max(start)]
+}
+
+/// Contiguous runs of line numbers.
+pub(crate) fn ranges(lines: &[Line<'_>]) -> Vec<LineRange> {
+    let mut out: Vec<LineRange> = Vec::new();
+    for line in lines {
+        match out.last_mut() {
+            Some(r) if r.end + 1 == line.number => r.end = line.number,
+            _ => out.push(LineRange {
+                start: line.number,
+                end: line.number,
+            }),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

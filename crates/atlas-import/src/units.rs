@@ -1,8 +1,57 @@
 //! Each scheduler's own spelling of memory sizes, time limits and output-file patterns.
 
-use atlas_spec::{Duration, Quantity};
+use atlas_spec::{AmountError, Duration, Quantity};
 
 const KI: u64 = 1024;
+
+/// Why a directive's value cannot be read. Its text becomes the report's `invalid` note, so
+/// it names the value as written and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ValueError {
+    #[error("`{0}` is not a whole number")]
+    NotWholeNumber(String),
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    #[error("the time is too large")]
+    TimeTooLarge,
+    #[error("too many fields")]
+    TooManyFields,
+    /// A time limit that does not read: the value, why, and the forms the scheduler takes.
+    #[error("`{text}`: {why}; {expected}")]
+    Time {
+        text: String,
+        why: Box<ValueError>,
+        expected: &'static str,
+    },
+    #[error("`{text}` has an unknown unit; expected {expected}")]
+    UnknownUnit {
+        text: String,
+        expected: &'static str,
+    },
+    #[error("`{text}` is not a size ({why}); expected {expected}")]
+    NotASize {
+        text: String,
+        why: AmountError,
+        expected: &'static str,
+    },
+    /// An LSF resource requirement string with a `[` that is never closed.
+    #[error("`{0}`: a `[` is not closed")]
+    Unclosed(String),
+    /// A Slurm `--gres` item that is not `gpu[:type]:count`.
+    #[error("`{0}` is not gpu[:type]:count")]
+    NotGpuCount(String),
+}
+
+impl ValueError {
+    /// This error as the reason a time limit `text` does not read.
+    fn in_time(self, text: &str, expected: &'static str) -> ValueError {
+        ValueError::Time {
+            text: text.to_string(),
+            why: Box::new(self),
+            expected,
+        }
+    }
+}
 
 /// The unit a scheduler assumes when a memory value has no suffix.
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +66,7 @@ pub(crate) enum MemoryDialect {
 }
 
 /// Parses a memory size as `dialect` spells it.
-pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, String> {
+pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, ValueError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -50,31 +99,37 @@ pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, Str
         MemoryDialect::Lsf => "a size like 4096 (KB by default), 500MB or 64GB",
         MemoryDialect::Pbs => "a size like 4gb, 500mb or 1048576 (bytes)",
     };
-    let multiplier =
-        multiplier.ok_or_else(|| format!("`{text}` has an unknown unit; expected {expected}"))?;
-    Quantity::from_number_and_multiplier(number, multiplier)
-        .map_err(|why| format!("`{text}` is not a size ({why}); expected {expected}"))
+    let multiplier = multiplier.ok_or_else(|| ValueError::UnknownUnit {
+        text: text.to_string(),
+        expected,
+    })?;
+    Quantity::from_number_and_multiplier(number, multiplier).map_err(|why| ValueError::NotASize {
+        text: text.to_string(),
+        why,
+        expected,
+    })
 }
 
-fn digits(text: &str) -> Result<u64, String> {
+fn digits(text: &str) -> Result<u64, ValueError> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`{text}` is not a whole number"));
+        return Err(ValueError::NotWholeNumber(text.to_string()));
     }
-    text.parse().map_err(|_| format!("`{text}` is too large"))
+    text.parse()
+        .map_err(|_| ValueError::TooLarge(text.to_string()))
 }
 
-fn seconds(d: u64, h: u64, m: u64, s: u64) -> Result<Duration, String> {
-    Duration::from_parts(d, h, m, s).ok_or_else(|| "the time is too large".to_string())
+fn seconds(d: u64, h: u64, m: u64, s: u64) -> Result<Duration, ValueError> {
+    Duration::from_parts(d, h, m, s).ok_or(ValueError::TimeTooLarge)
 }
 
 /// Slurm `--time`: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M`, `D-H:M:S`; `None` for `UNLIMITED`.
-pub(crate) fn slurm_time(text: &str) -> Result<Option<Duration>, String> {
+pub(crate) fn slurm_time(text: &str) -> Result<Option<Duration>, ValueError> {
     let expected = "expected minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS";
     let t = text.trim();
     if t.eq_ignore_ascii_case("unlimited") || t.eq_ignore_ascii_case("infinite") {
         return Ok(None);
     }
-    let fail = |e: String| format!("`{t}`: {e}; {expected}");
+    let fail = |e: ValueError| e.in_time(t, expected);
     let (days, clock) = match t.split_once('-') {
         Some((d, rest)) => (Some(digits(d).map_err(fail)?), rest),
         None => (None, t),
@@ -91,19 +146,19 @@ pub(crate) fn slurm_time(text: &str) -> Result<Option<Duration>, String> {
         (Some(d), [h]) => seconds(d, *h, 0, 0),
         (Some(d), [h, m]) => seconds(d, *h, *m, 0),
         (Some(d), [h, m, s]) => seconds(d, *h, *m, *s),
-        _ => Err("too many fields".to_string()),
+        _ => Err(ValueError::TooManyFields),
     };
     duration.map(Some).map_err(fail)
 }
 
 /// LSF `-W`: `[hour:]minute[/host_name|/host_model]`. Returns the host part when there is one.
-pub(crate) fn lsf_time(text: &str) -> Result<(Duration, Option<&str>), String> {
+pub(crate) fn lsf_time(text: &str) -> Result<(Duration, Option<&str>), ValueError> {
     let expected = "expected [hour:]minute, e.g. 90 or 1:30";
     let (clock, host) = match text.trim().split_once('/') {
         Some((c, h)) => (c, Some(h)),
         None => (text.trim(), None),
     };
-    let fail = |e: String| format!("`{text}`: {e}; {expected}");
+    let fail = |e: ValueError| e.in_time(text, expected);
     let duration = match clock.split_once(':') {
         Some((h, m)) => seconds(0, digits(h).map_err(fail)?, digits(m).map_err(fail)?, 0),
         None => seconds(0, 0, digits(clock).map_err(fail)?, 0),
@@ -112,7 +167,7 @@ pub(crate) fn lsf_time(text: &str) -> Result<(Duration, Option<&str>), String> {
 }
 
 /// PBS `walltime`: `[[hours:]minutes:]seconds[.milliseconds]`; milliseconds are dropped.
-pub(crate) fn pbs_time(text: &str) -> Result<Duration, String> {
+pub(crate) fn pbs_time(text: &str) -> Result<Duration, ValueError> {
     let expected = "expected seconds, MM:SS or HH:MM:SS";
     let t = text.trim();
     let whole = t.split_once('.').map_or(t, |(w, frac)| {
@@ -122,7 +177,7 @@ pub(crate) fn pbs_time(text: &str) -> Result<Duration, String> {
             t
         }
     });
-    let fail = |e: String| format!("`{t}`: {e}; {expected}");
+    let fail = |e: ValueError| e.in_time(t, expected);
     let parts = whole
         .split(':')
         .map(digits)
@@ -132,7 +187,7 @@ pub(crate) fn pbs_time(text: &str) -> Result<Duration, String> {
         [s] => seconds(0, 0, 0, *s),
         [m, s] => seconds(0, 0, *m, *s),
         [h, m, s] => seconds(0, *h, *m, *s),
-        _ => Err("too many fields".to_string()),
+        _ => Err(ValueError::TooManyFields),
     }
     .map_err(fail)
 }
@@ -259,6 +314,26 @@ mod tests {
         assert_eq!(pbs_time("02:00:00").unwrap().as_secs(), 7200);
         assert_eq!(pbs_time("01:00:00.500").unwrap().as_secs(), 3600);
         assert!(pbs_time("abc").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_value_and_what_was_expected() {
+        assert_eq!(
+            slurm_time("1:2:3:4").unwrap_err().to_string(),
+            "`1:2:3:4`: too many fields; expected minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
+        );
+        assert_eq!(
+            lsf_time("1:xx").unwrap_err().to_string(),
+            "`1:xx`: `xx` is not a whole number; expected [hour:]minute, e.g. 90 or 1:30"
+        );
+        assert_eq!(
+            memory("4X", MemoryDialect::Slurm).unwrap_err().to_string(),
+            "`4X` has an unknown unit; expected a size like 4096 (MB), 500M or 64G"
+        );
+        assert_eq!(
+            memory("1.5.5G", MemoryDialect::Slurm).unwrap_err().to_string(),
+            "`1.5.5G` is not a size (the number has characters that are not digits); expected a size like 4096 (MB), 500M or 64G"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! (`prices/default.toml`, with its sources and date); users add or replace entries by name.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -123,6 +123,25 @@ struct Sheet {
     onprem: BTreeMap<String, OnPrem>,
 }
 
+/// Why a price sheet cannot be used; each names the file, and the line where TOML knows it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PriceSheetError {
+    /// Not TOML, or not a sheet's shape (an unknown key, a number given as text).
+    #[error("{}:{}{message}", file.display(), place.map(|(l, c)| format!("{l}:{c}: ")).unwrap_or_default())]
+    Syntax {
+        file: PathBuf,
+        /// 1-based line and column, when the parser points at one.
+        place: Option<(usize, usize)>,
+        message: String,
+    },
+    /// A price that is negative, infinite or not a number.
+    #[error("{}: `{name}`: prices must be finite and not negative", file.display())]
+    Negative { file: PathBuf, name: String },
+    /// An on-premises entry whose utilisation or years make the model meaningless.
+    #[error("{}: onprem.{name}: utilisation must be in (0, 1] and years above 0", file.display())]
+    OnPremModel { file: PathBuf, name: String },
+}
+
 /// The entries by name, with the sheet's date and currency.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -134,7 +153,7 @@ pub struct PriceSheet {
 
 impl PriceSheet {
     /// The default sheet, with `extra` (file name and text) read over it.
-    pub fn load(extra: Option<(&Path, &str)>) -> Result<Self, String> {
+    pub fn load(extra: Option<(&Path, &str)>) -> Result<Self, PriceSheetError> {
         let mut sheet = PriceSheet {
             date: String::new(),
             currency: "USD".into(),
@@ -147,20 +166,11 @@ impl PriceSheet {
         Ok(sheet)
     }
 
-    fn add(&mut self, file: &Path, text: &str) -> Result<(), String> {
-        let parsed: Sheet = toml::from_str(text).map_err(|e| {
-            let place = e.span().map(|span| {
-                let before = &text[..span.start.min(text.len())];
-                let line = before.matches('\n').count() + 1;
-                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-                format!("{line}:{column}: ")
-            });
-            format!(
-                "{}:{}{}",
-                file.display(),
-                place.unwrap_or_default(),
-                e.message().trim()
-            )
+    fn add(&mut self, file: &Path, text: &str) -> Result<(), PriceSheetError> {
+        let parsed: Sheet = toml::from_str(text).map_err(|e| PriceSheetError::Syntax {
+            file: file.to_path_buf(),
+            place: e.span().map(|span| line_column(text, span.start)),
+            message: e.message().trim().to_string(),
         })?;
         if let Some(date) = parsed.date {
             self.date = date;
@@ -190,10 +200,10 @@ impl PriceSheet {
                 ],
             )?;
             if !(entry.utilisation > 0.0 && entry.utilisation <= 1.0) || entry.years <= 0.0 {
-                return Err(format!(
-                    "{}: onprem.{name}: utilisation must be in (0, 1] and years above 0",
-                    file.display()
-                ));
+                return Err(PriceSheetError::OnPremModel {
+                    file: file.to_path_buf(),
+                    name,
+                });
             }
             self.entries.insert(name, Price::OnPrem(entry));
         }
@@ -201,14 +211,22 @@ impl PriceSheet {
     }
 }
 
-fn check(file: &Path, name: &str, numbers: &[f64]) -> Result<(), String> {
+/// 1-based line and column (in characters) of byte `offset` in `text`.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn check(file: &Path, name: &str, numbers: &[f64]) -> Result<(), PriceSheetError> {
     if numbers.iter().all(|n| n.is_finite() && *n >= 0.0) {
         Ok(())
     } else {
-        Err(format!(
-            "{}: `{name}`: prices must be finite and not negative",
-            file.display()
-        ))
+        Err(PriceSheetError::Negative {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -267,12 +285,25 @@ mod tests {
             "[cloud.x]\nvcpu_hour = \"cheap\"\ngib_hour = 0.1\nsource = \"s\"\n",
         )))
         .unwrap_err();
-        assert!(err.starts_with("prices.toml:2:13: "), "{err}");
+        assert!(
+            matches!(
+                err,
+                PriceSheetError::Syntax {
+                    place: Some((2, 13)),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with("prices.toml:2:13: "), "{err}");
         let err = PriceSheet::load(Some((
             Path::new("prices.toml"),
             "[cloud.x]\nvcpu_hour = -1.0\ngib_hour = 0.1\nsource = \"s\"\n",
         )))
         .unwrap_err();
-        assert!(err.contains("not negative"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "prices.toml: `x`: prices must be finite and not negative"
+        );
     }
 }

@@ -54,6 +54,17 @@ pub struct ArrayError {
     reason: &'static str,
 }
 
+/// An invariant of [`ArraySpec`] that a value read from YAML breaks ([`ArraySpec::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ArrayRuleError {
+    #[error("step must be at least 1")]
+    ZeroStep,
+    #[error("a range must not end before it starts")]
+    Backwards,
+    #[error("maxParallel must be at least 1")]
+    ZeroMaxParallel,
+}
+
 impl ArraySpec {
     /// All ranges, the inline one first.
     pub fn ranges(&self) -> impl Iterator<Item = IndexRange> + '_ {
@@ -73,17 +84,17 @@ impl ArraySpec {
     }
 
     /// Checks the invariants the parser guarantees; for values read from YAML.
-    pub fn check(&self) -> Result<(), &'static str> {
+    pub fn check(&self) -> Result<(), ArrayRuleError> {
         for range in self.ranges() {
             if range.step == 0 {
-                return Err("step must be at least 1");
+                return Err(ArrayRuleError::ZeroStep);
             }
             if range.start > range.end {
-                return Err("a range must not end before it starts");
+                return Err(ArrayRuleError::Backwards);
             }
         }
         if self.max_parallel == Some(0) {
-            return Err("maxParallel must be at least 1");
+            return Err(ArrayRuleError::ZeroMaxParallel);
         }
         Ok(())
     }

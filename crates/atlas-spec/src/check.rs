@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use crate::names::{check_name, is_dns1123_label};
+use crate::names::{check_name, is_dns1123_label, NameError};
 use crate::{Duration, Workflow};
 
 /// The longest walltime a workflow may ask for: 366 days. Longer ones are refused rather than
@@ -67,9 +67,9 @@ pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
     check_values(&tree, &mut String::new(), "")?;
     check_resources(workflow)?;
     if let Some(array) = &workflow.spec.scheduling.array {
-        array
-            .check()
-            .map_err(|why| violation("spec.scheduling.array".into(), "array", "", why.into()))?;
+        array.check().map_err(|why| {
+            violation("spec.scheduling.array".into(), "array", "", why.to_string())
+        })?;
     }
     check_phases(workflow)?;
     check_variables(workflow)
@@ -206,27 +206,44 @@ fn check_phases(workflow: &Workflow) -> Result<(), Violation> {
             ));
         }
         for (j, pattern) in phase.patterns.iter().enumerate() {
-            check_pattern(pattern)
-                .map_err(|why| violation(format!("{path}.patterns[{j}]"), "patterns", "", why))?;
+            check_pattern(pattern).map_err(|why| {
+                violation(
+                    format!("{path}.patterns[{j}]"),
+                    "patterns",
+                    "",
+                    why.to_string(),
+                )
+            })?;
         }
     }
     Ok(())
 }
 
+/// Why an output pattern cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatternError {
+    /// Longer than [`MAX_PATTERN_LEN`] bytes.
+    #[error("{0} bytes is longer than the limit of {MAX_PATTERN_LEN}")]
+    TooLong(usize),
+    /// The regex crate refuses it (syntax, or compiled size above 1 MiB).
+    #[error("not a valid regular expression: {0}")]
+    Invalid(#[source] regex::Error),
+    /// A named group (`(?P<loss>…)`) whose name is not a metric name.
+    #[error("the group name is not a valid metric name: {0}")]
+    GroupName(#[source] NameError),
+}
+
 /// A pattern compiles (with bounded size) and each named group is a valid metric name.
-pub fn check_pattern(pattern: &str) -> Result<(), String> {
+pub fn check_pattern(pattern: &str) -> Result<(), PatternError> {
     if pattern.len() > MAX_PATTERN_LEN {
-        return Err(format!(
-            "{} bytes is longer than the limit of {MAX_PATTERN_LEN}",
-            pattern.len()
-        ));
+        return Err(PatternError::TooLong(pattern.len()));
     }
     let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| format!("not a valid regular expression: {e}"))?;
+        .map_err(PatternError::Invalid)?;
     for name in re.capture_names().flatten() {
-        check_name(name).map_err(|e| format!("the group name is not a valid metric name: {e}"))?;
+        check_name(name).map_err(PatternError::GroupName)?;
     }
     Ok(())
 }
@@ -244,4 +261,26 @@ fn check_variables(workflow: &Workflow) -> Result<(), Violation> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_error_says_which_rule_it_breaks() {
+        assert!(check_pattern(r"loss=(?P<loss>[0-9.]+)").is_ok());
+        let long = "a".repeat(MAX_PATTERN_LEN + 1);
+        assert_eq!(
+            check_pattern(&long),
+            Err(PatternError::TooLong(MAX_PATTERN_LEN + 1))
+        );
+        let err = check_pattern("(unclosed").unwrap_err();
+        assert!(matches!(err, PatternError::Invalid(_)), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with("not a valid regular expression: "));
+        let err = check_pattern(r"(?P<_loss>[0-9]+)").unwrap_err();
+        assert!(matches!(err, PatternError::GroupName(_)), "{err}");
+    }
 }

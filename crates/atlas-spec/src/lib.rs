@@ -25,17 +25,17 @@ mod rundir;
 mod text_or_number;
 mod workflow;
 
-pub use array::{ArrayError, ArraySpec, IndexRange};
+pub use array::{ArrayError, ArrayRuleError, ArraySpec, IndexRange};
 pub use check::{
-    check_pattern, check_workflow, Violation, MAX_COUNT, MAX_PATTERN_LEN, MAX_SCRIPT_LEN,
-    MAX_VALUE_LEN, MAX_VARIABLE_NAME_LEN, MAX_WALLTIME,
+    check_pattern, check_workflow, PatternError, Violation, MAX_COUNT, MAX_PATTERN_LEN,
+    MAX_SCRIPT_LEN, MAX_VALUE_LEN, MAX_VARIABLE_NAME_LEN, MAX_WALLTIME,
 };
 pub use duration::{Duration, DurationError};
 pub use load::{parse_workflow, WorkflowError, MAX_NESTING, MAX_WORKFLOW_BYTES};
 pub use names::{
     check_name, is_dns1123_label, to_dns1123_label, NameError, MAX_IDENT_LEN, MAX_NAME_LEN,
 };
-pub use quantity::{Quantity, QuantityError};
+pub use quantity::{AmountError, Quantity, QuantityError};
 pub use record_check::{RecordError, MAX_LIST_ITEMS, MAX_TEXT_BYTES};
 pub use rundir::{task_run_id, RunDir, Stream};
 pub use workflow::*;

@@ -38,6 +38,38 @@ pub struct QuantityError {
     reason: &'static str,
 }
 
+/// Why a number times a unit multiplier is not a whole number of bytes
+/// ([`Quantity::from_number_and_multiplier`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AmountError {
+    NoNumber,
+    NotDigits,
+    TooLarge,
+    TooManyDecimals,
+    FractionalBytes,
+}
+
+impl AmountError {
+    /// The reason as a phrase, for messages that quote it.
+    pub const fn reason(self) -> &'static str {
+        match self {
+            AmountError::NoNumber => "no number",
+            AmountError::NotDigits => "the number has characters that are not digits",
+            AmountError::TooLarge => "the number is too large",
+            AmountError::TooManyDecimals => "too many decimal places",
+            AmountError::FractionalBytes => "the fraction is not a whole number of bytes",
+        }
+    }
+}
+
+impl fmt::Display for AmountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for AmountError {}
+
 impl Quantity {
     /// A quantity of exactly `bytes` bytes.
     pub const fn from_bytes(bytes: u64) -> Self {
@@ -64,37 +96,37 @@ impl Quantity {
 
     /// Parses a number with a unit multiplier that may carry a decimal fraction (`1.5` × 2^30);
     /// the result must be a whole number of bytes. Shared by the scheduler-specific parsers.
-    pub fn from_number_and_multiplier(number: &str, multiplier: u64) -> Result<Self, &'static str> {
+    pub fn from_number_and_multiplier(number: &str, multiplier: u64) -> Result<Self, AmountError> {
         let (whole, frac) = match number.split_once('.') {
             Some((w, f)) => (w, f),
             None => (number, ""),
         };
         if whole.is_empty() && frac.is_empty() {
-            return Err("no number");
+            return Err(AmountError::NoNumber);
         }
         if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-            return Err("the number has characters that are not digits");
+            return Err(AmountError::NotDigits);
         }
         let whole_value: u64 = if whole.is_empty() {
             0
         } else {
-            whole.parse().map_err(|_| "the number is too large")?
+            whole.parse().map_err(|_| AmountError::TooLarge)?
         };
         let mut bytes = whole_value
             .checked_mul(multiplier)
-            .ok_or("the number is too large")?;
+            .ok_or(AmountError::TooLarge)?;
         if !frac.is_empty() {
             if frac.len() > 18 {
-                return Err("too many decimal places");
+                return Err(AmountError::TooManyDecimals);
             }
             let denominator = 10u128.pow(frac.len() as u32);
             let numerator = frac.parse::<u128>().unwrap_or(0) * multiplier as u128;
             if !numerator.is_multiple_of(denominator) {
-                return Err("the fraction is not a whole number of bytes");
+                return Err(AmountError::FractionalBytes);
             }
             let extra =
-                u64::try_from(numerator / denominator).map_err(|_| "the number is too large")?;
-            bytes = bytes.checked_add(extra).ok_or("the number is too large")?;
+                u64::try_from(numerator / denominator).map_err(|_| AmountError::TooLarge)?;
+            bytes = bytes.checked_add(extra).ok_or(AmountError::TooLarge)?;
         }
         Ok(Quantity(bytes))
     }
@@ -123,7 +155,7 @@ impl FromStr for Quantity {
         } else {
             return Err(fail("unknown unit suffix"));
         };
-        Quantity::from_number_and_multiplier(number, multiplier).map_err(fail)
+        Quantity::from_number_and_multiplier(number, multiplier).map_err(|e| fail(e.reason()))
     }
 }
 

@@ -222,7 +222,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
                 b.set_quantity(e, Field::MemoryPerNode, q);
                 b.note(e, "-M is LSF's memory limit, taken as the memory per node; a bare number is KB unless the site set LSF_UNIT_FOR_LIMITS");
             }
-            Err(why) => b.invalid(e, why),
+            Err(why) => b.invalid(e, why.to_string()),
         },
         Time => {
             match lsf_time(value) {
@@ -232,7 +232,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
                         b.note(e, format!("the time was normalised to host `{host}`; Atlas keeps it as written"));
                     }
                 }
-                Err(why) => b.invalid(e, why),
+                Err(why) => b.invalid(e, why.to_string()),
             }
         }
         Exclusive => b.set_exclusive(e, true),

@@ -2,12 +2,12 @@
 //! GPU requirements (`-gpu "num=2/task:gmodel=…"`), following the LSF documentation.
 
 use crate::builder::{Builder, Field};
-use crate::units::{memory, MemoryDialect};
+use crate::units::{memory, MemoryDialect, ValueError};
 
 use super::parse_count;
 
 /// Splits `name[...] name[...]` into sections; text outside brackets is a bare select string.
-fn sections(text: &str) -> Result<Vec<(String, String)>, String> {
+fn sections(text: &str) -> Result<Vec<(String, String)>, ValueError> {
     let mut out = Vec::new();
     let mut rest = text.trim();
     while !rest.is_empty() {
@@ -16,7 +16,7 @@ fn sections(text: &str) -> Result<Vec<(String, String)>, String> {
                 let name = rest[..open].trim().to_string();
                 let close = rest[open..]
                     .find(']')
-                    .ok_or_else(|| format!("`{text}`: a `[` is not closed"))?
+                    .ok_or_else(|| ValueError::Unclosed(text.to_string()))?
                     + open;
                 let name = if name.is_empty() {
                     "select".to_string()
@@ -46,7 +46,7 @@ pub(crate) fn apply_resreq(b: &mut Builder, e: usize, value: &str) {
     }
     let sections = match sections(value) {
         Ok(s) => s,
-        Err(why) => return b.invalid(e, why),
+        Err(why) => return b.invalid(e, why.to_string()),
     };
     let mut not_carried = Vec::new();
     for (name, body) in sections {
@@ -108,12 +108,12 @@ fn rusage(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) 
                     b.set_quantity(e, Field::MemoryPerNode, q);
                     b.note(e, "rusage[mem] is per host (LSF's default); a bare number is KB unless the site set LSF_UNIT_FOR_LIMITS");
                 }
-                Err(why) => b.invalid(e, why),
+                Err(why) => b.invalid(e, why.to_string()),
             },
             "ngpus_excl_p" | "ngpus_shared" | "ngpus_excl_t" | "ngpus" => {
                 match parse_count(value) {
                     Ok(n) => b.set_count(e, Field::GpusPerNode, n),
-                    Err(why) => b.invalid(e, why),
+                    Err(why) => b.invalid(e, why.to_string()),
                 }
             }
             "duration" | "decay" => {}
@@ -157,13 +157,13 @@ pub(crate) fn apply_gpu(b: &mut Builder, e: usize, value: &str) {
                 };
                 match parse_count(n) {
                     Ok(n) => b.set_count(e, field, n),
-                    Err(why) => b.invalid(e, why),
+                    Err(why) => b.invalid(e, why.to_string()),
                 }
             }
             "gmodel" => b.set_text(e, Field::GpuType, val.trim()),
             "gmem" => match memory(val, MemoryDialect::Lsf) {
                 Ok(q) => b.set_quantity(e, Field::MemoryPerGpu, q),
-                Err(why) => b.invalid(e, why),
+                Err(why) => b.invalid(e, why.to_string()),
             },
             "" => {}
             other => not_carried.push(format!("{other}={val}")),

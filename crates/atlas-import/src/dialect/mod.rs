@@ -11,7 +11,7 @@ use atlas_spec::{ArraySpec, Dependency, DependencyCondition, DependencyMode};
 use crate::builder::{Builder, Field};
 use crate::options::{parse, OptDef, Style};
 use crate::script::Line;
-use crate::units::output_pattern;
+use crate::units::{output_pattern, ValueError};
 use crate::words::words;
 
 /// Splits a directive's text into words; an unterminated quote makes the line one `invalid`
@@ -63,16 +63,17 @@ pub(crate) fn apply_options<A: Copy + 'static>(
 pub(crate) fn set_count(b: &mut Builder, e: usize, field: Field, value: &str) {
     match parse_count(value) {
         Ok(n) => b.set_count(e, field, n),
-        Err(why) => b.invalid(e, why),
+        Err(why) => b.invalid(e, why.to_string()),
     }
 }
 
-pub(crate) fn parse_count(value: &str) -> Result<u32, String> {
+pub(crate) fn parse_count(value: &str) -> Result<u32, ValueError> {
     let v = value.trim();
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
-        return Err(format!("`{value}` is not a whole number"));
+        return Err(ValueError::NotWholeNumber(value.to_string()));
     }
-    v.parse().map_err(|_| format!("`{value}` is too large"))
+    v.parse()
+        .map_err(|_| ValueError::TooLarge(value.to_string()))
 }
 
 /// Sets a text field; an empty value is invalid.
@@ -114,7 +115,7 @@ pub(crate) fn set_path(
 }
 
 /// `[type:]count`, as in Slurm's `--gpus-per-node=v100:2`.
-pub(crate) fn typed_count(value: &str) -> Result<(Option<&str>, u32), String> {
+pub(crate) fn typed_count(value: &str) -> Result<(Option<&str>, u32), ValueError> {
     match value.rsplit_once(':') {
         Some((kind, n)) => Ok((Some(kind), parse_count(n)?)),
         None => Ok((None, parse_count(value)?)),

@@ -28,7 +28,7 @@ pub(crate) fn apply(b: &mut Builder, e: usize, value: &str, layout: &mut Layout)
             "nodes" => nodes(b, e, val, &mut not_carried, layout),
             "walltime" => match pbs_time(val) {
                 Ok(d) => b.set_walltime(e, d),
-                Err(why) => b.invalid(e, why),
+                Err(why) => b.invalid(e, why.to_string()),
             },
             "ncpus" | "mem" | "ngpus" | "gpus" | "naccelerators" => {
                 layout.job_wide_entry.get_or_insert(e);
@@ -39,7 +39,7 @@ pub(crate) fn apply(b: &mut Builder, e: usize, value: &str, layout: &mut Layout)
                     b.set_quantity(e, Field::MemoryPerCpu, q);
                     b.note(e, "pmem (per process) is taken as memory per CPU");
                 }
-                Err(why) => b.invalid(e, why),
+                Err(why) => b.invalid(e, why.to_string()),
             },
             "place" => place(b, e, val, &mut not_carried),
             "accelerator_model" | "gpu_model" | "gpu_type" => b.set_text(e, Field::GpuType, val),
@@ -72,7 +72,7 @@ fn chunk_resource(b: &mut Builder, e: usize, key: &str, val: &str, not_carried: 
         "ngpus" | "gpus" | "naccelerators" => count(b, e, Field::GpusPerNode, val),
         "mem" => match memory(val, MemoryDialect::Pbs) {
             Ok(q) => b.set_quantity(e, Field::MemoryPerNode, q),
-            Err(why) => b.invalid(e, why),
+            Err(why) => b.invalid(e, why.to_string()),
         },
         "accelerator_model" | "gpu_model" | "gpu_type" => b.set_text(e, Field::GpuType, val),
         "mpiprocs" | "ompthreads" => {}
@@ -83,7 +83,7 @@ fn chunk_resource(b: &mut Builder, e: usize, key: &str, val: &str, not_carried: 
 fn count(b: &mut Builder, e: usize, field: Field, val: &str) {
     match parse_count(val) {
         Ok(n) => b.set_count(e, field, n),
-        Err(why) => b.invalid(e, why),
+        Err(why) => b.invalid(e, why.to_string()),
     }
 }
 

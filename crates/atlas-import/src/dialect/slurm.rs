@@ -11,7 +11,7 @@ use super::{
 use crate::builder::{Builder, Field};
 use crate::options::{opt, Arg, OptDef, Style};
 use crate::script::{directive, Line};
-use crate::units::{memory, slurm_time, MemoryDialect};
+use crate::units::{memory, slurm_time, MemoryDialect, ValueError};
 
 /// What Atlas does with a Slurm option.
 #[derive(Debug, Clone, Copy)]
@@ -359,7 +359,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
         Time => match slurm_time(value) {
             Ok(Some(d)) => b.set_walltime(e, d),
             Ok(None) => b.ignored(e, "no time limit; spec.resources.walltime stays unset"),
-            Err(why) => b.invalid(e, why),
+            Err(why) => b.invalid(e, why.to_string()),
         },
         Exclusive => match value {
             "" => b.set_exclusive(e, true),
@@ -397,7 +397,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
                     b.set_text(e, Field::GpuType, kind);
                 }
             }
-            Err(why) => b.invalid(e, why),
+            Err(why) => b.invalid(e, why.to_string()),
         },
         Export => export(b, e, value),
         Ignore(why) => b.ignored(e, why),
@@ -428,7 +428,7 @@ fn mem(b: &mut Builder, e: usize, field: Field, value: &str) {
     }
     match memory(value, MemoryDialect::Slurm) {
         Ok(q) => b.set_quantity(e, field, q),
-        Err(why) => b.invalid(e, why),
+        Err(why) => b.invalid(e, why.to_string()),
     }
 }
 
@@ -487,7 +487,7 @@ fn gres(b: &mut Builder, e: usize, value: &str) {
             [n] if n.bytes().all(|c| c.is_ascii_digit()) => (None, super::parse_count(n)),
             [kind] => (Some(*kind), Ok(1)),
             [kind, n] => (Some(*kind), super::parse_count(n)),
-            _ => (None, Err(format!("`{item}` is not gpu[:type]:count"))),
+            _ => (None, Err(ValueError::NotGpuCount(item.to_string()))),
         };
         match count {
             Ok(n) => {
@@ -497,7 +497,7 @@ fn gres(b: &mut Builder, e: usize, value: &str) {
                     b.set_text(e, Field::GpuType, kind);
                 }
             }
-            Err(why) => b.invalid(e, why),
+            Err(why) => b.invalid(e, why.to_string()),
         }
     }
     if !others.is_empty() {

@@ -69,6 +69,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         grace: args.grace,
         passthrough: !args.quiet && !args.records_to_stdout,
         records_to_stdout: args.records_to_stdout,
+        warnings: std::sync::Arc::new(|warning| eprintln!("atlas agent: {warning}")),
     };
     let gpus: Box<dyn GpuDevices> = match NvmlDevices::load() {
         Some(nvml) => Box::new(nvml),

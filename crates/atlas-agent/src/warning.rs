@@ -1,0 +1,28 @@
+//! What the agent tells its caller without stopping the run. The library never prints a
+//! diagnostic itself: it hands each warning to the caller's [`Warnings`] callback (the
+//! `atlas agent` command writes it on stderr; a test may collect it).
+
+use std::sync::Arc;
+
+/// Something went wrong beside the run; the run goes on and the spool stays complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentWarning {
+    /// The server refused the pushed records in a way that will not heal (401, 403, 400,
+    /// 413): pushing stops, and `atlas ingest` can load the spool later.
+    #[error("{server} refused the records ({why}); no more pushing, the spool keeps them")]
+    PushRefused {
+        /// The server's base URL.
+        server: String,
+        /// What it answered (`HTTP 401`).
+        why: String,
+    },
+}
+
+/// Where warnings go. Called from the agent's own threads (the pushing one among them).
+pub type Warnings = Arc<dyn Fn(AgentWarning) + Send + Sync>;
+
+/// A sink that drops every warning, for callers with nowhere to show them.
+pub fn ignore_warnings() -> Warnings {
+    Arc::new(|_| {})
+}
