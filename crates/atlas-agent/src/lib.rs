@@ -13,6 +13,7 @@ pub mod output;
 mod process;
 pub mod procfs;
 pub mod push;
+pub mod rundir_io;
 mod runner;
 pub mod signals;
 pub mod spool;

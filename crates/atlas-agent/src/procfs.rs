@@ -118,9 +118,17 @@ pub fn process_start(pid: u32) -> Option<u64> {
     start_and_parent(&stat).map(|(start, _)| start)
 }
 
-/// Whether the process `pid` that started at `start` is still there (a reused pid is not).
+/// Whether the process `pid` that started at `start` is still there and running (a reused pid
+/// is not it; a zombie, dead and not yet reaped, is not alive).
 pub fn is_alive(pid: u32, start: u64) -> bool {
-    process_start(pid) == Some(start)
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let zombie = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..i + 3))
+        .is_some_and(|state| state == "Z");
+    !zombie && start_and_parent(&stat).is_some_and(|(s, _)| s == start)
 }
 
 /// Processes on this host whose environment says they belong to run `run_id`

@@ -444,7 +444,16 @@ impl Agent<'_> {
         let (phase, recognisers, tx) = (phase.to_string(), recognisers.clone(), tx.clone());
         let passthrough = self.config.passthrough;
         std::thread::spawn(move || {
-            let log = std::fs::File::create(&log).map(std::io::BufWriter::new);
+            // Never through a link planted where the log goes.
+            let log = std::os::unix::fs::OpenOptionsExt::custom_flags(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true),
+                libc::O_NOFOLLOW,
+            )
+            .open(&log)
+            .map(std::io::BufWriter::new);
             let mut sink: Box<dyn std::io::Write> = match (passthrough, is_stderr) {
                 (false, _) => Box::new(std::io::sink()),
                 (true, false) => Box::new(std::io::stdout()),

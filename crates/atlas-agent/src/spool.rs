@@ -127,13 +127,18 @@ pub struct SpoolContents {
     pub complete_bytes: u64,
 }
 
-/// Reads the complete lines of a spool from byte `offset` on; a last line without its newline
-/// is left for later (it may still be being written, or was torn by a crash).
+/// The most bytes of a spool one [`read_spool`] reads; a follower reads the rest next time.
+pub const MAX_SPOOL_READ: u64 = 16 << 20;
+
+/// Reads the complete lines of a spool from byte `offset` on, at most [`MAX_SPOOL_READ`] bytes;
+/// a last line without its newline is left for later (it may still be being written, or was
+/// torn by a crash). The job can write its spool, so it is opened without following a link and
+/// only as a regular file.
 pub fn read_spool(path: &Path, offset: u64) -> std::io::Result<SpoolContents> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = File::open(path)?;
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = crate::rundir_io::open_regular(path)?;
     file.seek(SeekFrom::Start(offset))?;
-    let mut reader = BufReader::new(file);
+    let mut reader = BufReader::new(file.take(MAX_SPOOL_READ));
     let mut contents = SpoolContents {
         complete_bytes: offset,
         ..Default::default()

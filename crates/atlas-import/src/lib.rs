@@ -140,9 +140,11 @@ pub fn import(script: &str, options: &ImportOptions) -> Result<Import, ImportErr
     warn_other_dialects(&mut b, &all, dialect);
     warn_replacement_characters(&mut b, &all);
     b.derive_layout();
+    // A set: a script may hold 100,000 directive lines (a Vec's `contains` made this quadratic).
+    let directive_set: std::collections::HashSet<u32> = directive_lines.iter().copied().collect();
     let body: Vec<Line<'_>> = all
         .iter()
-        .filter(|l| !directive_lines.contains(&l.number))
+        .filter(|l| !directive_set.contains(&l.number))
         .copied()
         .collect();
     body::apply(&mut b, &body);

@@ -65,7 +65,11 @@ impl Tracker {
     ) -> Result<Self, RunError> {
         let run_id = crate::new_id("r");
         let run_dir = RunDir::new(plan.runs_dir.join(&run_id));
-        std::fs::create_dir_all(run_dir.root()).map_err(|e| RunError::file(run_dir.root(), e))?;
+        // Private to the user (the runs directory too, when made here); a backend that needs
+        // more (podman's group-writable bind mount) says so for its run.
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(run_dir.root())
+            .map_err(|e| RunError::file(run_dir.root(), e))?;
         let workflow_file = run_dir.workflow();
         std::fs::write(&workflow_file, atlas_spec::to_yaml(plan.workflow))
             .map_err(|e| RunError::file(&workflow_file, e))?;
@@ -199,8 +203,18 @@ impl Tracker {
                     .output_tail
                     .map(|t| format!("; its output ends with:\n{t}"))
                     .unwrap_or_default();
+                // The agent is gone: what it started must not outlive the run.
+                let leftovers = atlas_agent::procfs::processes_of_run(&self.run_id);
+                for &pid in &leftovers {
+                    // SAFETY: plain kill(2) of a process whose environment names this run.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+                let killed = match leftovers.len() {
+                    0 => String::new(),
+                    n => format!("; {n} leftover process(es) killed"),
+                };
                 let cause = format!(
-                    "the job ended ({}) without its agent reporting the end; see {}{tail}",
+                    "the job ended ({}) without its agent reporting the end{killed}; see {}{tail}",
                     end.state,
                     self.run_dir.root().display()
                 );
@@ -244,8 +258,18 @@ impl Tracker {
                 }
             }
             let (offset, lines) = self.offsets.get(&spool).copied().unwrap_or((0, 0));
-            let contents = atlas_agent::spool::read_spool(&spool, offset)
-                .map_err(|e| RunError::file(&spool, e))?;
+            // The job can replace its spool (a link to /dev/zero, a FIFO): then it is not read,
+            // and the run ends as one whose agent did not report.
+            let contents = match atlas_agent::spool::read_spool(&spool, offset) {
+                Ok(contents) => contents,
+                Err(e) => {
+                    if last {
+                        let message = format!("{}: not read: {e}", spool.display());
+                        observer.warning(&self.run_id, &message);
+                    }
+                    continue;
+                }
+            };
             self.offsets.insert(
                 spool.clone(),
                 (contents.complete_bytes, lines + contents.complete_lines),
@@ -258,11 +282,28 @@ impl Tracker {
                 let message = format!("{}:{}: {why}", spool.display(), lines + line);
                 observer.warning(&self.run_id, &message);
             }
-            if contents.records.is_empty() {
+            // A spool is written by its job, which may write anything: only records of this
+            // run (of this task, for a task's spool) are taken, never another run's.
+            let own = task.map_or_else(
+                || self.run_id.clone(),
+                |t| atlas_spec::task_run_id(&self.run_id, t),
+            );
+            let (records, foreign): (Vec<_>, Vec<_>) =
+                contents.records.into_iter().partition(|r| r.run == own);
+            if let Some(r) = foreign.first() {
+                let message = format!(
+                    "{}: {} record(s) for other runs (`{}` …) refused; a spool carries its own run's records only",
+                    spool.display(),
+                    foreign.len(),
+                    r.run
+                );
+                observer.warning(&self.run_id, &message);
+            }
+            if records.is_empty() {
                 continue;
             }
-            store.ingest(&contents.records)?;
-            for r in &contents.records {
+            store.ingest(&records)?;
+            for r in &records {
                 if let RecordBody::RunEnd { status, .. } = &r.body {
                     match &mut self.array {
                         Some(array) => {

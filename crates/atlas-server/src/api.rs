@@ -161,8 +161,8 @@ pub async fn log(
     let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
     let read = |stream: atlas_spec::Stream| {
         dir.as_ref()
-            .and_then(|d| d.log(&phase, stream).ok())
-            .and_then(|path| tail_lines(&path, lines))
+            .and_then(|d| atlas_agent::rundir_io::open_log(d, &phase, stream).ok())
+            .and_then(|file| tail_lines(file, lines))
             .unwrap_or_default()
     };
     Ok(Json(
@@ -171,10 +171,9 @@ pub async fn log(
 }
 
 /// The last `lines` lines of a log file, reading at most its last 1 MiB.
-fn tail_lines(path: &std::path::Path, lines: usize) -> Option<String> {
+fn tail_lines(mut file: std::fs::File, lines: usize) -> Option<String> {
     use std::io::{Read, Seek, SeekFrom};
     const MAX_TAIL_BYTES: u64 = 1 << 20;
-    let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     file.seek(SeekFrom::Start(len.saturating_sub(MAX_TAIL_BYTES)))
         .ok()?;

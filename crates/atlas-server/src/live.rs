@@ -10,7 +10,7 @@
 //! `?after=SEQ` starts after a sample the page already has.
 //!
 //! Each stream reads the store four times a second, so they are bounded: at most
-//! [`MAX_STREAMS_PER_RUN`] on one run and [`crate::Config::max_event_streams`] (default
+//! [`MAX_STREAMS_PER_RUN`] on one run, [`MAX_STREAMS_PER_USER`] for one user and [`crate::Config::max_event_streams`] (default
 //! [`MAX_STREAMS`]) in all; beyond that 503 with a JSON error. A stream's slot is freed when
 //! its client is gone (noticed at the next write: an event, or the keep-alive comment every
 //! 15 s).
@@ -39,11 +39,14 @@ const TICK: Duration = Duration::from_millis(250);
 pub const MAX_STREAMS_PER_RUN: usize = 16;
 /// Event streams at once in all, by default.
 pub const MAX_STREAMS: usize = 256;
+/// Event streams one user may hold at once (so one user cannot take every slot).
+pub const MAX_STREAMS_PER_USER: usize = 32;
 
 /// The open event streams: per run, and in all.
 #[derive(Default)]
 pub(crate) struct Streams {
     per_run: HashMap<String, usize>,
+    per_user: HashMap<String, usize>,
     total: usize,
 }
 
@@ -51,16 +54,22 @@ pub(crate) struct Streams {
 struct Slot {
     state: AppState,
     run: String,
+    user: String,
 }
 
 impl Slot {
-    fn take(state: &AppState, run: &str) -> Result<Slot, ApiError> {
+    fn take(state: &AppState, run: &str, user: &str) -> Result<Slot, ApiError> {
         let mut streams = state.inner.streams.lock().expect("not poisoned");
         let limit = state.config().max_event_streams;
         let busy = |message: String| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
         if streams.total >= limit {
             return Err(busy(format!(
                 "the server has {limit} event streams open, its limit; try again later"
+            )));
+        }
+        if streams.per_user.get(user).copied().unwrap_or(0) >= MAX_STREAMS_PER_USER {
+            return Err(busy(format!(
+                "you have {MAX_STREAMS_PER_USER} event streams open, the limit per user; close a page"
             )));
         }
         let on_run = streams.per_run.entry(run.to_string()).or_default();
@@ -70,10 +79,12 @@ impl Slot {
             )));
         }
         *on_run += 1;
+        *streams.per_user.entry(user.to_string()).or_default() += 1;
         streams.total += 1;
         Ok(Slot {
             state: state.clone(),
             run: run.to_string(),
+            user: user.to_string(),
         })
     }
 }
@@ -86,6 +97,12 @@ impl Drop for Slot {
             *n -= 1;
             if *n == 0 {
                 streams.per_run.remove(&self.run);
+            }
+        }
+        if let Some(n) = streams.per_user.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                streams.per_user.remove(&self.user);
             }
         }
     }
@@ -168,7 +185,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let run = owned_run(&state, &user, id).await?.run.id;
     let cursor = Cursor {
-        _slot: Slot::take(&state, &run)?,
+        _slot: Slot::take(&state, &run, &user.0)?,
         state,
         run,
         samples_after: q.after.unwrap_or(0),

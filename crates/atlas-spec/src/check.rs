@@ -75,9 +75,21 @@ pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
     check_variables(workflow)
 }
 
-/// Fields that hold shell text, where line breaks and tabs belong.
+/// Fields that hold shell text, where line breaks and tabs belong: exactly
+/// `spec.phases[N].run`, `spec.environment.setup` and `spec.launcher.command` (a map key that
+/// merely ends in `.run`, such as a label's, is not one).
 fn is_shell_text(path: &str) -> bool {
-    path.ends_with(".run") || path == "spec.environment.setup" || path.ends_with("launcher.command")
+    let phase_run = path
+        .strip_prefix("spec.phases[")
+        .and_then(|rest| rest.strip_suffix("].run"))
+        .is_some_and(|index| index.bytes().all(|b| b.is_ascii_digit()));
+    phase_run || path == "spec.environment.setup" || path == "spec.launcher.command"
+}
+
+/// Characters that break a line somewhere: the control characters, and Unicode's line and
+/// paragraph separators, which YAML and some editors treat as line ends.
+fn breaks_lines(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
 /// Walks every string (keys too): no control characters, bounded lengths.
@@ -122,7 +134,7 @@ fn check_text(text: &str, path: &str, key: &str) -> Result<(), Violation> {
         ));
     }
     let allowed = |c: char| shell && matches!(c, '\n' | '\t');
-    if let Some(c) = text.chars().find(|&c| c.is_control() && !allowed(c)) {
+    if let Some(c) = text.chars().find(|&c| breaks_lines(c) && !allowed(c)) {
         let what = if c == '\n' {
             "a line break"
         } else {
@@ -282,5 +294,22 @@ mod tests {
             .starts_with("not a valid regular expression: "));
         let err = check_pattern(r"(?P<_loss>[0-9]+)").unwrap_err();
         assert!(matches!(err, PatternError::GroupName(_)), "{err}");
+    }
+
+    fn workflow(extra: &str) -> Result<crate::Workflow, Box<crate::WorkflowError>> {
+        let text = format!("apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata:\n  name: w\n{extra}spec:\n  phases:\n  - {{name: main, run: \"a\\nb\"}}\n");
+        crate::parse_workflow("w.yaml", &text)
+    }
+
+    #[test]
+    fn only_the_shell_fields_take_line_breaks() {
+        workflow("").expect("a phase's run is shell text");
+        for extra in [
+            "  labels: {a.run: \"x\\ny: 1\"}\n",
+            "  annotations: {launcher.command: \"x\\nkind: Secret\"}\n",
+            "  labels: {a: \"x\\u2028y\"}\n",
+        ] {
+            assert!(workflow(extra).is_err(), "{extra}");
+        }
     }
 }

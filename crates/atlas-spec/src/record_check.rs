@@ -39,6 +39,13 @@ pub enum RecordError {
         /// `bytes` or `items`.
         unit: &'static str,
     },
+    /// A number outside what a record may hold (seq 0 or beyond 2^63 - 1, a time that is not
+    /// finite).
+    #[error("`{field}` is out of range")]
+    OutOfRange {
+        /// The field, as named in the record's JSON.
+        field: &'static str,
+    },
     /// A control character (other than a line break or tab) in a text.
     #[error("`{field}` holds a control character ({found:?})")]
     Control {
@@ -54,6 +61,7 @@ impl RecordError {
     pub fn field(&self) -> &'static str {
         match self {
             RecordError::Name { field, .. }
+            | RecordError::OutOfRange { field }
             | RecordError::TooLong { field, .. }
             | RecordError::Control { field, .. } => field,
         }
@@ -112,6 +120,13 @@ fn cause(cause: &Option<FailureCause>) -> Result<(), RecordError> {
 /// Whether every field of `record` may be stored ([`Record::check`]).
 pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
     name("run", &record.run)?;
+    // Agents count from 1; a store keeps seq as a signed 64-bit number.
+    if record.seq == 0 || record.seq > i64::MAX as u64 {
+        return Err(RecordError::OutOfRange { field: "seq" });
+    }
+    if !record.time.is_finite() || !record.mono.is_finite() {
+        return Err(RecordError::OutOfRange { field: "time" });
+    }
     match &record.body {
         RecordBody::RunStart {
             workflow,
@@ -223,5 +238,16 @@ mod tests {
             check(&start).unwrap_err(),
             RecordError::TooLong { unit: "items", .. }
         ));
+    }
+
+    #[test]
+    fn a_sequence_number_must_fit_the_store() {
+        let mut r = record(r#""type":"signal","signal":15"#);
+        r.seq = 0;
+        assert_eq!(check(&r).unwrap_err().field(), "seq");
+        r.seq = u64::MAX;
+        assert_eq!(check(&r).unwrap_err().field(), "seq");
+        r.seq = 1;
+        assert_eq!(check(&r), Ok(()));
     }
 }

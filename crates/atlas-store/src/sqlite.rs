@@ -419,8 +419,13 @@ fn replay(tx: &Transaction<'_>, run: &str, fresh: &[u64]) -> rusqlite::Result<()
             })
         })
         .collect();
+    // Nothing after the run's end changes it: a later runStart (a replayed or forged one)
+    // does not reopen a finished run.
     for event in &events {
         apply_event(tx, event, fresh.contains(&event.seq))?;
+        if matches!(event.body, RecordBody::RunEnd { .. }) {
+            break;
+        }
     }
     Ok(())
 }

@@ -141,3 +141,13 @@ proptest! {
         prop_assert_eq!(state(&store), state(&expected));
     }
 }
+
+#[test]
+fn a_run_start_after_the_run_end_does_not_reopen_the_run() {
+    let mut store = fresh_store("reopen");
+    store.ingest(&spool()).unwrap();
+    let mut late = spool()[0].clone();
+    late.seq = 50;
+    store.ingest(&[late]).unwrap();
+    assert_eq!(store.run("r-1").unwrap().run.status, "failed");
+}

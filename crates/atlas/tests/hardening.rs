@@ -354,3 +354,150 @@ fn a_full_disk_still_lists_runs_and_names_the_store_on_write() {
         "{stderr}"
     );
 }
+
+/// `atlas run W --on local` in the background; its stdout and stderr dropped.
+fn spawn_run(p: &Project, workflow: &str, user: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", workflow, "--on", "local"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("ATLAS_USER", user)
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the newest run of `owner` is running; its id.
+fn running_run_of(p: &Project, owner: &str) -> String {
+    let mut id = String::new();
+    eventually("the run to start", || {
+        let runs = p.runs();
+        let run = runs
+            .iter()
+            .find(|r| r["owner"] == owner && r["status"] == "running");
+        id = run.and_then(|r| r["id"].as_str()).unwrap_or("").to_string();
+        !id.is_empty()
+    });
+    id
+}
+
+#[test]
+fn a_job_cannot_speak_for_another_run_through_its_spool() {
+    let p = Project::new("forge", "");
+    let long = write(
+        &p,
+        "long.yaml",
+        &format!("{HEAD}  phases: [{{name: wait, run: 'sleep 300'}}]\n"),
+    );
+    let mut bob = spawn_run(&p, &long, "bob");
+    let bob_run = running_run_of(&p, "bob");
+    // Alice's job appends a runStart for bob's run, with a dead agent, to its own spool, and a
+    // runEnd that would end it.
+    let forged = format!(
+        "{{\"run\":\"{bob_run}\",\"seq\":1,\"time\":1.0,\"mono\":0.0,\"type\":\"runStart\",\"workflow\":\"w\",\"host\":\"{host}\",\"agentVersion\":\"0\",\"phases\":[\"wait\"],\"intervalMs\":1000,\"cpus\":1,\"gpu\":\"none\",\"source\":\"s\",\"agent\":{{\"pid\":1,\"start\":1}}}}\n{{\"run\":\"{bob_run}\",\"seq\":99,\"time\":2.0,\"mono\":1.0,\"type\":\"runEnd\",\"status\":\"failed\",\"wallSeconds\":1.0}}\n",
+        host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim()
+    );
+    std::fs::write(p.dir.join("forged.jsonl"), forged).unwrap();
+    let evil = write(&p, "evil.yaml", &format!("{HEAD}  phases: [{{name: forge, run: 'cat forged.jsonl >> db/runs/$ATLAS_RUN_ID/spool.jsonl'}}]\n"));
+    let (code, _, stderr) = p.atlas(&["run", &evil, "--on", "local"]);
+    assert!(stderr.contains("for other runs"), "{code} {stderr}");
+    let (_, _, _) = p.atlas(&["ingest", "db/runs/never/spool.jsonl"]);
+    let bob_now = p
+        .runs()
+        .into_iter()
+        .find(|r| r["id"] == bob_run.as_str())
+        .unwrap();
+    assert_eq!(bob_now["status"], "running", "{bob_now}");
+    assert!(!pgrep_run(&bob_run).is_empty(), "bob's job still runs");
+    // SAFETY: plain kill(2) of the test's own child.
+    unsafe { libc::kill(bob.id() as i32, libc::SIGTERM) };
+    let _ = bob.wait();
+}
+
+#[test]
+fn a_log_replaced_by_a_link_is_not_read() {
+    let p = Project::new("log-link", "");
+    std::fs::write(p.dir.join("secret"), "the-secret-9d1").unwrap();
+    let w = write(&p, "w.yaml", &format!("{HEAD}  phases: [{{name: leak, run: 'echo mine; ln -sf \"$PWD/secret\" db/runs/$ATLAS_RUN_ID/logs/leak.out'}}]\n"));
+    let (code, _, stderr) = p.atlas(&["run", &w, "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (_, out, _) = p.atlas(&["logs", &id]);
+    assert!(!out.contains("the-secret"), "{out}");
+}
+
+#[test]
+fn an_output_file_never_writes_through_a_planted_link_or_replaces_a_device() {
+    let p = Project::new("output", "");
+    let script = write(&p, "job.sh", "#!/bin/bash\n#SBATCH -N 1\ntrue\n");
+    std::fs::write(p.dir.join("victim"), "keep").unwrap();
+    std::os::unix::fs::symlink(p.dir.join("victim"), p.dir.join(".out.yaml.atlas-tmp")).unwrap();
+    let (code, _, stderr) = p.atlas(&["import", &script, "-o", "out.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(p.dir.join("victim")).unwrap(),
+        "keep"
+    );
+    assert!(std::fs::symlink_metadata(p.dir.join("out.yaml"))
+        .unwrap()
+        .is_file());
+    // A FIFO (as /dev/null would be) is written into, not replaced by a file.
+    let fifo = p.dir.join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let reader = std::thread::spawn({
+        let fifo = fifo.clone();
+        move || std::fs::read_to_string(fifo).unwrap()
+    });
+    let (code, _, stderr) = p.atlas(&["import", &script, "-o", "pipe"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(reader.join().unwrap().contains("kind: Workflow"));
+    assert!(
+        !std::fs::symlink_metadata(&fifo).unwrap().is_file(),
+        "still a FIFO"
+    );
+}
+
+#[test]
+fn a_spool_replaced_by_a_link_to_an_endless_file_is_not_read() {
+    let p = Project::new("spool-zero", "");
+    let w = write(&p, "w.yaml", &format!("{HEAD}  phases: [{{name: zero, run: 'ln -sf /dev/zero db/runs/$ATLAS_RUN_ID/spool.tmp && mv -f db/runs/$ATLAS_RUN_ID/spool.tmp db/runs/$ATLAS_RUN_ID/spool.jsonl'}}]\n"));
+    let (code, _, stderr) = p.atlas(&["run", &w, "--on", "local"]);
+    assert_eq!(code, 1, "the run fails, atlas does not: {stderr}");
+    assert!(stderr.contains("spool.jsonl: not read"), "{stderr}");
+    let (code, _, stderr) = p.atlas(&["runs"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn a_killed_agent_leaves_no_job_processes_behind() {
+    let p = Project::new("agent-killed", "");
+    let long = write(
+        &p,
+        "long.yaml",
+        &format!("{HEAD}  phases: [{{name: wait, run: 'sleep 300 & sleep 301'}}]\n"),
+    );
+    let mut run = spawn_run(&p, &long, "ada");
+    let id = running_run_of(&p, "ada");
+    eventually("the job's processes", || pgrep_run(&id).len() >= 2);
+    for pid in agent_pids(&id) {
+        // SAFETY: plain kill(2) of the agent this test started.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    eventually("the job's processes to be gone", || {
+        pgrep_run(&id).is_empty()
+    });
+    let run = p
+        .runs()
+        .into_iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap();
+    assert!(run["cause"].as_str().unwrap().contains("leftover"), "{run}");
+}

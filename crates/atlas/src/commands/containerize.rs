@@ -23,19 +23,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
     let write = |name: &str, text: &str| super::write_output(Some(&dir.join(name)), text);
     write("Containerfile", &files.containerfile)?;
-    write("entrypoint.sh", &files.entrypoint)?;
     write("atlas.def", &files.apptainer)?;
     write("workflow.yaml", &atlas_spec::to_yaml(&workflow))?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::environment(format!("cannot find the atlas binary: {e}")))?;
-    std::fs::copy(&exe, dir.join("atlas"))
-        .map_err(|e| Failure::environment(format!("cannot copy the atlas binary: {e}")))?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        dir.join("entrypoint.sh"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .map_err(|e| Failure::environment(format!("cannot make entrypoint.sh executable: {e}")))?;
+    let mut binary = std::fs::File::open(&exe)
+        .map_err(|e| Failure::environment(format!("cannot read the atlas binary: {e}")))?;
+    super::write_file(&dir.join("atlas"), 0o755, |file| {
+        std::io::copy(&mut binary, file).map(|_| ())
+    })?;
+    let entrypoint = files.entrypoint.as_bytes();
+    super::write_file(&dir.join("entrypoint.sh"), 0o755, |file| {
+        std::io::Write::write_all(file, entrypoint)
+    })?;
     eprintln!(
         "wrote {}: Containerfile, entrypoint.sh, atlas.def, workflow.yaml, atlas",
         dir.display()

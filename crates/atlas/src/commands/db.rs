@@ -51,6 +51,15 @@ pub fn open(flag: Option<&Path>) -> Result<(SqliteStore, PathBuf), Failure> {
             dir.display()
         )));
     }
+    // A FIFO or device would block SQLite or be written through: a store is a regular file.
+    if let Ok(meta) = std::fs::metadata(&path) {
+        if !meta.is_file() {
+            return Err(Failure::environment(format!(
+                "the store {} is not a regular file",
+                path.display()
+            )));
+        }
+    }
     // Made here, before SQLite makes it with the umask's mode; an existing file is untouched.
     let _ = std::fs::OpenOptions::new()
         .write(true)

@@ -44,6 +44,29 @@ pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store
     })
 }
 
+/// Ingests what the run's spool holds, a bounded piece at a time, and only the run's own
+/// records (the job can write its spool: it must not speak for another run).
+fn catch_up(
+    store: &mut impl Store,
+    run: &str,
+    dir: &RunDir,
+) -> Result<(), atlas_store::StoreError> {
+    let mut offset = 0;
+    while let Ok(contents) = atlas_agent::spool::read_spool(&dir.spool(), offset) {
+        let own: Vec<_> = contents
+            .records
+            .into_iter()
+            .filter(|r| r.run == run)
+            .collect();
+        store.ingest(&own)?;
+        if contents.complete_bytes == offset {
+            break;
+        }
+        offset = contents.complete_bytes;
+    }
+    Ok(())
+}
+
 /// Ingests what the spool still holds, and, when the run has no end even then, kills the
 /// processes left with its id and ends it as failed.
 fn end_lost_run(
@@ -53,9 +76,7 @@ fn end_lost_run(
 ) -> Result<usize, atlas_store::StoreError> {
     let writer = store;
     if let Some(dir) = detail.run.run_dir.as_deref().map(RunDir::new) {
-        if let Ok(contents) = atlas_agent::spool::read_spool(&dir.spool(), 0) {
-            writer.ingest(&contents.records)?;
-        }
+        catch_up(writer, &detail.run.id, &dir)?;
     }
     if writer.run(&detail.run.id)?.run.status != "running" {
         return Ok(0);

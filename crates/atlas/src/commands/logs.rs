@@ -49,20 +49,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     for name in &phases {
         let _ = writeln!(out, "==> {name} <==");
-        let Ok(path) = dir.log(name, Stream::Stdout) else {
-            let _ = writeln!(
-                out,
-                "(no log: `{}` is not a valid phase name)",
-                name.escape_debug()
-            );
+        if let Err(e) = dir.log(name, Stream::Stdout) {
+            let _ = writeln!(out, "(no log: {e})");
             continue;
-        };
+        }
         let mut offset = 0;
         loop {
-            offset += copy_from(&path, offset, &mut out);
+            offset += copy_from(&dir, name, offset, &mut out);
             if !args.follow || phase_over(&mut store, &detail.run.id, name) {
                 // What the phase wrote between the last read and its end.
-                copy_from(&path, offset, &mut out);
+                copy_from(&dir, name, offset, &mut out);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(300));
@@ -71,9 +67,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Copies `path` from byte `offset` to `out`; the number of bytes copied.
-fn copy_from(path: &std::path::Path, offset: u64, out: &mut impl Write) -> u64 {
-    let Ok(mut f) = std::fs::File::open(path) else {
+/// Copies a phase's output from byte `offset` to `out`; the number of bytes copied.
+/// (Never through a link the job may have planted there: see `rundir_io`.)
+fn copy_from(dir: &RunDir, phase: &str, offset: u64, out: &mut impl Write) -> u64 {
+    let Ok(mut f) = atlas_agent::rundir_io::open_log(dir, phase, Stream::Stdout) else {
         return 0;
     };
     let _ = f.seek(SeekFrom::Start(offset));

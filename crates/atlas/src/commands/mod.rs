@@ -78,8 +78,7 @@ pub fn read_utf8(path: &Path) -> Result<String, Failure> {
     })
 }
 
-/// Writes `text` to `path`, or to stdout when there is no path. The file is written whole
-/// (temporary file, then rename), so an interrupted write never leaves half a file.
+/// Writes `text` to `path`, or to stdout when there is no path (see [`write_file`]).
 pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let Some(path) = path else {
@@ -89,6 +88,33 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), Failure> {
             .and_then(|_| out.flush())
             .map_err(|e| Failure::environment(format!("cannot write to stdout: {e}")));
     };
+    write_file(path, 0o644, |file| file.write_all(text.as_bytes()))
+}
+
+/// Writes a file whole: into a temporary file of a fresh name made exclusively (so a link
+/// planted in a shared directory is never written through), then renamed over `path`; an
+/// interrupted write never leaves half a file. A `path` that exists and is not a regular file
+/// (`/dev/null`, a FIFO) is written in place, never replaced.
+pub fn write_file(
+    path: &Path,
+    mode: u32,
+    fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed =
+        |e: std::io::Error| Failure::environment(format!("cannot write {}: {e}", path.display()));
+    if let Ok(meta) = std::fs::metadata(path) {
+        if meta.is_dir() {
+            return Err(Failure::input(format!("{} is a directory", path.display())));
+        }
+        if !meta.is_file() {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(failed)?;
+            return fill(&mut file).map_err(failed);
+        }
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -97,13 +123,21 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), Failure> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.atlas-tmp"));
-    std::fs::write(&temp, text)
-        .and_then(|_| std::fs::rename(&temp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temp);
-            Failure::environment(format!("cannot write {}: {e}", path.display()))
-        })
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temp = dir.join(format!(".{name}.{}-{nanos}.atlas-tmp", std::process::id()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .and_then(|mut file| fill(&mut file))
+        .and_then(|_| std::fs::rename(&temp, path));
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        failed(e)
+    })
 }
 
 /// Parses an interval such as `1s`, `500ms`, `0.5s` or `2m` (at least 100 ms).

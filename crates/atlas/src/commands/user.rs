@@ -34,12 +34,10 @@ pub fn current() -> String {
         .unwrap_or_else(|| "local".into())
 }
 
+/// A user name: the name rule (`atlas_spec::check_name`: no `.` or `..`, no separators), in
+/// lowercase.
 fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+    atlas_spec::check_name(name).is_ok() && !name.bytes().any(|b| b.is_ascii_uppercase())
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -47,8 +45,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     match args.action {
         Action::Add { name } => {
             if !valid_name(&name) {
+                let shown: String = name.chars().take(64).collect();
                 return Err(Failure::input(format!(
-                    "`{name}` is not a user name: lowercase letters, digits, `-`, `_` and `.`"
+                    "{shown:?} is not a user name: 1-64 of lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit"
                 )));
             }
             let token = atlas_server::auth::new_token()
