@@ -51,6 +51,30 @@ pub struct Job<'a> {
     pub agent: &'a Path,
     /// The workflow's inputs, checked before the run.
     pub inputs: &'a [VerifiedInput],
+    /// Where a backend says what the user should know (a GPU request left out, an image being
+    /// built): the caller shows them; a library prints nothing.
+    pub notes: &'a Notes,
+}
+
+/// What a backend has to say while it prepares or submits a job, in order.
+#[derive(Debug, Default)]
+pub struct Notes(std::sync::Mutex<Vec<String>>);
+
+impl Notes {
+    /// Adds a note.
+    pub fn say(&self, note: impl Into<String>) {
+        if let Ok(mut notes) = self.0.lock() {
+            notes.push(note.into());
+        }
+    }
+
+    /// The notes so far, leaving none.
+    pub fn take(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
 }
 
 /// Figures of a launch, by name (`imageBuildSeconds`, `stageInSeconds`, …).
@@ -94,8 +118,9 @@ pub trait Backend: Send {
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError>;
     /// `Some` once the job has ended; never blocks.
     fn watch(&mut self) -> Option<JobEnd>;
-    /// Asks the job to stop; its agent records the run as cancelled.
-    fn cancel(&mut self);
+    /// Asks the job to stop; its agent records the run as cancelled. An error says why the
+    /// request could not be made (the job may then run on).
+    fn cancel(&mut self) -> Result<(), BackendError>;
     /// After the end (called once): what the job left outside the spool.
     fn collect(&mut self, job: &Job<'_>) -> Collected;
     /// Whether an array workflow runs one agent per task here (a Slurm array, a Kubernetes
@@ -134,15 +159,15 @@ pub(crate) fn agent_args(job: &Job<'_>, workflow_file: &Path, run_dir: &Path) ->
 
 /// The workflow as it runs on the target ([`alike::effective_workflow`]); says on stderr when
 /// a GPU request is left out because the target has none.
-pub(crate) fn without_gpus_if_none(target: &Named, workflow: &Workflow) -> Workflow {
-    let r = &workflow.spec.resources;
+pub(crate) fn without_gpus_if_none(target: &Named, job: &Job<'_>) -> Workflow {
+    let r = &job.workflow.spec.resources;
     if !target.target.gpus && r.gpus_per_node.or(r.gpus_per_task).or(r.gpus).is_some() {
-        eprintln!(
-            "  target `{}` has no GPUs (gpus = false): the job's GPU request is left out",
+        job.notes.say(format!(
+            "target `{}` has no GPUs (gpus = false): the job's GPU request is left out",
             target.name
-        );
+        ));
     }
-    alike::effective_workflow(target, workflow)
+    alike::effective_workflow(target, job.workflow)
 }
 
 /// The last `lines` lines of a file, when it has any.

@@ -46,13 +46,14 @@ impl Backend for Local {
         process::child_ended(&mut self.child)
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> Result<(), BackendError> {
         if let Some(child) = &self.child {
             // SAFETY: kill(2) on our own child, not reaped yet (watch drops it once reaped).
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
         }
+        Ok(())
     }
 
     fn collect(&mut self, _job: &Job<'_>) -> Collected {

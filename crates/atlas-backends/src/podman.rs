@@ -98,11 +98,12 @@ impl Backend for Podman {
         process::child_ended(&mut self.child)
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> Result<(), BackendError> {
         if let Some(name) = &self.container {
             // The agent is the container's PID 1 and handles SIGTERM like everywhere else.
-            let _ = process::output("podman", &["kill", "--signal", "TERM", name]);
+            process::output("podman", &["kill", "--signal", "TERM", name]).map_err(unusable)?;
         }
+        Ok(())
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
@@ -139,7 +140,7 @@ pub(crate) fn prepare_image_and_project(
             "podman is not installed (Debian: podman runc; or run scripts/base-image)",
         ));
     }
-    let workflow = crate::without_gpus_if_none(target, job.workflow);
+    let workflow = crate::without_gpus_if_none(target, job);
     let base = workflow
         .spec
         .image
@@ -162,7 +163,7 @@ pub(crate) fn prepare_image_and_project(
         figures.insert("imageCached".into(), 1.0);
     } else {
         check_base(&base)?;
-        eprintln!("  building image {tag}");
+        job.notes.say(format!("building image {tag}"));
         let started = Instant::now();
         build(&context, &tag, &job.run_dir.join("image-build.log"))?;
         figures.insert("imageCached".into(), 0.0);
@@ -225,9 +226,9 @@ fn run_arguments(
     let cpus = r.tasks_per_node.or(r.tasks).unwrap_or(1) * r.cpus_per_task.unwrap_or(1);
     let available = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     if cpus > available {
-        eprintln!(
-            "  the job asks for {cpus} CPUs; this machine has {available}: --cpus {available}"
-        );
+        job.notes.say(format!(
+            "the job asks for {cpus} CPUs; this machine has {available}: --cpus {available}"
+        ));
     }
     args.push(format!("--cpus={}", cpus.min(available)));
     let memory = r.memory_per_node.or_else(|| {
@@ -398,6 +399,7 @@ mod tests {
             interval: Duration::from_millis(500),
             agent: Path::new("/bin/atlas"),
             inputs: std::slice::from_ref(&input),
+            notes: &crate::Notes::default(),
         };
         let args = run_arguments(&job, &workflow, "atlas-r-1", 1_000_870_000);
         let joined = args.join(" ");

@@ -193,14 +193,16 @@ impl Backend for PodmanKube {
         Some(end)
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> Result<(), BackendError> {
         if let Some(pod) = &self.pod {
             // The agent is the container's PID 1 and handles SIGTERM like everywhere else.
-            let _ = process::output(
+            process::output(
                 "podman",
                 &["kill", "--signal", "TERM", &format!("{pod}-main")],
-            );
+            )
+            .map_err(BackendError::Unusable)?;
         }
+        Ok(())
     }
 
     fn collect(&mut self, _job: &Job<'_>) -> Collected {

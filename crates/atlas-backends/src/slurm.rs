@@ -71,7 +71,7 @@ impl Backend for Slurm {
                 .display()
                 .to_string(),
         };
-        let workflow = crate::without_gpus_if_none(&self.target, job.workflow);
+        let workflow = crate::without_gpus_if_none(&self.target, job);
         let script = sbatch_script(&workflow, &options)
             .map_err(|e| BackendError::Rejected(format!("cannot write the sbatch script: {e}")))?;
         let path = job.run_dir.join("job.sbatch");
@@ -128,10 +128,17 @@ impl Backend for Slurm {
         })
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> Result<(), BackendError> {
         if let Some(job_id) = &self.job_id {
-            let _ = Command::new("scancel").arg(job_id).status();
+            let status = Command::new("scancel").arg(job_id).status();
+            if !status.as_ref().is_ok_and(|s| s.success()) {
+                return Err(BackendError::Unusable(format!(
+                    "scancel {job_id} failed: {}",
+                    status.map_or_else(|e| e.to_string(), |s| s.to_string())
+                )));
+            }
         }
+        Ok(())
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {

@@ -17,6 +17,9 @@ pub trait RunObserver {
     fn submitted(&mut self, _run: &str, _target: &str, _scheduler_id: &str) {}
     /// A record of a run (or of one of its array tasks) is now in the store.
     fn record(&mut self, _run: &str, _record: &Record) {}
+    /// What a run's backend says while preparing or submitting it (an image being built, a GPU
+    /// request left out where the target has none).
+    fn note(&mut self, _run: &str, _text: &str) {}
     /// Something about a run worth a word (a spool line that was skipped).
     fn warning(&mut self, _run: &str, _message: &str) {}
     /// A run is being asked to stop; its agent will record that.

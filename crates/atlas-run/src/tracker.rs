@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use atlas_backends::{Backend, BackendError, Job, Named};
+use atlas_backends::{Backend, BackendError, Job, Named, Notes};
 use atlas_spec::record::{PhaseStatus, RecordBody};
 use atlas_spec::RunDir;
 use atlas_store::{NewRun, Store};
@@ -26,8 +26,10 @@ fn job<'a>(
     run_dir: &'a RunDir,
     plan: &'a Plan<'a>,
     workflow_file: &'a Path,
+    notes: &'a Notes,
 ) -> Job<'a> {
     Job {
+        notes,
         run_id,
         run_dir: run_dir.root(),
         workflow: plan.workflow,
@@ -123,7 +125,11 @@ impl Tracker {
         observer: &mut dyn RunObserver,
     ) -> Result<(), RunError> {
         let workflow_file = self.run_dir.workflow();
-        let submitted = self.prepare_and_submit(store, plan, &workflow_file);
+        let notes = Notes::default();
+        let submitted = self.prepare_and_submit(store, plan, &workflow_file, &notes);
+        for note in notes.take() {
+            observer.note(&self.run_id, &note);
+        }
         match submitted {
             Ok((id, submitted_at)) => {
                 observer.submitted(&self.run_id, &self.target, &id);
@@ -147,8 +153,9 @@ impl Tracker {
         store: &mut dyn Store,
         plan: &Plan<'_>,
         workflow_file: &Path,
+        notes: &Notes,
     ) -> Result<(String, f64), BackendError> {
-        let job = job(&self.run_id, &self.run_dir, plan, workflow_file);
+        let job = job(&self.run_id, &self.run_dir, plan, workflow_file, notes);
         let figures = self.backend.prepare(&job)?;
         store
             .record_launch(&self.run_id, None, None, &figures)
@@ -175,9 +182,17 @@ impl Tracker {
             return Ok(());
         };
         let workflow_file = self.run_dir.workflow();
-        let collected =
-            self.backend
-                .collect(&job(&self.run_id, &self.run_dir, plan, &workflow_file));
+        let notes = Notes::default();
+        let collected = self.backend.collect(&job(
+            &self.run_id,
+            &self.run_dir,
+            plan,
+            &workflow_file,
+            &notes,
+        ));
+        for note in notes.take() {
+            observer.note(&self.run_id, &note);
+        }
         if !collected.figures.is_empty() {
             store.record_launch(&self.run_id, None, None, &collected.figures)?;
         }
@@ -344,7 +359,9 @@ impl Tracker {
     pub fn cancel(&mut self, observer: &mut dyn RunObserver) {
         if self.outcome.is_none() {
             observer.cancelling(&self.run_id);
-            self.backend.cancel();
+            if let Err(e) = self.backend.cancel() {
+                observer.warning(&self.run_id, &format!("cannot cancel: {e}"));
+            }
         }
     }
 }

@@ -182,7 +182,7 @@ impl Backend for Kubernetes {
             .cluster
             .clone()
             .ok_or_else(|| BackendError::Unusable("submit before prepare".into()))?;
-        let workflow = crate::without_gpus_if_none(&self.target, job.workflow);
+        let workflow = crate::without_gpus_if_none(&self.target, job);
         let image = self.target.target.image.clone().unwrap_or_default();
         let objects = objects::run_objects(job, &workflow, &image)?;
         let shared = self.shared.clone();
@@ -203,20 +203,22 @@ impl Backend for Kubernetes {
         self.shared.end.lock().expect("not poisoned").clone()
     }
 
-    fn cancel(&mut self) {
+    fn cancel(&mut self) -> Result<(), BackendError> {
         let (Some(cluster), Some(name)) = (self.cluster.clone(), self.job.clone()) else {
-            return;
+            return Ok(());
         };
         self.shared.cancelled.store(true, Ordering::SeqCst);
-        if let Ok(runtime) = self.runtime() {
-            let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-            if let Err(e) = runtime.block_on(jobs.delete(&name, &DeleteParams::foreground())) {
-                eprintln!(
-                    "  cannot delete Job {name}: {}",
+        let runtime = self.runtime()?;
+        let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+        runtime
+            .block_on(jobs.delete(&name, &DeleteParams::foreground()))
+            .map_err(|e| {
+                BackendError::Unusable(format!(
+                    "cannot delete Job {name}: {}",
                     api_error(&cluster, "the deletion", e)
-                );
-            }
-        }
+                ))
+            })?;
+        Ok(())
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {

@@ -177,6 +177,10 @@ impl RunObserver for Terminal {
         }
     }
 
+    fn note(&mut self, _run: &str, text: &str) {
+        self.say(&format!("  {text}"));
+    }
+
     fn warning(&mut self, _run: &str, message: &str) {
         self.say(&format!("warning: {message}"));
     }
