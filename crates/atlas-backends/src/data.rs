@@ -39,26 +39,102 @@ pub struct VerifiedInput {
     pub sha256: Option<String>,
 }
 
+/// Why an input cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The workflow's checksum is not a SHA-256.
+    #[error("sha256 `{0}` is not 64 hex digits")]
+    BadChecksum(String),
+    /// A file or directory that cannot be read.
+    #[error("{} cannot be read: {source}", path.display())]
+    Unreadable {
+        /// What was read.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// A checksum was given for a directory.
+    #[error("is a directory; sha256 applies to a file (checksum an archive of it instead)")]
+    ChecksumOfDirectory,
+    /// The size differs from the workflow's.
+    #[error("size mismatch: the workflow says {expected} bytes, {} has {found}", path.display())]
+    SizeMismatch {
+        /// The workflow's size.
+        expected: u64,
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        found: u64,
+    },
+    /// The checksum differs from the workflow's.
+    #[error("sha256 mismatch: the workflow says {expected}, {} has {found}", path.display())]
+    ChecksumMismatch {
+        /// The workflow's checksum.
+        expected: String,
+        /// The file.
+        path: PathBuf,
+        /// Its checksum.
+        found: String,
+    },
+    /// A download that failed.
+    #[error("download failed: {0}")]
+    Download(String),
+    /// A file of the cache that cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Unwritable {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// An input that cannot be used, with the input it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("input `{input}`: {error}")]
+pub struct InputError {
+    /// The input's source, as the workflow names it.
+    pub input: String,
+    /// What is wrong with it.
+    pub error: DataError,
+}
+
+fn unreadable(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Unreadable {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn unwritable(path: &Path) -> impl FnOnce(std::io::Error) -> DataError + '_ {
+    move |source| DataError::Unwritable {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Checks every input; the first problem is the error, with the input it is about.
 /// `project` resolves relative sources; `cache` receives downloads.
 pub fn verify(
     inputs: &[DataItem],
     project: &Path,
     cache: &Path,
-) -> Result<Vec<VerifiedInput>, String> {
+) -> Result<Vec<VerifiedInput>, InputError> {
     inputs
         .iter()
         .map(|item| {
-            verify_one(item, project, cache)
-                .map_err(|why| format!("input `{}`: {why}", item.source))
+            verify_one(item, project, cache).map_err(|error| InputError {
+                input: item.source.clone(),
+                error,
+            })
         })
         .collect()
 }
 
-fn verify_one(item: &DataItem, project: &Path, cache: &Path) -> Result<VerifiedInput, String> {
+fn verify_one(item: &DataItem, project: &Path, cache: &Path) -> Result<VerifiedInput, DataError> {
     if let Some(expected) = &item.sha256 {
         if expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("sha256 `{expected}` is not 64 hex digits"));
+            return Err(DataError::BadChecksum(expected.clone()));
         }
     }
     let source = if item.source.starts_with("http://") || item.source.starts_with("https://") {
@@ -67,14 +143,10 @@ fn verify_one(item: &DataItem, project: &Path, cache: &Path) -> Result<VerifiedI
         let path = item.source.strip_prefix("file://").unwrap_or(&item.source);
         project.join(path)
     };
-    let meta = std::fs::metadata(&source)
-        .map_err(|e| format!("{} cannot be read: {e}", source.display()))?;
+    let meta = std::fs::metadata(&source).map_err(unreadable(&source))?;
     let (bytes, sha256) = if meta.is_dir() {
         if item.sha256.is_some() {
-            return Err(
-                "is a directory; sha256 applies to a file (checksum an archive of it instead)"
-                    .into(),
-            );
+            return Err(DataError::ChecksumOfDirectory);
         }
         (directory_bytes(&source)?, None)
     } else {
@@ -82,19 +154,20 @@ fn verify_one(item: &DataItem, project: &Path, cache: &Path) -> Result<VerifiedI
     };
     if let Some(size) = item.size {
         if size.bytes() != bytes {
-            return Err(format!(
-                "size mismatch: the workflow says {} bytes, {} has {bytes}",
-                size.bytes(),
-                source.display()
-            ));
+            return Err(DataError::SizeMismatch {
+                expected: size.bytes(),
+                path: source,
+                found: bytes,
+            });
         }
     }
     if let (Some(expected), Some(found)) = (&item.sha256, &sha256) {
         if !expected.eq_ignore_ascii_case(found) {
-            return Err(format!(
-                "sha256 mismatch: the workflow says {expected}, {} has {found}",
-                source.display()
-            ));
+            return Err(DataError::ChecksumMismatch {
+                expected: expected.clone(),
+                path: source,
+                found: found.clone(),
+            });
         }
     }
     Ok(VerifiedInput {
@@ -106,15 +179,12 @@ fn verify_one(item: &DataItem, project: &Path, cache: &Path) -> Result<VerifiedI
 }
 
 /// The SHA-256 of a file, as lowercase hex.
-pub fn sha256_of(path: &Path) -> Result<String, String> {
-    let mut file =
-        std::fs::File::open(path).map_err(|e| format!("{} cannot be read: {e}", path.display()))?;
+pub fn sha256_of(path: &Path) -> Result<String, DataError> {
+    let mut file = std::fs::File::open(path).map_err(unreadable(path))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let n = file.read(&mut buf).map_err(unreadable(path))?;
         if n == 0 {
             break;
         }
@@ -127,14 +197,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn directory_bytes(dir: &Path) -> Result<u64, String> {
+fn directory_bytes(dir: &Path) -> Result<u64, DataError> {
     let mut total = 0;
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| format!("{} cannot be read: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir).map_err(unreadable(dir))?;
     for entry in entries {
-        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
-        let meta = std::fs::symlink_metadata(entry.path())
-            .map_err(|e| format!("{}: {e}", entry.path().display()))?;
+        let entry = entry.map_err(unreadable(dir))?;
+        let path = entry.path();
+        let meta = std::fs::symlink_metadata(&path).map_err(unreadable(&path))?;
         total += if meta.is_dir() {
             directory_bytes(&entry.path())?
         } else {
@@ -145,7 +214,7 @@ fn directory_bytes(dir: &Path) -> Result<u64, String> {
 }
 
 /// Downloads `url` into `cache` once (the file name carries a hash of the URL).
-fn download(url: &str, cache: &Path) -> Result<PathBuf, String> {
+fn download(url: &str, cache: &Path) -> Result<PathBuf, DataError> {
     let name = url
         .rsplit('/')
         .next()
@@ -166,20 +235,16 @@ fn download(url: &str, cache: &Path) -> Result<PathBuf, String> {
     if path.exists() {
         return Ok(path);
     }
-    std::fs::create_dir_all(cache)
-        .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+    std::fs::create_dir_all(cache).map_err(unwritable(cache))?;
     let response = ureq::get(url)
         .call()
-        .map_err(|e| format!("download failed: {e}"))?;
+        .map_err(|e| DataError::Download(e.to_string()))?;
     let partial = path.with_extension("partial");
-    let mut file = std::fs::File::create(&partial)
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
+    let mut file = std::fs::File::create(&partial).map_err(unwritable(&partial))?;
     std::io::copy(&mut response.into_body().into_reader(), &mut file)
-        .map_err(|e| format!("download failed: {e}"))?;
-    file.sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-    std::fs::rename(&partial, &path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| DataError::Download(e.to_string()))?;
+    file.sync_all().map_err(unwritable(&partial))?;
+    std::fs::rename(&partial, &path).map_err(unwritable(&path))?;
     Ok(path)
 }
 
@@ -313,15 +378,30 @@ mod tests {
         std::fs::write(dir.join("data.bin"), "hellO\n").unwrap();
         let err = verify(&[item("data.bin", Some(HELLO), None)], &dir, &dir).unwrap_err();
         assert!(
-            err.starts_with("input `data.bin`: sha256 mismatch"),
+            matches!(err.error, DataError::ChecksumMismatch { .. }),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("input `data.bin`: sha256 mismatch"),
             "{err}"
         );
         let err = verify(&[item("data.bin", None, Some(7))], &dir, &dir).unwrap_err();
-        assert!(err.contains("size mismatch"), "{err}");
+        assert!(
+            matches!(
+                err.error,
+                DataError::SizeMismatch {
+                    expected: 7,
+                    found: 6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = verify(&[item("missing.bin", None, None)], &dir, &dir).unwrap_err();
-        assert!(err.contains("cannot be read"), "{err}");
+        assert!(err.to_string().contains("cannot be read"), "{err}");
         let err = verify(&[item("data.bin", Some("abc"), None)], &dir, &dir).unwrap_err();
-        assert!(err.contains("not 64 hex digits"), "{err}");
+        assert!(matches!(err.error, DataError::BadChecksum(_)), "{err}");
     }
 
     #[test]
@@ -334,6 +414,7 @@ mod tests {
         assert_eq!((ok[0].bytes, ok[0].sha256.as_deref()), (8, None));
         assert!(verify(&[item("set", Some(HELLO), None)], &dir, &dir)
             .unwrap_err()
+            .to_string()
             .contains("is a directory"));
     }
 }

@@ -276,14 +276,17 @@ fn write_context(
 /// The first 16 hex digits of a SHA-256 over the context: the small files by content, the
 /// atlas binary (tens of MB; hashing it would cost a third of a second per run) by its identity
 /// as a file (device, inode, size, modification time), which any rebuild changes.
-fn context_hash(context: &Path, agent: &Path) -> Result<String, String> {
+fn context_hash(context: &Path, agent: &Path) -> Result<String, data::DataError> {
     use std::os::unix::fs::MetadataExt;
     let mut hasher = Sha256::new();
     for name in ["Containerfile", "entrypoint.sh", "workflow.yaml"] {
         hasher.update(name.as_bytes());
         hasher.update(data::sha256_of(&context.join(name))?.as_bytes());
     }
-    let meta = std::fs::metadata(agent).map_err(|e| format!("{}: {e}", agent.display()))?;
+    let meta = std::fs::metadata(agent).map_err(|source| data::DataError::Unreadable {
+        path: agent.to_path_buf(),
+        source,
+    })?;
     hasher.update(
         format!(
             "atlas {} {} {} {}.{}",

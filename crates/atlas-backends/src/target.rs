@@ -133,8 +133,39 @@ pub fn config_files() -> Vec<PathBuf> {
         .collect()
 }
 
+/// A targets file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The file exists but cannot be read.
+    #[error("cannot read {}: {source}", file.display())]
+    Unreadable {
+        /// The file.
+        file: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or not a targets file (the place when TOML knows it).
+    #[error("{}{}: {message}", file.display(), place.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Syntax {
+        /// The file.
+        file: PathBuf,
+        /// Line and column.
+        place: Option<(usize, usize)>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A target name that is not a DNS-1123 label.
+    #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
+    BadName {
+        /// The file.
+        file: PathBuf,
+        /// The name.
+        name: String,
+    },
+}
+
 /// Reads the targets from `files` (missing files are skipped). Errors name file:line:column.
-pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, String> {
+pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
     let mut all: BTreeMap<String, Named> = BTreeMap::new();
     all.insert(
         "local".into(),
@@ -145,15 +176,17 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, String> {
         },
     );
     for file in files.iter().filter(|f| f.exists()) {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|source| TargetError::Unreadable {
+            file: file.clone(),
+            source,
+        })?;
         let parsed: File = toml::from_str(&text).map_err(|e| describe(file, &text, &e))?;
         for (name, target) in parsed.targets {
             if !atlas_spec::is_dns1123_label(&name) {
-                return Err(format!(
-                    "{}: target name `{name}` must be lowercase letters, digits and `-`",
-                    file.display()
-                ));
+                return Err(TargetError::BadName {
+                    file: file.clone(),
+                    name,
+                });
             }
             all.insert(
                 name.clone(),
@@ -168,18 +201,18 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, String> {
     Ok(all.into_values().collect())
 }
 
-/// A TOML error as `file:line:column: message`.
-fn describe(file: &Path, text: &str, err: &toml::de::Error) -> String {
+/// A TOML error with its place (`file:line:column: message`).
+fn describe(file: &Path, text: &str, err: &toml::de::Error) -> TargetError {
     let place = err.span().map(|span| {
         let before = &text[..span.start.min(text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        format!("{line}:{column}")
+        (line, column)
     });
-    let message = err.message().trim();
-    match place {
-        Some(place) => format!("{}:{place}: {message}", file.display()),
-        None => format!("{}: {message}", file.display()),
+    TargetError::Syntax {
+        file: file.to_path_buf(),
+        place,
+        message: err.message().trim().to_string(),
     }
 }
 
@@ -215,6 +248,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("atlas-targets-bad-{}", std::process::id()));
         let bad = write(&dir, "atlas.toml", "[targets.k8s]\nkind = \"openstack\"\n");
         let err = load(&[bad]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TargetError::Syntax {
+                    place: Some((2, 8)),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = err.to_string();
         assert!(err.contains("atlas.toml:2:8"), "{err}");
         assert!(err.contains("openstack"), "{err}");
         let typo = write(
@@ -222,7 +266,7 @@ mod tests {
             "typo.toml",
             "[targets.slurm]\nkind = \"slurm\"\npartiton = \"debug\"\n",
         );
-        assert!(load(&[typo]).unwrap_err().contains("partiton"));
+        assert!(load(&[typo]).unwrap_err().to_string().contains("partiton"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
