@@ -28,11 +28,9 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60)
 /// (else 413) and within [`BODY_TIMEOUT`] (else 408, and the connection is closed).
 pub async fn bounded_body(request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, crate::MAX_BATCH_BYTES);
-    let read = tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited));
-    let bytes = match read.await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_bounded(body)).await {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => {
             return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
         }
         Ok(Err(e)) => {
@@ -52,6 +50,33 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
+}
+
+/// How much of a too-large body is read (and dropped) before the 413: a client that sends a
+/// body somewhat over the limit then reads its answer, instead of a connection reset for
+/// the unread rest.
+const DRAIN_BYTES: usize = 4 * crate::MAX_BATCH_BYTES;
+
+/// The body, or `None` when it is over [`crate::MAX_BATCH_BYTES`].
+async fn read_bounded(
+    mut body: axum::body::Body,
+) -> Result<Option<axum::body::Bytes>, axum::Error> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_BYTES {
+            break;
+        }
+        if total <= crate::MAX_BATCH_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok((total <= crate::MAX_BATCH_BYTES).then(|| kept.into()))
 }
 
 fn too_large() -> String {
