@@ -28,7 +28,7 @@ fn host_name() -> String {
 }
 
 /// Judges one run; ends it when its agent is gone.
-pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
+pub fn settle(store: &mut dyn Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
     let detail = store.run(run)?;
     if detail.run.status != "running" {
         return Ok(Liveness::Unchanged);
@@ -47,7 +47,7 @@ pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store
 /// Ingests what the spool still holds, and, when the run has no end even then, kills the
 /// processes left with its id and ends it as failed.
 fn end_lost_run(
-    store: &mut impl Store,
+    store: &mut dyn Store,
     detail: &atlas_store::RunDetail,
     pid: u32,
 ) -> Result<usize, atlas_store::StoreError> {

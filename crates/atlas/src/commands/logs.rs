@@ -60,7 +60,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let mut offset = 0;
         loop {
             offset += copy_from(&path, offset, &mut out);
-            if !args.follow || phase_over(&mut store, &detail.run.id, name) {
+            if !args.follow || phase_over(&mut *store, &detail.run.id, name) {
                 // What the phase wrote between the last read and its end.
                 copy_from(&path, offset, &mut out);
                 break;
@@ -86,7 +86,7 @@ fn copy_from(path: &std::path::Path, offset: u64, out: &mut impl Write) -> u64 {
 
 /// Whether a phase can write no more: it ended, or its run did (however it ended, a dead
 /// agent included), or the run is gone from the store.
-fn phase_over(store: &mut impl Store, run: &str, phase: &str) -> bool {
+fn phase_over(store: &mut dyn Store, run: &str, phase: &str) -> bool {
     let _ = crate::commands::liveness::settle(store, run);
     store
         .run(run)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use atlas_backends::Named;
-use atlas_store::{SqliteStore, Store};
+use atlas_store::Store;
 use indicatif::MultiProgress;
 
 use crate::exit::Failure;
@@ -100,7 +100,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         workflow.metadata.name,
         args.targets.join(", ")
     );
-    like_for_like(&mut store, &experiment, &targets, &workflow)?;
+    like_for_like(&mut *store, &experiment, &targets, &workflow)?;
     let ctx = Context {
         experiment: &experiment,
         workflow: &workflow,
@@ -128,11 +128,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
             let mut running = Vec::new();
             for target in round {
-                let mut tracker = Tracker::new(&mut store, &ctx, target, repetition, &bars)?;
-                tracker.start(&mut store, &ctx)?;
+                let mut tracker = Tracker::new(&mut *store, &ctx, target, repetition, &bars)?;
+                tracker.start(&mut *store, &ctx)?;
                 running.push(tracker);
             }
-            interrupted |= follow(&mut store, &ctx, &mut running, interrupted)?;
+            interrupted |= follow(&mut *store, &ctx, &mut running, interrupted)?;
             for tracker in running {
                 let detail = store.run(&tracker.run_id).map_err(Failure::environment)?;
                 eprint!("{}", super::show::table(&detail));
@@ -167,7 +167,7 @@ fn chosen_targets(names: &[String]) -> Result<Vec<Named>, Failure> {
 
 /// Records and prints what differs between the runs other than the target.
 fn like_for_like(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     experiment: &str,
     targets: &[&Named],
     workflow: &atlas_spec::Workflow,
@@ -195,7 +195,7 @@ fn like_for_like(
 
 /// Follows the running jobs until all have ended; true when a signal asked to stop.
 fn follow(
-    store: &mut SqliteStore,
+    store: &mut dyn Store,
     ctx: &Context<'_>,
     running: &mut [Tracker],
     mut interrupted: bool,

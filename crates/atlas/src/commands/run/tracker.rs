@@ -9,7 +9,7 @@ use std::time::Duration;
 use atlas_backends::{Backend, BackendError, Job, Kind, Named, VerifiedInput};
 use atlas_spec::record::{PhaseStatus, RecordBody};
 use atlas_spec::{RunDir, Workflow};
-use atlas_store::{NewRun, SqliteStore, Store};
+use atlas_store::{NewRun, Store};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::live::{show_progress, Live, WITHOUT_BAR};
@@ -91,7 +91,7 @@ fn now() -> f64 {
 impl Tracker {
     /// Registers the run and writes its workflow into its run directory.
     pub fn new(
-        store: &mut SqliteStore,
+        store: &mut dyn Store,
         ctx: &Context<'_>,
         target: &Named,
         repetition: u32,
@@ -173,7 +173,7 @@ impl Tracker {
     }
 
     /// Prepares and submits the job; a refusal ends the run here with its cause.
-    pub fn start(&mut self, store: &mut SqliteStore, ctx: &Context<'_>) -> Result<(), Failure> {
+    pub fn start(&mut self, store: &mut dyn Store, ctx: &Context<'_>) -> Result<(), Failure> {
         let job = Self::job(&self.run_id, &self.run_dir, &self.workflow_file, ctx);
         let submitted = self.bar.suspend(|| {
             let figures = self.backend.prepare(&job)?;
@@ -216,7 +216,7 @@ impl Tracker {
     }
 
     /// Ingests what the spool gained and checks whether the job has ended.
-    pub fn poll(&mut self, store: &mut SqliteStore, ctx: &Context<'_>) -> Result<(), Failure> {
+    pub fn poll(&mut self, store: &mut dyn Store, ctx: &Context<'_>) -> Result<(), Failure> {
         if self.outcome.is_some() {
             return Ok(());
         }
@@ -295,7 +295,7 @@ impl Tracker {
     }
 
     /// Reads the spools from where they were left and stores the new records.
-    fn ingest(&mut self, store: &mut SqliteStore, last: bool) -> Result<(), Failure> {
+    fn ingest(&mut self, store: &mut dyn Store, last: bool) -> Result<(), Failure> {
         for (spool, task) in self.spools() {
             if !spool.exists() {
                 continue;
@@ -349,7 +349,7 @@ impl Tracker {
     /// Registers an array task's run (`RUN-tN`) when its spool first appears.
     fn create_task_run(
         &self,
-        store: &mut SqliteStore,
+        store: &mut dyn Store,
         array: &ArrayRuns,
         task: &str,
         spool: &Path,
