@@ -5,7 +5,8 @@
 //! - `schema.rs`: the migrations, numbered as SQLite's;
 //! - `ingest.rs`: idempotent, order-independent ingest (SQLite's `replay` ported), with one
 //!   advisory lock per run so that concurrent ingests of one run take turns;
-//! - `queries.rs`: every read, users and sessions;
+//! - `queries.rs`: every read and small write but ingest and users;
+//! - `users.rs`: users, owners and browser sessions;
 //! - `scratch.rs`: a database made for one test or benchmark and dropped after.
 //!
 //! A URL's password is never part of an error or of [`Store::location`].
@@ -14,6 +15,7 @@ mod ingest;
 mod queries;
 mod schema;
 pub mod scratch;
+mod users;
 
 use std::cell::{RefCell, RefMut};
 use std::collections::BTreeMap;
@@ -247,31 +249,31 @@ impl Store for PgStore {
     }
 
     fn add_user(&mut self, name: &str, token_hash: &str, now: f64) -> Result<(), StoreError> {
-        self.with(|c| queries::add_user(c, name, token_hash, now))
+        self.with(|c| users::add_user(c, name, token_hash, now))
     }
 
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| queries::user_for_token(c, token_hash))
+        self.with(|c| users::user_for_token(c, token_hash))
     }
 
     fn users(&self) -> Result<Vec<UserRow>, StoreError> {
-        self.with(queries::users)
+        self.with(users::users)
     }
 
     fn run_owner(&self, run: &str) -> Result<Option<Option<String>>, StoreError> {
-        self.with(|c| queries::run_owner(c, run))
+        self.with(|c| users::run_owner(c, run))
     }
 
     fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| queries::owned_run_id(c, owner, prefix))
+        self.with(|c| users::owned_run_id(c, owner, prefix))
     }
 
     fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| queries::owned_experiment_id(c, owner, prefix))
+        self.with(|c| users::owned_experiment_id(c, owner, prefix))
     }
 
     fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError> {
-        self.with(|c| queries::claim_run(c, run, owner))
+        self.with(|c| users::claim_run(c, run, owner))
     }
 
     fn create_session(
@@ -281,15 +283,15 @@ impl Store for PgStore {
         now: f64,
         expires_at: f64,
     ) -> Result<(), StoreError> {
-        self.with(|c| queries::create_session(c, id_hash, user, now, expires_at))
+        self.with(|c| users::create_session(c, id_hash, user, now, expires_at))
     }
 
     fn session_user(&self, id_hash: &str, now: f64) -> Result<Option<String>, StoreError> {
-        self.with(|c| queries::session_user(c, id_hash, now))
+        self.with(|c| users::session_user(c, id_hash, now))
     }
 
     fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
-        self.with(|c| queries::delete_session(c, id_hash))
+        self.with(|c| users::delete_session(c, id_hash))
     }
 
     fn series_between(
