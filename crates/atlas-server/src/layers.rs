@@ -55,7 +55,7 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
 /// How much of a too-large body is read (and dropped) before the 413: a client that sends a
 /// body somewhat over the limit then reads its answer, instead of a connection reset for
 /// the unread rest.
-const DRAIN_BYTES: usize = 4 * crate::MAX_BATCH_BYTES;
+pub const DRAIN_BYTES: usize = 4 * crate::MAX_BATCH_BYTES;
 
 /// The body, or `None` when it is over [`crate::MAX_BATCH_BYTES`].
 async fn read_bounded(

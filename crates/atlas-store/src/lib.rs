@@ -6,7 +6,7 @@
 //! Ingest is idempotent on (run id, sequence number): ingesting a spool twice, or one that was
 //! half-ingested before a crash, gives the same rows; lifecycle records are re-applied in
 //! sequence order per run, so arrival order does not matter either. Both stores share that
-//! logic ([`summary`](crate::summary)) and are held to it by one test suite (`tests/suite.rs`).
+//! logic (`summary.rs`) and are held to it by one test suite (`tests/suite.rs`).
 
 mod model;
 pub mod postgres;
