@@ -1,5 +1,7 @@
 //! `scripts/bench-serve` (or `cargo bench -p atlas-server --bench serve`): the real
-//! `atlas serve` process (ATLAS_BIN, default target/release/atlas) on loopback:
+//! `atlas serve` process (ATLAS_BIN, default target/release/atlas) on loopback, on SQLite and,
+//! when `ATLAS_TEST_POSTGRES` names a server (`scripts/postgres-up`), on a fresh PostgreSQL
+//! database, one after the other in one run:
 //!
 //! 1. ingest over HTTP: 100 agents push 20 batches of 50 job samples each at once
 //!    (100,000 samples); samples per second from the first POST to the last answer;
@@ -11,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use atlas_spec::record::{Record, RecordBody};
-use atlas_store::{NewRun, SqliteStore, Store};
+use atlas_store::postgres::scratch::ScratchDatabase;
+use atlas_store::NewRun;
 
 const AGENTS: u64 = 100;
 const BATCHES: u64 = 20;
@@ -56,8 +59,8 @@ fn post(agent: &ureq::Agent, url: &str, token: &str, body: &[u8]) {
     assert_eq!(response.status().as_u16(), 200);
 }
 
-fn register(db: &Path, runs: std::ops::Range<u64>) {
-    let mut store = SqliteStore::open(db).unwrap();
+fn register(db: &str, runs: std::ops::Range<u64>) {
+    let mut store = atlas_store::open(db).unwrap();
     for i in runs {
         store
             .create_run(&NewRun {
@@ -97,23 +100,41 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("atlas-bench-serve-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("atlas.db");
-    let out = Command::new(&atlas)
+    println!("on SQLite:");
+    bench(&atlas, &dir, &dir.join("atlas.db").display().to_string());
+    match std::env::var("ATLAS_TEST_POSTGRES") {
+        Ok(server) if !server.is_empty() => {
+            let database = ScratchDatabase::create(&server, "bench_serve").unwrap();
+            println!("on PostgreSQL:");
+            bench(&atlas, &dir, database.url());
+        }
+        _ => println!(
+            "on PostgreSQL: skipped (ATLAS_TEST_POSTGRES is not set; see scripts/postgres-up)"
+        ),
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Both figures for `atlas serve` over the store at `db` (a file or a URL).
+fn bench(atlas: &Path, dir: &Path, db: &str) {
+    let out = Command::new(atlas)
         .args(["user", "add", "bench"])
-        .env("ATLAS_DB", &db)
+        .env("ATLAS_DB", db)
+        .env("XDG_DATA_HOME", dir)
         .output()
         .unwrap();
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    register(&db, 0..AGENTS);
+    register(db, 0..AGENTS);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(&atlas)
+    let mut server = Command::new(atlas)
         .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
-        .current_dir(&dir)
-        .env("ATLAS_DB", &db)
+        .current_dir(dir)
+        .env("ATLAS_DB", db)
+        .env("XDG_DATA_HOME", dir)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -155,7 +176,7 @@ fn main() {
         samples as f64 / secs
     );
     // 2. 1,000 runs.
-    register(&db, AGENTS..1000);
+    register(db, AGENTS..1000);
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     for i in AGENTS..1000 {
         post(
@@ -187,7 +208,7 @@ fn main() {
         .as_array()
         .unwrap()
         .len();
-    let store_runs = SqliteStore::open(&db).unwrap().runs().unwrap().len();
+    let store_runs = atlas_store::open(db).unwrap().runs().unwrap().len();
     println!(
         "memory with {store_runs} runs ({runs} listed in {:.0} ms): server VmRSS {} MiB",
         list_secs * 1000.0,
@@ -195,5 +216,4 @@ fn main() {
     );
     let _ = server.kill();
     let _ = server.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }

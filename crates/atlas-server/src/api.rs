@@ -4,7 +4,7 @@
 
 use atlas_report::render::{render, Format};
 use atlas_report::{Options, ReportError, Selection};
-use atlas_store::{RunDetail, RunRow, SeriesPoint, Store};
+use atlas_store::{RunDetail, RunFilter, RunRow, SeriesPoint};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -45,24 +45,43 @@ pub(crate) async fn owned_run(
 pub struct RunsQuery {
     /// Only runs with this status.
     status: Option<String>,
+    /// Only runs with this label, `key=value`.
+    label: Option<String>,
+    /// Unix seconds: only runs submitted at or after this time.
+    from: Option<f64>,
+    /// Unix seconds: only runs submitted before this time.
+    to: Option<f64>,
     /// At most this many, newest first (default 200).
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/runs`: the user's runs, newest first.
+/// `GET /api/v1/runs`: the user's runs, newest first, filtered by the store's query.
 pub async fn runs(
     State(state): State<AppState>,
     user: User,
     Query(q): Query<RunsQuery>,
 ) -> Result<Json<Vec<RunRow>>, ApiError> {
-    let all = state.read(|s| s.runs()).await?;
-    let runs = all
-        .into_iter()
-        .filter(|r| r.owner.as_deref() == Some(user.0.as_str()))
-        .filter(|r| q.status.as_ref().is_none_or(|s| &r.status == s))
-        .take(q.limit.unwrap_or(200))
-        .collect();
-    Ok(Json(runs))
+    let labels = match &q.label {
+        None => Vec::new(),
+        Some(text) => match text.split_once('=') {
+            Some((key, value)) if !key.is_empty() => vec![(key.to_string(), value.to_string())],
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "label: expected key=value",
+                ))
+            }
+        },
+    };
+    let filter = RunFilter {
+        owner: Some(user.0.clone()),
+        status: q.status,
+        labels,
+        submitted_from: q.from,
+        submitted_before: q.to,
+        limit: Some(q.limit.unwrap_or(200)),
+    };
+    Ok(Json(state.read(move |s| s.runs_filtered(&filter)).await?))
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its phases and their summaries.
@@ -201,33 +220,14 @@ async fn owned_experiment(
     detail.ok_or_else(|| ApiError::not_found(&format!("experiment `{typed}`")))
 }
 
-/// `GET /api/v1/experiments`: the user's experiments, newest first.
+/// `GET /api/v1/experiments`: the user's experiments (those whose runs are all theirs),
+/// newest first.
 pub async fn experiments(
     State(state): State<AppState>,
     user: User,
 ) -> Result<Json<Vec<atlas_store::ExperimentRow>>, ApiError> {
     let name = user.0.clone();
-    let rows = state
-        .read(move |s| {
-            let runs = s.runs()?;
-            let owners = |e: &str| {
-                let mut of = runs
-                    .iter()
-                    .filter(|r| r.experiment_id.as_deref() == Some(e));
-                let first = of.next();
-                first.is_some()
-                    && first
-                        .into_iter()
-                        .chain(of)
-                        .all(|r| r.owner.as_deref() == Some(name.as_str()))
-            };
-            Ok(s.experiments()?
-                .into_iter()
-                .filter(|e| owners(&e.id))
-                .collect())
-        })
-        .await?;
-    Ok(Json(rows))
+    Ok(Json(state.read(move |s| s.owned_experiments(&name)).await?))
 }
 
 /// `GET /api/v1/experiments/{id}`: the experiment and its runs.
@@ -261,10 +261,8 @@ async fn report(
     };
     let made = state
         .read(move |s| {
-            Ok(
-                atlas_report::load(s as &dyn Store, &Selection::Experiment(id))
-                    .and_then(|loaded| atlas_report::compare(loaded, &options)),
-            )
+            Ok(atlas_report::load(s, &Selection::Experiment(id))
+                .and_then(|loaded| atlas_report::compare(loaded, &options)))
         })
         .await?;
     made.map_err(|e| match e {

@@ -11,7 +11,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 
 use atlas_spec::record::{LineError, Record};
-use atlas_store::Store;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -39,18 +39,18 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
     let waits = headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if waits && announced.is_some_and(|n| n > crate::MAX_BATCH_BYTES as u64) {
+    // Also refused at once: a body announced beyond what would be drained anyway.
+    let over = |limit: usize| announced.is_some_and(|n| n > limit as u64);
+    if (waits && over(crate::MAX_BATCH_BYTES)) || over(DRAIN_BYTES) {
         let mut answer = ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
         let close = HeaderValue::from_static("close");
         answer.headers_mut().insert(header::CONNECTION, close);
         return answer;
     }
     let (parts, body) = request.into_parts();
-    let limited = http_body_util::Limited::new(body, crate::MAX_BATCH_BYTES);
-    let read = tokio::time::timeout(BODY_TIMEOUT, http_body_util::BodyExt::collect(limited));
-    let bytes = match read.await {
-        Ok(Ok(collected)) => collected.to_bytes(),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, read_bounded(body)).await {
+        Ok(Ok(Some(bytes))) => bytes,
+        Ok(Ok(None)) => {
             return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, too_large()).into_response();
         }
         Ok(Err(e)) => {
@@ -70,6 +70,33 @@ pub async fn bounded_body(request: Request, next: Next) -> Response {
     };
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
+}
+
+/// How much of a too-large body is read (and dropped) before the 413: a client that sends a
+/// body somewhat over the limit then reads its answer, instead of a connection reset for
+/// the unread rest.
+pub const DRAIN_BYTES: usize = 4 * crate::MAX_BATCH_BYTES;
+
+/// The body, or `None` when it is over [`crate::MAX_BATCH_BYTES`].
+async fn read_bounded(
+    mut body: axum::body::Body,
+) -> Result<Option<axum::body::Bytes>, axum::Error> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > DRAIN_BYTES {
+            break;
+        }
+        if total <= crate::MAX_BATCH_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    Ok((total <= crate::MAX_BATCH_BYTES).then(|| kept.into()))
 }
 
 fn too_large() -> String {

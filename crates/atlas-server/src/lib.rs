@@ -23,13 +23,12 @@ pub mod openapi;
 mod prometheus;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use atlas_backends::target::Named;
 use atlas_report::prices::PriceSheet;
-use atlas_store::{SqliteStore, StoreError};
+use atlas_store::{Store, StoreError};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
@@ -67,16 +66,65 @@ impl Default for Config {
     }
 }
 
-/// What the server knows: the store (a connection for writes, one for reads, WAL lets them
-/// run together), the targets and prices of the directory it was started in.
+/// The store as the server holds it: either kind, one connection per value.
+pub type BoxedStore = Box<dyn Store + Send>;
+
+/// Connections to one store, each used by one blocking task at a time: a free one is taken,
+/// else the task waits for one (chosen round-robin).
+struct Pool {
+    stores: Vec<Mutex<BoxedStore>>,
+    next: AtomicU64,
+}
+
+impl Pool {
+    /// `count` connections to `location`.
+    fn open(location: &str, count: usize) -> Result<Pool, StoreError> {
+        let stores = (0..count.max(1))
+            .map(|_| atlas_store::open(location).map(Mutex::new))
+            .collect::<Result<_, _>>()?;
+        Ok(Pool {
+            stores,
+            next: AtomicU64::new(0),
+        })
+    }
+
+    /// A connection: the first free one, else the next in turn once it is free.
+    fn take(&self) -> std::sync::MutexGuard<'_, BoxedStore> {
+        for store in &self.stores {
+            if let Ok(guard) = store.try_lock() {
+                return guard;
+            }
+        }
+        let turn = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stores[turn as usize % self.stores.len()]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// How many connections the server keeps, per kind of store: SQLite has one writer at a time
+/// (one write connection, one read connection, WAL lets them run together); PostgreSQL takes
+/// concurrent writers, so one write connection per ingest permit and four for reads.
+fn pool_sizes(location: &str) -> (usize, usize) {
+    if atlas_store::postgres::is_url(location) {
+        (INGEST_PERMITS, 4)
+    } else {
+        (1, 1)
+    }
+}
+
+/// What the server knows: the store (connections for writes and for reads), the targets and
+/// prices of the directory it was started in.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    writer: Mutex<SqliteStore>,
-    reader: Mutex<SqliteStore>,
+    writers: Pool,
+    readers: Pool,
+    /// The store as messages name it (no password).
+    location: String,
     targets: Vec<Named>,
     prices: PriceSheet,
     config: Config,
@@ -88,17 +136,23 @@ struct Inner {
 }
 
 impl AppState {
-    /// Opens the store at `db` (twice: reads and writes) with these targets.
+    /// Opens the store at `location` (a SQLite file or a PostgreSQL URL; see
+    /// [`atlas_store::open`]) with connections for reads and writes, with these targets.
     pub fn open(
-        db: &Path,
+        location: &str,
         targets: Vec<Named>,
         prices: PriceSheet,
         config: Config,
     ) -> Result<AppState, StoreError> {
+        let (writers, readers) = pool_sizes(location);
+        let writers = Pool::open(location, writers)?;
+        let readers = Pool::open(location, readers)?;
+        let named = writers.take().location();
         Ok(AppState {
             inner: Arc::new(Inner {
-                writer: Mutex::new(SqliteStore::open(db)?),
-                reader: Mutex::new(SqliteStore::open(db)?),
+                writers,
+                readers,
+                location: named,
                 targets,
                 prices,
                 config,
@@ -109,28 +163,33 @@ impl AppState {
         })
     }
 
-    /// Runs `f` on the read connection, off the async threads.
+    /// Runs `f` on a read connection, off the async threads.
     pub async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&inner.reader.lock().expect("not poisoned")))
+        tokio::task::spawn_blocking(move || f(inner.readers.take().as_ref()))
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
     }
 
-    /// Runs `f` on the write connection, off the async threads.
+    /// Runs `f` on a write connection, off the async threads.
     pub async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut SqliteStore) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&mut dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, ApiError> {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || f(&mut inner.writer.lock().expect("not poisoned")))
+        tokio::task::spawn_blocking(move || f(inner.writers.take().as_mut()))
             .await
             .map_err(ApiError::internal)?
             .map_err(ApiError::from)
+    }
+
+    /// The store as messages name it (a file, or a URL without its password).
+    pub fn location(&self) -> &str {
+        &self.inner.location
     }
 
     /// How the server is set up.

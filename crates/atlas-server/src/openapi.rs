@@ -39,7 +39,7 @@ pub fn spec() -> Value {
         "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
         "security": [{"token": []}],
         "paths": {
-            "/api/v1/runs": {"get": op("The user's runs, newest first", &[("status", "query", "only runs with this status"), ("limit", "query", "at most this many (default 200)")], "an array of runs")},
+            "/api/v1/runs": {"get": op("The user's runs, newest first", &[("status", "query", "only runs with this status"), ("label", "query", "only runs with this label, key=value"), ("from", "query", "Unix seconds: only runs submitted at or after this time"), ("to", "query", "Unix seconds: only runs submitted before this time"), ("limit", "query", "at most this many (default 200)")], "an array of runs")},
             "/api/v1/runs/{id}": {"get": op("A run with its phases and their summaries", &[ID], "the run")},
             "/api/v1/runs/{id}/samples": {"get": op("Job samples (CPU seconds, RSS, GPU %, phase), downsampled", &[ID, ("from", "query", "unix seconds"), ("to", "query", "unix seconds"), ("width", "query", "at most this many points (default 500)")], "an array of points")},
             "/api/v1/runs/{id}/metrics": {"get": op("App metric values parsed from the job's output", &[ID], "an array of {seq, time, phase, name, value}")},

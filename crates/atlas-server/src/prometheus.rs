@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
-use atlas_store::Store;
+use atlas_store::RunFilter;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -30,12 +30,15 @@ pub async fn metrics(
     let name = user.0.clone();
     let running = state
         .read(move |s| {
+            let running = RunFilter {
+                owner: Some(name),
+                status: Some("running".into()),
+                ..RunFilter::default()
+            };
             let mut out = Vec::new();
-            for run in s.runs()? {
-                if run.status == "running" && run.owner.as_deref() == Some(name.as_str()) {
-                    let latest = s.latest_sample(&run.id)?;
-                    out.push((run, latest));
-                }
+            for run in s.runs_filtered(&running)? {
+                let latest = s.latest_sample(&run.id)?;
+                out.push((run, latest));
             }
             Ok(out)
         })

@@ -1,24 +1,25 @@
-//! The Atlas store: experiments, runs, phases, samples and app metrics, behind the [`Store`]
-//! trait. [`SqliteStore`] is the embedded default (one file, WAL mode); the schema and queries
-//! stay portable so a PostgreSQL store can implement the same trait for shared deployments.
+//! The Atlas store: experiments, runs, phases, samples, app metrics, users and browser
+//! sessions, behind the [`Store`] trait. Two implementations: [`SqliteStore`], the embedded
+//! default (one file, WAL mode), and [`PgStore`], PostgreSQL for shared deployments (several
+//! `atlas serve` processes over one database). [`open`] picks one by its location.
 //!
 //! Ingest is idempotent on (run id, sequence number): ingesting a spool twice, or one that was
-//! half-ingested before a crash, gives the same rows.
+//! half-ingested before a crash, gives the same rows; lifecycle records are re-applied in
+//! sequence order per run, so arrival order does not matter either. Both stores share that
+//! logic (`summary.rs`) and are held to it by one test suite (`tests/suite.rs`).
 
-mod live;
 mod model;
+pub mod postgres;
 mod schema;
-mod sessions;
 mod sqlite;
-mod users;
+mod summary;
 
-pub use live::MetricPoint;
+pub use crate::postgres::PgStore;
 pub use model::{
-    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
-    RunDetail, RunRow, SeriesPoint,
+    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricPoint, MetricSummary, NewRun,
+    PhaseRow, RunDetail, RunFilter, RunRow, SeriesPoint, UserRow,
 };
 pub use sqlite::SqliteStore;
-pub use users::UserRow;
 
 use std::collections::BTreeMap;
 
@@ -54,6 +55,30 @@ pub enum StoreError {
         /// What the database said.
         source: rusqlite::Error,
     },
+    /// A PostgreSQL location that is not a usable URL (the text is never repeated: it may
+    /// hold a password).
+    #[error("{0}")]
+    BadLocation(String),
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error(
+        "cannot connect to PostgreSQL at host {host}, port {port}, database {database}: {reason}"
+    )]
+    Connect {
+        host: String,
+        port: u16,
+        database: String,
+        /// Why, with any password taken out.
+        reason: String,
+    },
+    /// An error from PostgreSQL, with the store (its URL without the password; empty until
+    /// known).
+    #[error("{}{reason}", if store.is_empty() { "database error: ".to_string() } else { format!("the store {store}: ") })]
+    Postgres {
+        /// The URL without its password.
+        store: String,
+        /// What the server or the driver said, with the cause chain.
+        reason: String,
+    },
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -61,6 +86,15 @@ impl From<rusqlite::Error> for StoreError {
         StoreError::Database {
             store: String::new(),
             source,
+        }
+    }
+}
+
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Postgres {
+            store: String::new(),
+            reason: crate::postgres::describe(&e),
         }
     }
 }
@@ -73,13 +107,34 @@ impl StoreError {
                 store: store.to_string(),
                 source,
             },
+            StoreError::Postgres { reason, .. } => StoreError::Postgres {
+                store: store.to_string(),
+                reason,
+            },
             other => other,
         }
     }
 }
 
-/// Where runs and their measurements live.
+/// Opens the store at `location`: a `postgres://` or `postgresql://` URL is a [`PgStore`],
+/// anything else the path of a [`SqliteStore`] file (created when missing). Either is migrated
+/// to this Atlas's schema; a database of a newer schema is refused.
+pub fn open(location: &str) -> Result<Box<dyn Store + Send>, StoreError> {
+    if crate::postgres::is_url(location) {
+        Ok(Box::new(PgStore::open(location)?))
+    } else {
+        Ok(Box::new(SqliteStore::open(std::path::Path::new(location))?))
+    }
+}
+
+/// Where runs and their measurements live. Object-safe: the binary and the server hold a
+/// `Box<dyn Store + Send>` ([`open`]). Reads take `&self`, writes `&mut self`.
 pub trait Store {
+    /// The store as errors and messages name it: the file, or the URL without its password.
+    fn location(&self) -> String;
+
+    // Experiments and runs.
+
     /// Registers an experiment (a group of runs of one workflow).
     fn create_experiment(
         &mut self,
@@ -127,10 +182,75 @@ pub trait Store {
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRow>, StoreError>;
+    /// The runs `filter` selects, newest first; the filtering is done by the database.
+    fn runs_filtered(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError>;
     /// All experiments, newest first.
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError>;
+    /// `owner`'s experiments (those with runs, all of them `owner`'s), newest first.
+    fn owned_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError>;
     /// One experiment with its runs. A unique prefix of the id is enough.
     fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError>;
     /// One run with its phases. A unique prefix of the id is enough.
     fn run(&self, id: &str) -> Result<RunDetail, StoreError>;
+
+    // Users, owners and browser sessions (`atlas serve`).
+
+    /// Adds a user with the hash of their token; a name that exists is an error.
+    fn add_user(&mut self, name: &str, token_hash: &str, now: f64) -> Result<(), StoreError>;
+    /// The user whose token has this hash.
+    fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
+    /// Every user, by name.
+    fn users(&self) -> Result<Vec<UserRow>, StoreError>;
+    /// Who a run belongs to: `None` when there is no such run, `Some(None)` when it has no owner.
+    fn run_owner(&self, run: &str) -> Result<Option<Option<String>>, StoreError>;
+    /// The id of `owner`'s run that is `prefix`, or else the only one of theirs that starts with
+    /// it; other users' runs are not looked at, so a prefix says nothing about them.
+    fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError>;
+    /// The id of `owner`'s experiment (one with runs, all of them `owner`'s) that is `prefix`,
+    /// or else the only one of theirs that starts with it.
+    fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError>;
+    /// Gives an ownerless run (an array task the agent reported first) to `owner`.
+    fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError>;
+    /// Starts a session for `user` until `expires_at` (Unix seconds); sessions that have
+    /// expired by `now` are deleted on the way.
+    fn create_session(
+        &mut self,
+        id_hash: &str,
+        user: &str,
+        now: f64,
+        expires_at: f64,
+    ) -> Result<(), StoreError>;
+    /// The user of the session whose id has this hash, if it has not expired at `now` and the
+    /// user still exists.
+    fn session_user(&self, id_hash: &str, now: f64) -> Result<Option<String>, StoreError>;
+    /// Ends a session (logging out); one that does not exist is no error.
+    fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError>;
+
+    // Live reads: a run's samples in small pieces, through the (run id, seq) key.
+
+    /// At most `points` job samples of `run` between `from` and `to` (Unix seconds; open when
+    /// `None`), evenly spaced by sequence number, the first and last kept: (seq, point).
+    fn series_between(
+        &self,
+        run: &str,
+        from: Option<f64>,
+        to: Option<f64>,
+        points: usize,
+    ) -> Result<Vec<(i64, SeriesPoint)>, StoreError>;
+    /// The job samples of `run` after sequence number `after`, oldest first, at most `limit`.
+    fn samples_after(
+        &self,
+        run: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, SeriesPoint)>, StoreError>;
+    /// The latest job sample of `run`.
+    fn latest_sample(&self, run: &str) -> Result<Option<(i64, SeriesPoint)>, StoreError>;
+    /// The app metric values of `run` after sequence number `after`, oldest first.
+    fn metrics_after(
+        &self,
+        run: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<MetricPoint>, StoreError>;
 }

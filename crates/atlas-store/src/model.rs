@@ -177,3 +177,39 @@ pub struct IngestStats {
     /// Records already in the store (a replay).
     pub duplicates: u64,
 }
+
+/// A user as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRow {
+    pub name: String,
+    pub created_at: f64,
+}
+
+/// One app metric value as the job printed it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPoint {
+    pub seq: i64,
+    pub time: f64,
+    pub phase: String,
+    pub name: String,
+    pub value: f64,
+}
+
+/// Which runs `Store::runs_filtered` lists (newest first); every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    /// Only this user's runs.
+    pub owner: Option<String>,
+    /// Only runs with this status (`running`, `succeeded`, …).
+    pub status: Option<String>,
+    /// Only runs with every one of these labels (key, value).
+    pub labels: Vec<(String, String)>,
+    /// Only runs submitted at or after this time (Unix seconds).
+    pub submitted_from: Option<f64>,
+    /// Only runs submitted before this time (Unix seconds).
+    pub submitted_before: Option<f64>,
+    /// At most this many.
+    pub limit: Option<usize>,
+}

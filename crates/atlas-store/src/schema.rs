@@ -1,6 +1,7 @@
-//! The schema as numbered migrations (`PRAGMA user_version` holds the applied number).
-//! Plain SQL types and `ON CONFLICT … DO NOTHING/UPDATE`, so the same statements work on
-//! PostgreSQL when a shared deployment needs it.
+//! The SQLite schema as numbered migrations (`PRAGMA user_version` holds the applied number).
+//! PostgreSQL has the same list in its dialect, numbered alike (`postgres/schema.rs`): a
+//! migration added here is added there under the same number.
+//! Both use plain SQL and `ON CONFLICT … DO NOTHING/UPDATE`; only the column types differ.
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[

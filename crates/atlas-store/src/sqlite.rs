@@ -1,4 +1,10 @@
-//! [`SqliteStore`]: the store in one SQLite file (WAL mode, versioned migrations).
+//! [`SqliteStore`]: the store in one SQLite file (WAL mode, versioned migrations). Users and
+//! sessions (`sqlite/users.rs`, `sqlite/sessions.rs`) and the live reads (`sqlite/live.rs`)
+//! are functions over the connection that the `Store` impl below calls.
+
+mod live;
+mod sessions;
+mod users;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,10 +13,11 @@ use atlas_spec::record::{AgentProcess, GpuSample, Record, RecordBody};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::model::{
-    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricSummary, NewRun, PhaseRow,
-    RunDetail, RunRow, SeriesPoint,
+    ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, MetricSummary, NewRun, PhaseRow,
+    RunDetail, RunFilter, RunRow, SeriesPoint, UserRow,
 };
 use crate::schema::MIGRATIONS;
+use crate::summary::{is_lifecycle, summarise_gpus, PhaseSummary};
 use crate::{Store, StoreError};
 
 /// The store in a SQLite file.
@@ -263,82 +270,21 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     })
 }
 
-/// What a batch of new job samples adds to their phase's summary.
-struct PhaseSummary<'a> {
-    run: &'a str,
-    phase: &'a str,
-    samples: i64,
-    gpu_samples: i64,
-    peak_rss: i64,
-    /// The most processes at once, and when that was first seen.
-    peak_processes: (i64, f64),
-    read: (i64, i64),
-    write: (i64, i64),
-}
-
-impl<'a> PhaseSummary<'a> {
-    fn add(summaries: &mut Vec<PhaseSummary<'a>>, r: &'a Record) {
-        let RecordBody::Sample {
-            phase: Some(phase),
-            rss_bytes,
-            read_bytes,
-            write_bytes,
-            gpus,
-            processes,
-            ..
-        } = &r.body
-        else {
-            return;
-        };
-        let gpu = i64::from(!gpus.is_empty());
-        let processes = i64::from(*processes);
-        let (rss, read, write) = (*rss_bytes as i64, *read_bytes as i64, *write_bytes as i64);
-        match summaries
-            .iter_mut()
-            .find(|s| s.run == r.run && s.phase == phase)
-        {
-            Some(s) => {
-                s.samples += 1;
-                s.gpu_samples += gpu;
-                // The first time the peak was seen, whatever order the samples arrived in.
-                if processes > s.peak_processes.0
-                    || (processes == s.peak_processes.0 && r.time < s.peak_processes.1)
-                {
-                    s.peak_processes = (processes, r.time);
-                }
-                s.peak_rss = s.peak_rss.max(rss);
-                s.read = (s.read.0.min(read), s.read.1.max(read));
-                s.write = (s.write.0.min(write), s.write.1.max(write));
-            }
-            None => summaries.push(PhaseSummary {
-                run: &r.run,
-                phase,
-                samples: 1,
-                gpu_samples: gpu,
-                peak_rss: rss,
-                peak_processes: (processes, r.time),
-                read: (read, read),
-                write: (write, write),
-            }),
-        }
-    }
-
-    /// Folds the batch into the phase's row (which its phaseStart made).
-    fn apply(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
-        tx.prepare_cached(
-            "UPDATE phases SET job_samples = job_samples + ?3,
-                 job_peak_rss = max(coalesce(job_peak_rss, ?4), ?4),
-                 job_read_min = min(coalesce(job_read_min, ?5), ?5), job_read_max = max(coalesce(job_read_max, ?6), ?6),
-                 job_write_min = min(coalesce(job_write_min, ?7), ?7), job_write_max = max(coalesce(job_write_max, ?8), ?8),
-                 job_gpu_samples = job_gpu_samples + ?9,
-                 job_max_processes_at = CASE WHEN ?10 > coalesce(job_max_processes, -1) THEN ?11
-                     WHEN ?10 = job_max_processes THEN min(job_max_processes_at, ?11) ELSE job_max_processes_at END,
-                 job_max_processes = max(coalesce(job_max_processes, ?10), ?10)
-             WHERE run_id = ?1 AND name = ?2",
-        )?
-        .execute(params![self.run, self.phase, self.samples, self.peak_rss, self.read.0, self.read.1, self.write.0, self.write.1, self.gpu_samples, self.peak_processes.0, self.peak_processes.1])?;
-        Ok(())
-    }
+/// Folds the batch into the phase's row (which its phaseStart made).
+fn apply_summary(tx: &Transaction<'_>, s: &PhaseSummary<'_>) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE phases SET job_samples = job_samples + ?3,
+             job_peak_rss = max(coalesce(job_peak_rss, ?4), ?4),
+             job_read_min = min(coalesce(job_read_min, ?5), ?5), job_read_max = max(coalesce(job_read_max, ?6), ?6),
+             job_write_min = min(coalesce(job_write_min, ?7), ?7), job_write_max = max(coalesce(job_write_max, ?8), ?8),
+             job_gpu_samples = job_gpu_samples + ?9,
+             job_max_processes_at = CASE WHEN ?10 > coalesce(job_max_processes, -1) THEN ?11
+                 WHEN ?10 = job_max_processes THEN min(job_max_processes_at, ?11) ELSE job_max_processes_at END,
+             job_max_processes = max(coalesce(job_max_processes, ?10), ?10)
+         WHERE run_id = ?1 AND name = ?2",
+    )?
+    .execute(params![s.run, s.phase, s.samples, s.peak_rss, s.read.0, s.read.1, s.write.0, s.write.1, s.gpu_samples, s.peak_processes.0, s.peak_processes.1])?;
+    Ok(())
 }
 
 /// Inserts one record; true when it was new. Run and phase rows follow the events, and only
@@ -371,17 +317,6 @@ fn insert(tx: &Transaction<'_>, r: &Record) -> rusqlite::Result<bool> {
         }
     };
     Ok(inserted == 1)
-}
-
-/// Whether a record changes the run's or a phase's state (rather than adding a measurement).
-fn is_lifecycle(body: &RecordBody) -> bool {
-    matches!(
-        body,
-        RecordBody::RunStart { .. }
-            | RecordBody::PhaseStart { .. }
-            | RecordBody::PhaseEnd { .. }
-            | RecordBody::RunEnd { .. }
-    )
 }
 
 /// Applies every lifecycle event of `run` in sequence order, whatever order they arrived in, so
@@ -516,39 +451,11 @@ fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Resul
     Ok(())
 }
 
-/// Peaks, means and energy of a phase's GPU samples (in Rust, so the SQL stays portable).
-fn summarise_gpus(samples: &[Vec<GpuSample>]) -> Option<GpuSummary> {
-    let all: Vec<&GpuSample> = samples.iter().flatten().collect();
-    if all.is_empty() {
-        return None;
-    }
-    let devices = all.iter().map(|g| g.index).max().map_or(0, |m| m + 1);
-    let energy = (0..devices)
-        .map(|d| {
-            let mut counters = all
-                .iter()
-                .filter(|g| g.index == d)
-                .filter_map(|g| g.energy_millijoules);
-            let first = counters.next()?;
-            Some(counters.next_back().unwrap_or(first).saturating_sub(first) as f64 / 1000.0)
-        })
-        .sum::<Option<f64>>();
-    Some(GpuSummary {
-        devices,
-        peak_utilisation_percent: all.iter().map(|g| g.sm_percent).max().unwrap_or(0),
-        mean_utilisation_percent: all.iter().map(|g| f64::from(g.sm_percent)).sum::<f64>()
-            / all.len() as f64,
-        peak_memory_bytes: all.iter().map(|g| g.memory_used_bytes).max().unwrap_or(0),
-        peak_job_memory_bytes: all
-            .iter()
-            .filter_map(|g| g.job_memory_bytes)
-            .max()
-            .unwrap_or(0),
-        energy_joules: energy,
-    })
-}
-
 impl Store for SqliteStore {
+    fn location(&self) -> String {
+        self.path.to_string()
+    }
+
     fn create_experiment(
         &mut self,
         id: &str,
@@ -599,7 +506,7 @@ impl Store for SqliteStore {
             }
             // Summaries first: a phase started in this batch is then rebuilt from all its samples.
             for s in &summaries {
-                s.apply(&tx)?;
+                apply_summary(&tx, s)?;
             }
             for (run, fresh) in &lifecycle {
                 replay(&tx, run, fresh)?;
@@ -699,8 +606,7 @@ impl Store for SqliteStore {
     fn series(&self, run: &str, points: usize) -> Result<Vec<SeriesPoint>, StoreError> {
         let store = self.path.clone();
         named(&store, move || {
-            Ok(self
-                .series_between(run, None, None, points)?
+            Ok(live::series_between(&self.conn, run, None, None, points)?
                 .into_iter()
                 .map(|(_, point)| point)
                 .collect())
@@ -709,46 +615,12 @@ impl Store for SqliteStore {
 
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError> {
         let store = self.path.clone();
-        named(&store, move || {
-            let mut stmt = self.conn.prepare(
-                "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
-                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
-                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
-                        (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
-                 FROM experiments e ORDER BY e.created_at DESC, e.id",
-            )?;
-            let mut rows: Vec<ExperimentRow> = stmt
-                .query_map([], |r| {
-                    let labels: String = r.get(3)?;
-                    Ok(ExperimentRow {
-                        id: r.get(0)?,
-                        workflow: r.get(1)?,
-                        created_at: r.get(2)?,
-                        labels: serde_json::from_str(&labels).unwrap_or_default(),
-                        differences: serde_json::from_str(&r.get::<_, String>(4)?)
-                            .unwrap_or_default(),
-                        runs: r.get(5)?,
-                        succeeded: r.get(6)?,
-                        failed: r.get(7)?,
-                        targets: String::new(),
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            let mut targets = self.conn.prepare(
-                "SELECT target FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at",
-            )?;
-            for row in &mut rows {
-                let mut seen: Vec<String> = Vec::new();
-                for t in targets.query_map([&row.id], |r| r.get::<_, String>(0))? {
-                    let t = t?;
-                    if !seen.contains(&t) {
-                        seen.push(t);
-                    }
-                }
-                row.targets = seen.join(",");
-            }
-            Ok(rows)
-        })
+        named(&store, move || experiment_rows(&self.conn, None))
+    }
+
+    fn owned_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError> {
+        let store = self.path.clone();
+        named(&store, move || experiment_rows(&self.conn, Some(owner)))
     }
 
     fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError> {
@@ -879,229 +751,211 @@ impl Store for SqliteStore {
             Ok(RunDetail { run, phases })
         })
     }
+
+    fn runs_filtered(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+        let store = self.path.clone();
+        named(&store, move || runs_filtered(&self.conn, filter))
+    }
+
+    fn add_user(&mut self, name: &str, token_hash: &str, now: f64) -> Result<(), StoreError> {
+        let store = self.path.clone();
+        named(&store, || {
+            users::add_user(&self.conn, name, token_hash, now)
+        })
+    }
+
+    fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        named(&self.path, || users::user_for_token(&self.conn, token_hash))
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>, StoreError> {
+        named(&self.path, || users::users(&self.conn))
+    }
+
+    fn run_owner(&self, run: &str) -> Result<Option<Option<String>>, StoreError> {
+        named(&self.path, || users::run_owner(&self.conn, run))
+    }
+
+    fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+        named(&self.path, || {
+            users::owned_run_id(&self.conn, owner, prefix)
+        })
+    }
+
+    fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+        named(&self.path, || {
+            users::owned_experiment_id(&self.conn, owner, prefix)
+        })
+    }
+
+    fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError> {
+        named(&self.path, || users::claim_run(&self.conn, run, owner))
+    }
+
+    fn create_session(
+        &mut self,
+        id_hash: &str,
+        user: &str,
+        now: f64,
+        expires_at: f64,
+    ) -> Result<(), StoreError> {
+        let store = self.path.clone();
+        named(&store, || {
+            sessions::create_session(&mut self.conn, id_hash, user, now, expires_at)
+        })
+    }
+
+    fn session_user(&self, id_hash: &str, now: f64) -> Result<Option<String>, StoreError> {
+        named(&self.path, || {
+            sessions::session_user(&self.conn, id_hash, now)
+        })
+    }
+
+    fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
+        named(&self.path, || sessions::delete_session(&self.conn, id_hash))
+    }
+
+    fn series_between(
+        &self,
+        run: &str,
+        from: Option<f64>,
+        to: Option<f64>,
+        points: usize,
+    ) -> Result<Vec<(i64, SeriesPoint)>, StoreError> {
+        named(&self.path, || {
+            live::series_between(&self.conn, run, from, to, points)
+        })
+    }
+
+    fn samples_after(
+        &self,
+        run: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, SeriesPoint)>, StoreError> {
+        named(&self.path, || {
+            live::samples_after(&self.conn, run, after, limit)
+        })
+    }
+
+    fn latest_sample(&self, run: &str) -> Result<Option<(i64, SeriesPoint)>, StoreError> {
+        named(&self.path, || live::latest_sample(&self.conn, run))
+    }
+
+    fn metrics_after(
+        &self,
+        run: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<MetricPoint>, StoreError> {
+        named(&self.path, || {
+            live::metrics_after(&self.conn, run, after, limit)
+        })
+    }
+}
+
+/// The experiments, newest first; with an owner, only those whose runs are all theirs.
+fn experiment_rows(
+    conn: &Connection,
+    owner: Option<&str>,
+) -> Result<Vec<ExperimentRow>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
+                (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
+                (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
+                (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed')
+         FROM experiments e
+         WHERE ?1 IS NULL OR (EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
+                               AND (r.owner IS NULL OR r.owner <> ?1)))
+         ORDER BY e.created_at DESC, e.id",
+    )?;
+    let mut rows: Vec<ExperimentRow> = stmt
+        .query_map([owner], |r| {
+            let labels: String = r.get(3)?;
+            Ok(ExperimentRow {
+                id: r.get(0)?,
+                workflow: r.get(1)?,
+                created_at: r.get(2)?,
+                labels: serde_json::from_str(&labels).unwrap_or_default(),
+                differences: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                runs: r.get(5)?,
+                succeeded: r.get(6)?,
+                failed: r.get(7)?,
+                targets: String::new(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut targets =
+        conn.prepare("SELECT target FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at")?;
+    for row in &mut rows {
+        let mut seen: Vec<String> = Vec::new();
+        for t in targets.query_map([&row.id], |r| r.get::<_, String>(0))? {
+            let t = t?;
+            if !seen.contains(&t) {
+                seen.push(t);
+            }
+        }
+        row.targets = seen.join(",");
+    }
+    Ok(rows)
+}
+
+/// The runs `filter` selects, newest first: one query, every condition in its WHERE (a label
+/// through `json_each`, so keys need no quoting).
+fn runs_filtered(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError> {
+    use rusqlite::types::Value;
+    let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, value: Value| {
+        args.push(value);
+        *sql += &clause.replace('?', &format!("?{}", args.len()));
+    };
+    if let Some(owner) = &filter.owner {
+        arg(&mut sql, " AND owner = ?", Value::Text(owner.clone()));
+    }
+    if let Some(status) = &filter.status {
+        arg(&mut sql, " AND status = ?", Value::Text(status.clone()));
+    }
+    for (key, value) in &filter.labels {
+        arg(
+            &mut sql,
+            " AND EXISTS (SELECT 1 FROM json_each(runs.labels) l WHERE l.key = ?",
+            Value::Text(key.clone()),
+        );
+        arg(&mut sql, " AND l.value = ?)", Value::Text(value.clone()));
+    }
+    if let Some(from) = filter.submitted_from {
+        arg(&mut sql, " AND submitted_at >= ?", Value::Real(from));
+    }
+    if let Some(before) = filter.submitted_before {
+        arg(&mut sql, " AND submitted_at < ?", Value::Real(before));
+    }
+    sql += " ORDER BY submitted_at DESC, id";
+    if let Some(limit) = filter.limit {
+        arg(
+            &mut sql,
+            " LIMIT ?",
+            Value::Integer(limit.min(i64::MAX as usize) as i64),
+        );
+    }
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), run_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 #[cfg(test)]
 mod tests {
+    //! What only the SQLite store does; everything both stores do is in `tests/suite.rs`.
     use super::*;
-    use atlas_spec::record::PhaseStatus;
 
     fn temp(name: &str) -> std::path::PathBuf {
         let dir = std::env::temp_dir().join(format!("atlas-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir.join("atlas.db")
-    }
-
-    fn record(seq: u64, body: RecordBody) -> Record {
-        Record {
-            run: "r-1".into(),
-            seq,
-            time: 1000.0 + seq as f64,
-            mono: seq as f64,
-            body,
-        }
-    }
-
-    fn records() -> Vec<Record> {
-        vec![
-            record(
-                1,
-                RecordBody::RunStart {
-                    workflow: "w".into(),
-                    host: "h".into(),
-                    agent_version: "0".into(),
-                    phases: vec!["train".into()],
-                    interval_ms: 1000,
-                    cpus: 2,
-                    gpu: "none".into(),
-                    source: "process tree".into(),
-                    node: "Test CPU, 2 CPUs, 4.0 GiB".into(),
-                    agent: None,
-                },
-            ),
-            record(
-                2,
-                RecordBody::PhaseStart {
-                    phase: "train".into(),
-                    index: 0,
-                },
-            ),
-            record(
-                3,
-                RecordBody::Sample {
-                    phase: Some("train".into()),
-                    cpu_user_seconds: 1.0,
-                    cpu_system_seconds: 0.1,
-                    rss_bytes: 100,
-                    read_bytes: 0,
-                    write_bytes: 10,
-                    threads: 1,
-                    processes: 1,
-                    cgroup_memory_bytes: None,
-                    gpus: vec![],
-                },
-            ),
-            record(
-                4,
-                RecordBody::Metric {
-                    phase: "train".into(),
-                    name: "loss".into(),
-                    value: 0.9,
-                },
-            ),
-            record(
-                5,
-                RecordBody::Metric {
-                    phase: "train".into(),
-                    name: "loss".into(),
-                    value: 0.5,
-                },
-            ),
-            record(
-                6,
-                RecordBody::Sample {
-                    phase: Some("train".into()),
-                    cpu_user_seconds: 2.0,
-                    cpu_system_seconds: 0.2,
-                    rss_bytes: 300,
-                    read_bytes: 0,
-                    write_bytes: 50,
-                    threads: 1,
-                    processes: 1,
-                    cgroup_memory_bytes: None,
-                    gpus: vec![],
-                },
-            ),
-            record(
-                7,
-                RecordBody::PhaseEnd {
-                    phase: "train".into(),
-                    status: PhaseStatus::Succeeded,
-                    exit_code: Some(0),
-                    signal: None,
-                    cause: None,
-                    wall_seconds: 2.5,
-                    cpu_user_seconds: 2.0,
-                    cpu_system_seconds: 0.2,
-                    max_rss_bytes: 280,
-                },
-            ),
-            record(
-                8,
-                RecordBody::RunEnd {
-                    status: PhaseStatus::Succeeded,
-                    cause: None,
-                    wall_seconds: 2.6,
-                    agent_cpu_seconds: 0.01,
-                },
-            ),
-        ]
-    }
-
-    #[test]
-    fn ingest_twice_adds_nothing() {
-        let mut store = SqliteStore::open(&temp("twice")).unwrap();
-        assert_eq!(
-            store.ingest(&records()).unwrap(),
-            IngestStats {
-                inserted: 8,
-                duplicates: 0
-            }
-        );
-        assert_eq!(
-            store.ingest(&records()).unwrap(),
-            IngestStats {
-                inserted: 0,
-                duplicates: 8
-            }
-        );
-        let detail = store.run("r-").unwrap();
-        assert_eq!(detail.run.status, "succeeded");
-        assert_eq!(
-            detail.run.node.as_deref(),
-            Some("Test CPU, 2 CPUs, 4.0 GiB")
-        );
-        assert_eq!(detail.phases[0].peak_processes, Some(1));
-        let train = &detail.phases[0];
-        assert_eq!(
-            (train.samples, train.peak_job_rss_bytes, train.write_bytes),
-            (2, Some(300), Some(40))
-        );
-        assert_eq!(
-            train.metrics[0],
-            MetricSummary {
-                name: "loss".into(),
-                count: 2,
-                first: 0.9,
-                last: 0.5,
-                min: 0.5,
-                max: 0.9,
-                mean: 0.7
-            }
-        );
-    }
-
-    #[test]
-    fn a_half_ingested_spool_completes_to_the_same_rows() {
-        let path = temp("half");
-        let mut whole = SqliteStore::open(&path).unwrap();
-        whole.ingest(&records()).unwrap();
-        let expected = whole.run("r-1").unwrap();
-        drop(whole);
-        let other = temp("half2");
-        let mut store = SqliteStore::open(&other).unwrap();
-        store.ingest(&records()[..4]).unwrap();
-        store.ingest(&records()).unwrap();
-        assert_eq!(store.run("r-1").unwrap(), expected);
-    }
-
-    #[test]
-    fn gpu_figures_are_summarised_per_phase() {
-        let gpu = |sm, mem, job, energy| GpuSample {
-            index: 0,
-            sm_percent: sm,
-            memory_used_bytes: mem,
-            job_memory_bytes: Some(job),
-            power_milliwatts: 250_000,
-            energy_millijoules: Some(energy),
-        };
-        let sample = |seq, g| {
-            record(
-                seq,
-                RecordBody::Sample {
-                    phase: Some("train".into()),
-                    cpu_user_seconds: 1.0,
-                    cpu_system_seconds: 0.0,
-                    rss_bytes: 1,
-                    read_bytes: 0,
-                    write_bytes: 0,
-                    threads: 1,
-                    processes: 1,
-                    cgroup_memory_bytes: None,
-                    gpus: vec![g],
-                },
-            )
-        };
-        let mut store = SqliteStore::open(&temp("gpu")).unwrap();
-        let mut rs = records();
-        rs.push(sample(20, gpu(40, 1000, 600, 10_000)));
-        rs.push(sample(21, gpu(90, 3000, 2000, 70_000)));
-        store.ingest(&rs).unwrap();
-        let g = store.run("r-1").unwrap().phases[0].gpu.unwrap();
-        assert_eq!(
-            (
-                g.devices,
-                g.peak_utilisation_percent,
-                g.peak_memory_bytes,
-                g.peak_job_memory_bytes
-            ),
-            (1, 90, 3000, 2000)
-        );
-        assert_eq!(
-            (g.mean_utilisation_percent, g.energy_joules),
-            (65.0, Some(60.0))
-        );
     }
 
     #[test]
@@ -1134,77 +988,5 @@ mod tests {
                 assert_eq!(opener.join().unwrap(), Ok(()), "round {round}");
             }
         }
-    }
-
-    #[test]
-    fn an_unknown_run_is_named() {
-        let store = SqliteStore::open(&temp("unknown")).unwrap();
-        assert!(store
-            .run("r-nope")
-            .unwrap_err()
-            .to_string()
-            .contains("no run `r-nope`"));
-    }
-
-    #[test]
-    fn launch_figures_merge_and_differences_are_kept() {
-        let mut store = SqliteStore::open(&temp("launch")).unwrap();
-        store
-            .create_experiment("e-1", "w", &serde_json::json!({}), 1.0)
-            .unwrap();
-        store
-            .create_run(&crate::NewRun {
-                id: "r-1".into(),
-                experiment_id: Some("e-1".into()),
-                workflow: "w".into(),
-                target: "podman".into(),
-                repetition: 0,
-                run_dir: "/tmp/r-1".into(),
-                labels: serde_json::json!({}),
-                submitted_at: 1.0,
-                owner: None,
-            })
-            .unwrap();
-        let first = BTreeMap::from([("imageBuildSeconds".to_string(), 7.5)]);
-        let second = BTreeMap::from([("stageInBytes".to_string(), 42.0)]);
-        store.record_launch("r-1", None, None, &first).unwrap();
-        store
-            .record_launch("r-1", Some("atlas-r-1"), Some(5.0), &second)
-            .unwrap();
-        let run = store.run("r-1").unwrap().run;
-        assert_eq!(run.scheduler_id.as_deref(), Some("atlas-r-1"));
-        assert_eq!((run.figures.len(), run.submitted_at), (2, 5.0));
-        assert_eq!(run.figures["imageBuildSeconds"], 7.5);
-        assert!(store.record_launch("r-2", None, None, &first).is_err());
-        store
-            .set_differences("e-1", &["resources differ".to_string()])
-            .unwrap();
-        assert_eq!(
-            store.experiment("e-1").unwrap().experiment.differences,
-            ["resources differ"]
-        );
-    }
-
-    #[test]
-    fn the_series_is_sampled_at_evenly_spaced_points() {
-        let mut store = SqliteStore::open(&temp("series")).unwrap();
-        store.ingest(&records()).unwrap();
-        let all = store.series("r-1", 100).unwrap();
-        assert_eq!(all.len(), 2, "two samples, each once");
-        assert_eq!((all[1].cpu_seconds, all[1].rss_bytes), (2.2, 300));
-        let one = store.series("r-1", 1).unwrap();
-        assert!(one.len() <= 2, "{one:?}");
-        assert_eq!(one.last().unwrap().rss_bytes, 300);
-        assert!(store.series("r-none", 10).unwrap().is_empty());
-        // A time range keeps the samples inside it.
-        let t = all[1].time;
-        let later = store.series_between("r-1", Some(t), None, 10).unwrap();
-        assert_eq!(later.len(), 1);
-        assert_eq!(later[0].1.rss_bytes, 300);
-        let earlier = store
-            .series_between("r-1", None, Some(t - 0.5), 10)
-            .unwrap();
-        assert_eq!(earlier.len(), 1);
-        assert_eq!(earlier[0].1.time, all[0].time);
     }
 }

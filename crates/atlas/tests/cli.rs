@@ -216,3 +216,32 @@ fn atlas_spec_parse(text: &str) -> bool {
     std::fs::remove_dir_all(&dir).unwrap();
     ok
 }
+
+#[test]
+fn an_unreachable_postgres_store_exits_3_naming_host_port_and_database_never_the_password() {
+    let secret = "Sekr1t-Passw0rd";
+    let url = format!("postgres://atlas:{secret}@127.0.0.1:1/atlas_nowhere");
+    for args in [
+        vec!["runs", "--db", url.as_str()],
+        vec!["user", "add", "ada", "--db", url.as_str()],
+    ] {
+        let out = atlas()
+            .args(&args)
+            .env("XDG_DATA_HOME", temp_dir("pg-down"))
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("host 127.0.0.1, port 1, database atlas_nowhere"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(secret) && !stdout.contains(secret),
+            "{stderr}"
+        );
+    }
+}

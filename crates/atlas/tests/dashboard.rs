@@ -13,7 +13,7 @@ mod support {
 use std::process::Command;
 
 use support::project::Project;
-use support::server::{get, Server};
+use support::server::{get, Db, Kind, Server};
 use support::webdriver::Browser;
 
 const WORKFLOW: &str = r#"apiVersion: atlas.dev/v1alpha1
@@ -76,7 +76,7 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
     );
     std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
     let db = p.dir.join("db/atlas.db");
-    let server = Server::start(&p.dir, &db);
+    let server = Server::start(&p.dir, &Db::new(Kind::Sqlite, &p.dir));
     let token = server.add_user("ada");
     let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
         .args(["run", "w.yaml", "--on", "local", "--interval", "1s"])
@@ -157,7 +157,7 @@ fn pages_without_a_session_go_to_the_login_page() {
         return;
     };
     let p = Project::new("dashboard-login", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let server = Server::start(&p.dir, &Db::new(Kind::Sqlite, &p.dir));
     browser.goto(&format!("{}/runs/r-anything", server.url));
     browser.wait_for("return location.pathname === '/login' && document.querySelector('input[name=token]') !== null", 20);
     log_in(&browser, &server, "atl_not_a_token");

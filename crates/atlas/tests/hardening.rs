@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::project::Project;
-use support::server::{get, post, Server};
+use support::server::{get, post, Db, Kind, Server};
 
 const HEAD: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n";
 
@@ -34,7 +34,7 @@ fn a_phase_name_cannot_reach_another_runs_log() {
     let p = Project::new("cross-log", "");
     let db = p.dir.join("db/atlas.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
-    let server = Server::start(&p.dir, &db);
+    let server = Server::start(&p.dir, &Db::new(Kind::Sqlite, &p.dir));
     let alice = server.add_user("alice");
     server.add_user("bob");
     let secret = "bob-secret-7f3a";

@@ -19,14 +19,23 @@ mod sessions;
 #[path = "serve_cases/tenancy.rs"]
 mod tenancy;
 
-use std::path::Path;
 use std::process::Command;
 
-use atlas_store::{NewRun, SqliteStore, Store};
+use atlas_store::NewRun;
 use serde_json::Value;
 use support::http::oversized_post;
 use support::project::Project;
-use support::server::{add_user, free_port, get, post, Server};
+use support::server::{add_user, free_port, get, post, Db, Kind, Server};
+
+on_both_stores!(
+    the_api_needs_a_token_and_shows_a_user_their_own_runs,
+    an_agent_pushes_its_records_and_a_replayed_batch_adds_nothing,
+    records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns,
+    bad_posts_get_clear_statuses_and_the_server_goes_on,
+    a_thousand_concurrent_pushes_are_all_ingested_once,
+    every_acknowledged_record_survives_a_sigkill_during_ingest,
+    the_runs_listing_filters_by_status_label_and_time_in_the_store,
+);
 
 const WORKFLOW: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: live}\nspec:\n  phases:\n  - name: train\n    run: 'for i in 1 2 3 4; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'echo done'}\n";
 
@@ -35,8 +44,8 @@ fn json(text: &str) -> Value {
 }
 
 /// Registers run `id` owned by `owner` in the database, as `atlas run` would.
-fn register(db: &Path, id: &str, owner: &str) {
-    let mut store = SqliteStore::open(db).unwrap();
+fn register(db: &Db, id: &str, owner: &str) {
+    let mut store = db.open();
     store
         .create_run(&NewRun {
             id: id.into(),
@@ -44,7 +53,7 @@ fn register(db: &Path, id: &str, owner: &str) {
             workflow: "live".into(),
             target: "local".into(),
             repetition: 0,
-            run_dir: db.parent().unwrap().join(id).display().to_string(),
+            run_dir: std::env::temp_dir().join(id).display().to_string(),
             labels: serde_json::json!({}),
             submitted_at: 1.0,
             owner: Some(owner.into()),
@@ -72,23 +81,22 @@ fn agent(p: &Project, id: &str, server_url: &str, token: &str) -> String {
     std::fs::read_to_string(dir.join("spool.jsonl")).unwrap()
 }
 
-fn event_count(db: &Path, run: &str) -> i64 {
-    let conn = SqliteStore::open(db).unwrap();
-    let detail = conn.run(run).unwrap();
+fn event_count(db: &Db, run: &str) -> i64 {
+    let detail = db.open().run(run).unwrap();
     detail.phases.iter().map(|p| p.samples).sum()
 }
 
-#[test]
-fn the_api_needs_a_token_and_shows_a_user_their_own_runs() {
-    let p = Project::new("serve-api", "");
+fn the_api_needs_a_token_and_shows_a_user_their_own_runs(kind: Kind) {
+    let p = Project::new(&format!("serve-api-{kind:?}"), "");
     std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
-    let db = p.dir.join("db/atlas.db");
+    let db = Db::new(kind, &p.dir);
     let server = Server::start(&p.dir, &db);
     let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
     let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
         .args(["run", "w.yaml", "--on", "local", "--interval", "200ms"])
         .current_dir(&p.dir)
-        .env("ATLAS_DB", &db)
+        .env("ATLAS_DB", &db.location)
+        .env("XDG_DATA_HOME", p.dir.join("data"))
         .env("ATLAS_USER", "ada")
         .output()
         .unwrap();
@@ -171,7 +179,7 @@ fn the_api_needs_a_token_and_shows_a_user_their_own_runs() {
         Some(&ada),
     );
     assert_eq!(code, 200, "{body}");
-    let (_, cli, _) = p.atlas(&["compare", &experiment, "--format", "json"]);
+    let (_, cli, _) = p.atlas_on(&db.location, &["compare", &experiment, "--format", "json"]);
     assert_eq!(json(&body), json(&cli));
     let (code, metrics_text) = get(&server, "/metrics", Some(&ada));
     assert_eq!(code, 200);
@@ -196,11 +204,10 @@ fn the_api_needs_a_token_and_shows_a_user_their_own_runs() {
     }
 }
 
-#[test]
-fn an_agent_pushes_its_records_and_a_replayed_batch_adds_nothing() {
-    let p = Project::new("serve-push", "");
+fn an_agent_pushes_its_records_and_a_replayed_batch_adds_nothing(kind: Kind) {
+    let p = Project::new(&format!("serve-push-{kind:?}"), "");
     std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
-    let db = p.dir.join("db/atlas.db");
+    let db = Db::new(kind, &p.dir);
     let server = Server::start(&p.dir, &db);
     let ada = server.add_user("ada");
     register(&db, "r-push1", "ada");
@@ -226,14 +233,13 @@ fn an_agent_pushes_its_records_and_a_replayed_batch_adds_nothing() {
     );
 }
 
-#[test]
-fn records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns() {
-    let p = Project::new("serve-down", "");
+fn records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns(kind: Kind) {
+    let p = Project::new(&format!("serve-down-{kind:?}"), "");
     std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
-    let db = p.dir.join("db/atlas.db");
+    let db = Db::new(kind, &p.dir);
     let port = free_port();
     // The user and run exist; the server is not up yet.
-    let token = add_user(&db, "ada");
+    let token = add_user(&db.location, "ada");
     register(&db, "r-late", "ada");
     let url = format!("http://127.0.0.1:{port}");
     let (dir, db2) = (p.dir.clone(), db.clone());
@@ -248,30 +254,13 @@ fn records_pushed_while_the_server_is_down_arrive_in_order_when_it_returns() {
         detail["status"], "succeeded",
         "the backlog arrived: {detail}"
     );
-    let conn = rusqlite_count(&db, "r-late");
+    let conn = db.records("r-late");
     assert_eq!(conn, spool.lines().count() as i64, "every record once");
 }
 
-/// Records of `run` in the store (events, samples and metrics), straight from SQLite.
-fn rusqlite_count(db: &Path, run: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    ["events", "samples", "metrics"]
-        .iter()
-        .map(|table| {
-            conn.query_row(
-                &format!("SELECT count(*) FROM {table} WHERE run_id = ?1"),
-                [run],
-                |r| r.get::<_, i64>(0),
-            )
-            .unwrap()
-        })
-        .sum()
-}
-
-#[test]
-fn bad_posts_get_clear_statuses_and_the_server_goes_on() {
-    let p = Project::new("serve-bad", "");
-    let db = p.dir.join("db/atlas.db");
+fn bad_posts_get_clear_statuses_and_the_server_goes_on(kind: Kind) {
+    let p = Project::new(&format!("serve-bad-{kind:?}"), "");
+    let db = Db::new(kind, &p.dir);
     let server = Server::start(&p.dir, &db);
     let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
     register(&db, "r-ada", "ada");
@@ -293,10 +282,9 @@ fn bad_posts_get_clear_statuses_and_the_server_goes_on() {
     assert_eq!(code, 200, "still serving: {body}");
 }
 
-#[test]
-fn a_thousand_concurrent_pushes_are_all_ingested_once() {
-    let p = Project::new("serve-many", "");
-    let db = p.dir.join("db/atlas.db");
+fn a_thousand_concurrent_pushes_are_all_ingested_once(kind: Kind) {
+    let p = Project::new(&format!("serve-many-{kind:?}"), "");
+    let db = Db::new(kind, &p.dir);
     let server = Server::start(&p.dir, &db);
     let ada = server.add_user("ada");
     register(&db, "r-many", "ada");
@@ -326,13 +314,12 @@ fn a_thousand_concurrent_pushes_are_all_ingested_once() {
         bad.len(),
         &bad[..bad.len().min(5)]
     );
-    assert_eq!(rusqlite_count(&db, "r-many"), 1000);
+    assert_eq!(db.records("r-many"), 1000);
 }
 
-#[test]
-fn every_acknowledged_record_survives_a_sigkill_during_ingest() {
-    let p = Project::new("serve-kill", "");
-    let db = p.dir.join("db/atlas.db");
+fn every_acknowledged_record_survives_a_sigkill_during_ingest(kind: Kind) {
+    let p = Project::new(&format!("serve-kill-{kind:?}"), "");
+    let db = Db::new(kind, &p.dir);
     let mut server = Server::start(&p.dir, &db);
     let ada = server.add_user("ada");
     register(&db, "r-kill", "ada");
@@ -370,9 +357,105 @@ fn every_acknowledged_record_survives_a_sigkill_during_ingest() {
         "some batches were acknowledged before the kill"
     );
     let _again = Server::start(&p.dir, &db);
-    let stored = rusqlite_count(&db, "r-kill");
+    let stored = db.records("r-kill");
     assert!(
         stored >= acknowledged,
         "stored {stored} < acknowledged {acknowledged}"
     );
+}
+
+fn the_runs_listing_filters_by_status_label_and_time_in_the_store(kind: Kind) {
+    let p = Project::new(&format!("serve-filter-{kind:?}"), "");
+    let db = Db::new(kind, &p.dir);
+    let server = Server::start(&p.dir, &db);
+    let ada = server.add_user("ada");
+    let mut store = db.open();
+    for (i, team) in ["x", "y", "x"].iter().enumerate() {
+        let mut run = NewRun {
+            id: format!("r-f{i}"),
+            experiment_id: None,
+            workflow: "w".into(),
+            target: "local".into(),
+            repetition: 0,
+            run_dir: String::new(),
+            labels: serde_json::json!({ "team": team }),
+            submitted_at: 100.0 + i as f64,
+            owner: Some("ada".into()),
+        };
+        store.create_run(&run).unwrap();
+        run.id = format!("r-bob{i}");
+        run.owner = Some("bob".into());
+        store.create_run(&run).unwrap();
+    }
+    store.finish_run("r-f0", "failed", "test", 200.0).unwrap();
+    let ids = |query: &str| -> Vec<String> {
+        let (code, body) = get(&server, &format!("/api/v1/runs{query}"), Some(&ada));
+        assert_eq!(code, 200, "{query}: {body}");
+        json(&body)
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(""), ["r-f2", "r-f1", "r-f0"]);
+    assert_eq!(ids("?label=team%3Dx"), ["r-f2", "r-f0"]);
+    assert_eq!(ids("?status=failed"), ["r-f0"]);
+    assert_eq!(ids("?from=101&to=102"), ["r-f1"]);
+    assert_eq!(ids("?limit=1&label=team%3Dx"), ["r-f2"]);
+    let (code, body) = get(&server, "/api/v1/runs?label=nokey", Some(&ada));
+    assert_eq!(code, 400, "{body}");
+}
+
+/// Two `atlas serve` processes over one PostgreSQL database, the way a team runs it: agents
+/// push to either at once; every record arrives once, a spool replayed to the other server
+/// adds nothing, and both servers show the same runs.
+#[test]
+fn two_servers_on_one_postgres_database_take_pushes_from_agents_at_once() {
+    if support::server::postgres_server().is_none() {
+        return;
+    }
+    let p = Project::new("serve-two", "");
+    std::fs::write(p.dir.join("w.yaml"), WORKFLOW).unwrap();
+    let db = Db::new(Kind::Postgres, &p.dir);
+    let servers = [Server::start(&p.dir, &db), Server::start(&p.dir, &db)];
+    let ada = servers[0].add_user("ada");
+    let runs: Vec<String> = (0..8).map(|i| format!("r-two{i}")).collect();
+    for run in &runs {
+        register(&db, run, "ada");
+    }
+    let spools: Vec<(String, String)> = std::thread::scope(|scope| {
+        let agents: Vec<_> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, run)| {
+                let (p, url, ada) = (&p, &servers[i % 2].url, &ada);
+                scope.spawn(move || (run.clone(), agent(p, run, url, ada)))
+            })
+            .collect();
+        agents.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    for (i, (run, spool)) in spools.iter().enumerate() {
+        let lines = spool.lines().count() as i64;
+        assert_eq!(db.records(run), lines, "{run}: every record once");
+        let other = &servers[(i + 1) % 2];
+        let (code, body) = post(other, "/api/v1/records", &ada, spool.as_bytes());
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            json(&body)["inserted"],
+            0,
+            "{run}: the replay to the other server added nothing"
+        );
+        assert_eq!(db.records(run), lines);
+    }
+    let listing = |s: &Server| json(&get(s, "/api/v1/runs", Some(&ada)).1);
+    let (first, second) = (listing(&servers[0]), listing(&servers[1]));
+    assert_eq!(first, second, "both servers show the same runs");
+    assert_eq!(first.as_array().unwrap().len(), runs.len());
+    for run in &runs {
+        let detail = |s: &Server| json(&get(s, &format!("/api/v1/runs/{run}"), Some(&ada)).1);
+        let (a, b) = (detail(&servers[0]), detail(&servers[1]));
+        assert_eq!(a, b);
+        assert_eq!(a["status"], "succeeded", "{a}");
+    }
 }

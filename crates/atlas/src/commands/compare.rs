@@ -72,7 +72,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         )),
         ReportError::Store(e) => Failure::environment(e),
     };
-    let loaded = atlas_report::load(&store, &selection).map_err(failure)?;
+    let loaded = atlas_report::load(&*store, &selection).map_err(failure)?;
     let options = Options {
         baseline: args.baseline,
         unit: args.unit,

@@ -1,7 +1,7 @@
 //! `atlas experiments`: every experiment with its run counts; and the experiment view of
 //! `atlas show e-…` (its runs, targets, statuses, queue waits, causes).
 
-use atlas_store::{ExperimentDetail, ExperimentRow, Store};
+use atlas_store::{ExperimentDetail, ExperimentRow};
 
 use super::db::StoreView;
 use super::format;

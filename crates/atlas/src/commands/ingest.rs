@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use atlas_store::Store;
-
 use crate::exit::Failure;
 
 #[derive(clap::Args)]

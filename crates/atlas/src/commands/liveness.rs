@@ -28,7 +28,7 @@ fn host_name() -> String {
 }
 
 /// Judges one run; ends it when its agent is gone.
-pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
+pub fn settle(store: &mut dyn Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
     let detail = store.run(run)?;
     if detail.run.status != "running" {
         return Ok(Liveness::Unchanged);
@@ -46,11 +46,7 @@ pub fn settle(store: &mut impl Store, run: &str) -> Result<Liveness, atlas_store
 
 /// Ingests what the run's spool holds, a bounded piece at a time, and only the run's own
 /// records (the job can write its spool: it must not speak for another run).
-fn catch_up(
-    store: &mut impl Store,
-    run: &str,
-    dir: &RunDir,
-) -> Result<(), atlas_store::StoreError> {
+fn catch_up(store: &mut dyn Store, run: &str, dir: &RunDir) -> Result<(), atlas_store::StoreError> {
     let mut offset = 0;
     while let Ok(contents) = atlas_agent::spool::read_spool(&dir.spool(), offset) {
         let own: Vec<_> = contents
@@ -70,7 +66,7 @@ fn catch_up(
 /// Ingests what the spool still holds, and, when the run has no end even then, kills the
 /// processes left with its id and ends it as failed.
 fn end_lost_run(
-    store: &mut impl Store,
+    store: &mut dyn Store,
     detail: &atlas_store::RunDetail,
     pid: u32,
 ) -> Result<usize, atlas_store::StoreError> {

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let mut offset = 0;
         loop {
             offset += copy_from(&dir, name, offset, &mut out);
-            if !args.follow || phase_over(&mut store, &detail.run.id, name) {
+            if !args.follow || phase_over(&mut *store, &detail.run.id, name) {
                 // What the phase wrote between the last read and its end.
                 copy_from(&dir, name, offset, &mut out);
                 break;
@@ -83,7 +83,7 @@ fn copy_from(dir: &RunDir, phase: &str, offset: u64, out: &mut impl Write) -> u6
 
 /// Whether a phase can write no more: it ended, or its run did (however it ended, a dead
 /// agent included), or the run is gone from the store.
-fn phase_over(store: &mut impl Store, run: &str, phase: &str) -> bool {
+fn phase_over(store: &mut dyn Store, run: &str, phase: &str) -> bool {
     let _ = crate::commands::liveness::settle(store, run);
     store
         .run(run)

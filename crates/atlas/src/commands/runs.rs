@@ -1,6 +1,6 @@
 //! `atlas runs`: every run in the store, newest first.
 
-use atlas_store::{RunRow, Store};
+use atlas_store::RunRow;
 
 use super::db::StoreView;
 use super::format;
@@ -18,7 +18,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // A run whose agent died on this host is ended here, so it is not listed as running.
     let mut settled = false;
     for r in runs.iter().filter(|r| r.status == "running") {
-        settled |= super::liveness::settle(&mut store, &r.id)
+        settled |= super::liveness::settle(&mut *store, &r.id)
             .is_ok_and(|l| l != super::liveness::Liveness::Unchanged);
     }
     if settled {

@@ -1,5 +1,6 @@
-//! `atlas serve [--addr 127.0.0.1:8080] [--db FILE]`: the REST API, Prometheus metrics, agent
-//! ingest and the live dashboard over the store (crate `atlas-server`).
+//! `atlas serve [--addr 127.0.0.1:8080] [--db FILE|URL]`: the REST API, Prometheus metrics,
+//! agent ingest and the live dashboard over the store (crate `atlas-server`). On PostgreSQL
+//! several servers may run over one database.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,7 +13,8 @@ pub struct Args {
     /// Where to listen. Loopback by default; anything else exposes the API to the network.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    /// The database: a file or a postgres:// URL (default: $ATLAS_DB or
+    /// $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
     /// The browser reaches the server over https (a TLS proxy in front that does not send
@@ -35,7 +37,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (_, path) = super::db::open(args.db.as_deref())?;
+    // Opened once here for the checks and messages of `db::open`, then by the server's pools.
+    drop(super::db::open(args.db.as_deref())?);
+    let location = super::db::location(args.db.as_deref());
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
     let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
@@ -45,7 +49,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         max_connections: args.max_connections,
         max_event_streams: args.max_event_streams,
     };
-    let state = atlas_server::AppState::open(&path, targets, prices, config)
+    let state = atlas_server::AppState::open(&location, targets, prices, config)
         .map_err(Failure::environment)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -63,7 +67,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         eprintln!(
             "atlas serve: http://{} (database {}; at most {cap} connections; {users} user(s){})",
             args.addr,
-            path.display(),
+            state.location(),
             if users == 0 {
                 ": add one with `atlas user add NAME`"
             } else {

@@ -1,7 +1,7 @@
 //! `atlas show RUN|EXPERIMENT`: a run and its phases (status, duration, CPU, memory, IO, app
 //! metrics, cause), or an experiment and its runs.
 
-use atlas_store::{RunDetail, Store};
+use atlas_store::RunDetail;
 
 use super::db::StoreView;
 use super::format;

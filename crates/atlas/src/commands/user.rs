@@ -41,7 +41,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (mut store, path) = super::db::open(args.db.as_deref())?;
+    let (mut store, _) = super::db::open(args.db.as_deref())?;
     match args.action {
         Action::Add { name } => {
             if !valid_name(&name) {
@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 .map_err(|e| Failure::input(e.to_string()))?;
             eprintln!(
                 "added user `{name}` to {}; their token (shown once, keep it secret):",
-                path.display()
+                store.location()
             );
             println!("{token}");
             Ok(())

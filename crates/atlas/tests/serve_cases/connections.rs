@@ -9,7 +9,12 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::support::project::Project;
-use crate::support::server::{free_port, Server};
+use crate::support::server::{free_port, Db, Kind, Server};
+
+crate::on_both_stores!(
+    idle_connections_are_closed_after_the_header_timeout_while_others_are_served,
+    the_connection_cap_holds_and_waiting_clients_are_served_when_slots_free,
+);
 
 /// Generous: how long anything here may take on a busy machine.
 const BOUND: Duration = Duration::from_secs(60);
@@ -47,11 +52,10 @@ fn served(server: &Server) -> u16 {
     response.status().as_u16()
 }
 
-#[test]
-fn idle_connections_are_closed_after_the_header_timeout_while_others_are_served() {
-    let p = Project::new("serve-idle", "");
+fn idle_connections_are_closed_after_the_header_timeout_while_others_are_served(kind: Kind) {
+    let p = Project::new(&format!("serve-idle-{kind:?}"), "");
     let args = ["--header-timeout", "1s"];
-    let server = Server::start_with(&p.dir, &p.dir.join("db/atlas.db"), free_port(), &args);
+    let server = Server::start_with(&p.dir, &Db::new(kind, &p.dir), free_port(), &args);
     let start = Instant::now();
     let mut idle: Vec<TcpStream> = (0..250).map(|_| connect(&server)).collect();
     // Half a head, and a connection kept alive after one answered request.
@@ -91,11 +95,10 @@ fn open_files(pid: u32) -> usize {
         .count()
 }
 
-#[test]
-fn the_connection_cap_holds_and_waiting_clients_are_served_when_slots_free() {
-    let p = Project::new("serve-cap", "");
+fn the_connection_cap_holds_and_waiting_clients_are_served_when_slots_free(kind: Kind) {
+    let p = Project::new(&format!("serve-cap-{kind:?}"), "");
     let args = ["--header-timeout", "2s", "--max-connections", "16"];
-    let server = Server::start_with(&p.dir, &p.dir.join("db/atlas.db"), free_port(), &args);
+    let server = Server::start_with(&p.dir, &Db::new(kind, &p.dir), free_port(), &args);
     assert_eq!(served(&server), 200);
     std::thread::sleep(Duration::from_millis(200));
     let before = open_files(server.pid());

@@ -4,12 +4,16 @@
 
 use crate::support::http::{oversized_post, send};
 use crate::support::project::Project;
-use crate::support::server::Server;
+use crate::support::server::{Db, Kind, Server};
 
-#[test]
-fn every_error_is_json_in_the_apis_shape() {
-    let p = Project::new("serve-errors", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+crate::on_both_stores!(
+    every_error_is_json_in_the_apis_shape,
+    the_bearer_scheme_is_accepted_in_any_case,
+);
+
+fn every_error_is_json_in_the_apis_shape(kind: Kind) {
+    let p = Project::new(&format!("serve-errors-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let auth = format!("Bearer {}", server.add_user("ada"));
     let cases = [
         ("GET", "/api/v1/runs?limit=many", 400),
@@ -49,10 +53,9 @@ fn every_error_is_json_in_the_apis_shape() {
     );
 }
 
-#[test]
-fn the_bearer_scheme_is_accepted_in_any_case() {
-    let p = Project::new("serve-bearer", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn the_bearer_scheme_is_accepted_in_any_case(kind: Kind) {
+    let p = Project::new(&format!("serve-bearer-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let token = server.add_user("ada");
     for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
         let reply = send(

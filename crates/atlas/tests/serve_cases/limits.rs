@@ -4,14 +4,19 @@
 
 use std::time::{Duration, Instant};
 
-use atlas_store::{NewRun, SqliteStore, Store};
+use atlas_store::NewRun;
 
 use crate::support::http::send;
 use crate::support::project::Project;
-use crate::support::server::{free_port, Server};
+use crate::support::server::{free_port, Db, Kind, Server};
 
-fn register(db: &std::path::Path, id: &str) {
-    let mut store = SqliteStore::open(db).unwrap();
+crate::on_both_stores!(
+    a_record_with_an_over_long_field_is_refused_naming_its_index_and_field,
+    event_streams_are_capped_per_run_and_in_all,
+);
+
+fn register(db: &Db, id: &str) {
+    let mut store = db.open();
     store
         .create_run(&NewRun {
             id: id.into(),
@@ -19,7 +24,7 @@ fn register(db: &std::path::Path, id: &str) {
             workflow: "w".into(),
             target: "local".into(),
             repetition: 0,
-            run_dir: db.parent().unwrap().join(id).display().to_string(),
+            run_dir: std::env::temp_dir().join(id).display().to_string(),
             labels: serde_json::json!({}),
             submitted_at: 1.0,
             owner: Some("ada".into()),
@@ -31,10 +36,9 @@ fn metric(seq: u32, name: &str) -> String {
     format!("{{\"run\":\"r-big\",\"seq\":{seq},\"time\":1.0,\"mono\":0.0,\"type\":\"metric\",\"phase\":\"train\",\"name\":\"{name}\",\"value\":1}}")
 }
 
-#[test]
-fn a_record_with_an_over_long_field_is_refused_naming_its_index_and_field() {
-    let p = Project::new("serve-field-limits", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn a_record_with_an_over_long_field_is_refused_naming_its_index_and_field(kind: Kind) {
+    let p = Project::new(&format!("serve-field-limits-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let auth = format!("Bearer {}", server.add_user("ada"));
     register(&server.db, "r-big");
     let push = |body: String| {
@@ -70,14 +74,9 @@ fn a_record_with_an_over_long_field_is_refused_naming_its_index_and_field() {
             "{answer}"
         );
     }
-    let db = rusqlite::Connection::open(&server.db).unwrap();
-    let stored: i64 = db
-        .query_row(
-            "SELECT count(*) FROM metrics WHERE run_id = 'r-big'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let stored = server
+        .db
+        .count("SELECT count(*) FROM metrics WHERE run_id = 'r-big'");
     assert_eq!(
         stored, 0,
         "a refused batch stores nothing, not even its good records"
@@ -112,11 +111,10 @@ fn stream(
     }
 }
 
-#[test]
-fn event_streams_are_capped_per_run_and_in_all() {
-    let p = Project::new("serve-streams", "");
+fn event_streams_are_capped_per_run_and_in_all(kind: Kind) {
+    let p = Project::new(&format!("serve-streams-{kind:?}"), "");
     let args = ["--max-event-streams", "20"];
-    let server = Server::start_with(&p.dir, &p.dir.join("db/atlas.db"), free_port(), &args);
+    let server = Server::start_with(&p.dir, &Db::new(kind, &p.dir), free_port(), &args);
     let token = server.add_user("ada");
     for run in ["r-a", "r-b", "r-c"] {
         register(&server.db, run);

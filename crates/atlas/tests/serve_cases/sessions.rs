@@ -5,7 +5,16 @@
 
 use crate::support::http::{send, set_cookie, Reply};
 use crate::support::project::Project;
-use crate::support::server::{free_port, Server};
+use crate::support::server::{free_port, Db, Kind, Server};
+
+crate::on_both_stores!(
+    a_login_goes_only_to_a_local_path,
+    a_browser_session_is_an_opaque_expiring_cookie_and_logout_ends_it,
+    the_session_cookie_is_secure_under_https,
+    a_token_in_the_url_logs_nobody_in,
+    a_cookie_authenticated_post_from_another_origin_is_refused,
+    every_response_carries_the_security_headers,
+);
 
 /// `POST /login` with this token and `next`, from the server's own origin unless `extra`
 /// names another.
@@ -34,9 +43,9 @@ fn form_escape(text: &str) -> String {
 }
 
 /// A session cookie of Ada's: (server, project, token, cookie header).
-fn logged_in(tag: &str, args: &[&str]) -> (Server, Project, String, String) {
-    let p = Project::new(tag, "");
-    let server = Server::start_with(&p.dir, &p.dir.join("db/atlas.db"), free_port(), args);
+fn logged_in(kind: Kind, tag: &str, args: &[&str]) -> (Server, Project, String, String) {
+    let p = Project::new(&format!("{tag}-{kind:?}"), "");
+    let server = Server::start_with(&p.dir, &Db::new(kind, &p.dir), free_port(), args);
     let token = server.add_user("ada");
     let reply = login(&server, &token, "/", &[]);
     assert_eq!(reply.status, 303, "{}", reply.body);
@@ -48,10 +57,9 @@ fn get_with(server: &Server, path: &str, headers: &[(&str, &str)]) -> Reply {
     send("GET", &format!("{}{path}", server.url), headers, b"")
 }
 
-#[test]
-fn a_login_goes_only_to_a_local_path() {
-    let p = Project::new("serve-redirect", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn a_login_goes_only_to_a_local_path(kind: Kind) {
+    let p = Project::new(&format!("serve-redirect-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let token = server.add_user("ada");
     let cases = [
         ("/runs/r-1", "/runs/r-1"),
@@ -83,9 +91,8 @@ fn a_login_goes_only_to_a_local_path() {
     assert_eq!(reply.header("location"), "/login?next=/runs/r-1");
 }
 
-#[test]
-fn a_browser_session_is_an_opaque_expiring_cookie_and_logout_ends_it() {
-    let (server, _p, token, cookie) = logged_in("serve-session", &[]);
+fn a_browser_session_is_an_opaque_expiring_cookie_and_logout_ends_it(kind: Kind) {
+    let (server, _p, token, cookie) = logged_in(kind, "serve-session", &[]);
     let reply = login(&server, &token, "/", &[]);
     let set = reply.header("set-cookie").to_string();
     for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
@@ -100,19 +107,14 @@ fn a_browser_session_is_an_opaque_expiring_cookie_and_logout_ends_it() {
     let runs = get_with(&server, "/api/v1/runs", &[("Cookie", &cookie)]);
     assert_eq!(runs.status, 200, "{}", runs.body);
     // The store keeps a hash of the id, and when it expires: 12 h after the login.
-    let db = rusqlite::Connection::open(&server.db).unwrap();
-    let (kept, lifetime): (String, f64) = db
-        .query_row(
-            "SELECT id_hash, expires_at - created_at FROM sessions LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
+    let kept = &server.db.texts("SELECT id_hash FROM sessions")[0];
     assert_ne!(kept, session);
-    assert_eq!(lifetime, 43200.0);
+    let lifetime = server
+        .db
+        .count("SELECT CAST(expires_at - created_at AS BIGINT) FROM sessions LIMIT 1");
+    assert_eq!(lifetime, 43200);
     // An expired session is refused.
-    db.execute("UPDATE sessions SET expires_at = 1", [])
-        .unwrap();
+    server.db.execute("UPDATE sessions SET expires_at = 1");
     assert_eq!(
         get_with(&server, "/api/v1/runs", &[("Cookie", &cookie)]).status,
         401
@@ -139,11 +141,10 @@ fn a_browser_session_is_an_opaque_expiring_cookie_and_logout_ends_it() {
     );
 }
 
-#[test]
-fn the_session_cookie_is_secure_under_https() {
-    let p = Project::new("serve-secure", "");
+fn the_session_cookie_is_secure_under_https(kind: Kind) {
+    let p = Project::new(&format!("serve-secure-{kind:?}"), "");
     let flag = ["--secure-cookies"];
-    let server = Server::start_with(&p.dir, &p.dir.join("db/atlas.db"), free_port(), &flag);
+    let server = Server::start_with(&p.dir, &Db::new(kind, &p.dir), free_port(), &flag);
     let token = server.add_user("ada");
     // The browser is on https://: its plain-http origin is not the server's.
     assert_eq!(login(&server, &token, "/", &[]).status, 403);
@@ -151,8 +152,8 @@ fn the_session_cookie_is_secure_under_https() {
     let reply = login(&server, &token, "/", &[("Origin", &https)]);
     assert_eq!(reply.status, 303, "{}", reply.body);
     assert!(reply.header("set-cookie").contains("; Secure"));
-    let p = Project::new("serve-proxied", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+    let p = Project::new(&format!("serve-proxied-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let token = server.add_user("ada");
     let https = server.url.replace("http://", "https://");
     let proxied = [("X-Forwarded-Proto", "https"), ("Origin", https.as_str())];
@@ -161,10 +162,9 @@ fn the_session_cookie_is_secure_under_https() {
     assert!(reply.header("set-cookie").contains("; Secure"));
 }
 
-#[test]
-fn a_token_in_the_url_logs_nobody_in() {
-    let p = Project::new("serve-token-url", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn a_token_in_the_url_logs_nobody_in(kind: Kind) {
+    let p = Project::new(&format!("serve-token-url-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let token = server.add_user("ada");
     let reply = get_with(&server, &format!("/login?token={token}&next=/"), &[]);
     assert_eq!(reply.status, 200);
@@ -172,9 +172,8 @@ fn a_token_in_the_url_logs_nobody_in() {
     assert!(reply.body.contains("<form"), "the form: {}", reply.body);
 }
 
-#[test]
-fn a_cookie_authenticated_post_from_another_origin_is_refused() {
-    let (server, _p, token, cookie) = logged_in("serve-csrf", &[]);
+fn a_cookie_authenticated_post_from_another_origin_is_refused(kind: Kind) {
+    let (server, _p, token, cookie) = logged_in(kind, "serve-csrf", &[]);
     let records = format!("{}/api/v1/records", server.url);
     let post = |headers: &[(&str, &str)]| send("POST", &records, headers, b"\n");
     for refused in [
@@ -225,9 +224,8 @@ fn a_cookie_authenticated_post_from_another_origin_is_refused() {
     );
 }
 
-#[test]
-fn every_response_carries_the_security_headers() {
-    let (server, _p, token, cookie) = logged_in("serve-headers", &[]);
+fn every_response_carries_the_security_headers(kind: Kind) {
+    let (server, _p, token, cookie) = logged_in(kind, "serve-headers", &[]);
     let bearer = format!("Bearer {token}");
     let cases = [
         ("/", cookie.as_str(), 200),

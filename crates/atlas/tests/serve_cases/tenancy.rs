@@ -3,13 +3,16 @@
 //! user's run and experiment ids, full and as prefixes; and a prefix resolves among the caller's
 //! own runs only, its 404 naming what was typed and nothing else.
 
-use std::path::Path;
-
-use atlas_store::{NewRun, SqliteStore, Store};
+use atlas_store::NewRun;
 
 use crate::support::http::send;
 use crate::support::project::Project;
-use crate::support::server::Server;
+use crate::support::server::{Db, Kind, Server};
+
+crate::on_both_stores!(
+    every_api_route_answers_another_users_ids_with_404_and_none_of_their_data,
+    a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed,
+);
 
 /// What of Ada's must never reach Bob: her ids, her workflow's name, her metric's name.
 const ADA_RUN: &str = "r-fa512e3b";
@@ -21,8 +24,8 @@ const SECRETS: [&str; 4] = [
     "ada_secret_metric",
 ];
 
-fn create(db: &Path, run: &str, experiment: &str, owner: &str, workflow: &str) {
-    let mut store = SqliteStore::open(db).unwrap();
+fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
+    let mut store = db.open();
     let labels = serde_json::json!({});
     let _ = store.create_experiment(experiment, workflow, &labels, 1.0);
     store
@@ -32,7 +35,7 @@ fn create(db: &Path, run: &str, experiment: &str, owner: &str, workflow: &str) {
             workflow: workflow.into(),
             target: "local".into(),
             repetition: 0,
-            run_dir: db.parent().unwrap().join(run).display().to_string(),
+            run_dir: std::env::temp_dir().join(run).display().to_string(),
             labels,
             submitted_at: 1.0,
             owner: Some(owner.into()),
@@ -86,10 +89,9 @@ fn call(server: &Server, method: &str, path: &str, token: &str) -> crate::suppor
     )
 }
 
-#[test]
-fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data() {
-    let p = Project::new("serve-tenancy", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kind: Kind) {
+    let p = Project::new(&format!("serve-tenancy-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
     ada_runs_something(&server, &ada);
     let spec = send(
@@ -178,10 +180,9 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data() {
     }
 }
 
-#[test]
-fn a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed() {
-    let p = Project::new("serve-prefix", "");
-    let server = Server::start(&p.dir, &p.dir.join("db/atlas.db"));
+fn a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed(kind: Kind) {
+    let p = Project::new(&format!("serve-prefix-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
     create(
         &server.db,

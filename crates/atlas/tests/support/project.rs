@@ -20,10 +20,17 @@ impl Project {
 
     /// `atlas ARGS…` in the project: (exit code, stdout, stderr).
     pub fn atlas(&self, args: &[&str]) -> (i32, String, String) {
+        self.atlas_on(&self.dir.join("db/atlas.db").display().to_string(), args)
+    }
+
+    /// `atlas ARGS…` in the project over database `db` (a file or a URL), with run directories
+    /// under the project's `data/`: (exit code, stdout, stderr).
+    pub fn atlas_on(&self, db: &str, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
             .args(args)
             .current_dir(&self.dir)
-            .env("ATLAS_DB", self.dir.join("db/atlas.db"))
+            .env("ATLAS_DB", db)
+            .env("XDG_DATA_HOME", self.dir.join("data"))
             .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
             .output()
             .unwrap();

@@ -85,7 +85,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     // Ctrl-C / SIGTERM: cancel the running jobs, let their agents record it, start no more.
     atlas_agent::signals::install();
     let mut terminal = terminal::Terminal::new(&workflow.metadata.name, &args.targets);
-    let summary = run_experiment(&mut store, &plan, &mut terminal).map_err(Failure::environment)?;
+    let summary =
+        run_experiment(&mut *store, &plan, &mut terminal).map_err(Failure::environment)?;
     finish(&summary)
 }
 

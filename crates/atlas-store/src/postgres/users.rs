@@ -1,0 +1,149 @@
+//! Users and their token hashes, runs' owners and browser sessions in PostgreSQL: SQLite's
+//! `sqlite/users.rs` and `sqlite/sessions.rs` in PostgreSQL's dialect (`left` for `substr`).
+
+use postgres::Client;
+
+use crate::model::UserRow;
+use crate::StoreError;
+
+pub(super) fn add_user(
+    c: &mut Client,
+    name: &str,
+    token_hash: &str,
+    now: f64,
+) -> Result<(), StoreError> {
+    let added = c.execute(
+        "INSERT INTO users (name, token_hash, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        &[&name, &token_hash, &now],
+    )?;
+    if added == 0 {
+        return Err(StoreError::UserExists(name.into()));
+    }
+    Ok(())
+}
+
+pub(super) fn user_for_token(
+    c: &mut Client,
+    token_hash: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT name FROM users WHERE token_hash = $1",
+        &[&token_hash],
+    )?
+    .map(|r| r.get(0)))
+}
+
+pub(super) fn users(c: &mut Client) -> Result<Vec<UserRow>, StoreError> {
+    Ok(
+        c.query("SELECT name, created_at FROM users ORDER BY name", &[])?
+            .iter()
+            .map(|r| UserRow {
+                name: r.get(0),
+                created_at: r.get(1),
+            })
+            .collect(),
+    )
+}
+
+pub(super) fn run_owner(c: &mut Client, run: &str) -> Result<Option<Option<String>>, StoreError> {
+    Ok(
+        c.query_opt("SELECT owner FROM runs WHERE id = $1", &[&run])?
+            .map(|r| r.get(0)),
+    )
+}
+
+pub(super) fn owned_run_id(
+    c: &mut Client,
+    owner: &str,
+    prefix: &str,
+) -> Result<Option<String>, StoreError> {
+    owned_id(
+        c,
+        "SELECT id FROM runs WHERE owner = $1 AND left(id, length($2)) = $2
+         ORDER BY id = $2 DESC LIMIT 2",
+        owner,
+        prefix,
+    )
+}
+
+pub(super) fn owned_experiment_id(
+    c: &mut Client,
+    owner: &str,
+    prefix: &str,
+) -> Result<Option<String>, StoreError> {
+    owned_id(
+        c,
+        "SELECT e.id FROM experiments e WHERE left(e.id, length($2)) = $2
+           AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
+           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
+                           AND (r.owner IS NULL OR r.owner <> $1))
+         ORDER BY e.id = $2 DESC LIMIT 2",
+        owner,
+        prefix,
+    )
+}
+
+/// Runs `sql` (at most two ids, an exact match first): the exact match or the only one.
+fn owned_id(
+    c: &mut Client,
+    sql: &str,
+    owner: &str,
+    prefix: &str,
+) -> Result<Option<String>, StoreError> {
+    if prefix.is_empty() {
+        return Ok(None);
+    }
+    let ids: Vec<String> = c
+        .query(sql, &[&owner, &prefix])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    Ok(match ids.as_slice() {
+        [only] => Some(only.clone()),
+        [exact, _] if exact == prefix => Some(exact.clone()),
+        _ => None,
+    })
+}
+
+pub(super) fn claim_run(c: &mut Client, run: &str, owner: &str) -> Result<(), StoreError> {
+    c.execute(
+        "UPDATE runs SET owner = $2 WHERE id = $1 AND owner IS NULL",
+        &[&run, &owner],
+    )?;
+    Ok(())
+}
+
+pub(super) fn create_session(
+    c: &mut Client,
+    id_hash: &str,
+    user: &str,
+    now: f64,
+    expires_at: f64,
+) -> Result<(), StoreError> {
+    let mut tx = c.transaction()?;
+    tx.execute("DELETE FROM sessions WHERE expires_at <= $1", &[&now])?;
+    tx.execute(
+        "INSERT INTO sessions (id_hash, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&id_hash, &user, &now, &expires_at],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn session_user(
+    c: &mut Client,
+    id_hash: &str,
+    now: f64,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT s.user_name FROM sessions s JOIN users u ON u.name = s.user_name
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
+        &[&id_hash, &now],
+    )?
+    .map(|r| r.get(0)))
+}
+
+pub(super) fn delete_session(c: &mut Client, id_hash: &str) -> Result<(), StoreError> {
+    c.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
+    Ok(())
+}
