@@ -104,7 +104,7 @@ pub struct Span {
     pub phase: String,
     pub start: f64,
     pub seconds: f64,
-    pub status: String,
+    pub status: atlas_spec::record::PhaseState,
 }
 
 /// One run in the report.
@@ -114,7 +114,7 @@ pub struct RunSummary {
     pub id: String,
     pub target: String,
     pub repetition: i64,
-    pub status: String,
+    pub status: atlas_spec::record::RunStatus,
     pub cause: Option<String>,
     /// Why it is left out of the statistics, when it is.
     pub excluded: Option<String>,
@@ -192,15 +192,24 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
             }
             other => ReportError::Store(other),
         })?;
+        // What the run was started with, from the store; from its run directory for runs the
+        // store did not keep it for (before schema 7).
+        let spec = store.run_spec(&detail.run.id).map_err(ReportError::Store)?;
         let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
-        let workflow = dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.workflow()).ok())
+        let workflow = spec
+            .workflow
+            .or_else(|| {
+                dir.as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.workflow()).ok())
+            })
             .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok());
-        let inputs = dir
-            .as_ref()
-            .and_then(|d| std::fs::read_to_string(d.inputs()).ok())
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        let inputs = spec
+            .inputs
+            .or_else(|| {
+                dir.as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.inputs()).ok())
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            })
             .map(|v| {
                 v.as_array()
                     .into_iter()
@@ -332,8 +341,8 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
                 defs.push(d);
             }
         }
-        let excluded = match run.status.as_str() {
-            "succeeded" => None,
+        let excluded = match run.status {
+            atlas_spec::record::RunStatus::Succeeded => None,
             other => Some(format!("{other}: left out of the statistics")),
         };
         if excluded.is_some() {
@@ -358,7 +367,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             id: run.id.clone(),
             target: run.target.clone(),
             repetition: run.repetition,
-            status: run.status.clone(),
+            status: run.status,
             cause: run.cause.clone(),
             excluded,
             values,
@@ -371,7 +380,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
                         phase: p.name.clone(),
                         start: p.started_at? - start,
                         seconds: p.wall_seconds.unwrap_or(0.0),
-                        status: p.status.clone(),
+                        status: p.status,
                     })
                 })
                 .collect(),

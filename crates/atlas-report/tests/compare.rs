@@ -17,7 +17,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
     let phase = PhaseRow {
         name: "train".into(),
         position: Some(0),
-        status: "succeeded".into(),
+        status: atlas_spec::record::PhaseState::Succeeded,
         started_at: Some(1000.5),
         wall_seconds: Some(wall),
         exit_code: Some(0),
@@ -58,7 +58,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
                 workflow: "w".into(),
                 target: target.into(),
                 repetition: 0,
-                status: "succeeded".into(),
+                status: atlas_spec::record::RunStatus::Succeeded,
                 cause: None,
                 submitted_at: 1000.0,
                 started_at: Some(1000.25),
@@ -206,7 +206,7 @@ fn a_changed_argument_and_a_changed_input_are_found_and_marked() {
 #[test]
 fn a_failed_run_is_shown_not_counted_and_few_runs_are_indicative() {
     let mut runs = data_set();
-    runs[0].detail.run.status = "failed".into();
+    runs[0].detail.run.status = atlas_spec::record::RunStatus::Failed;
     runs[0].detail.run.cause = Some("exit 1 in train".into());
     let report = compare(loaded(runs), &options()).unwrap();
     let wall = report

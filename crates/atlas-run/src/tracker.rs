@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use atlas_backends::{Backend, BackendError, Job, Named, Notes};
-use atlas_spec::record::{PhaseStatus, RecordBody};
+use atlas_spec::record::{PhaseStatus, RecordBody, RunStatus};
 use atlas_spec::RunDir;
 use atlas_store::{NewRun, Store};
 
@@ -73,15 +73,22 @@ impl Tracker {
             .create(run_dir.root())
             .map_err(|e| RunError::file(run_dir.root(), e))?;
         let workflow_file = run_dir.workflow();
-        std::fs::write(&workflow_file, atlas_spec::to_yaml(plan.workflow))
-            .map_err(|e| RunError::file(&workflow_file, e))?;
+        let spec = atlas_spec::to_yaml(plan.workflow);
+        std::fs::write(&workflow_file, &spec).map_err(|e| RunError::file(&workflow_file, e))?;
         if !plan.inputs.is_empty() {
             let inputs = serde_json::to_string_pretty(plan.inputs).unwrap_or_default();
             std::fs::write(run_dir.inputs(), inputs)
                 .map_err(|e| RunError::file(&run_dir.inputs(), e))?;
         }
+        // The workflow and inputs go into the store too: a report made elsewhere, or after the
+        // run directory is gone, still knows them.
+        let inputs = (!plan.inputs.is_empty())
+            .then(|| serde_json::to_value(plan.inputs).ok())
+            .flatten();
         store.create_run(&NewRun {
             id: run_id.clone(),
+            spec: Some(spec),
+            inputs,
             experiment_id: Some(experiment.to_string()),
             workflow: plan.workflow.metadata.name.clone(),
             target: target.name.clone(),
@@ -138,7 +145,7 @@ impl Tracker {
             }
             Err(error) => {
                 let cause = error.to_string();
-                store.finish_run(&self.run_id, "failed", &cause, now())?;
+                store.finish_run(&self.run_id, RunStatus::Failed, &cause, now())?;
                 self.outcome = Some(match error {
                     BackendError::Rejected(_) => Outcome::Failed(cause),
                     BackendError::Unusable(_) => Outcome::Unusable(cause),
@@ -201,10 +208,10 @@ impl Tracker {
                 let outcome = array.outcome();
                 let (status, cause) = match &outcome {
                     Outcome::Succeeded => (
-                        "succeeded",
+                        RunStatus::Succeeded,
                         format!("array of {} tasks, all succeeded", array.tasks),
                     ),
-                    Outcome::Failed(c) | Outcome::Unusable(c) => ("failed", c.clone()),
+                    Outcome::Failed(c) | Outcome::Unusable(c) => (RunStatus::Failed, c.clone()),
                 };
                 store.finish_run(&self.run_id, status, &cause, now())?;
                 outcome
@@ -233,7 +240,7 @@ impl Tracker {
                     end.state,
                     self.run_dir.root().display()
                 );
-                store.finish_run(&self.run_id, "failed", &cause, now())?;
+                store.finish_run(&self.run_id, RunStatus::Failed, &cause, now())?;
                 Outcome::Failed(cause)
             }
         };
@@ -341,8 +348,11 @@ impl Tracker {
         task: u32,
     ) -> Result<(), RunError> {
         let parent = store.run(&self.run_id)?.run;
+        let spec = store.run_spec(&self.run_id)?;
         store.create_run(&NewRun {
             id: atlas_spec::task_run_id(&self.run_id, task),
+            spec: spec.workflow,
+            inputs: spec.inputs,
             experiment_id: parent.experiment_id,
             workflow: parent.workflow,
             target: array.target.clone(),

@@ -167,6 +167,9 @@ fn in_order() -> Result<(), Failed> {
     let stored = s.store.run(runs[0]).unwrap();
     assert_eq!(stored.run.owner.as_deref(), Some("ada"));
     assert_eq!(stored.phases[0].status, "succeeded");
+    // What the run was started with is in the store, not only in its run directory.
+    let spec = s.store.run_spec(runs[0]).unwrap();
+    assert!(spec.workflow.unwrap().contains("echo hi"));
     Ok(())
 }
 

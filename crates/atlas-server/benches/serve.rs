@@ -64,6 +64,8 @@ fn register(db: &str, runs: std::ops::Range<u64>) {
     for i in runs {
         store
             .create_run(&NewRun {
+                spec: None,
+                inputs: None,
                 id: format!("r-bench{i:04}"),
                 experiment_id: None,
                 workflow: "bench".into(),

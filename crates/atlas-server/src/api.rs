@@ -44,7 +44,7 @@ pub(crate) async fn owned_run(
 #[derive(Deserialize)]
 pub struct RunsQuery {
     /// Only runs with this status.
-    status: Option<String>,
+    status: Option<atlas_spec::record::RunStatus>,
     /// Only runs with this label, `key=value`.
     label: Option<String>,
     /// Unix seconds: only runs submitted at or after this time.

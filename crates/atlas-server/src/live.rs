@@ -123,10 +123,6 @@ struct Cursor {
     first: bool,
 }
 
-fn ended(status: &str) -> bool {
-    !matches!(status, "submitted" | "running")
-}
-
 /// What changed since the last tick, as events.
 async fn tick(c: &mut Cursor) -> Result<Vec<Event>, ApiError> {
     let (run, samples_after, metrics_after) = (c.run.clone(), c.samples_after, c.metrics_after);
@@ -168,8 +164,12 @@ async fn tick(c: &mut Cursor) -> Result<Vec<Event>, ApiError> {
                 .data(json!(metrics).to_string()),
         );
     }
-    if ended(&detail.run.status) && !got_samples && !got_metrics {
-        events.push(Event::default().event("end").data(&detail.run.status));
+    if detail.run.status.is_over() && !got_samples && !got_metrics {
+        events.push(
+            Event::default()
+                .event("end")
+                .data(detail.run.status.as_str()),
+        );
         c.ended = true;
     }
     Ok(events)

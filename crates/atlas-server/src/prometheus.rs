@@ -32,7 +32,7 @@ pub async fn metrics(
         .read(move |s| {
             let running = RunFilter {
                 owner: Some(name),
-                status: Some("running".into()),
+                status: Some(atlas_spec::record::RunStatus::Running),
                 ..RunFilter::default()
             };
             let mut out = Vec::new();

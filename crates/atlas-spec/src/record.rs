@@ -211,6 +211,126 @@ pub enum RecordBody {
     },
 }
 
+/// Where a run stands, as the store keeps it: registered, its agent running, or ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunStatus {
+    /// Registered; its agent has not started (or not reported) yet.
+    Submitted,
+    /// Its agent started.
+    Running,
+    /// Ended, every phase succeeded.
+    Succeeded,
+    /// Ended otherwise (a phase failed, the run was refused, cancelled or lost).
+    Failed,
+}
+
+/// Where a phase stands, as the store keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PhaseState {
+    /// Not started yet.
+    Pending,
+    /// Started, not ended.
+    Running,
+    /// Exit code 0.
+    Succeeded,
+    /// Anything else.
+    Failed,
+    /// Not run because an earlier phase failed.
+    Skipped,
+}
+
+/// A status word that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a known status")]
+pub struct UnknownStatus(pub String);
+
+macro_rules! status_words {
+    ($ty:ident { $($variant:ident => $word:literal),* $(,)? }) => {
+        impl $ty {
+            /// The lowercase word used in tables, JSON and the store.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $word),* }
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = UnknownStatus;
+            fn from_str(word: &str) -> Result<Self, Self::Err> {
+                match word {
+                    $($word => Ok($ty::$variant),)*
+                    other => Err(UnknownStatus(other.chars().take(32).collect())),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq<&str> for $ty {
+            fn eq(&self, word: &&str) -> bool {
+                self.as_str() == *word
+            }
+        }
+    };
+}
+
+status_words!(RunStatus {
+    Submitted => "submitted",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+});
+
+status_words!(PhaseState {
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Skipped => "skipped",
+});
+
+impl RunStatus {
+    /// Whether the run has ended (nothing more will change it).
+    pub fn is_over(self) -> bool {
+        matches!(self, RunStatus::Succeeded | RunStatus::Failed)
+    }
+}
+
+impl PhaseState {
+    /// Whether the phase has ended (or was skipped).
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            PhaseState::Succeeded | PhaseState::Failed | PhaseState::Skipped
+        )
+    }
+}
+
+impl From<PhaseStatus> for RunStatus {
+    /// A run's end from its agent's `runEnd` status.
+    fn from(status: PhaseStatus) -> Self {
+        match status {
+            PhaseStatus::Succeeded => RunStatus::Succeeded,
+            PhaseStatus::Failed | PhaseStatus::Skipped => RunStatus::Failed,
+        }
+    }
+}
+
+impl From<PhaseStatus> for PhaseState {
+    fn from(status: PhaseStatus) -> Self {
+        match status {
+            PhaseStatus::Succeeded => PhaseState::Succeeded,
+            PhaseStatus::Failed => PhaseState::Failed,
+            PhaseStatus::Skipped => PhaseState::Skipped,
+        }
+    }
+}
+
 /// How a phase or run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

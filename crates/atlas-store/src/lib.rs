@@ -17,13 +17,13 @@ mod summary;
 pub use crate::postgres::PgStore;
 pub use model::{
     ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricPoint, MetricSummary, NewRun,
-    PhaseRow, RunDetail, RunFilter, RunRow, SeriesPoint, UserRow,
+    PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
 
-use atlas_spec::record::Record;
+use atlas_spec::record::{Record, RunStatus};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,9 @@ pub enum StoreError {
     /// A user with this name exists already.
     #[error("a user named `{0}` exists already (see `atlas user list`)")]
     UserExists(String),
+    /// A value in the store this Atlas cannot read (a status word it does not know).
+    #[error("the store holds a value this Atlas cannot read: {0}")]
+    Corrupt(String),
     /// Anything else from the database, with the store it happened in (empty until known).
     #[error("{}{source}", if store.is_empty() { "database error: ".to_string() } else { format!("the store {store}: ") })]
     Database {
@@ -152,10 +155,12 @@ pub trait Store {
     fn finish_run(
         &mut self,
         id: &str,
-        status: &str,
+        status: RunStatus,
         cause: &str,
         ended_at: f64,
     ) -> Result<(), StoreError>;
+    /// What a run was started with: its workflow (YAML) and checked inputs (JSON).
+    fn run_spec(&self, run: &str) -> Result<RunSpec, StoreError>;
     /// The host and process of a run's agent, as its runStart recorded them (`None` before
     /// the runStart arrived, or from agents that did not record it).
     fn agent_process(

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use atlas_spec::record::{PhaseState, RunStatus};
 use serde::Serialize;
 
 /// A run as listed.
@@ -13,7 +14,7 @@ pub struct RunRow {
     pub workflow: String,
     pub target: String,
     pub repetition: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub cause: Option<String>,
     pub submitted_at: f64,
     pub started_at: Option<f64>,
@@ -44,7 +45,7 @@ pub struct RunRow {
 pub struct PhaseRow {
     pub name: String,
     pub position: Option<i64>,
-    pub status: String,
+    pub status: PhaseState,
     pub started_at: Option<f64>,
     pub wall_seconds: Option<f64>,
     pub exit_code: Option<i64>,
@@ -155,9 +156,14 @@ pub struct ExperimentDetail {
 }
 
 /// A new run, before its agent reports.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewRun {
     pub id: String,
+    /// The workflow the run was started with, as YAML (what its run directory's
+    /// `workflow.yaml` holds), kept so a report does not need the run directory.
+    pub spec: Option<String>,
+    /// The inputs as checked before the run (JSON).
+    pub inputs: Option<serde_json::Value>,
     pub experiment_id: Option<String>,
     pub workflow: String,
     pub target: String,
@@ -167,6 +173,16 @@ pub struct NewRun {
     pub submitted_at: f64,
     /// The user the run belongs to.
     pub owner: Option<String>,
+}
+
+/// What a run was started with ([`NewRun::spec`], [`NewRun::inputs`]); `None` for runs
+/// registered before the store kept them (schema 7) or by callers that had none.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSpec {
+    /// The workflow, as YAML.
+    pub workflow: Option<String>,
+    /// The checked inputs, as JSON.
+    pub inputs: Option<serde_json::Value>,
 }
 
 /// What one ingest call did.
@@ -202,8 +218,8 @@ pub struct MetricPoint {
 pub struct RunFilter {
     /// Only this user's runs.
     pub owner: Option<String>,
-    /// Only runs with this status (`running`, `succeeded`, …).
-    pub status: Option<String>,
+    /// Only runs with this status.
+    pub status: Option<RunStatus>,
     /// Only runs with every one of these labels (key, value).
     pub labels: Vec<(String, String)>,
     /// Only runs submitted at or after this time (Unix seconds).

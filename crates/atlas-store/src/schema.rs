@@ -138,4 +138,11 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_expiry ON sessions(expires_at);
 "#,
+    // 7: what each run was started with, so a report made elsewhere (or after the run
+    // directory was cleaned) still knows the cores, GPUs and inputs: the workflow as YAML and
+    // the checked inputs as JSON.
+    r#"
+ALTER TABLE runs ADD COLUMN spec TEXT;
+ALTER TABLE runs ADD COLUMN inputs TEXT;
+"#,
 ];

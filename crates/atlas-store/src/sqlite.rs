@@ -9,15 +9,15 @@ mod users;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use atlas_spec::record::{AgentProcess, GpuSample, Record, RecordBody};
+use atlas_spec::record::{AgentProcess, GpuSample, Record, RecordBody, RunStatus};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::model::{
     ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, MetricSummary, NewRun, PhaseRow,
-    RunDetail, RunFilter, RunRow, SeriesPoint, UserRow,
+    RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 use crate::schema::MIGRATIONS;
-use crate::summary::{is_lifecycle, summarise_gpus, PhaseSummary};
+use crate::summary::{ended_phase, is_lifecycle, summarise_gpus, PhaseSummary};
 use crate::{Store, StoreError};
 
 /// The store in a SQLite file.
@@ -218,6 +218,17 @@ fn free_space_note(path: &Path) -> String {
     }
 }
 
+/// A status word of a row as its enum; a word this Atlas does not know is a conversion error.
+fn parse_status<T: std::str::FromStr<Err = atlas_spec::record::UnknownStatus>>(
+    r: &rusqlite::Row<'_>,
+    column: usize,
+) -> rusqlite::Result<T> {
+    let word: String = r.get(column)?;
+    word.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(column, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// Switches to WAL (persistent in the file, so usually already on). Switching needs a lock
 /// upgrade for which SQLite returns BUSY at once instead of waiting, so it is retried for a while.
 fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
@@ -251,7 +262,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         workflow: r.get(2)?,
         target: r.get(3)?,
         repetition: r.get(4)?,
-        status: r.get(5)?,
+        status: parse_status(r, 5)?,
         cause: r.get(6)?,
         submitted_at: r.get(7)?,
         started_at: r.get(8)?,
@@ -477,10 +488,10 @@ impl Store for SqliteStore {
         let store = self.path.clone();
         named(&store, move || {
             self.conn.execute(
-                "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9)
-                 ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9",
-                params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner],
+                "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9, ?10, ?11)
+                 ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9, spec = ?10, inputs = ?11",
+                params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner, run.spec, run.inputs.as_ref().map(|v| v.to_string())],
             )?;
             Ok(())
         })
@@ -519,10 +530,11 @@ impl Store for SqliteStore {
     fn finish_run(
         &mut self,
         id: &str,
-        status: &str,
+        status: RunStatus,
         cause: &str,
         ended_at: f64,
     ) -> Result<(), StoreError> {
+        let status = status.as_str();
         let store = self.path.clone();
         named(&store, move || {
             let n = self.conn.execute(
@@ -537,9 +549,28 @@ impl Store for SqliteStore {
                 "UPDATE phases SET status = CASE status WHEN 'running' THEN ?2 ELSE 'skipped' END,
                      cause = CASE status WHEN 'running' THEN ?3 ELSE cause END
                  WHERE run_id = ?1 AND status IN ('running', 'pending')",
-                params![id, status, cause],
+                params![id, ended_phase(status), cause],
             )?;
             Ok(())
+        })
+    }
+
+    fn run_spec(&self, run: &str) -> Result<RunSpec, StoreError> {
+        let store = self.path.clone();
+        named(&store, move || {
+            let row: Option<(Option<String>, Option<String>)> = self
+                .conn
+                .query_row(
+                    "SELECT spec, inputs FROM runs WHERE id = ?1",
+                    params![run],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (workflow, inputs) = row.ok_or_else(|| StoreError::NoSuchRun(run.into()))?;
+            Ok(RunSpec {
+                workflow,
+                inputs: inputs.and_then(|t| serde_json::from_str(&t).ok()),
+            })
         })
     }
 
@@ -688,7 +719,7 @@ impl Store for SqliteStore {
                     Ok(PhaseRow {
                         name: r.get(0)?,
                         position: r.get(1)?,
-                        status: r.get(2)?,
+                        status: parse_status(r, 2)?,
                         started_at: r.get(3)?,
                         wall_seconds: r.get(4)?,
                         exit_code: r.get(5)?,
@@ -915,7 +946,11 @@ fn runs_filtered(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRow>, S
         arg(&mut sql, " AND owner = ?", Value::Text(owner.clone()));
     }
     if let Some(status) = &filter.status {
-        arg(&mut sql, " AND status = ?", Value::Text(status.clone()));
+        arg(
+            &mut sql,
+            " AND status = ?",
+            Value::Text(status.as_str().into()),
+        );
     }
     for (key, value) in &filter.labels {
         arg(

@@ -109,3 +109,12 @@ pub(crate) fn summarise_gpus(samples: &[Vec<GpuSample>]) -> Option<GpuSummary> {
         energy_joules: energy,
     })
 }
+
+/// What a phase still running becomes when its run is ended from outside (`finish_run`).
+pub(crate) fn ended_phase(run: &str) -> &'static str {
+    if run == "succeeded" {
+        "succeeded"
+    } else {
+        "failed"
+    }
+}

@@ -7,6 +7,7 @@
 #[macro_use]
 mod common;
 
+use atlas_spec::record::RunStatus;
 use std::collections::BTreeMap;
 
 use atlas_spec::record::{GpuSample, PhaseStatus, Record, RecordBody};
@@ -30,6 +31,7 @@ on_both_stores!(
     experiments_list_with_their_targets_and_owners,
     a_phase_start_before_its_run_start_ingests,
     a_run_start_after_the_run_end_does_not_reopen_the_run,
+    a_runs_workflow_and_inputs_are_kept_with_it,
     any_permutation_of_a_spool_ingests_to_the_same_store,
     concurrent_ingests_of_one_run_give_the_same_rows,
 );
@@ -266,21 +268,21 @@ fn finish_run_ends_the_running_phase_and_skips_the_rest(f: &mut Fixture) {
         ])
         .unwrap();
     store
-        .finish_run(r, "lost", "the agent's host went away", 9.0)
+        .finish_run(r, RunStatus::Failed, "the agent's host went away", 9.0)
         .unwrap();
     let detail = store.run(r).unwrap();
     assert_eq!(
         (detail.run.status.as_str(), detail.run.cause.as_deref()),
-        ("lost", Some("the agent's host went away"))
+        ("failed", Some("the agent's host went away"))
     );
     let phases: Vec<(&str, &str)> = detail
         .phases
         .iter()
         .map(|p| (p.name.as_str(), p.status.as_str()))
         .collect();
-    assert_eq!(phases, [("a", "lost"), ("b", "skipped")]);
+    assert_eq!(phases, [("a", "failed"), ("b", "skipped")]);
     assert!(matches!(
-        store.finish_run("r-none", "lost", "", 1.0),
+        store.finish_run("r-none", RunStatus::Failed, "", 1.0),
         Err(StoreError::NoSuchRun(_))
     ));
     assert_eq!(
@@ -411,14 +413,14 @@ fn runs_are_filtered_by_owner_status_label_time_and_limit(f: &mut Fixture) {
     assert_eq!(ids(ada()), ["r-3", "r-1", "r-0"]);
     assert_eq!(
         ids(RunFilter {
-            status: Some("submitted".into()),
+            status: Some(RunStatus::Submitted),
             ..ada()
         }),
         ["r-1", "r-0"]
     );
     assert_eq!(
         ids(RunFilter {
-            status: Some("succeeded".into()),
+            status: Some(RunStatus::Succeeded),
             ..ada()
         }),
         ["r-3"]
@@ -562,6 +564,28 @@ fn a_phase_start_before_its_run_start_ingests(f: &mut Fixture) {
         "{:?}",
         run.phases
     );
+}
+
+fn a_runs_workflow_and_inputs_are_kept_with_it(f: &mut Fixture) {
+    let store = &mut f.store;
+    let mut run = common::new_run("r-spec", None, Some("ada"));
+    run.spec = Some("apiVersion: atlas.dev/v1alpha1\n".into());
+    run.inputs = Some(serde_json::json!([{"path": "data.bin", "sha256": "ab"}]));
+    store.create_run(&run).unwrap();
+    let kept = store.run_spec("r-spec").unwrap();
+    assert_eq!(kept.workflow, run.spec);
+    assert_eq!(kept.inputs, run.inputs);
+    store
+        .create_run(&common::new_run("r-bare", None, None))
+        .unwrap();
+    assert_eq!(
+        store.run_spec("r-bare").unwrap(),
+        atlas_store::RunSpec::default()
+    );
+    assert!(matches!(
+        store.run_spec("r-none"),
+        Err(atlas_store::StoreError::NoSuchRun(_))
+    ));
 }
 
 fn a_run_start_after_the_run_end_does_not_reopen_the_run(f: &mut Fixture) {

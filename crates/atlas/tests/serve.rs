@@ -48,6 +48,8 @@ fn register(db: &Db, id: &str, owner: &str) {
     let mut store = db.open();
     store
         .create_run(&NewRun {
+            spec: None,
+            inputs: None,
             id: id.into(),
             experiment_id: None,
             workflow: "live".into(),
@@ -372,6 +374,8 @@ fn the_runs_listing_filters_by_status_label_and_time_in_the_store(kind: Kind) {
     let mut store = db.open();
     for (i, team) in ["x", "y", "x"].iter().enumerate() {
         let mut run = NewRun {
+            spec: None,
+            inputs: None,
             id: format!("r-f{i}"),
             experiment_id: None,
             workflow: "w".into(),
@@ -387,7 +391,9 @@ fn the_runs_listing_filters_by_status_label_and_time_in_the_store(kind: Kind) {
         run.owner = Some("bob".into());
         store.create_run(&run).unwrap();
     }
-    store.finish_run("r-f0", "failed", "test", 200.0).unwrap();
+    store
+        .finish_run("r-f0", atlas_spec::record::RunStatus::Failed, "test", 200.0)
+        .unwrap();
     let ids = |query: &str| -> Vec<String> {
         let (code, body) = get(&server, &format!("/api/v1/runs{query}"), Some(&ada));
         assert_eq!(code, 200, "{query}: {body}");

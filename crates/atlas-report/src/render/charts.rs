@@ -107,7 +107,7 @@ pub fn timeline(report: &Report) -> Option<String> {
         for (i, run) in runs.iter().enumerate() {
             for span in &run.timeline {
                 let p = phases.iter().position(|n| *n == span.phase).unwrap_or(0);
-                let colour = if span.status == "failed" {
+                let colour = if span.status == atlas_spec::record::PhaseState::Failed {
                     RED
                 } else {
                     phase_colour(p)

@@ -35,7 +35,7 @@ pub fn csv(report: &Report) -> String {
                 field(&run.id),
                 field(&run.target),
                 run.repetition,
-                field(&run.status),
+                field(run.status.as_str()),
                 run.excluded.is_none(),
                 dimension,
                 field(&f.def.key),

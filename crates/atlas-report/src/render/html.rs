@@ -113,7 +113,7 @@ pub fn html(report: &Report) -> String {
             escape(&r.id),
             escape(&r.target),
             r.repetition,
-            escape(&r.status),
+            escape(r.status.as_str()),
             if r.excluded.is_none() { "yes" } else { "no" },
             escape(r.cause.as_deref().unwrap_or(""))
         );

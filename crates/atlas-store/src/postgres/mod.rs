@@ -27,7 +27,7 @@ use postgres::{Client, Config, NoTls};
 
 use crate::model::{
     ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, NewRun, RunDetail, RunFilter,
-    RunRow, SeriesPoint, UserRow,
+    RunRow, RunSpec, SeriesPoint, UserRow,
 };
 use crate::{Store, StoreError};
 
@@ -190,11 +190,15 @@ impl Store for PgStore {
     fn finish_run(
         &mut self,
         id: &str,
-        status: &str,
+        status: atlas_spec::record::RunStatus,
         cause: &str,
         ended_at: f64,
     ) -> Result<(), StoreError> {
         self.with(|c| queries::finish_run(c, id, status, cause, ended_at))
+    }
+
+    fn run_spec(&self, run: &str) -> Result<RunSpec, StoreError> {
+        self.with(|c| queries::run_spec(c, run))
     }
 
     fn agent_process(&self, run: &str) -> Result<Option<(String, AgentProcess)>, StoreError> {

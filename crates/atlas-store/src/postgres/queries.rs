@@ -11,21 +11,31 @@ use postgres::{Client, Row};
 
 use crate::model::{
     ExperimentDetail, ExperimentRow, MetricPoint, MetricSummary, NewRun, PhaseRow, RunDetail,
-    RunFilter, RunRow, SeriesPoint,
+    RunFilter, RunRow, RunSpec, SeriesPoint,
 };
 use crate::summary::summarise_gpus;
 use crate::StoreError;
 
 const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner";
 
-fn run_row(r: &Row) -> RunRow {
-    RunRow {
+/// A status word of a row as its enum; a word this Atlas does not know is an error.
+fn status<T: std::str::FromStr<Err = atlas_spec::record::UnknownStatus>>(
+    r: &Row,
+    column: usize,
+) -> Result<T, StoreError> {
+    r.get::<_, &str>(column)
+        .parse()
+        .map_err(|e: atlas_spec::record::UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+fn run_row(r: &Row) -> Result<RunRow, StoreError> {
+    Ok(RunRow {
         id: r.get(0),
         experiment_id: r.get(1),
         workflow: r.get(2),
         target: r.get(3),
         repetition: r.get(4),
-        status: r.get(5),
+        status: status(r, 5)?,
         cause: r.get(6),
         submitted_at: r.get(7),
         started_at: r.get(8),
@@ -41,7 +51,7 @@ fn run_row(r: &Row) -> RunRow {
         agent_version: r.get(18),
         node: r.get(19),
         owner: r.get(20),
-    }
+    })
 }
 
 pub(super) fn create_experiment(
@@ -58,12 +68,24 @@ pub(super) fn create_experiment(
     Ok(())
 }
 
+/// What run `run` was started with (schema 7).
+pub(super) fn run_spec(c: &mut Client, run: &str) -> Result<RunSpec, StoreError> {
+    let row = c
+        .query_opt("SELECT spec, inputs FROM runs WHERE id = $1", &[&run])?
+        .ok_or_else(|| StoreError::NoSuchRun(run.into()))?;
+    let inputs: Option<String> = row.get(1);
+    Ok(RunSpec {
+        workflow: row.get(0),
+        inputs: inputs.and_then(|t| serde_json::from_str(&t).ok()),
+    })
+}
+
 pub(super) fn create_run(c: &mut Client, run: &NewRun) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9)
-         ON CONFLICT (id) DO UPDATE SET experiment_id = $2, target = $4, repetition = $5, run_dir = $6, labels = $7, submitted_at = $8, owner = $9",
-        &[&run.id, &run.experiment_id, &run.workflow, &run.target, &run.repetition, &run.run_dir, &run.labels.to_string(), &run.submitted_at, &run.owner],
+        "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9, $10, $11)
+         ON CONFLICT (id) DO UPDATE SET experiment_id = $2, target = $4, repetition = $5, run_dir = $6, labels = $7, submitted_at = $8, owner = $9, spec = $10, inputs = $11",
+        &[&run.id, &run.experiment_id, &run.workflow, &run.target, &run.repetition, &run.run_dir, &run.labels.to_string(), &run.submitted_at, &run.owner, &run.spec, &run.inputs.as_ref().map(|v| v.to_string())],
     )?;
     Ok(())
 }
@@ -71,10 +93,11 @@ pub(super) fn create_run(c: &mut Client, run: &NewRun) -> Result<(), StoreError>
 pub(super) fn finish_run(
     c: &mut Client,
     id: &str,
-    status: &str,
+    status: atlas_spec::record::RunStatus,
     cause: &str,
     ended_at: f64,
 ) -> Result<(), StoreError> {
+    let status = status.as_str();
     let mut tx = c.transaction()?;
     let n = tx.execute(
         "UPDATE runs SET status = $2, cause = $3, ended_at = $4 WHERE id = $1",
@@ -88,7 +111,7 @@ pub(super) fn finish_run(
         "UPDATE phases SET status = CASE status WHEN 'running' THEN $2 ELSE 'skipped' END,
              cause = CASE status WHEN 'running' THEN $3 ELSE cause END
          WHERE run_id = $1 AND status IN ('running', 'pending')",
-        &[&id, &status, &cause],
+        &[&id, &crate::summary::ended_phase(status), &cause],
     )?;
     tx.commit()?;
     Ok(())
@@ -160,7 +183,11 @@ pub(super) fn runs_filtered(c: &mut Client, filter: &RunFilter) -> Result<Vec<Ru
         arg(&mut sql, " AND owner = ?", Box::new(owner.clone()));
     }
     if let Some(status) = &filter.status {
-        arg(&mut sql, " AND status = ?", Box::new(status.clone()));
+        arg(
+            &mut sql,
+            " AND status = ?",
+            Box::new(status.as_str().to_string()),
+        );
     }
     for (key, value) in &filter.labels {
         arg(
@@ -185,7 +212,7 @@ pub(super) fn runs_filtered(c: &mut Client, filter: &RunFilter) -> Result<Vec<Ru
         );
     }
     let params: Vec<&(dyn ToSql + Sync)> = args.iter().map(|a| a.as_ref()).collect();
-    Ok(c.query(&sql, &params)?.iter().map(run_row).collect())
+    c.query(&sql, &params)?.iter().map(run_row).collect()
 }
 
 /// The experiments, newest first; with an owner, only those whose runs are all theirs.
@@ -247,7 +274,7 @@ pub(super) fn experiment(c: &mut Client, id: &str) -> Result<ExperimentDetail, S
         )?
         .iter()
         .map(run_row)
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(ExperimentDetail {
         experiment,
         run_list,
@@ -281,7 +308,7 @@ pub(super) fn run(c: &mut Client, id: &str) -> Result<RunDetail, StoreError> {
             &[&id],
         )?
         .map(|r| run_row(&r))
-        .ok_or_else(|| StoreError::NoSuchRun(id.clone()))?;
+        .ok_or_else(|| StoreError::NoSuchRun(id.clone()))??;
     let mut phases: Vec<PhaseRow> = c
         .query(
             "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
@@ -293,7 +320,7 @@ pub(super) fn run(c: &mut Client, id: &str) -> Result<RunDetail, StoreError> {
         )?
         .iter()
         .map(phase_row)
-        .collect();
+        .collect::<Result<_, _>>()?;
     for phase in &mut phases {
         phase.metrics = metric_summaries(c, &id, &phase.name)?;
         if phase.gpu.is_some() {
@@ -304,11 +331,11 @@ pub(super) fn run(c: &mut Client, id: &str) -> Result<RunDetail, StoreError> {
 }
 
 /// A phase row; `gpu` is a placeholder (`Some`) when the phase had GPU samples.
-fn phase_row(r: &Row) -> PhaseRow {
-    PhaseRow {
+fn phase_row(r: &Row) -> Result<PhaseRow, StoreError> {
+    Ok(PhaseRow {
         name: r.get(0),
         position: r.get(1),
-        status: r.get(2),
+        status: status(r, 2)?,
         started_at: r.get(3),
         wall_seconds: r.get(4),
         exit_code: r.get(5),
@@ -325,7 +352,7 @@ fn phase_row(r: &Row) -> PhaseRow {
         peak_processes_at: r.get(16),
         metrics: Vec::new(),
         gpu: (r.get::<_, i64>(17) > 0).then(Default::default),
-    }
+    })
 }
 
 fn metric_summaries(

@@ -138,6 +138,11 @@ CREATE TABLE sessions (
 );
 CREATE INDEX sessions_expiry ON sessions(expires_at);
 "#,
+    // 7: the workflow (YAML) and checked inputs (JSON) each run was started with.
+    r#"
+ALTER TABLE runs ADD COLUMN spec TEXT;
+ALTER TABLE runs ADD COLUMN inputs TEXT;
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

@@ -209,6 +209,8 @@ pub fn records(run: &str) -> Vec<Record> {
 /// A new run, as `atlas run` registers it.
 pub fn new_run(id: &str, experiment: Option<&str>, owner: Option<&str>) -> atlas_store::NewRun {
     atlas_store::NewRun {
+        spec: None,
+        inputs: None,
         id: id.into(),
         experiment_id: experiment.map(String::from),
         workflow: "w".into(),

@@ -7,6 +7,7 @@
 //! process start time (a reused pid is not mistaken for the agent). Runs elsewhere (a container,
 //! another node) are left to their backend.
 
+use atlas_spec::record::RunStatus;
 use atlas_spec::RunDir;
 use atlas_store::Store;
 
@@ -30,7 +31,7 @@ fn host_name() -> String {
 /// Judges one run; ends it when its agent is gone.
 pub fn settle(store: &mut dyn Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
     let detail = store.run(run)?;
-    if detail.run.status != "running" {
+    if detail.run.status != RunStatus::Running {
         return Ok(Liveness::Unchanged);
     }
     let Some((host, agent)) = store.agent_process(&detail.run.id)? else {
@@ -74,7 +75,7 @@ fn end_lost_run(
     if let Some(dir) = detail.run.run_dir.as_deref().map(RunDir::new) {
         catch_up(writer, &detail.run.id, &dir)?;
     }
-    if writer.run(&detail.run.id)?.run.status != "running" {
+    if writer.run(&detail.run.id)?.run.status != RunStatus::Running {
         return Ok(0);
     }
     let leftovers = atlas_agent::procfs::processes_of_run(&detail.run.id);
@@ -90,6 +91,6 @@ fn end_lost_run(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64());
-    writer.finish_run(&detail.run.id, "failed", &cause, now)?;
+    writer.finish_run(&detail.run.id, RunStatus::Failed, &cause, now)?;
     Ok(leftovers.len())
 }

@@ -88,11 +88,10 @@ fn phase_over(store: &mut dyn Store, run: &str, phase: &str) -> bool {
     store
         .run(run)
         .map(|d| {
-            d.run.status != "running" && d.run.status != "submitted"
-                || d.phases.iter().any(|p| {
-                    p.name == phase
-                        && matches!(p.status.as_str(), "succeeded" | "failed" | "skipped")
-                })
+            d.run.status.is_over()
+                || d.phases
+                    .iter()
+                    .any(|p| p.name == phase && p.status.is_over())
         })
         .unwrap_or(true)
 }

@@ -17,7 +17,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut runs = store.runs().map_err(Failure::environment)?;
     // A run whose agent died on this host is ended here, so it is not listed as running.
     let mut settled = false;
-    for r in runs.iter().filter(|r| r.status == "running") {
+    for r in runs
+        .iter()
+        .filter(|r| r.status == atlas_spec::record::RunStatus::Running)
+    {
         settled |= super::liveness::settle(&mut *store, &r.id)
             .is_ok_and(|l| l != super::liveness::Liveness::Unchanged);
     }

@@ -183,7 +183,7 @@ mod tests {
             workflow: "w".into(),
             target: "t".into(),
             repetition: 0,
-            status: "succeeded".into(),
+            status: atlas_spec::record::RunStatus::Succeeded,
             cause: None,
             submitted_at: 0.0,
             started_at: None,

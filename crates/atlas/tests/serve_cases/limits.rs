@@ -19,6 +19,8 @@ fn register(db: &Db, id: &str) {
     let mut store = db.open();
     store
         .create_run(&NewRun {
+            spec: None,
+            inputs: None,
             id: id.into(),
             experiment_id: None,
             workflow: "w".into(),

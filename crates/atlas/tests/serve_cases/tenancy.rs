@@ -30,6 +30,8 @@ fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
     let _ = store.create_experiment(experiment, workflow, &labels, 1.0);
     store
         .create_run(&NewRun {
+            spec: None,
+            inputs: None,
             id: run.into(),
             experiment_id: Some(experiment.into()),
             workflow: workflow.into(),
