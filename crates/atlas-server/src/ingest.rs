@@ -58,6 +58,19 @@ fn parent_of(run: &str) -> Option<&str> {
     (!task.is_empty() && task.bytes().all(|b| b.is_ascii_digit())).then_some(parent)
 }
 
+/// Whether `run` (`PARENT-tN`) is a task of its parent's array, as the parent's stored
+/// workflow says: pushed records cannot make runs for tasks the workflow does not have.
+fn is_task_of_array(store: &dyn atlas_store::Store, parent: &str, run: &str) -> bool {
+    let index = run
+        .rsplit_once("-t")
+        .and_then(|(_, n)| n.parse::<u32>().ok());
+    let spec = store.run_spec(parent).ok().and_then(|s| s.workflow);
+    let array = spec
+        .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok())
+        .and_then(|w| w.spec.scheduling.array);
+    matches!((array, index), (Some(array), Some(index)) if array.contains(index))
+}
+
 /// `POST /api/v1/records`.
 pub async fn records(
     State(state): State<AppState>,
@@ -75,13 +88,19 @@ pub async fn records(
                     Some(owner) => owner,
                     // An array task the agent reports before `atlas run` has registered it.
                     None => match parent_of(run)
-                        .map(|p| s.run_owner(p))
+                        .map(|p| s.run_owner(p).map(|o| (p, o)))
                         .transpose()?
-                        .flatten()
+                        .and_then(|(p, o)| o.map(|o| (p, o)))
                     {
-                        Some(parent) => {
+                        Some((parent, owner)) => {
+                            if !is_task_of_array(s, parent, run) {
+                                return Ok(Err((
+                                    StatusCode::BAD_REQUEST,
+                                    format!("`{run}` is not a task of the array of `{parent}`"),
+                                )));
+                            }
                             unclaimed.push(run.clone());
-                            parent
+                            owner
                         }
                         None => return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`")))),
                     },

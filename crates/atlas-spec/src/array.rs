@@ -77,6 +77,13 @@ impl ArraySpec {
     }
 
     /// Number of array tasks.
+    /// Whether `index` is one of the array's task indices.
+    pub fn contains(&self, index: u32) -> bool {
+        self.ranges()
+            .any(|r| (r.start..=r.end).contains(&index) && (index - r.start) % r.step.max(1) == 0)
+    }
+
+    /// The number of tasks.
     pub fn task_count(&self) -> u64 {
         self.ranges()
             .map(|r| u64::from((r.end - r.start) / r.step.max(1)) + 1)
@@ -198,6 +205,9 @@ mod tests {
             (0, 15, 4, Some(2))
         );
         assert_eq!(a.task_count(), 4); // 0, 4, 8, 12
+        assert!(a.contains(8) && !a.contains(9) && !a.contains(16));
+        let list: ArraySpec = "1,3,5-7".parse().unwrap();
+        assert!(list.contains(3) && list.contains(6) && !list.contains(4));
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl Sink {
             .then(|| dir.task(index).spool())
     }
 
-    /// Routes one log line: a record to its spool, anything else to container.log.
-    fn line(&self, pod: &str, line: &str) {
+    /// Routes one log line: a record to its spool, anything else to container.log (unless
+    /// `records_only`: a second reading of a log).
+    fn line(&self, pod: &str, line: &str, records_only: bool) {
         if let Ok(record) = Record::parse_line(line.as_bytes()) {
             if let Some(spool) = self.spool_for(&record.run) {
                 let mut seen = self.seen.lock().expect("not poisoned");
@@ -76,6 +77,9 @@ impl Sink {
                 }
                 return;
             }
+        }
+        if records_only {
+            return;
         }
         append(
             &self.run_dir.join("container.log"),
@@ -179,10 +183,11 @@ fn job_end(job: &K8sJob) -> Option<JobEnd> {
         })
 }
 
-/// Follows one pod's log until its container ends (or the stream breaks).
-async fn follow_log(pods: Api<Pod>, pod: String, sink: Sink) {
+/// Follows one pod's log until its container ends (or the stream breaks); with `follow` off,
+/// reads the whole log once.
+async fn follow_log(pods: Api<Pod>, pod: String, sink: Sink, follow: bool) {
     let params = LogParams {
-        follow: true,
+        follow,
         container: Some("main".into()),
         ..Default::default()
     };
@@ -191,7 +196,7 @@ async fn follow_log(pods: Api<Pod>, pod: String, sink: Sink) {
     };
     let mut lines = stream.lines();
     while let Some(Ok(line)) = lines.next().await {
-        sink.line(&pod, &line);
+        sink.line(&pod, &line, !follow);
     }
 }
 
@@ -260,8 +265,12 @@ pub(crate) async fn follow(
                 let ended = matches!(phase, Some("Succeeded" | "Failed"));
                 // Follow a started container's log; again after a broken stream while it runs.
                 if started.is_some() && !running && (!followed.contains_key(&pod_name) || !ended) {
-                    let task =
-                        tokio::spawn(follow_log(pods.clone(), pod_name.clone(), sink.clone()));
+                    let task = tokio::spawn(follow_log(
+                        pods.clone(),
+                        pod_name.clone(),
+                        sink.clone(),
+                        true,
+                    ));
                     followed.insert(pod_name, task);
                 }
             }
@@ -283,8 +292,12 @@ pub(crate) async fn follow(
             }
         }
     };
-    for (_, task) in followed {
+    // A stream that broke after its pod ended is not followed again, so each pod's whole log
+    // is read once more at the end; records already routed are skipped by their seq.
+    for (pod, task) in followed {
         let _ = tokio::time::timeout(DRAIN, task).await;
+        let last = follow_log(pods.clone(), pod, sink.clone(), false);
+        let _ = tokio::time::timeout(DRAIN, last).await;
     }
     *shared.end.lock().expect("not poisoned") = Some(end);
 }

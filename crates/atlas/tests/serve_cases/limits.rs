@@ -11,6 +11,7 @@ use crate::support::project::Project;
 use crate::support::server::{free_port, Db, Kind, Server};
 
 crate::on_both_stores!(
+    only_the_tasks_of_a_runs_array_can_be_pushed,
     a_record_with_an_over_long_field_is_refused_naming_its_index_and_field,
     event_streams_are_capped_per_run_and_in_all,
 );
@@ -32,6 +33,44 @@ fn register(db: &Db, id: &str) {
             owner: Some("ada".into()),
         })
         .unwrap();
+}
+
+fn only_the_tasks_of_a_runs_array_can_be_pushed(kind: Kind) {
+    let p = Project::new(&format!("serve-tasks-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
+    let auth = format!("Bearer {}", server.add_user("ada"));
+    let spec = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  scheduling: {array: {start: 0, end: 3}}\n  phases: [{name: main, run: 'true'}]\n";
+    server
+        .db
+        .open()
+        .create_run(&NewRun {
+            id: "r-arr".into(),
+            spec: Some(spec.into()),
+            workflow: "w".into(),
+            target: "slurm".into(),
+            run_dir: std::env::temp_dir().join("r-arr").display().to_string(),
+            labels: serde_json::json!({}),
+            owner: Some("ada".into()),
+            ..NewRun::default()
+        })
+        .unwrap();
+    let signal = |run: &str| {
+        format!("{{\"run\":\"{run}\",\"seq\":1,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n")
+    };
+    let url = format!("{}/api/v1/records", server.url);
+    let push = |run: &str| {
+        send(
+            "POST",
+            &url,
+            &[("Authorization", &auth)],
+            signal(run).as_bytes(),
+        )
+    };
+    let inside = push("r-arr-t3");
+    assert_eq!(inside.status, 200, "task 3 of 0-3: {}", inside.body);
+    let beyond = push("r-arr-t7");
+    assert_eq!(beyond.status, 400, "{}", beyond.body);
+    assert!(beyond.body.contains("not a task"), "{}", beyond.body);
 }
 
 fn metric(seq: u32, name: &str) -> String {
