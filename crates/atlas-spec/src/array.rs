@@ -79,8 +79,9 @@ impl ArraySpec {
     /// Number of array tasks.
     /// Whether `index` is one of the array's task indices.
     pub fn contains(&self, index: u32) -> bool {
-        self.ranges()
-            .any(|r| (r.start..=r.end).contains(&index) && (index - r.start) % r.step.max(1) == 0)
+        self.ranges().any(|r| {
+            (r.start..=r.end).contains(&index) && (index - r.start).is_multiple_of(r.step.max(1))
+        })
     }
 
     /// The number of tasks.
