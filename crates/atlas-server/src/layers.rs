@@ -101,7 +101,7 @@ async fn read_bounded(
 
 fn too_large() -> String {
     format!(
-        "the request body is too large: a record batch is at most {} bytes",
+        "the request body is too large: a request body (a record batch, a form) is at most {} bytes",
         crate::MAX_BATCH_BYTES
     )
 }
@@ -236,7 +236,11 @@ fn message_for(status: StatusCode, headers: &HeaderMap, text: String) -> String 
                 .get(header::ALLOW)
                 .and_then(|v: &HeaderValue| v.to_str().ok())
                 .unwrap_or("");
-            format!("method not allowed on this path (allowed: {allow})")
+            if allow.is_empty() {
+                "method not allowed on this path (the Allow header lists the methods)".to_string()
+            } else {
+                format!("method not allowed on this path (allowed: {allow})")
+            }
         }
         StatusCode::PAYLOAD_TOO_LARGE => too_large(),
         _ if text.is_empty() => reason,
