@@ -5,7 +5,7 @@
 mod commands;
 mod exit;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Move batch workflows from bare-metal clusters to cloud-native form, and measure the move.
 #[derive(Parser)]
@@ -48,6 +48,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Add users (each gets an API token) or list them.
     User(commands::user::Args),
+    /// Print a shell completion script: `atlas completions bash > /etc/bash_completion.d/atlas`.
+    Completions(commands::completions::Args),
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
     #[command(hide = true)]
     Agent(commands::agent::Args),
@@ -79,6 +81,7 @@ fn main() {
         Command::Agent(args) => commands::agent::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::User(args) => commands::user::run(args),
+        Command::Completions(args) => commands::completions::run(args, Cli::command()),
     };
     if let Err(failure) = result {
         std::process::exit(failure.report());

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod compare;
+pub mod completions;
 pub mod containerize;
 pub mod db;
 pub mod emit;

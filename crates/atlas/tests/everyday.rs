@@ -1,0 +1,102 @@
+//! Everyday CLI behaviour (issue 21, item 7): completions, stderr in `atlas logs`, the phases
+//! named on a wrong `--phase`, and `atlas runs` filters.
+
+mod support {
+    pub mod project;
+}
+
+use support::project::Project;
+
+const HEAD: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n";
+
+#[test]
+fn completions_are_printed_for_bash_zsh_and_fish() {
+    let p = Project::new("completions", "");
+    let (code, bash, _) = p.atlas(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(
+        bash.contains("complete -F _atlas") && bash.contains("logs"),
+        "{bash}"
+    );
+    for shell in ["zsh", "fish"] {
+        let (code, script, _) = p.atlas(&["completions", shell]);
+        assert_eq!(code, 0);
+        assert!(script.contains("atlas"), "{shell}");
+    }
+    let (code, _, stderr) = p.atlas(&["completions", "tcsh"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
+fn logs_show_what_a_phase_wrote_to_stderr_and_name_the_phases() {
+    let p = Project::new("logs-stderr", "");
+    let w = format!("{HEAD}  phases:\n  - {{name: one, run: 'echo an-output-line; echo an-error-line >&2'}}\n  - {{name: two, run: 'true'}}\n");
+    std::fs::write(p.dir.join("w.yaml"), w).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (code, out, _) = p.atlas(&["logs", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("an-output-line") && out.contains("an-error-line"),
+        "{out}"
+    );
+    let (_, only_err, _) = p.atlas(&["logs", &id, "--stream", "stderr"]);
+    assert!(
+        only_err.contains("an-error-line") && !only_err.contains("an-output-line"),
+        "{only_err}"
+    );
+    let (code, _, stderr) = p.atlas(&["logs", &id, "--phase", "nope"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("its phases: one, two"), "{stderr}");
+}
+
+#[test]
+fn runs_are_listed_by_status_label_target_and_limit() {
+    let p = Project::new("runs-filter", "");
+    std::fs::write(
+        p.dir.join("ok.yaml"),
+        format!("{HEAD}  phases: [{{name: a, run: 'true'}}]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        p.dir.join("bad.yaml"),
+        format!("{HEAD}  phases: [{{name: a, run: 'false'}}]\n"),
+    )
+    .unwrap();
+    for (file, lr) in [
+        ("ok.yaml", "0.5"),
+        ("bad.yaml", "0.05"),
+        ("ok.yaml", "0.05"),
+    ] {
+        p.atlas(&["run", file, "--on", "local", "--label", &format!("lr={lr}")]);
+    }
+    let list = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["runs", "--format", "json"];
+        all.extend_from_slice(args);
+        let (code, out, err) = p.atlas(&all);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<serde_json::Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(list(&[]).len(), 3);
+    assert_eq!(list(&["--status", "failed"]).len(), 1);
+    assert_eq!(list(&["--label", "lr=0.05"]).len(), 2);
+    assert_eq!(
+        list(&["--label", "lr=0.05", "--status", "succeeded"]).len(),
+        1
+    );
+    assert_eq!(list(&["--target", "local", "--limit", "2"]).len(), 2);
+    assert_eq!(list(&["--target", "slurm"]).len(), 0);
+    assert_eq!(list(&["--since", "1d"]).len(), 3);
+    let (code, _, err) = p.atlas(&["runs", "--status", "done"]);
+    assert_eq!(code, 2, "{err}");
+    let (_, table, _) = p.atlas(&["runs"]);
+    assert!(
+        table.contains("STARTED") && table.contains("lr=0.5"),
+        "{table}"
+    );
+}
