@@ -187,6 +187,7 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
     let mut runs = Vec::new();
     for id in ids {
         let detail = store.run(&id).map_err(|e| match e {
+            atlas_store::StoreError::AmbiguousRun(_) => ReportError::Input(e.to_string()),
             atlas_store::StoreError::NoSuchRun(_) => {
                 ReportError::Input(format!("no run `{id}` (see `atlas runs`)"))
             }

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// No run with this id.
     #[error("no run `{0}` in the store (see `atlas runs`)")]
     NoSuchRun(String),
+    /// More than one run starts with this prefix.
+    #[error("`{0}` is the start of more than one run's id; give more of it (see `atlas runs`)")]
+    AmbiguousRun(String),
     /// No experiment with this id.
     #[error("no experiment `{0}` in the store (see `atlas experiments`)")]
     NoSuchExperiment(String),

@@ -177,6 +177,7 @@ impl SqliteStore {
         match ids.as_slice() {
             [only] => Ok(only.clone()),
             [exact, _] if exact == prefix => Ok(exact.clone()),
+            [_, _] => Err(StoreError::AmbiguousRun(prefix.into())),
             _ => Err(StoreError::NoSuchRun(prefix.into())),
         }
     }

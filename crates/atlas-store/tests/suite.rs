@@ -32,6 +32,7 @@ on_both_stores!(
     a_phase_start_before_its_run_start_ingests,
     a_run_start_after_the_run_end_does_not_reopen_the_run,
     a_runs_workflow_and_inputs_are_kept_with_it,
+    an_ambiguous_prefix_is_named_as_such,
     any_permutation_of_a_spool_ingests_to_the_same_store,
     concurrent_ingests_of_one_run_give_the_same_rows,
 );
@@ -564,6 +565,22 @@ fn a_phase_start_before_its_run_start_ingests(f: &mut Fixture) {
         "{:?}",
         run.phases
     );
+}
+
+fn an_ambiguous_prefix_is_named_as_such(f: &mut Fixture) {
+    let store = &mut f.store;
+    for id in ["r-ab1", "r-ab2"] {
+        store.create_run(&common::new_run(id, None, None)).unwrap();
+    }
+    assert!(matches!(
+        store.run("r-ab"),
+        Err(atlas_store::StoreError::AmbiguousRun(_))
+    ));
+    assert_eq!(store.run("r-ab1").unwrap().run.id, "r-ab1");
+    assert!(matches!(
+        store.run("r-zz"),
+        Err(atlas_store::StoreError::NoSuchRun(_))
+    ));
 }
 
 fn a_runs_workflow_and_inputs_are_kept_with_it(f: &mut Fixture) {

@@ -94,6 +94,9 @@ fn runs_are_listed_by_status_label_target_and_limit() {
     assert_eq!(list(&["--since", "1d"]).len(), 3);
     let (code, _, err) = p.atlas(&["runs", "--status", "done"]);
     assert_eq!(code, 2, "{err}");
+    let (code, _, err) = p.atlas(&["show", "r-"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("more than one run"), "{err}");
     let (_, table, _) = p.atlas(&["runs"]);
     assert!(
         table.contains("STARTED") && table.contains("lr=0.5"),

@@ -295,6 +295,7 @@ fn find_run_id(c: &mut Client, prefix: &str) -> Result<String, StoreError> {
     match ids.as_slice() {
         [only] => Ok(only.clone()),
         [exact, _] if exact == prefix => Ok(exact.clone()),
+        [_, _] => Err(StoreError::AmbiguousRun(prefix.into())),
         _ => Err(StoreError::NoSuchRun(prefix.into())),
     }
 }

@@ -18,9 +18,9 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let store = args.view.open()?;
     let not_found = |e: atlas_store::StoreError| match e {
-        atlas_store::StoreError::NoSuchRun(_) | atlas_store::StoreError::NoSuchExperiment(_) => {
-            Failure::input(e)
-        }
+        atlas_store::StoreError::NoSuchRun(_)
+        | atlas_store::StoreError::AmbiguousRun(_)
+        | atlas_store::StoreError::NoSuchExperiment(_) => Failure::input(e),
         other => Failure::environment(other),
     };
     let text = if args.run.starts_with("e-") {
