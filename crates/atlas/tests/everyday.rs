@@ -103,3 +103,25 @@ fn runs_are_listed_by_status_label_target_and_limit() {
         "{table}"
     );
 }
+
+#[test]
+fn comparing_runs_that_all_failed_exits_1_with_their_causes() {
+    let p = Project::new("compare-failed", "");
+    std::fs::write(
+        p.dir.join("bad.yaml"),
+        format!("{HEAD}  phases: [{{name: a, run: 'exit 4'}}]\n"),
+    )
+    .unwrap();
+    p.atlas(&["run", "bad.yaml", "--on", "local", "--repeat", "2"]);
+    let ids: Vec<String> = p
+        .runs()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let (code, _, stderr) = p.atlas(&["compare", &ids[0], &ids[1]]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("no run succeeded") && stderr.contains("exited with code 4"),
+        "{stderr}"
+    );
+}

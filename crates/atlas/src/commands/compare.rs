@@ -96,5 +96,24 @@ pub fn run(args: Args) -> Result<(), Failure> {
     if let Some(path) = &args.output {
         eprintln!("wrote {}", path.display());
     }
+    // Nothing to compare when no run succeeded: the report is written (it shows the runs), and
+    // the exit says why, with each run's cause.
+    if !report.runs.is_empty() && report.runs.iter().all(|r| r.excluded.is_some()) {
+        let causes: Vec<String> = report
+            .runs
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}: {}",
+                    r.id,
+                    r.cause.as_deref().unwrap_or(r.status.as_str())
+                )
+            })
+            .collect();
+        return Err(Failure::JobFailed(format!(
+            "no run succeeded, so there is nothing to compare; {}",
+            causes.join("; ")
+        )));
+    }
     Ok(())
 }
