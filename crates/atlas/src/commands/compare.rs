@@ -21,6 +21,9 @@ enum OutputFormat {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas compare e-3f9a1c2e\n  atlas compare r-1 r-2 --baseline local --format html -o report.html\n  atlas compare e-3f9a1c2e --format json --prices prices.toml"
+)]
 pub struct Args {
     /// An experiment id (`e-…`), or one or more run ids.
     #[arg(required = true)]

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas containerize atlas.yaml -o build/\n  podman build -t my-job build/"
+)]
 pub struct Args {
     /// A Workflow (atlas.yaml) or a job script (imported first).
     workflow: PathBuf,

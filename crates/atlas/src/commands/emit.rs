@@ -9,6 +9,9 @@ use atlas_emit::k8s::{self, Flavor, K8sOptions};
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas emit k8s job.lsf\n  atlas emit k8s atlas.yaml --flavor jobset --openshift -o k8s/"
+)]
 pub struct Args {
     #[command(subcommand)]
     what: What,

@@ -8,6 +8,7 @@ use super::format;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas experiments\n  atlas experiments --format json")]
 pub struct Args {
     #[command(flatten)]
     view: StoreView,

@@ -23,6 +23,9 @@ enum Format {
 }
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas import job.lsf -o atlas.yaml\n  atlas import job.sbatch --format json\n  atlas import run.sh --dialect slurm"
+)]
 pub struct Args {
     /// The job script (LSF #BSUB, Slurm #SBATCH or PBS #PBS).
     script: PathBuf,

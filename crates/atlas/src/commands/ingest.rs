@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas ingest runs/r-3f9a/spool.jsonl")]
 pub struct Args {
     /// Spool files (`spool.jsonl` in a run directory).
     #[arg(required = true)]

@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas user add ada && atlas serve\n  atlas serve --addr 0.0.0.0:8080 --secure-cookies"
+)]
 pub struct Args {
     /// Where to listen. Loopback by default; anything else exposes the API to the network.
     #[arg(long, default_value = "127.0.0.1:8080")]

@@ -8,6 +8,7 @@ use super::format;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas show r-3f9a\n  atlas show e-3f9a --format json")]
 pub struct Args {
     /// Run id, or experiment id (`e-…`); a unique prefix is enough.
     run: String,

@@ -6,6 +6,7 @@ use atlas_backends::check::check;
 use atlas_backends::target::{self as targets, Named};
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas targets\n  atlas targets check")]
 pub struct Args {
     #[command(subcommand)]
     check: Option<Sub>,

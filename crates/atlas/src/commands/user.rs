@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas user add ada\n  atlas user list")]
 pub struct Args {
     #[command(subcommand)]
     action: Action,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
+#[command(after_help = "Examples:\n  atlas validate atlas.yaml")]
 pub struct Args {
     /// The Workflow file (atlas.yaml).
     file: PathBuf,

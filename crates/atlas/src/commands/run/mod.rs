@@ -17,6 +17,9 @@ use crate::exit::Failure;
 mod terminal;
 
 #[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas run job.lsf --on local\n  atlas run atlas.yaml --on local --on slurm --repeat 3 --label lr=0.5\n  atlas run atlas.yaml --on podman --parallel --interval 500ms"
+)]
 pub struct Args {
     /// A Workflow (atlas.yaml) or a job script (LSF, Slurm or PBS; imported first).
     workflow: PathBuf,
