@@ -413,7 +413,11 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
                         n: values.len(),
                         indicative: values.len().min(base_n) < 3,
                         estimate: stats::estimate(&values),
-                        verdict: ratio.as_ref().map(|r| stats::verdict(r, def.better)),
+                        verdict: if t == &baseline {
+                            Some(stats::Verdict::Baseline)
+                        } else {
+                            ratio.as_ref().map(|r| stats::verdict(r, def.better))
+                        },
                         ratio,
                         values,
                     }

@@ -1,8 +1,11 @@
-//! Statistics of repeated runs: the median, a 95 % bootstrap confidence interval of it, the
-//! same for the ratio of two targets' medians, and a direction-aware verdict.
-//!
-//! The bootstrap is percentile-based with 2,000 resamples from a fixed-seed generator, so a
-//! report is reproducible from the same data.
+//! Statistics of repeated runs: the median and how sure it is, the same for the ratio of two
+//! targets' medians, and a direction-aware verdict. The method depends on the number of runs,
+//! and every estimate carries it ([`Method`]):
+//! - 1 run: the value alone, no interval, and no verdict (`too few runs`);
+//! - 2–4 runs: the range of the values (for a ratio: lowest over highest to highest over
+//!   lowest), not called a confidence interval;
+//! - 5 runs or more: a 95 % percentile bootstrap interval of the median, 2,000 resamples from
+//!   a fixed-seed generator, so a report is reproducible from the same data.
 
 use serde::Serialize;
 
@@ -19,13 +22,43 @@ pub enum Better {
     Neither,
 }
 
-/// A median with its 95 % confidence interval.
+/// The fewest runs for a bootstrap interval; fewer give the range of the values.
+pub const BOOTSTRAP_FROM: usize = 5;
+
+/// How an estimate's interval was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Method {
+    /// One run: the value, no interval (`ci_low` = `ci_high` = the value).
+    Value,
+    /// 2–4 runs: the lowest and highest values.
+    Range,
+    /// 5 runs or more: a 95 % percentile bootstrap interval of the median.
+    Bootstrap95,
+}
+
+impl Method {
+    /// The interval as it reads in a table (empty for one value).
+    pub fn interval(self, low: &str, high: &str) -> String {
+        match self {
+            Method::Value => String::new(),
+            Method::Range => format!("range {low} – {high}"),
+            Method::Bootstrap95 => format!("95 % CI {low} – {high}"),
+        }
+    }
+}
+
+/// A median with how sure it is: the interval and the method that made it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Estimate {
     pub median: f64,
     pub ci_low: f64,
     pub ci_high: f64,
+    /// The number of values (for a ratio: the smaller of the two).
+    pub n: usize,
+    /// How the interval was made.
+    pub method: Method,
 }
 
 /// The verdict on a target against the baseline.
@@ -38,6 +71,10 @@ pub enum Verdict {
     NoClearDifference,
     /// The figure has no direction.
     NotJudged,
+    /// One run on this target or the baseline: no verdict.
+    TooFewRuns,
+    /// This is the baseline the others are compared with.
+    Baseline,
 }
 
 impl Verdict {
@@ -48,6 +85,8 @@ impl Verdict {
             Verdict::Worse => "worse",
             Verdict::NoClearDifference => "no clear difference",
             Verdict::NotJudged => "-",
+            Verdict::TooFewRuns => "too few runs",
+            Verdict::Baseline => "baseline",
         }
     }
 }
@@ -92,27 +131,51 @@ fn resample_median(values: &[f64], rng: &mut Rng, buf: &mut Vec<f64>) -> f64 {
     median(buf)
 }
 
-fn interval(mut statistics: Vec<f64>, point: f64) -> Estimate {
+fn interval(mut statistics: Vec<f64>, point: f64, n: usize) -> Estimate {
     statistics.sort_by(f64::total_cmp);
     Estimate {
         median: point,
         ci_low: quantile(&statistics, 0.025),
         ci_high: quantile(&statistics, 0.975),
+        n,
+        method: Method::Bootstrap95,
     }
 }
 
-/// The median of `values` with a 95 % bootstrap interval; `None` when there are no values.
-/// One value gives an interval of zero width (the report says such results are indicative).
+fn lowest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+fn highest(values: &[f64]) -> f64 {
+    values.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+}
+
+/// The median of `values` and how sure it is (see the module's rules); `None` when there are
+/// no values.
 pub fn estimate(values: &[f64]) -> Option<Estimate> {
-    if values.is_empty() {
-        return None;
+    let (n, point) = (values.len(), median(values));
+    let method = match n {
+        0 => return None,
+        1 => Method::Value,
+        n if n < BOOTSTRAP_FROM => Method::Range,
+        _ => Method::Bootstrap95,
+    };
+    if method != Method::Bootstrap95 {
+        let (ci_low, ci_high) = (lowest(values), highest(values));
+        return Some(Estimate {
+            median: point,
+            ci_low,
+            ci_high,
+            n,
+            method,
+        });
     }
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut buf = Vec::with_capacity(values.len());
     let statistics = (0..RESAMPLES)
         .map(|_| resample_median(values, &mut rng, &mut buf))
         .collect();
-    Some(interval(statistics, median(values)))
+    Some(interval(statistics, point, n))
 }
 
 /// The ratio `median(target) / median(baseline)` with a 95 % bootstrap interval (both samples
@@ -121,6 +184,25 @@ pub fn ratio(target: &[f64], baseline: &[f64]) -> Option<Estimate> {
     let base = median(baseline);
     if target.is_empty() || baseline.is_empty() || base == 0.0 {
         return None;
+    }
+    let n = target.len().min(baseline.len());
+    let point = median(target) / base;
+    if n < BOOTSTRAP_FROM {
+        let (low, high) = (
+            lowest(target) / highest(baseline),
+            highest(target) / lowest(baseline),
+        );
+        let (ci_low, ci_high, method) = match n {
+            1 => (point, point, Method::Value),
+            _ => (low.min(high), low.max(high), Method::Range),
+        };
+        return Some(Estimate {
+            median: point,
+            ci_low,
+            ci_high,
+            n,
+            method,
+        });
     }
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut buf = Vec::with_capacity(target.len().max(baseline.len()));
@@ -131,13 +213,16 @@ pub fn ratio(target: &[f64], baseline: &[f64]) -> Option<Estimate> {
             (b != 0.0).then(|| t / b)
         })
         .collect();
-    Some(interval(statistics, median(target) / base))
+    Some(interval(statistics, point, n))
 }
 
 /// The verdict for a target whose ratio to the baseline is `ratio`.
 pub fn verdict(ratio: &Estimate, better: Better) -> Verdict {
     if better == Better::Neither {
         return Verdict::NotJudged;
+    }
+    if ratio.method == Method::Value {
+        return Verdict::TooFewRuns;
     }
     if ratio.ci_low <= 1.0 && ratio.ci_high >= 1.0 {
         return Verdict::NoClearDifference;
@@ -179,8 +264,10 @@ mod tests {
         // A median of 5 resampled values is always one of the data points.
         assert!(e.ci_low >= 31.5 && e.ci_high <= 32.4, "{e:?}");
         assert!(e.ci_low <= 31.8 && e.ci_high >= 32.0, "{e:?}");
+        assert_eq!(e.method, Method::Bootstrap95);
         let one = estimate(&[7.0]).unwrap();
         assert_eq!((one.median, one.ci_low, one.ci_high), (7.0, 7.0, 7.0));
+        assert_eq!(one.method, Method::Value);
         assert_eq!(estimate(&[]), None);
     }
 
@@ -201,5 +288,34 @@ mod tests {
     #[test]
     fn the_bootstrap_is_reproducible() {
         assert_eq!(estimate(&PODMAN), estimate(&PODMAN));
+    }
+
+    /// Hand-computed small samples: 1 run is a value, 2–4 a range, 5 a bootstrap interval.
+    #[test]
+    fn small_samples_are_not_given_confidence_intervals() {
+        let two = estimate(&[10.0, 12.0]).unwrap();
+        assert_eq!(
+            (two.median, two.ci_low, two.ci_high, two.method),
+            (11.0, 10.0, 12.0, Method::Range)
+        );
+        let three = estimate(&[3.0, 1.0, 2.0]).unwrap();
+        assert_eq!(
+            (three.median, three.ci_low, three.ci_high, three.method),
+            (2.0, 1.0, 3.0, Method::Range)
+        );
+        assert_eq!(estimate(&LOCAL).unwrap().method, Method::Bootstrap95);
+        // Ratio of 2 runs each: [10/4, 12/2] around 11/3.
+        let r = ratio(&[10.0, 12.0], &[2.0, 4.0]).unwrap();
+        assert_eq!(
+            (r.ci_low, r.ci_high, r.method, r.n),
+            (2.5, 6.0, Method::Range, 2)
+        );
+        assert!((r.median - 11.0 / 3.0).abs() < 1e-12);
+        assert_eq!(verdict(&r, Better::Lower), Verdict::Worse);
+        let single = ratio(&[10.0], &[2.0, 4.0]).unwrap();
+        assert_eq!(single.method, Method::Value);
+        assert_eq!(verdict(&single, Better::Lower), Verdict::TooFewRuns);
+        assert_eq!(Method::Range.interval("1", "3"), "range 1 – 3");
+        assert_eq!(Method::Value.interval("7", "7"), "");
     }
 }

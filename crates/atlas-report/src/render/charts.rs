@@ -223,7 +223,7 @@ pub fn bars(report: &Report, key: &str) -> Option<String> {
         * 1.15;
     let unit = figure.def.unit;
     let currency = report.currency.clone();
-    let title = format!("{} (median, 95 % interval)", figure.def.label);
+    let title = format!("{} (median and interval; see the method)", figure.def.label);
     svg(260, |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 16))

@@ -123,11 +123,12 @@ pub fn html(report: &Report) -> String {
         body += &format!("<li><b>{}</b>: {}</li>\n", escape(target), escape(source));
     }
     body += "</ul>\n";
+    body += &format!("<h2>Method</h2>\n<p>{}</p>\n", escape(super::METHOD));
     format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n", escape(&title))
 }
 
 fn table(report: &Report) -> String {
-    let mut out = String::from("<h2>Figures</h2>\n<table id=\"figures\"><tr><th>figure</th><th>target</th><th>n</th><th>median</th><th>95 % interval</th><th>ratio to baseline [95 %]</th><th>verdict</th></tr>\n");
+    let mut out = String::from("<h2>Figures</h2>\n<table id=\"figures\"><tr><th>figure</th><th>target</th><th>n</th><th>median</th><th>interval</th><th>ratio to baseline [interval]</th><th>verdict</th></tr>\n");
     let mut dimension = None;
     for f in &report.figures {
         if dimension != Some(f.def.dimension) {
@@ -150,9 +151,9 @@ fn table(report: &Report) -> String {
                 escape(&t.target),
                 t.n,
                 t.estimate.map_or("-".into(), |e| fmt(e.median)),
-                t.estimate.map_or("-".into(), |e| format!("{} – {}", fmt(e.ci_low), fmt(e.ci_high))),
-                t.ratio.map_or(if t.target == report.baseline { "baseline".into() } else { "-".into() }, |r| format!("×{:.3} [{:.3} – {:.3}]", r.median, r.ci_low, r.ci_high)),
-                t.verdict.map_or(String::new(), |v| format!("{}{}", v.as_str(), if t.indicative && v != Verdict::NotJudged { " (indicative)" } else { "" }))
+                t.estimate.map_or("-".into(), |e| e.method.interval(&fmt(e.ci_low), &fmt(e.ci_high))),
+                t.ratio.map_or(if t.target == report.baseline { "baseline".into() } else { "-".into() }, |r| super::text::ratio_text(&r)),
+                t.verdict.map_or(String::new(), |v| format!("{}{}", v.as_str(), if t.indicative && !matches!(v, Verdict::NotJudged | Verdict::TooFewRuns | Verdict::Baseline) { " (indicative)" } else { "" }))
             );
         }
     }

@@ -20,6 +20,9 @@ pub enum Format {
 }
 
 /// The report in `format`.
+/// How the report's numbers were made, said in every format.
+pub const METHOD: &str = "Method: medians over the counted runs. Intervals: with 5 runs or more a 95 % percentile bootstrap interval of the median (2,000 resamples, fixed seed); with 2-4 runs the range of the values (not a confidence interval); with 1 run none, and no verdict. A ratio uses the smaller of the two run counts. A verdict is better/worse only when the ratio's interval excludes 1.";
+
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Terminal { colour } => text::terminal(report, colour),
@@ -90,7 +93,9 @@ pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
                 crate::stats::Verdict::Better => better.push(what),
                 crate::stats::Verdict::Worse => worse.push(what),
                 crate::stats::Verdict::NoClearDifference => same += 1,
-                crate::stats::Verdict::NotJudged => {}
+                crate::stats::Verdict::NotJudged
+                | crate::stats::Verdict::TooFewRuns
+                | crate::stats::Verdict::Baseline => {}
             }
         }
         lines.push(format!(

@@ -13,10 +13,9 @@ fn cells(report: &Report, f: &FigureRow, t: &TargetFigure, first: bool) -> [Stri
         String::new()
     };
     let median = t.estimate.map_or("-".into(), |e| {
-        if t.n > 1 {
-            format!("{} [{} – {}]", fmt(e.median), fmt(e.ci_low), fmt(e.ci_high))
-        } else {
-            fmt(e.median)
+        match e.method.interval(&fmt(e.ci_low), &fmt(e.ci_high)) {
+            interval if interval.is_empty() => fmt(e.median),
+            interval => format!("{} [{interval}]", fmt(e.median)),
         }
     });
     let ratio = t.ratio.map_or(
@@ -25,10 +24,15 @@ fn cells(report: &Report, f: &FigureRow, t: &TargetFigure, first: bool) -> [Stri
         } else {
             "-".into()
         },
-        |r| format!("×{:.3} [{:.3} – {:.3}]", r.median, r.ci_low, r.ci_high),
+        |r| ratio_text(&r),
     );
     let verdict = t.verdict.map_or(String::new(), |v| {
-        if t.indicative && v != Verdict::NotJudged {
+        if t.indicative
+            && !matches!(
+                v,
+                Verdict::NotJudged | Verdict::TooFewRuns | Verdict::Baseline
+            )
+        {
             format!("{} (indicative)", v.as_str())
         } else {
             v.as_str().to_string()
@@ -100,8 +104,8 @@ pub fn terminal(report: &Report, colour: bool) -> String {
         "FIGURE",
         "TARGET",
         "N",
-        "MEDIAN [95% CI]",
-        "RATIO TO BASELINE [95% CI]",
+        "MEDIAN [INTERVAL]",
+        "RATIO TO BASELINE [INTERVAL]",
         "VERDICT",
     ];
     let mut widths = titles.map(|t| t.chars().count());
@@ -147,6 +151,7 @@ pub fn terminal(report: &Report, colour: bool) -> String {
     for l in verdict_lines(report) {
         out += &format!("Verdict: {l}\n");
     }
+    out += &format!("\n{}\n", super::METHOD);
     out
 }
 
@@ -156,7 +161,7 @@ pub fn markdown(report: &Report) -> String {
     for l in header(report) {
         out += &format!("{}\n", l.replacen("  - ", "- ", 1));
     }
-    out += "\n| dimension | figure | target | n | median [95% CI] | ratio to baseline [95% CI] | verdict |\n|---|---|---|---:|---|---|---|\n";
+    out += "\n| dimension | figure | target | n | median [interval] | ratio to baseline [interval] | verdict |\n|---|---|---|---:|---|---|---|\n";
     for f in &report.figures {
         for (i, t) in f.targets.iter().enumerate() {
             let c = cells(report, f, t, i == 0);
@@ -177,5 +182,18 @@ pub fn markdown(report: &Report) -> String {
     for l in verdict_lines(report) {
         out += &format!("- **Verdict**: {l}\n");
     }
+    out += &format!("\n{}\n", super::METHOD);
     out
+}
+
+/// A ratio with its interval as its method names it (`×1.042 [range 1.01 – 1.07]`).
+pub(crate) fn ratio_text(r: &crate::stats::Estimate) -> String {
+    let interval = r
+        .method
+        .interval(&format!("{:.3}", r.ci_low), &format!("{:.3}", r.ci_high));
+    if interval.is_empty() {
+        format!("×{:.3}", r.median)
+    } else {
+        format!("×{:.3} [{interval}]", r.median)
+    }
 }
