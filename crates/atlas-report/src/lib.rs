@@ -1,8 +1,9 @@
 //! `atlas compare`: the report that says, with numbers, where a workflow runs better and
 //! cheaper. From the store's runs it computes each run's figures (`figures.rs`) over
 //! performance, elasticity, data access and economics (`prices.rs`), scalability across run
-//! sizes (`scaling.rs`), medians with 95 % bootstrap intervals and direction-aware verdicts
-//! against a baseline target (`stats.rs`), and the like-for-like check (`alike.rs`); `render/`
+//! sizes (`scaling.rs`), medians with intervals by a method named with each (`stats.rs`) and
+//! direction-aware verdicts against a baseline group, runs grouped by target or by a label,
+//! parameter or run (`group.rs`), and the like-for-like check (`alike.rs`); `render/`
 //! writes it as a terminal table, Markdown, JSON, CSV or self-contained HTML with SVG charts.
 
 use std::collections::BTreeMap;
@@ -11,8 +12,11 @@ use atlas_spec::Workflow;
 use atlas_store::{RunDetail, SeriesPoint, Store};
 use serde::Serialize;
 
+pub use group::{BadGrouping, GroupBy};
+
 pub mod alike;
 pub mod figures;
+mod group;
 pub mod prices;
 pub mod render;
 pub mod scaling;
@@ -58,6 +62,8 @@ pub struct Options {
     pub prices: PriceSheet,
     /// The price sheet entry of each target (`price` in atlas.toml).
     pub target_prices: BTreeMap<String, String>,
+    /// What runs are grouped by for the statistics (default: their target).
+    pub by: GroupBy,
 }
 
 /// A run as loaded for the report.
@@ -112,6 +118,8 @@ pub struct Span {
 #[serde(rename_all = "camelCase")]
 pub struct RunSummary {
     pub id: String,
+    /// The group it is counted in (its target unless `--by` says otherwise).
+    pub group: String,
     pub target: String,
     pub repetition: i64,
     pub status: atlas_spec::record::RunStatus,
@@ -152,6 +160,9 @@ pub struct Report {
     pub experiment: Option<String>,
     pub workflow: String,
     pub baseline: String,
+    /// What the runs are grouped by (`target`, `label:KEY`, `param:NAME`, `run`).
+    pub by: String,
+    /// The groups compared (the targets, unless grouped by something else), in run order.
     pub targets: Vec<String>,
     /// Fewer than 3 successful runs for some target: the statistics are indicative only.
     pub indicative: bool,
@@ -279,20 +290,25 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
     let recorded = &recorded;
     let runs = &runs[..];
     let mut targets: Vec<String> = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
     for r in runs {
         if !targets.contains(&r.detail.run.target) {
             targets.push(r.detail.run.target.clone());
         }
+        let group = options.by.key(r);
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
     }
     let baseline = match &options.baseline {
-        Some(b) if targets.contains(b) => b.clone(),
+        Some(b) if groups.contains(b) => b.clone(),
         Some(b) => {
             return Err(ReportError::Input(format!(
-                "baseline `{b}` is not among the compared targets ({})",
-                targets.join(", ")
+                "baseline `{b}` is not among the compared groups ({})",
+                groups.join(", ")
             )))
         }
-        None => targets[0].clone(),
+        None => groups[0].clone(),
     };
     let differences = alike::differences(runs, recorded);
     if options.strict && !differences.is_empty() {
@@ -366,6 +382,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         let start = run.started_at.unwrap_or(run.submitted_at);
         summaries.push(RunSummary {
             id: run.id.clone(),
+            group: options.by.key(r),
             target: run.target.clone(),
             repetition: run.repetition,
             status: run.status,
@@ -392,7 +409,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
     let values_of = |key: &str, target: &str| -> Vec<f64> {
         summaries
             .iter()
-            .filter(|s| s.target == target && s.excluded.is_none())
+            .filter(|s| s.group == target && s.excluded.is_none())
             .filter_map(|s| s.values.get(key).copied())
             .collect()
     };
@@ -430,10 +447,10 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             }
         })
         .collect();
-    let indicative = targets.iter().any(|t| {
+    let indicative = groups.iter().any(|t| {
         summaries
             .iter()
-            .filter(|s| &s.target == t && s.excluded.is_none())
+            .filter(|s| &s.group == t && s.excluded.is_none())
             .count()
             < 3
     });
@@ -446,7 +463,8 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         workflow: runs[0].detail.run.workflow.clone(),
         baseline,
         scaling: scaling::points(runs, &summaries),
-        targets,
+        by: options.by.to_string(),
+        targets: groups,
         indicative,
         differences,
         notes,

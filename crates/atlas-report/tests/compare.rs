@@ -114,6 +114,7 @@ fn options() -> Options {
             ("local".to_string(), "cluster-node".to_string()),
             ("podman".to_string(), "opencost-default".to_string()),
         ]),
+        by: Default::default(),
     }
 }
 

@@ -258,6 +258,7 @@ async fn report(
         strict: false,
         prices: state.inner.prices.clone(),
         target_prices: state.target_prices(),
+        by: atlas_report::GroupBy::Target,
     };
     let made = state
         .read(move |s| {

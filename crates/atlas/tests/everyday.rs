@@ -125,3 +125,45 @@ fn comparing_runs_that_all_failed_exits_1_with_their_causes() {
         "{stderr}"
     );
 }
+
+#[test]
+fn runs_are_compared_by_a_label_and_by_a_parameter() {
+    let p = Project::new("compare-by", "");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        format!("{HEAD}  phases: [{{name: a, run: 'echo train --lr $LR'}}]\n"),
+    )
+    .unwrap();
+    for lr in ["0.5", "0.05"] {
+        let (code, _, err) = p.atlas(&[
+            "run",
+            "w.yaml",
+            "--on",
+            "local",
+            "--label",
+            &format!("lr={lr}"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let ids: Vec<String> = p
+        .runs()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    let (code, out, err) = p.atlas(&[
+        "compare", &ids[0], &ids[1], "--by", "label:lr", "--format", "json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut groups: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g.as_str().unwrap())
+        .collect();
+    groups.sort();
+    assert_eq!(groups, ["lr=0.05", "lr=0.5"], "{report}");
+    assert_eq!(report["by"], "label:lr");
+    let (code, _, err) = p.atlas(&["compare", &ids[0], "--by", "colour"]);
+    assert_eq!(code, 2, "{err}");
+}

@@ -22,15 +22,19 @@ enum OutputFormat {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas compare e-3f9a1c2e\n  atlas compare r-1 r-2 --baseline local --format html -o report.html\n  atlas compare e-3f9a1c2e --format json --prices prices.toml"
+    after_help = "Examples:\n  atlas compare e-3f9a1c2e\n  atlas compare r-1 r-2 --baseline local --format html -o report.html\n  atlas compare r-1 r-2 r-3 r-4 --by label:lr\n  atlas compare e-3f9a1c2e --by param:batch-size --format json"
 )]
 pub struct Args {
     /// An experiment id (`e-…`), or one or more run ids.
     #[arg(required = true)]
     ids: Vec<String>,
-    /// The target the others are compared with (default: the first one).
+    /// The group the others are compared with (default: the first one).
     #[arg(long)]
     baseline: Option<String>,
+    /// What runs are grouped by: target, label:KEY, param:NAME (from `--NAME VALUE` in the
+    /// commands) or run.
+    #[arg(long, default_value = "target")]
+    by: atlas_report::GroupBy,
     #[arg(long, value_enum, default_value = "terminal")]
     format: OutputFormat,
     /// Write the report to FILE instead of stdout.
@@ -82,6 +86,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         strict: args.strict,
         prices,
         target_prices,
+        by: args.by,
     };
     let report = atlas_report::compare(loaded, &options).map_err(failure)?;
     let format = match args.format {

@@ -1,0 +1,129 @@
+//! What the comparison groups runs by (`atlas compare --by`): their target (the default), a
+//! label (`label:lr`), a parameter of their command lines (`param:lr` finds `--lr 0.5` or
+//! `--lr=0.5`), or each run on its own (`run`). A group is named `lr=0.5`, `lr unset`, the
+//! target's name or the run's id.
+
+use crate::RunInput;
+
+/// How runs are grouped for the statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GroupBy {
+    /// By target (the default).
+    #[default]
+    Target,
+    /// By the value of a label.
+    Label(String),
+    /// By the value of a `--NAME` parameter in the phases' commands.
+    Param(String),
+    /// Each run alone.
+    Run,
+}
+
+/// A `--by` value that is not one of the forms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a grouping (expected target, run, label:KEY or param:NAME)")]
+pub struct BadGrouping(pub String);
+
+impl std::str::FromStr for GroupBy {
+    type Err = BadGrouping;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let named = |rest: &str| {
+            (!rest.is_empty() && rest.len() <= 64 && !rest.contains(char::is_whitespace))
+                .then(|| rest.to_string())
+                .ok_or_else(|| BadGrouping(text.into()))
+        };
+        match text.split_once(':') {
+            None if text == "target" => Ok(GroupBy::Target),
+            None if text == "run" => Ok(GroupBy::Run),
+            Some(("label", key)) => named(key).map(GroupBy::Label),
+            Some(("param", name)) => named(name).map(GroupBy::Param),
+            _ => Err(BadGrouping(text.chars().take(64).collect())),
+        }
+    }
+}
+
+impl std::fmt::Display for GroupBy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupBy::Target => f.write_str("target"),
+            GroupBy::Run => f.write_str("run"),
+            GroupBy::Label(key) => write!(f, "label:{key}"),
+            GroupBy::Param(name) => write!(f, "param:{name}"),
+        }
+    }
+}
+
+impl GroupBy {
+    /// The name of the group `run` belongs to.
+    pub fn key(&self, run: &RunInput) -> String {
+        let r = &run.detail.run;
+        match self {
+            GroupBy::Target => r.target.clone(),
+            GroupBy::Run => r.id.clone(),
+            GroupBy::Label(key) => match r.labels.get(key).and_then(|v| v.as_str()) {
+                Some(value) => format!("{key}={value}"),
+                None => format!("{key} unset"),
+            },
+            GroupBy::Param(name) => {
+                let commands = run
+                    .workflow
+                    .as_ref()
+                    .map(|w| {
+                        w.spec
+                            .phases
+                            .iter()
+                            .map(|p| p.run.as_str())
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .unwrap_or_default();
+                match param(&commands, name) {
+                    Some(value) => format!("{name}={value}"),
+                    None => format!("{name} unset"),
+                }
+            }
+        }
+    }
+}
+
+/// The value of `--NAME VALUE` or `--NAME=VALUE` in shell text (the last one given).
+pub fn param(commands: &str, name: &str) -> Option<String> {
+    let flag = format!("--{name}");
+    let words: Vec<&str> = commands.split_whitespace().collect();
+    let mut found = None;
+    for (i, word) in words.iter().enumerate() {
+        let word = word.trim_matches(|c| c == '"' || c == '\'');
+        if let Some(value) = word.strip_prefix(&format!("{flag}=")) {
+            found = Some(value.to_string());
+        } else if word == flag {
+            found = words
+                .get(i + 1)
+                .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string());
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groupings_parse_and_parameters_are_found() {
+        assert_eq!("label:lr".parse(), Ok(GroupBy::Label("lr".into())));
+        assert_eq!("param:lr".parse(), Ok(GroupBy::Param("lr".into())));
+        assert_eq!("run".parse(), Ok(GroupBy::Run));
+        assert!("label:".parse::<GroupBy>().is_err());
+        assert!("colour".parse::<GroupBy>().is_err());
+        assert_eq!(
+            param("python train.py --lr 0.5 --epochs 3", "lr").as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(
+            param("python train.py --lr=0.05", "lr").as_deref(),
+            Some("0.05")
+        );
+        assert_eq!(param("python train.py --lrate 1", "lr"), None);
+    }
+}
