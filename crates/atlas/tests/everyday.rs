@@ -167,3 +167,23 @@ fn runs_are_compared_by_a_label_and_by_a_parameter() {
     let (code, _, err) = p.atlas(&["compare", &ids[0], "--by", "colour"]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn show_says_what_a_run_used_of_what_it_asked_for() {
+    let p = Project::new("seff", "");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        format!("{HEAD}  resources: {{cpusPerTask: 2, memoryPerNode: 1Gi}}\n  phases: [{{name: a, run: 'true'}}]\n"),
+    )
+    .unwrap();
+    let (code, _, err) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{err}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (code, out, _) = p.atlas(&["show", &id]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("efficiency: CPU") && out.contains("of 2 core(s)"),
+        "{out}"
+    );
+    assert!(out.contains("requested"), "{out}");
+}

@@ -29,9 +29,72 @@ pub fn run(args: Args) -> Result<(), Failure> {
         args.view.render(&detail, super::experiments::table)?
     } else {
         let detail = store.run(&args.run).map_err(not_found)?;
-        args.view.render(&detail, table)?
+        let workflow = store
+            .run_spec(&detail.run.id)
+            .ok()
+            .and_then(|s| s.workflow)
+            .and_then(|t| atlas_spec::parse_workflow("workflow.yaml", &t).ok());
+        args.view.render(&detail, |d| {
+            let mut text = table(d);
+            if let Some(line) = workflow.as_ref().and_then(|w| efficiency(d, w)) {
+                text += &line;
+            }
+            text
+        })?
     };
     super::write_output(None, &text)
+}
+
+/// What the run used of what it asked for, as Slurm's `seff` says it: CPU time against the
+/// cores allocated for the wall time, peak memory against the request, GPU activity against
+/// the GPUs requested, and the core-hours that went unused. `None` before the run has ended.
+pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<String> {
+    let wall = d.run.wall_seconds.filter(|w| *w > 0.0)?;
+    let request = atlas_report::figures::Request::of(Some(workflow));
+    let cpu: f64 = d
+        .phases
+        .iter()
+        .map(|p| p.cpu_user_seconds.unwrap_or(0.0) + p.cpu_system_seconds.unwrap_or(0.0))
+        .sum();
+    let cores = request.cores.max(1.0);
+    let cpu_share = cpu / (wall * cores);
+    let mut parts = vec![format!(
+        "CPU {:.0} % of {} core(s) for {} ({:.3} core-hours unused)",
+        cpu_share * 100.0,
+        cores,
+        format::seconds(wall),
+        (cores * wall - cpu).max(0.0) / 3600.0
+    )];
+    let peak = d
+        .phases
+        .iter()
+        .filter_map(|p| p.peak_job_rss_bytes.or(p.max_rss_bytes))
+        .max()
+        .unwrap_or(0);
+    match request.memory_gib {
+        Some(gib) if gib > 0.0 => parts.push(format!(
+            "memory peak {} of {} requested ({:.0} %)",
+            format::bytes(peak),
+            format::bytes((gib * (1u64 << 30) as f64) as i64),
+            peak as f64 / (gib * (1u64 << 30) as f64) * 100.0
+        )),
+        _ => parts.push(format!("memory peak {} (no request)", format::bytes(peak))),
+    }
+    if request.gpus > 0.0 {
+        let activity = d
+            .phases
+            .iter()
+            .filter_map(|p| p.gpu.as_ref().map(|g| g.mean_utilisation_percent))
+            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
+        parts.push(match activity {
+            Some(pct) => format!(
+                "GPU SM activity {pct:.0} % on {} GPU(s) requested",
+                request.gpus
+            ),
+            None => format!("{} GPU(s) requested, none seen in use", request.gpus),
+        });
+    }
+    Some(format!("efficiency: {}\n", parts.join("; ")))
 }
 
 /// How the run was launched: its id with the scheduler or runtime and the launch figures.
