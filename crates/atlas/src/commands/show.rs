@@ -68,7 +68,11 @@ pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<Stri
     let peak = d
         .phases
         .iter()
-        .filter_map(|p| p.peak_job_rss_bytes.or(p.max_rss_bytes))
+        .map(|p| {
+            p.peak_job_rss_bytes
+                .unwrap_or(0)
+                .max(p.max_rss_bytes.unwrap_or(0))
+        })
         .max()
         .unwrap_or(0);
     match request.memory_gib {
