@@ -423,6 +423,23 @@ impl Builder {
                         format!("nodes = {tasks} tasks / {per_node} per node = {nodes} (derived)"),
                     );
                 }
+                // sbatch(1), -N: "If -N is not specified, the default behavior is to allocate
+                // enough nodes to satisfy the requested resources": --ntasks-per-node alone, or
+                // one task, asks for one node.
+                (None, None, Some(per_node), Some(e)) if self.report.dialect == Dialect::Slurm => {
+                    self.set_count(e, Field::Nodes, 1);
+                    self.set_count(e, Field::Tasks, per_node);
+                    self.note(
+                        e,
+                        format!("no -N: one node with {per_node} task(s) (sbatch allocates the nodes the request needs)"),
+                    );
+                }
+                (None, Some(1), _, _) if self.report.dialect == Dialect::Slurm => {
+                    if let Some(e) = self.owners.get(&(component, Field::Tasks)).copied() {
+                        self.set_count(e, Field::Nodes, 1);
+                        self.note(e, "no -N: one task needs one node (sbatch's default)");
+                    }
+                }
                 (Some(nodes), None, Some(per_node), Some(e)) => {
                     if let Some(tasks) = nodes.checked_mul(per_node) {
                         self.set_count(e, Field::Tasks, tasks);

@@ -346,3 +346,26 @@ fn mixed_dialects_are_reported() {
         .iter()
         .any(|w| w.message.contains("#BSUB")));
 }
+
+/// sbatch(1), -N: "If -N is not specified, the default behavior is to allocate enough nodes to
+/// satisfy the requested resources": --ntasks-per-node alone, or one task, is one node; more
+/// tasks without -N leave the node count to the cluster's node size, which a script cannot know.
+#[test]
+fn slurm_without_a_node_count_is_one_node_when_the_request_says_so() {
+    let slurm = |directives: &str| {
+        let text = format!("#!/bin/bash\n{directives}srun ./a.out\n");
+        import(&text, &ImportOptions::default())
+            .unwrap()
+            .workflow
+            .spec
+            .resources
+    };
+    let per_node = slurm("#SBATCH --ntasks-per-node=4\n");
+    assert_eq!((per_node.nodes, per_node.tasks), (Some(1), Some(4)));
+    let one = slurm("#SBATCH --ntasks=1\n");
+    assert_eq!((one.nodes, one.tasks), (Some(1), Some(1)));
+    let eight = slurm("#SBATCH -n 8\n");
+    assert_eq!((eight.nodes, eight.tasks), (None, Some(8)));
+    let given = slurm("#SBATCH -N 2\n#SBATCH --ntasks-per-node=4\n");
+    assert_eq!((given.nodes, given.tasks), (Some(2), Some(8)));
+}
