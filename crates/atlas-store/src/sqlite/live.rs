@@ -31,11 +31,17 @@ pub(crate) fn series_between(
     to: Option<f64>,
     points: usize,
 ) -> Result<Vec<(i64, SeriesPoint)>, StoreError> {
-    let (first, last): (Option<i64>, Option<i64>) = conn.query_row(
-        "SELECT min(seq), max(seq) FROM samples WHERE run_id = ?1 AND scope = 'job' AND time >= ?2 AND time <= ?3",
-        params![run, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    // The first and the last sample in the range, each found by walking the (run_id, seq) key
+    // from its end (`min(seq)` with a time condition would read every sample of the run).
+    let bounds = params![run, from.unwrap_or(f64::MIN), to.unwrap_or(f64::MAX)];
+    let end = |order: &str| -> rusqlite::Result<Option<i64>> {
+        conn.prepare_cached(&format!(
+            "SELECT seq FROM samples WHERE run_id = ?1 AND scope = 'job' AND time >= ?2 AND time <= ?3 ORDER BY seq {order} LIMIT 1"
+        ))?
+        .query_row(bounds, |r| r.get(0))
+        .optional()
+    };
+    let (first, last) = (end("ASC")?, end("DESC")?);
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(Vec::new());
     };
