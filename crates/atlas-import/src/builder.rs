@@ -414,6 +414,15 @@ impl Builder {
             self.component = component;
             let r = self.resources().clone();
             let owner = self.owners.get(&(component, Field::TasksPerNode)).copied();
+            // A node holds at most the job's tasks (LSF: `-n 1` is one task on one host
+            // whatever `span[ptile=K]` says).
+            if let (Some(tasks), Some(per_node), Some(e)) = (r.tasks, r.tasks_per_node, owner) {
+                if per_node > tasks {
+                    self.resources().tasks_per_node = Some(tasks);
+                    self.note(e, format!("{per_node} per node is more than the job's {tasks} task(s): {tasks} per node"));
+                }
+            }
+            let r = self.resources().clone();
             match (r.nodes, r.tasks, r.tasks_per_node, owner) {
                 (None, Some(tasks), Some(per_node), Some(e)) if per_node > 0 => {
                     let nodes = tasks.div_ceil(per_node);

@@ -369,3 +369,31 @@ fn slurm_without_a_node_count_is_one_node_when_the_request_says_so() {
     let given = slurm("#SBATCH -N 2\n#SBATCH --ntasks-per-node=4\n");
     assert_eq!((given.nodes, given.tasks), (Some(2), Some(8)));
 }
+
+/// bsub(1): `-n 1` is one task on one host whatever `span[ptile=K]` asks per host; `-M` is a
+/// memory limit and does not replace the `rusage[mem=]` reservation, in either order.
+#[test]
+fn lsf_one_task_is_one_per_host_and_a_limit_never_replaces_the_reservation() {
+    let lsf = |directives: &str| {
+        let text = format!("#!/bin/bash\n{directives}echo hi\n");
+        import(&text, &ImportOptions::default())
+            .unwrap()
+            .workflow
+            .spec
+            .resources
+    };
+    let one = lsf("#BSUB -n 1\n#BSUB -R \"span[ptile=4]\"\n");
+    assert_eq!(
+        (one.nodes, one.tasks, one.tasks_per_node),
+        (Some(1), Some(1), Some(1))
+    );
+    for order in [
+        "#BSUB -M 2000\n#BSUB -R \"rusage[mem=8000]\"\n",
+        "#BSUB -R \"rusage[mem=8000]\"\n#BSUB -M 2000\n",
+    ] {
+        let r = lsf(order);
+        assert_eq!(r.memory_per_node.unwrap().bytes(), 8000 * 1024, "{order}");
+    }
+    let limit_only = lsf("#BSUB -M 2000\n");
+    assert_eq!(limit_only.memory_per_node.unwrap().bytes(), 2000 * 1024);
+}

@@ -218,6 +218,17 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             apply_gpu(b, e, value);
         }
         MemLimit => match memory(value, MemoryDialect::Lsf) {
+            // bsub(1): -M is a per-process (or per-job) limit, `rusage[mem=]` the per-host
+            // reservation; the reservation is the request, so a limit never replaces it.
+            Ok(_)
+                if b.owner(Field::MemoryPerNode)
+                    .is_some_and(|o| b.report.directives[o].option == "-R") =>
+            {
+                let line = b
+                    .owner(Field::MemoryPerNode)
+                    .map(|o| b.report.directives[o].line);
+                b.ignored(e, format!("-M is a memory limit; the request is rusage[mem] (line {}), which it does not replace", line.unwrap_or(0)));
+            }
             Ok(q) => {
                 b.set_quantity(e, Field::MemoryPerNode, q);
                 b.note(e, "-M is LSF's memory limit, taken as the memory per node; a bare number is KB unless the site set LSF_UNIT_FOR_LIMITS");
