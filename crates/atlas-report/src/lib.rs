@@ -418,7 +418,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         .map(|def| {
             let base = values_of(&def.key, &baseline);
             let base_n = base.len();
-            let targets = targets
+            let targets = groups
                 .iter()
                 .map(|t| {
                     let values = values_of(&def.key, t);

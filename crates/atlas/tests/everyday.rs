@@ -164,6 +164,35 @@ fn runs_are_compared_by_a_label_and_by_a_parameter() {
     groups.sort();
     assert_eq!(groups, ["lr=0.05", "lr=0.5"], "{report}");
     assert_eq!(report["by"], "label:lr");
+    // The figures are per group too (one run each).
+    let first = &report["figures"][0]["targets"];
+    let mut named: Vec<&str> = first
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["lr=0.05", "lr=0.5"], "{first}");
+    assert!(
+        first.as_array().unwrap().iter().all(|t| t["n"] == 1),
+        "{first}"
+    );
+    // One run per group: ratios, never a verdict or an interval.
+    let verdicts = report["figures"].as_array().unwrap().iter().flat_map(|f| {
+        f["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["verdict"].clone())
+            .collect::<Vec<_>>()
+    });
+    assert!(verdicts
+        .into_iter()
+        .all(|v| v == "too-few-runs" || v == "baseline" || v == "not-judged" || v.is_null()));
+    let (_, text, _) = p.atlas(&["compare", &ids[0], &ids[1], "--by", "label:lr"]);
+    assert!(text.contains("one run, so ratios only"), "{text}");
+    assert!(text.contains("Method: medians"), "{text}");
     let (code, _, err) = p.atlas(&["compare", &ids[0], "--by", "colour"]);
     assert_eq!(code, 2, "{err}");
 }

@@ -78,8 +78,7 @@ pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
         ""
     };
     for target in report.targets.iter().filter(|t| **t != report.baseline) {
-        let mut better = Vec::new();
-        let mut worse = Vec::new();
+        let (mut better, mut worse, mut unjudged) = (Vec::new(), Vec::new(), Vec::new());
         let mut same = 0;
         for f in &report.figures {
             let Some(tf) = f.targets.iter().find(|t| &t.target == target) else {
@@ -93,17 +92,28 @@ pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
                 crate::stats::Verdict::Better => better.push(what),
                 crate::stats::Verdict::Worse => worse.push(what),
                 crate::stats::Verdict::NoClearDifference => same += 1,
-                crate::stats::Verdict::NotJudged
-                | crate::stats::Verdict::TooFewRuns
-                | crate::stats::Verdict::Baseline => {}
+                crate::stats::Verdict::TooFewRuns => unjudged.push(what),
+                crate::stats::Verdict::NotJudged | crate::stats::Verdict::Baseline => {}
             }
         }
-        lines.push(format!(
-            "{target} vs {}{indicative}: better in {}; worse in {}; no clear difference in {same} figure(s)",
-            report.baseline,
-            if better.is_empty() { "nothing".into() } else { better.join(", ") },
-            if worse.is_empty() { "nothing".into() } else { worse.join(", ") },
-        ));
+        let judged = !(better.is_empty() && worse.is_empty() && same == 0);
+        let mut line = format!("{target} vs {}", report.baseline);
+        if judged {
+            line +=
+                &format!(
+                "{indicative}: better in {}; worse in {}; no clear difference in {same} figure(s)",
+                if better.is_empty() { "nothing".into() } else { better.join(", ") },
+                if worse.is_empty() { "nothing".into() } else { worse.join(", ") },
+            );
+        }
+        if !unjudged.is_empty() {
+            line += &format!(
+                "{} one run, so ratios only, no verdict (run with --repeat 5 for intervals): {}",
+                if judged { ";" } else { ":" },
+                unjudged.join(", ")
+            );
+        }
+        lines.push(line);
     }
     lines
 }
