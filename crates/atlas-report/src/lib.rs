@@ -184,6 +184,9 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
                 atlas_store::StoreError::NoSuchExperiment(_) => {
                     ReportError::Input(format!("no experiment `{id}` (see `atlas experiments`)"))
                 }
+                atlas_store::StoreError::AmbiguousExperiment(_) => {
+                    ReportError::Input(e.to_string())
+                }
                 other => ReportError::Store(other),
             })?;
             let ids = e.run_list.iter().map(|r| r.id.clone()).collect();
@@ -193,7 +196,16 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
                 e.experiment.differences.clone(),
             )
         }
-        Selection::Runs(ids) => (ids.clone(), None, Vec::new()),
+        // A run named twice is counted once.
+        Selection::Runs(ids) => {
+            let mut unique: Vec<String> = Vec::new();
+            for id in ids {
+                if !unique.contains(id) {
+                    unique.push(id.clone());
+                }
+            }
+            (unique, None, Vec::new())
+        }
     };
     let mut runs = Vec::new();
     for id in ids {
@@ -310,6 +322,18 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         }
         None => groups[0].clone(),
     };
+    if matches!(options.by, GroupBy::Label(_) | GroupBy::Param(_))
+        && groups.iter().all(|g| g.ends_with(" unset"))
+    {
+        return Err(ReportError::Input(format!(
+            "no run has {}: nothing to group by",
+            match &options.by {
+                GroupBy::Label(key) => format!("the label `{key}`"),
+                GroupBy::Param(name) => format!("`--{name}` in its commands"),
+                _ => String::new(),
+            }
+        )));
+    }
     let differences = alike::differences(runs, recorded);
     if options.strict && !differences.is_empty() {
         let lines: Vec<String> = differences
@@ -454,8 +478,16 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             .count()
             < 3
     });
+    let baseline_counted = summaries
+        .iter()
+        .any(|s| s.group == baseline && s.excluded.is_none());
+    if !baseline_counted {
+        notes.push(format!(
+            "the baseline `{baseline}` has no successful run: no ratios or verdicts (choose another with --baseline)"
+        ));
+    }
     if indicative {
-        notes.push("fewer than 3 successful runs for some target: the result is indicative only (run with --repeat 3 or more)".into());
+        notes.push(format!("fewer than 3 successful runs for some {}: the result is indicative only (with --repeat 5 or more each gets a bootstrap interval)", if options.by == GroupBy::Target { "target" } else { "group" }));
     }
     Ok(Report {
         schema_version: SCHEMA_VERSION,

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// More than one run starts with this prefix.
     #[error("`{0}` is the start of more than one run's id; give more of it (see `atlas runs`)")]
     AmbiguousRun(String),
+    /// More than one experiment starts with this prefix.
+    #[error("`{0}` is the start of more than one experiment's id; give more of it (see `atlas experiments`)")]
+    AmbiguousExperiment(String),
     /// No experiment with this id.
     #[error("no experiment `{0}` in the store (see `atlas experiments`)")]
     NoSuchExperiment(String),

@@ -665,11 +665,12 @@ impl Store for SqliteStore {
                 .collect();
             let experiment = match matches.as_slice() {
                 [only] => (*only).clone(),
+                [] => return Err(StoreError::NoSuchExperiment(id.into())),
                 many => many
                     .iter()
                     .find(|e| e.id == id)
                     .map(|e| (*e).clone())
-                    .ok_or_else(|| StoreError::NoSuchExperiment(id.into()))?,
+                    .ok_or_else(|| StoreError::AmbiguousExperiment(id.into()))?,
             };
             let mut stmt = self.conn.prepare(&format!(
                 "SELECT {RUN_COLUMNS} FROM runs WHERE experiment_id = ?1 ORDER BY submitted_at, id"

@@ -216,3 +216,54 @@ fn show_says_what_a_run_used_of_what_it_asked_for() {
     );
     assert!(out.contains("requested"), "{out}");
 }
+
+#[test]
+fn second_look_fixes_hold() {
+    let p = Project::new("second-look", "");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        format!("{HEAD}  phases:\n  - {{name: a, run: 'printf no-newline'}}\n  - {{name: b, run: 'echo second'}}\n"),
+    )
+    .unwrap();
+    for lr in ["0.5", "0.1"] {
+        let (code, _, err) = p.atlas(&[
+            "run",
+            "w.yaml",
+            "--on",
+            "local",
+            "--label",
+            &format!("lr={lr}"),
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let ids: Vec<String> = p
+        .runs()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    // A phase's output without a final line end does not run into the next header.
+    let (_, logs, _) = p.atlas(&["logs", &ids[0]]);
+    assert!(logs.contains("no-newline\n==> b <=="), "{logs}");
+    // A run named twice is one run.
+    let (_, out, _) = p.atlas(&[
+        "compare", &ids[0], &ids[0], "--by", "run", "--format", "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["runs"].as_array().unwrap().len(), 1);
+    // A label no run has is an input error.
+    let (code, _, err) = p.atlas(&["compare", &ids[0], &ids[1], "--by", "label:missing"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no run has the label `missing`"), "{err}");
+    // The CSV says each run's group.
+    let (_, csv, _) = p.atlas(&[
+        "compare", &ids[0], &ids[1], "--by", "label:lr", "--format", "csv",
+    ]);
+    assert!(
+        csv.starts_with("experiment,run,target,group,") && csv.contains(",lr=0.1,"),
+        "{csv}"
+    );
+    // An experiment prefix that starts more than one is named ambiguous.
+    let (code, _, err) = p.atlas(&["show", "e-"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("more than one experiment"), "{err}");
+}

@@ -4,7 +4,7 @@ use crate::Report;
 
 /// The header of the CSV output (docs/compare.md).
 pub const HEADER: &str =
-    "experiment,run,target,repetition,status,counted,dimension,figure,unit,value";
+    "experiment,run,target,group,repetition,status,counted,dimension,figure,unit,value";
 
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n']) {
@@ -30,10 +30,11 @@ pub fn csv(report: &Report) -> String {
                 .and_then(|u| u.as_str().map(String::from))
                 .unwrap_or_default();
             out += &format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{}\n",
                 field(report.experiment.as_deref().unwrap_or("")),
                 field(&run.id),
                 field(&run.target),
+                field(&run.group),
                 run.repetition,
                 field(run.status.as_str()),
                 run.excluded.is_none(),

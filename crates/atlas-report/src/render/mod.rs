@@ -108,7 +108,7 @@ pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
         }
         if !unjudged.is_empty() {
             line += &format!(
-                "{} one run, so ratios only, no verdict (run with --repeat 5 for intervals): {}",
+                "{} one run, so ratios only, no verdict (with 2-4 runs a range, with --repeat 5 or more a bootstrap interval): {}",
                 if judged { ";" } else { ":" },
                 unjudged.join(", ")
             );

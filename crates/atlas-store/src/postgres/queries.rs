@@ -259,11 +259,12 @@ pub(super) fn experiment(c: &mut Client, id: &str) -> Result<ExperimentDetail, S
         .collect();
     let experiment = match matches.as_slice() {
         [only] => (*only).clone(),
+        [] => return Err(StoreError::NoSuchExperiment(id.into())),
         many => many
             .iter()
             .find(|e| e.id == id)
             .map(|e| (*e).clone())
-            .ok_or_else(|| StoreError::NoSuchExperiment(id.into()))?,
+            .ok_or_else(|| StoreError::AmbiguousExperiment(id.into()))?,
     };
     let run_list = c
         .query(

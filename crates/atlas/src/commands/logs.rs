@@ -85,6 +85,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 shown.copy(&dir, stream, &mut out);
             }
             if over {
+                shown.end_line(&mut out);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(300));
@@ -93,11 +94,23 @@ pub fn run(args: Args) -> Result<(), Failure> {
     Ok(())
 }
 
+impl Shown<'_> {
+    /// Ends a line the phase left open, so that what follows starts on a line of its own.
+    fn end_line(&mut self, out: &mut impl Write) {
+        if self.mid_line {
+            let _ = writeln!(out);
+            self.mid_line = false;
+        }
+    }
+}
+
 /// What of a phase's two logs has been printed, and which one was printed last.
 struct Shown<'a> {
     phase: &'a str,
     offsets: [u64; 2],
     current: Stream,
+    /// The last byte printed was not a line end (a phase that ended without one).
+    mid_line: bool,
 }
 
 impl<'a> Shown<'a> {
@@ -106,6 +119,7 @@ impl<'a> Shown<'a> {
             phase,
             offsets: [0, 0],
             current: first,
+            mid_line: false,
         }
     }
 
@@ -122,6 +136,7 @@ impl<'a> Shown<'a> {
             return;
         }
         if stream != self.current {
+            self.end_line(out);
             let label = match stream {
                 Stream::Stdout => "stdout",
                 Stream::Stderr => "stderr",
@@ -130,6 +145,7 @@ impl<'a> Shown<'a> {
             self.current = stream;
         }
         self.offsets[slot] += buf.len() as u64;
+        self.mid_line = buf.last() != Some(&b'\n');
         let _ = out.write_all(&buf);
         let _ = out.flush();
     }

@@ -21,6 +21,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let not_found = |e: atlas_store::StoreError| match e {
         atlas_store::StoreError::NoSuchRun(_)
         | atlas_store::StoreError::AmbiguousRun(_)
+        | atlas_store::StoreError::AmbiguousExperiment(_)
         | atlas_store::StoreError::NoSuchExperiment(_) => Failure::input(e),
         other => Failure::environment(other),
     };
