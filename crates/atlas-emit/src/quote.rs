@@ -29,7 +29,12 @@ pub fn directive_quote(value: &str) -> Result<String, DirectiveValueError> {
     if value.trim().is_empty() {
         return Err(fail("it is empty or only white space"));
     }
-    if value.chars().any(|c| c.is_control()) {
+    // Unicode's line and paragraph separators count as line breaks too (as the Workflow's
+    // validation says): a script holding one would not read back the same.
+    if value
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+    {
         return Err(fail("it holds a line break or another control character"));
     }
     let plain = |c: char| !c.is_whitespace() && !"#\"'\\".contains(c);

@@ -302,14 +302,13 @@ fn json_and_csv_have_their_documented_shape() {
     let mut lines = csv.lines();
     assert_eq!(
         lines.next().unwrap(),
-        "experiment,run,target,repetition,status,counted,dimension,figure,unit,value"
+        "experiment,run,target,group,repetition,status,counted,dimension,figure,unit,value"
     );
     let rows: Vec<&str> = lines.collect();
-    assert!(rows.iter().all(|r| r.split(',').count() == 10), "{rows:?}");
-    assert!(rows
-        .iter()
-        .any(|r| r
-            .starts_with("e-1,r-p0,podman,0,succeeded,true,performance,wallSeconds,seconds,33")));
+    assert!(rows.iter().all(|r| r.split(',').count() == 11), "{rows:?}");
+    assert!(rows.iter().any(|r| r.starts_with(
+        "e-1,r-p0,podman,podman,0,succeeded,true,performance,wallSeconds,seconds,33"
+    )));
     // runs[1] is r-p0 (podman): one row per figure it has.
     let per_run = rows.iter().filter(|r| r.contains(",r-p0,")).count();
     assert_eq!(

@@ -524,8 +524,18 @@ fn experiments_list_with_their_targets_and_owners(f: &mut Fixture) {
     let runs: Vec<&str> = detail.run_list.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(runs, ["r-0", "r-1", "r-2"]);
     assert!(
-        matches!(store.experiment("e-"), Err(StoreError::NoSuchExperiment(_))),
+        matches!(
+            store.experiment("e-"),
+            Err(StoreError::AmbiguousExperiment(_))
+        ),
         "ambiguous"
+    );
+    assert!(
+        matches!(
+            store.experiment("e-nope"),
+            Err(StoreError::NoSuchExperiment(_))
+        ),
+        "unknown"
     );
 }
 
