@@ -185,19 +185,8 @@ mod tests {
         assert!(scan(&[], "nothing here").is_empty());
     }
 
-    /// A writer that shares what reached it (after its own buffer, the BufWriter in front).
-    #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    /// What reaches the log after the BufWriter in front of it (the spool tests' writer).
+    use crate::spool::tests::Shared;
 
     #[test]
     fn output_reaches_the_log_while_the_phase_still_runs() {

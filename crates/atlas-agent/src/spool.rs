@@ -167,7 +167,7 @@ pub fn read_spool(path: &Path, offset: u64) -> std::io::Result<SpoolContents> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -198,7 +198,7 @@ mod tests {
 
     /// A `Write` whose bytes a test can read after handing it away.
     #[derive(Clone, Default)]
-    struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    pub(crate) struct Shared(pub(crate) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

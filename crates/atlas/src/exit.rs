@@ -27,23 +27,30 @@ impl Failure {
     pub fn report(self) -> i32 {
         match self {
             Failure::Input(message) => {
-                eprintln!("error: {message}");
+                say(format_args!("error: {message}"));
                 2
             }
             Failure::Diagnostic(report) => {
-                eprintln!("{report:?}");
+                say(format_args!("{report:?}"));
                 2
             }
             Failure::Environment(message) => {
-                eprintln!("error: {message}");
+                say(format_args!("error: {message}"));
                 3
             }
             Failure::JobFailed(cause) => {
                 if !cause.is_empty() {
-                    eprintln!("failed: {cause}");
+                    say(format_args!("failed: {cause}"));
                 }
                 1
             }
         }
     }
+}
+
+/// Writes one line to stderr; a closed stderr (`atlas … 2>&1 | head -1`) is not a reason to
+/// panic, so an error writing it is ignored and the exit code still says what happened.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -141,6 +141,14 @@ pub fn write_file(
     })
 }
 
+/// Parses a `key=value` label (`--label`, shared by `run` and `runs`).
+pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{text}` is not key=value"))
+}
+
 /// Parses an interval such as `1s`, `500ms`, `0.5s` or `2m` (at least 100 ms).
 pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     let d = if let Some(ms) = text.strip_suffix("ms") {

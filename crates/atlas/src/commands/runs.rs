@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, value_parser = parse_status)]
     status: Option<RunStatus>,
     /// Only runs with this label (repeatable: all must match).
-    #[arg(long = "label", value_parser = super::run::parse_label)]
+    #[arg(long = "label", value_parser = super::parse_label)]
     labels: Vec<(String, String)>,
     /// Only runs on this target.
     #[arg(long)]

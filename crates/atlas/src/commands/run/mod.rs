@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     parallel: bool,
     /// A label for the experiment and its runs (repeatable).
-    #[arg(long = "label", value_parser = parse_label)]
+    #[arg(long = "label", value_parser = super::parse_label)]
     labels: Vec<(String, String)>,
     /// Sampling interval of the agent.
     #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
@@ -41,13 +41,6 @@ pub struct Args {
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
-}
-
-pub(crate) fn parse_label(text: &str) -> Result<(String, String), String> {
-    text.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("`{text}` is not key=value"))
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
