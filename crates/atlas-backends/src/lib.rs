@@ -142,6 +142,23 @@ pub fn backend(target: &Named) -> Box<dyn Backend> {
     }
 }
 
+/// The version of the API server a kubeconfig context names (`v1.20.2`): `atlas emit k8s
+/// --context` asks it to emit what that server supports.
+pub fn kubernetes_version(
+    context: &str,
+    kubeconfig: Option<&Path>,
+) -> Result<String, BackendError> {
+    let mut target = Target::local();
+    target.kind = Kind::Kubernetes;
+    target.context = Some(context.to_string());
+    target.kubeconfig = kubeconfig.map(Path::to_path_buf);
+    kubernetes::version(&Named {
+        name: format!("context {context}"),
+        target,
+        source: "--context".into(),
+    })
+}
+
 /// The agent's command line for `job`, after the program: the same on every backend.
 pub(crate) fn agent_args(job: &Job<'_>, workflow_file: &Path, run_dir: &Path) -> Vec<String> {
     vec![

@@ -165,7 +165,12 @@ pub(crate) fn prepare_image_and_project(
         check_base(&base)?;
         job.notes.say(format!("building image {tag}"));
         let started = Instant::now();
-        build(&context, &tag, &job.run_dir.join("image-build.log"))?;
+        build(
+            &context.join("Containerfile"),
+            &context,
+            &tag,
+            &job.run_dir.join("image-build.log"),
+        )?;
         figures.insert("imageCached".into(), 0.0);
         figures.insert("imageBuildSeconds".into(), started.elapsed().as_secs_f64());
     }
@@ -302,7 +307,12 @@ fn context_hash(context: &Path, agent: &Path) -> Result<String, data::DataError>
 }
 
 /// `podman build`; on failure the tail of its log is the reason.
-fn build(context: &Path, tag: &str, log_path: &Path) -> Result<(), BackendError> {
+pub(crate) fn build(
+    containerfile: &Path,
+    context: &Path,
+    tag: &str,
+    log_path: &Path,
+) -> Result<(), BackendError> {
     let log = std::fs::File::create(log_path)
         .map_err(|e| unusable(format!("cannot write {}: {e}", log_path.display())))?;
     let err = log
@@ -310,7 +320,7 @@ fn build(context: &Path, tag: &str, log_path: &Path) -> Result<(), BackendError>
         .map_err(|e| unusable(format!("cannot write {}: {e}", log_path.display())))?;
     let status = Command::new("podman")
         .args(["build", "--tag", tag, "--file"])
-        .arg(context.join("Containerfile"))
+        .arg(containerfile)
         .arg(context)
         .stdin(Stdio::null())
         .stdout(log)

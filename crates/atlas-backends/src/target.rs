@@ -67,6 +67,11 @@ pub struct Target {
     /// Kubernetes: the kubeconfig file (default: `$KUBECONFIG`, else `~/.kube/config`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig: Option<PathBuf>,
+    /// Kubernetes: where the workflow's image is pushed (`127.0.0.1:5000/atlas`): with it and
+    /// no `image`, each run builds the image with podman (the project inside) and pushes it
+    /// there. A loopback registry is spoken to over plain HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 fn is_default(stage: &Stage) -> bool {
@@ -98,6 +103,7 @@ impl Target {
             context: None,
             namespace: None,
             kubeconfig: None,
+            registry: None,
         }
     }
 }
@@ -154,6 +160,16 @@ pub enum TargetError {
         /// What is wrong.
         message: String,
     },
+    /// A registry that is not `HOST[:PORT][/PATH]`.
+    #[error("{}: target `{name}`: registry `{}` must be HOST[:PORT][/PATH] (letters, digits, `.`, `-`, `_`, `:`, `/`; no scheme), at most 200 bytes", file.display(), value.escape_debug())]
+    BadRegistry {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        name: String,
+        /// The value.
+        value: String,
+    },
     /// A target name that is not a DNS-1123 label.
     #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
     BadName {
@@ -188,6 +204,13 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
                     name,
                 });
             }
+            if let Some(registry) = target.registry.as_deref().filter(|r| !is_registry(r)) {
+                return Err(TargetError::BadRegistry {
+                    file: file.clone(),
+                    name,
+                    value: registry.to_string(),
+                });
+            }
             all.insert(
                 name.clone(),
                 Named {
@@ -199,6 +222,19 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
         }
     }
     Ok(all.into_values().collect())
+}
+
+/// `HOST[:PORT][/PATH]` as image references spell a registry: it reaches podman's command line
+/// and the pods' image field, so nothing else gets through.
+fn is_registry(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 200
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !text.ends_with('/')
+        && !text.contains("//")
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/'))
 }
 
 /// A TOML error with its place (`file:line:column: message`).
@@ -267,6 +303,15 @@ mod tests {
             "[targets.slurm]\nkind = \"slurm\"\npartiton = \"debug\"\n",
         );
         assert!(load(&[typo]).unwrap_err().to_string().contains("partiton"));
+        for bad in ["http://r", "r/ x", "-r", "r;rm", ""] {
+            let file = write(
+                &dir,
+                "registry.toml",
+                &format!("[targets.k]\nkind = \"kubernetes\"\nregistry = \"{bad}\"\n"),
+            );
+            let err = load(&[file]).unwrap_err().to_string();
+            assert!(err.contains("registry"), "{bad}: {err}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

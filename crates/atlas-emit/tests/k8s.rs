@@ -3,7 +3,7 @@
 //! snapshot and read back into k8s-openapi's types, so required fields are present and every
 //! field is where Kubernetes expects it.
 
-use atlas_emit::k8s::{k8s_objects, to_yaml, Flavor, K8sOptions, Object};
+use atlas_emit::k8s::{k8s_objects, to_yaml, Flavor, K8sOptions, Object, ServerVersion};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, PodTemplateSpec};
 
@@ -24,6 +24,7 @@ fn options(openshift: bool) -> K8sOptions {
         image: None,
         containerfile: openshift.then(|| "FROM base\n".to_string()),
         agent_flags: Vec::new(),
+        server: ServerVersion::NEWEST,
     }
 }
 

@@ -7,6 +7,8 @@ use std::time::Duration;
 use kube::config::{Config, KubeConfigOptions, Kubeconfig};
 use kube::Client;
 
+use atlas_emit::k8s::ServerVersion;
+
 use crate::target::Named;
 use crate::BackendError;
 
@@ -24,6 +26,9 @@ pub(crate) struct Cluster {
     pub server: String,
     /// The API server's version (`v1.33.0`), from the first call.
     pub version: String,
+    /// The same as major.minor, which decides the objects' shapes (the newest known when the
+    /// server's answer cannot be read).
+    pub api: ServerVersion,
 }
 
 impl Cluster {
@@ -118,9 +123,13 @@ pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
         context,
         server,
         version: String::new(),
+        api: ServerVersion::NEWEST,
     };
     match tokio::time::timeout(PROBE_TIMEOUT, cluster.client.apiserver_version()).await {
         Ok(Ok(info)) => {
+            cluster.api = ServerVersion::parse(&format!("{}.{}", info.major, info.minor))
+                .or_else(|| ServerVersion::parse(&info.git_version))
+                .unwrap_or(ServerVersion::NEWEST);
             cluster.version = info.git_version;
             Ok(cluster)
         }

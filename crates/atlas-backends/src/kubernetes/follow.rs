@@ -1,10 +1,12 @@
-//! Following a run on the cluster: the Job's conditions and its pods' phases every half
-//! second, and each pod's log from the moment its container starts. The agent writes its
+//! Following a run on the cluster: the Jobs' conditions and their pods' phases every half
+//! second (one list call each), and each pod's log from the moment its container starts. An
+//! array run as one Job per index gets its remaining Jobs created here, at most `%N` running
+//! at a time. The agent writes its
 //! records to the log as JSON lines (`--records-to-stdout`); they go into the run directory's
 //! spool (an array task's into `tasks/N/spool.jsonl`), which `atlas run` follows as on every
 //! other target. Any other log line goes to `container.log`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +19,7 @@ use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ListParams, LogParams};
+use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
 use super::connect::Cluster;
 use super::objects::RUN_LABEL;
@@ -37,8 +39,16 @@ pub(crate) struct Shared {
     pub figures: Mutex<Figures>,
     /// Why a pod is not running yet (unschedulable, image pull), the latest said.
     pub note: Mutex<Option<String>>,
-    /// Set by `cancel`: a Job that disappears was deleted by us.
+    /// Set by `cancel`: a Job that disappears was deleted by us, and no more are created.
     pub cancelled: AtomicBool,
+    /// The Jobs created so far (what `cancel` deletes).
+    pub created: Mutex<Vec<String>>,
+}
+
+/// The Jobs of one run still to be created, and how many may run at once.
+pub(crate) struct Pending {
+    pub jobs: VecDeque<K8sJob>,
+    pub max_parallel: Option<u32>,
 }
 
 /// Where one run's records and other output go.
@@ -162,6 +172,56 @@ fn waiting_reason(pod: &Pod) -> Option<String> {
     ))
 }
 
+/// How all the run's Jobs ended: `Complete` when every one did, else the failures counted.
+fn jobs_end(ends: &[JobEnd]) -> JobEnd {
+    let failed: Vec<&JobEnd> = ends.iter().filter(|e| e.state != "Complete").collect();
+    match (failed.first(), ends.len()) {
+        (None, _) => JobEnd {
+            state: "Complete".into(),
+        },
+        (Some(first), 1) => (*first).clone(),
+        (Some(first), total) => JobEnd {
+            state: format!(
+                "{} of {total} Jobs failed; the first: {}",
+                failed.len(),
+                first.state
+            ),
+        },
+    }
+}
+
+/// Creates pending Jobs while fewer than the limit run; an error ends the run's creating.
+async fn create_pending(
+    jobs: &Api<K8sJob>,
+    pending: &mut Pending,
+    running: usize,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut running = running;
+    while pending.max_parallel.is_none_or(|p| running < p as usize) {
+        if shared.cancelled.load(Ordering::SeqCst) {
+            pending.jobs.clear();
+        }
+        let Some(next) = pending.jobs.pop_front() else {
+            return Ok(());
+        };
+        let name = next.metadata.name.clone().unwrap_or_default();
+        jobs.create(&PostParams::default(), &next)
+            .await
+            .map_err(|e| format!("Job {name} could not be created: {e}"))?;
+        shared
+            .created
+            .lock()
+            .expect("not poisoned")
+            .push(name.clone());
+        if shared.cancelled.load(Ordering::SeqCst) {
+            let _ = jobs.delete(&name, &DeleteParams::foreground()).await;
+        }
+        running += 1;
+    }
+    Ok(())
+}
+
 /// How the Job ended, from its conditions.
 fn job_end(job: &K8sJob) -> Option<JobEnd> {
     let conditions = job.status.as_ref()?.conditions.as_ref()?;
@@ -200,10 +260,11 @@ async fn follow_log(pods: Api<Pod>, pod: String, sink: Sink, follow: bool) {
     }
 }
 
-/// Follows the Job `name` until it ends; then drains the logs and says how it ended.
+/// Follows the run's Jobs until all have ended (creating the pending ones as room allows);
+/// then drains the logs and says how they ended.
 pub(crate) async fn follow(
     cluster: Cluster,
-    name: String,
+    mut pending: Pending,
     run_id: String,
     run_dir: PathBuf,
     shared: Arc<Shared>,
@@ -219,12 +280,13 @@ pub(crate) async fn follow(
     let mut followed: BTreeMap<String, tokio::task::JoinHandle<()>> = BTreeMap::new();
     let mut timed = BTreeSet::new();
     let mut failing_since: Option<std::time::Instant> = None;
+    let mut refused: Option<String> = None;
     let end = loop {
         tokio::time::sleep(POLL).await;
-        let job = match jobs.get_opt(&name).await {
-            Ok(job) => {
+        let listed = match jobs.list(&selector).await {
+            Ok(list) => {
                 failing_since = None;
-                job
+                list.items
             }
             Err(e) => {
                 let since = *failing_since.get_or_insert_with(std::time::Instant::now);
@@ -275,21 +337,42 @@ pub(crate) async fn follow(
                 }
             }
         }
-        match job {
-            None => {
-                break JobEnd {
-                    state: if shared.cancelled.load(Ordering::SeqCst) {
-                        "CANCELLED (Job deleted)".into()
-                    } else {
-                        "Job deleted".into()
-                    },
-                }
-            }
-            Some(job) => {
-                if let Some(end) = job_end(&job) {
-                    break end;
-                }
-            }
+        let created = shared.created.lock().expect("not poisoned").clone();
+        let by_name: BTreeMap<&str, &K8sJob> = listed
+            .iter()
+            .filter_map(|j| Some((j.metadata.name.as_deref()?, j)))
+            .collect();
+        if created
+            .iter()
+            .any(|name| !by_name.contains_key(name.as_str()))
+        {
+            pending.jobs.clear();
+            break JobEnd {
+                state: if shared.cancelled.load(Ordering::SeqCst) {
+                    "CANCELLED (Job deleted)".into()
+                } else {
+                    "Job deleted".into()
+                },
+            };
+        }
+        let ends: Vec<JobEnd> = created
+            .iter()
+            .filter_map(|name| job_end(by_name[name.as_str()]))
+            .collect();
+        if let Err(why) =
+            create_pending(&jobs, &mut pending, created.len() - ends.len(), &shared).await
+        {
+            pending.jobs.clear();
+            refused = Some(why);
+        }
+        let created = shared.created.lock().expect("not poisoned").len();
+        if pending.jobs.is_empty() && ends.len() == created {
+            break match refused {
+                Some(why) => JobEnd {
+                    state: format!("Failed ({why})"),
+                },
+                None => jobs_end(&ends),
+            };
         }
     };
     // A stream that broke after its pod ended is not followed again, so each pod's whole log

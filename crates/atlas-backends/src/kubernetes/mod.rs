@@ -1,51 +1,57 @@
 //! `kubernetes`: the workflow's Job on a cluster, through its API server (kube-rs).
 //!
-//! 1. prepare: read the kubeconfig and context, and ask the API server its version (an
-//!    unusable cluster fails the run with exit 3, naming the context and server);
+//! 1. prepare: with a `registry` and no `image`, build the image (the project inside) with
+//!    podman and push it ([`image`]); read the kubeconfig and context, and ask the API server
+//!    its version (an unusable cluster fails the run with exit 3, naming the context and
+//!    server), which decides the objects' shapes;
 //! 2. submit: create the workflow's PersistentVolumeClaims (one that exists is reused), the
-//!    Job `atlas-RUN` and its ConfigMap, owned by the Job ([`objects`]);
+//!    Job `atlas-RUN` (or the first of one Job per array index) and its ConfigMap, owned by
+//!    the Job ([`objects`]);
 //! 3. watch: the Job's conditions and its pods, and each pod's log, where the agent writes
 //!    its records ([`follow`]); queue wait = pod scheduled − pod created;
 //! 4. cancel: delete the Job with foreground propagation (its pods get SIGTERM and the agent
 //!    records the cancellation before the log ends);
 //! 5. collect: the end of the pods' other output and why a pod never started.
 //!
-//! The image must hold atlas and the workflow's software (`atlas containerize`, pushed where
-//! the cluster pulls from): nothing is built here.
+//! Without a `registry`, the target's `image` must hold atlas, the workflow's software and the
+//! project (`atlas containerize`, pushed where the cluster pulls from).
 
 mod connect;
 mod follow;
+mod image;
 mod objects;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use k8s_openapi::api::batch::v1::Job as K8sJob;
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::target::Named;
 use crate::{Backend, BackendError, Collected, Figures, Job, JobEnd};
 use connect::Cluster;
-use follow::Shared;
+use follow::{Pending, Shared};
 
 /// Runs the workflow as a Job on a Kubernetes cluster.
 pub(crate) struct Kubernetes {
     target: Named,
     runtime: Option<tokio::runtime::Runtime>,
     cluster: Option<Cluster>,
-    job: Option<String>,
+    /// The image the pods run: the target's, or the one `prepare` pushed.
+    image: Option<String>,
     shared: Arc<Shared>,
 }
 
 impl Kubernetes {
     pub(crate) fn new(target: Named) -> Self {
         Kubernetes {
+            image: target.target.image.clone(),
             target,
             runtime: None,
             cluster: None,
-            job: None,
             shared: Arc::default(),
         }
     }
@@ -65,6 +71,16 @@ impl Kubernetes {
     }
 }
 
+/// The version string of a kubeconfig context's API server (`v1.20.2`).
+pub(crate) fn version(target: &Named) -> Result<String, BackendError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BackendError::Unusable(format!("cannot start a runtime: {e}")))?
+        .block_on(connect::connect(target))
+        .map(|cluster| cluster.version)
+}
+
 /// `atlas targets check`: whether the API server answers, and where jobs would go.
 pub(crate) fn check(target: &Named) -> (bool, String) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -78,20 +94,64 @@ pub(crate) fn check(target: &Named) -> (bool, String) {
         match connect::connect(target).await {
             Err(e) => (false, e.to_string()),
             Ok(cluster) => {
-                let image = match &target.target.image {
-                    Some(image) => format!("image {image}"),
-                    None => "no `image` set (runs need one)".into(),
+                let t = &target.target;
+                let image = match (&t.image, &t.registry) {
+                    (Some(image), _) => format!("image {image}"),
+                    (None, Some(registry)) => format!("images built and pushed to {registry}"),
+                    (None, None) => "no `image` or `registry` set (runs need one)".into(),
                 };
                 (
-                    target.target.image.is_some(),
+                    t.image.is_some() || t.registry.is_some(),
                     format!(
-                        "context {}, {} {}, namespace {}, {image}",
-                        cluster.context, cluster.server, cluster.version, cluster.namespace
+                        "context {}, {} Kubernetes {}, namespace {}, {}, {image}",
+                        cluster.context,
+                        cluster.server,
+                        cluster.version,
+                        cluster.namespace,
+                        nodes(&cluster).await
                     ),
                 )
             }
         }
     })
+}
+
+/// The nodes, as `node NAME Ready (2 CPU, 23.4 GiB)`, or why they cannot be listed.
+async fn nodes(cluster: &Cluster) -> String {
+    let api: Api<Node> = Api::all(cluster.client.clone());
+    let list = match api.list(&ListParams::default()).await {
+        Ok(list) => list.items,
+        Err(e) => return format!("nodes not listed ({})", connect::with_causes(&e)),
+    };
+    if list.is_empty() {
+        return "no nodes".into();
+    }
+    let described: Vec<String> = list
+        .iter()
+        .map(|node| {
+            let name = node.metadata.name.as_deref().unwrap_or("?");
+            let status = node.status.as_ref();
+            let ready = status
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .map_or("Unknown", |c| match c.status.as_str() {
+                    "True" => "Ready",
+                    _ => "NotReady",
+                });
+            let allocatable = status.and_then(|s| s.allocatable.as_ref());
+            let cpu = allocatable
+                .and_then(|a| a.get("cpu"))
+                .map_or("?".into(), |q| q.0.clone());
+            let memory = allocatable
+                .and_then(|a| a.get("memory"))
+                .and_then(|q| q.0.parse::<atlas_spec::Quantity>().ok())
+                .map_or("?".into(), |q| {
+                    format!("{:.1} GiB", q.bytes() as f64 / f64::from(1 << 30))
+                });
+            format!("node {name} {ready} ({cpu} CPU, {memory})")
+        })
+        .collect();
+    described.join(", ")
 }
 
 /// An API error as the run's cause; a transport error makes the cluster unusable.
@@ -109,8 +169,13 @@ fn is_conflict(error: &kube::Error) -> bool {
     matches!(error, kube::Error::Api(status) if status.code == 409)
 }
 
-/// Creates the run's objects: claims (reused when they exist), the Job, its ConfigMap.
-async fn create(cluster: &Cluster, objects: objects::RunObjects) -> Result<String, BackendError> {
+/// Creates the run's objects: claims (reused when they exist), the first Job, its ConfigMap;
+/// the Jobs left for the follower to create (one per array index, `%N` at a time).
+async fn create(
+    cluster: &Cluster,
+    objects: objects::RunObjects,
+    shared: &Shared,
+) -> Result<Pending, BackendError> {
     let params = PostParams::default();
     let ns = &cluster.namespace;
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(cluster.client.clone(), ns);
@@ -129,15 +194,24 @@ async fn create(cluster: &Cluster, objects: objects::RunObjects) -> Result<Strin
             }
         }
     }
-    let name = objects.job_name().to_string();
+    let mut rest: std::collections::VecDeque<K8sJob> = objects.jobs.into();
+    let first = rest
+        .pop_front()
+        .expect("run_objects makes at least one Job");
+    let name = first.metadata.name.clone().unwrap_or_default();
     let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), ns);
-    let created = jobs.create(&params, &objects.job).await.map_err(|e| match e {
+    let created = jobs.create(&params, &first).await.map_err(|e| match e {
         e if is_conflict(&e) => BackendError::Rejected(format!(
             "a Job named {name} already exists in namespace {ns} (context `{}`); nothing was started",
             cluster.context
         )),
         e => api_error(cluster, &format!("Job {name}"), e),
     })?;
+    shared
+        .created
+        .lock()
+        .expect("not poisoned")
+        .push(name.clone());
     let mut config_map = objects.config_map;
     config_map.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "batch/v1".into(),
@@ -151,7 +225,10 @@ async fn create(cluster: &Cluster, objects: objects::RunObjects) -> Result<Strin
         let _ = jobs.delete(&name, &DeleteParams::background()).await;
         return Err(api_error(cluster, "the workflow's ConfigMap", e));
     }
-    Ok(name)
+    Ok(Pending {
+        jobs: rest,
+        max_parallel: objects.max_parallel,
+    })
 }
 
 impl Backend for Kubernetes {
@@ -159,22 +236,32 @@ impl Backend for Kubernetes {
         true
     }
 
-    fn prepare(&mut self, _job: &Job<'_>) -> Result<Figures, BackendError> {
-        if self.target.target.image.is_none() {
-            return Err(BackendError::Unusable(format!(
-                "target `{}` needs `image`: an image with atlas and the workflow's software \
-                 (`atlas containerize`, pushed where the cluster pulls from)",
-                self.target.name
-            )));
-        }
+    fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
         let target = self.target.clone();
         let started = std::time::Instant::now();
         let cluster = self.runtime()?.block_on(connect::connect(&target))?;
-        self.cluster = Some(cluster);
-        Ok(Figures::from([(
+        let mut figures = Figures::from([(
             "apiConnectSeconds".to_string(),
             started.elapsed().as_secs_f64(),
-        )]))
+        )]);
+        self.cluster = Some(cluster);
+        match (&target.target.image, &target.target.registry) {
+            (Some(_), _) => {}
+            (None, Some(registry)) => {
+                let (image, built) = image::build_and_push(&target, job, registry)?;
+                figures.extend(built);
+                self.image = Some(image);
+            }
+            (None, None) => {
+                return Err(BackendError::Unusable(format!(
+                    "target `{}` needs `registry` (images are built with podman and pushed \
+                     there) or `image` (one with atlas, the workflow's software and the \
+                     project, pushed where the cluster pulls from)",
+                    self.target.name
+                )))
+            }
+        }
+        Ok(figures)
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
@@ -182,21 +269,34 @@ impl Backend for Kubernetes {
             .cluster
             .clone()
             .ok_or_else(|| BackendError::Unusable("submit before prepare".into()))?;
-        let workflow = crate::without_gpus_if_none(&self.target, job);
-        let image = self.target.target.image.clone().unwrap_or_default();
-        let objects = objects::run_objects(job, &workflow, &image)?;
+        // A run whose image was built here was told about GPUs then.
+        let workflow = if self.target.target.image.is_none() {
+            crate::alike::effective_workflow(&self.target, job.workflow)
+        } else {
+            crate::without_gpus_if_none(&self.target, job)
+        };
+        let image = self.image.clone().unwrap_or_default();
+        let objects = objects::run_objects(job, &workflow, &image, cluster.api)?;
+        if objects.jobs.len() > 1 {
+            job.notes.say(format!(
+                "Kubernetes {} on context `{}`: the array runs as {} Jobs, one per index \
+                 (no Indexed Job with independent tasks before 1.29)",
+                cluster.api,
+                cluster.context,
+                objects.jobs.len()
+            ));
+        }
         let shared = self.shared.clone();
         let runtime = self.runtime()?;
-        let name = runtime.block_on(create(&cluster, objects))?;
+        let pending = runtime.block_on(create(&cluster, objects, &shared))?;
         runtime.spawn(follow::follow(
             cluster.clone(),
-            name.clone(),
+            pending,
             job.run_id.to_string(),
             job.run_dir.to_path_buf(),
             shared,
         ));
-        self.job = Some(name.clone());
-        Ok(format!("{}/{name}", cluster.namespace))
+        Ok(format!("{}/atlas-{}", cluster.namespace, job.run_id))
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
@@ -204,20 +304,25 @@ impl Backend for Kubernetes {
     }
 
     fn cancel(&mut self) -> Result<(), BackendError> {
-        let (Some(cluster), Some(name)) = (self.cluster.clone(), self.job.clone()) else {
+        let Some(cluster) = self.cluster.clone() else {
             return Ok(());
         };
         self.shared.cancelled.store(true, Ordering::SeqCst);
+        let created = self.shared.created.lock().expect("not poisoned").clone();
         let runtime = self.runtime()?;
         let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
-        runtime
-            .block_on(jobs.delete(&name, &DeleteParams::foreground()))
-            .map_err(|e| {
-                BackendError::Unusable(format!(
-                    "cannot delete Job {name}: {}",
-                    api_error(&cluster, "the deletion", e)
-                ))
-            })?;
+        for name in created {
+            match runtime.block_on(jobs.delete(&name, &DeleteParams::foreground())) {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(e) => {
+                    return Err(BackendError::Unusable(format!(
+                        "cannot delete Job {name}: {}",
+                        api_error(&cluster, "the deletion", e)
+                    )))
+                }
+            }
+        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The objects of one run: what `atlas emit k8s` makes for the workflow, named for the run.
 //!
-//! - the Job is `atlas-RUN` and its pods carry the label `atlas.dev/run=RUN`;
+//! - the Job is `atlas-RUN` (an array on a server without independent Indexed Job tasks:
+//!   `atlas-RUN-I`, one per index) and its pods carry the label `atlas.dev/run=RUN`;
 //! - the workflow's ConfigMap is `atlas-RUN-workflow`, owned by the Job (deleted with it);
 //! - the PersistentVolumeClaims keep the workflow's names: they hold data shared by runs;
 //! - the agent gets the run's id and interval, and writes its records to stdout as well, so
@@ -8,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use atlas_emit::k8s::{self, Flavor, K8sOptions, Object};
+use atlas_emit::k8s::{self, Flavor, K8sOptions, Object, ServerVersion};
 use atlas_spec::Workflow;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
 use k8s_openapi::api::core::v1::{ConfigMap, EnvVar, PersistentVolumeClaim};
@@ -19,18 +20,14 @@ use crate::{BackendError, Job};
 /// The label every object and pod of a run carries.
 pub(crate) const RUN_LABEL: &str = "atlas.dev/run";
 
-/// What to create for one run, in order: claims (shared), the Job, then its ConfigMap.
+/// What to create for one run, in order: claims (shared), the Jobs, then their ConfigMap.
 pub(crate) struct RunObjects {
     pub claims: Vec<PersistentVolumeClaim>,
-    pub job: K8sJob,
+    /// One Job, or one per array index.
+    pub jobs: Vec<K8sJob>,
     pub config_map: ConfigMap,
-}
-
-impl RunObjects {
-    /// The Job's name.
-    pub fn job_name(&self) -> &str {
-        self.job.metadata.name.as_deref().unwrap_or_default()
-    }
+    /// At most this many of the Jobs run at once (an array's `%N` with one Job per index).
+    pub max_parallel: Option<u32>,
 }
 
 fn label(meta: &mut ObjectMeta, run: &str) {
@@ -53,6 +50,7 @@ pub(crate) fn run_objects(
     job: &Job<'_>,
     workflow: &Workflow,
     image: &str,
+    server: ServerVersion,
 ) -> Result<RunObjects, BackendError> {
     let indexed = workflow.spec.scheduling.array.is_some();
     let mut agent_flags = vec!["--records-to-stdout".to_string()];
@@ -67,10 +65,14 @@ pub(crate) fn run_objects(
             image: Some(image.into()),
             containerfile: None,
             agent_flags,
+            server,
         },
     )
     .map_err(|e| BackendError::Rejected(e.to_string()))?;
-    if !matches!(emitted.flavor, Flavor::Job | Flavor::IndexedJob) {
+    if !matches!(
+        emitted.flavor,
+        Flavor::Job | Flavor::IndexedJob | Flavor::JobPerIndex
+    ) {
         return Err(BackendError::Rejected(format!(
             "this workflow is a {:?} (multi-node); the kubernetes backend runs Jobs and Indexed \
              Jobs only: `atlas emit k8s` writes the {:?} for kubectl and its operator",
@@ -79,23 +81,48 @@ pub(crate) fn run_objects(
     }
     let name = format!("atlas-{}", job.run_id);
     let config_name = format!("{name}-workflow");
-    let (mut claims, mut found_job, mut config_map) = (Vec::new(), None, None);
+    let (mut claims, mut jobs, mut config_map) = (Vec::new(), Vec::new(), None);
     for object in emitted.objects {
         match object {
             Object::Claim(claim) => claims.push(*claim),
-            Object::Job(job) => found_job = Some(*job),
+            Object::Job(job) => jobs.push(*job),
             Object::ConfigMap(map) => config_map = Some(*map),
             _ => {}
         }
     }
-    let (Some(mut k8s_job), Some(mut config_map)) = (found_job, config_map) else {
+    let Some(mut config_map) = config_map.filter(|_| !jobs.is_empty()) else {
         return Err(BackendError::Rejected(
             "atlas emit k8s made no Job for this workflow".into(),
         ));
     };
     config_map.metadata.name = Some(config_name.clone());
     label(&mut config_map.metadata, job.run_id);
-    k8s_job.metadata.name = Some(name);
+    let per_index = jobs.len() > 1;
+    for (index, k8s_job) in jobs.iter_mut().enumerate() {
+        k8s_job.metadata.name = Some(if per_index {
+            format!("{name}-{index}")
+        } else {
+            name.clone()
+        });
+        for_run(k8s_job, job, &config_name);
+    }
+    Ok(RunObjects {
+        claims,
+        jobs,
+        config_map,
+        max_parallel: workflow
+            .spec
+            .scheduling
+            .array
+            .as_ref()
+            .and_then(|a| a.max_parallel)
+            .filter(|_| per_index),
+    })
+}
+
+/// Names one emitted Job's pods and volumes for the run: the run label, the run's ConfigMap,
+/// the run's id and interval for the agent.
+fn for_run(k8s_job: &mut K8sJob, job: &Job<'_>, config_name: &str) {
     label(&mut k8s_job.metadata, job.run_id);
     let template = &mut k8s_job
         .spec
@@ -109,7 +136,7 @@ pub(crate) fn run_objects(
     let pod = template.spec.as_mut().expect("an emitted pod has a spec");
     for volume in pod.volumes.iter_mut().flatten() {
         if let Some(source) = volume.config_map.as_mut() {
-            source.name = config_name.clone();
+            source.name = config_name.to_string();
         }
     }
     for container in &mut pod.containers {
@@ -121,9 +148,4 @@ pub(crate) fn run_objects(
             format!("{}ms", job.interval.as_millis()),
         );
     }
-    Ok(RunObjects {
-        claims,
-        job: k8s_job,
-        config_map,
-    })
 }

@@ -1,8 +1,9 @@
 //! Workflow → Kubernetes/OpenShift objects, built from typed objects (k8s-openapi, and typed
 //! structs for the custom resources), never YAML text:
 //!
-//! - one task → `batch/v1` Job; an array → Indexed Job with the index mapped to the variable
-//!   the script used;
+//! - one task → `batch/v1` Job; an array → Indexed Job with independent tasks
+//!   (`backoffLimitPerIndex`, 1.29+), on older servers one Job per index; the index is mapped
+//!   to the variable the script used and the walltime is per task (on the pod);
 //! - multi-node `torchrun` (or `srun python`) → Kubeflow PyTorchJob, or a JobSet;
 //! - `mpirun`/`jsrun`/`srun` MPI → Kubeflow MPIJob (launcher + workers);
 //! - a ConfigMap with the workflow, PersistentVolumeClaims for the spool, inputs and outputs;
@@ -24,8 +25,13 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+mod array;
 pub mod crds;
 pub mod pod;
+mod server;
+mod shape;
+
+pub use server::ServerVersion;
 
 use crds::*;
 use pod::{PerNode, PodOptions};
@@ -37,9 +43,32 @@ pub enum Flavor {
     Auto,
     Job,
     IndexedJob,
+    /// One Job per array index (servers without Indexed Job or `backoffLimitPerIndex`).
+    JobPerIndex,
     Jobset,
     Pytorchjob,
     Mpijob,
+}
+
+impl Flavor {
+    /// The name `--flavor` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::Auto => "auto",
+            Flavor::Job => "job",
+            Flavor::IndexedJob => "indexed-job",
+            Flavor::JobPerIndex => "job-per-index",
+            Flavor::Jobset => "jobset",
+            Flavor::Pytorchjob => "pytorchjob",
+            Flavor::Mpijob => "mpijob",
+        }
+    }
+}
+
+impl std::fmt::Display for Flavor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How to emit.
@@ -54,6 +83,8 @@ pub struct K8sOptions {
     /// More `atlas agent` flags after `--quiet` (the kubernetes backend adds
     /// `--records-to-stdout`, and `--array-task` for an Indexed Job).
     pub agent_flags: Vec<String>,
+    /// The API server the objects are for ([`ServerVersion::NEWEST`] when unknown).
+    pub server: ServerVersion,
 }
 
 /// One emitted object.
@@ -119,12 +150,17 @@ fn dns_label(text: &str) -> String {
     atlas_spec::to_dns1123_label(text, "atlas")
 }
 
-/// Which flavor `auto` means for this workflow.
-pub fn auto_flavor(workflow: &Workflow) -> Flavor {
+/// Which flavor `auto` means for this workflow on `server`.
+pub fn auto_flavor(workflow: &Workflow, server: ServerVersion) -> Flavor {
     let per_node = PerNode::of(workflow);
     let kind = workflow.spec.launcher.kind;
     if workflow.spec.scheduling.array.is_some() {
-        return Flavor::IndexedJob;
+        // Slurm's array tasks are independent: one failing never stops the others.
+        return if server.has_backoff_limit_per_index() {
+            Flavor::IndexedJob
+        } else {
+            Flavor::JobPerIndex
+        };
     }
     let parallel = per_node.nodes > 1 || per_node.tasks > 1;
     match kind {
@@ -159,158 +195,41 @@ pub fn auto_flavor(workflow: &Workflow) -> Flavor {
     }
 }
 
-/// Adds `export NAME=VALUE` for each of `names` the script uses.
-fn set(out: &mut Vec<String>, used: &[String], names: &[&str], value: &str) {
-    for name in names {
-        if used.iter().any(|u| u == name) {
-            out.push(format!("export {name}={value}"));
+/// The flavor to emit: `auto` resolved, and a flavor asked for that would lose something
+/// (an array's tasks, the launcher) refused with what to use instead.
+fn resolve_flavor(workflow: &Workflow, options: &K8sOptions) -> Result<Flavor, K8sError> {
+    let array = workflow.spec.scheduling.array.as_ref();
+    let refuse = |why: String| Err(K8sError::Refused(why));
+    match (options.flavor, array) {
+        (Flavor::Auto, _) => Ok(auto_flavor(workflow, options.server)),
+        (f @ (Flavor::IndexedJob | Flavor::JobPerIndex), None) => refuse(format!(
+            "--flavor {f} needs an array (spec.scheduling.array)"
+        )),
+        (Flavor::IndexedJob, Some(_)) if !options.server.has_indexed_job() => refuse(format!(
+            "Kubernetes {} has no Indexed Job (1.21+): use --flavor job-per-index (or auto)",
+            options.server
+        )),
+        (f @ (Flavor::Job | Flavor::Jobset | Flavor::Pytorchjob | Flavor::Mpijob), Some(a)) => {
+            refuse(format!(
+                "--flavor {f} would drop the array's {} tasks: use indexed-job or job-per-index \
+                 (or auto)",
+                a.task_count()
+            ))
         }
-    }
-}
-
-/// The variables a Slurm/LSF/PBS script reads, from what the pod has (shell `export` lines;
-/// names and values are fixed here, never taken from the workflow).
-fn exports(workflow: &Workflow, flavor: Flavor) -> Vec<String> {
-    let used = &workflow.spec.environment.scheduler_variables;
-    let mut out = Vec::new();
-    if let (Flavor::IndexedJob, Some(array)) = (flavor, &workflow.spec.scheduling.array) {
-        let value = format!(
-            "$(({} + JOB_COMPLETION_INDEX * {}))",
-            array.start, array.step
-        );
-        set(
-            &mut out,
-            used,
-            &[
-                "SLURM_ARRAY_TASK_ID",
-                "LSB_JOBINDEX",
-                "PBS_ARRAYID",
-                "PBS_ARRAY_INDEX",
-            ],
-            &value,
-        );
-    }
-    if flavor == Flavor::Pytorchjob {
-        // The operator starts one pod per node: `srun` becomes "run it here" (leading options
-        // dropped) and `scontrol show hostnames` names the master the operator chose.
-        let commands: String = workflow
-            .spec
-            .phases
-            .iter()
-            .map(|p| p.run.as_str())
-            .collect();
-        if commands.contains("srun ") {
-            out.push("srun() { while [ $# -gt 0 ] && [ \"${1#-}\" != \"$1\" ]; do shift; done; \"$@\"; }; export -f srun".into());
+        (Flavor::Mpijob, None)
+            if matches!(
+                workflow.spec.launcher.kind,
+                LauncherKind::Torchrun | LauncherKind::Deepspeed | LauncherKind::Accelerate
+            ) =>
+        {
+            refuse(format!(
+                "--flavor mpijob starts the ranks with mpirun over ssh, but this workflow's \
+                 launcher is {:?}: use pytorchjob or jobset (or auto)",
+                workflow.spec.launcher.kind
+            ))
         }
-        if commands.contains("scontrol ") {
-            out.push("scontrol() { [ \"$1 $2\" = \"show hostnames\" ] && echo \"$MASTER_ADDR\"; }; export -f scontrol".into());
-        }
-        set(
-            &mut out,
-            used,
-            &["SLURM_NNODES", "SLURM_JOB_NUM_NODES"],
-            "$PET_NNODES",
-        );
-        set(&mut out, used, &["SLURM_NODEID"], "$PET_NODE_RANK");
-        set(&mut out, used, &["SLURM_PROCID"], "$RANK");
-        set(&mut out, used, &["SLURM_NTASKS"], "$WORLD_SIZE");
+        (f, _) => Ok(f),
     }
-    if flavor == Flavor::Mpijob {
-        set(
-            &mut out,
-            used,
-            &["LSB_DJOB_HOSTFILE", "PBS_NODEFILE"],
-            "/etc/mpi/hostfile",
-        );
-    }
-    let per_node = PerNode::of(workflow);
-    set(
-        &mut out,
-        used,
-        &["SLURM_CPUS_PER_TASK"],
-        &workflow
-            .spec
-            .resources
-            .cpus_per_task
-            .unwrap_or(1)
-            .to_string(),
-    );
-    set(
-        &mut out,
-        used,
-        &["SLURM_NTASKS_PER_NODE"],
-        &per_node.tasks.to_string(),
-    );
-    out
-}
-
-/// The gaps: fields Kubernetes has no place for, and what was done instead.
-fn gaps(workflow: &Workflow, flavor: Flavor) -> Vec<Gap> {
-    let mut gaps = Vec::new();
-    let mut gap = |field: &str, note: String| {
-        gaps.push(Gap {
-            field: field.into(),
-            note,
-        })
-    };
-    let s = &workflow.spec;
-    gap("(project files)", "the scripts next to the workflow are not in the image: add COPY lines to the Containerfile or mount them at /work".into());
-    if let Some(account) = &s.scheduling.account {
-        gap(
-            "spec.scheduling.account",
-            format!(
-                "`{account}`: no counterpart; use a namespace or Kueue ClusterQueue per account"
-            ),
-        );
-    }
-    if s.scheduling.queue.is_some() {
-        gap("spec.scheduling.queue", "mapped to the Kueue label kueue.x-k8s.io/queue-name (a LocalQueue of that name must exist)".into());
-    }
-    if !s.scheduling.dependencies.is_empty() {
-        gap("spec.scheduling.dependencies", "no counterpart in batch/v1; run dependent jobs with a workflow engine (Argo, Kueue) or `atlas run` in order".into());
-    }
-    if s.resources.exclusive == Some(true) {
-        gap("spec.resources.exclusive", "no counterpart; the pod asks for its CPUs and memory (Guaranteed QoS), not the whole node".into());
-    }
-    if let Some(constraint) = &s.resources.constraint {
-        gap(
-            "spec.resources.constraint",
-            format!("`{constraint}`: no node labels are known for it; add a nodeSelector by hand"),
-        );
-    }
-    if !s.environment.modules.is_empty() {
-        gap(
-            "spec.environment.modules",
-            "environment modules do not exist in the image; install the software with spec.image"
-                .into(),
-        );
-    }
-    if s.environment.conda.is_some() || s.environment.venv.is_some() {
-        gap("spec.environment.conda/venv", "the environment on the cluster's shared filesystem is not in the image; list its packages in spec.image.pip".into());
-    }
-    if s.scheduling.output.is_some() || s.scheduling.error.is_some() {
-        gap("spec.scheduling.output/error", "pods write to their log (kubectl logs); the agent also keeps each phase's output in the run volume".into());
-    }
-    if !s.het_components.is_empty() {
-        gap("spec.hetComponents", format!("{} heterogeneous component(s) are not emitted: only the first component's resources are used", s.het_components.len()));
-    }
-    if let (Some(array), Flavor::IndexedJob) = (&s.scheduling.array, flavor) {
-        if !array.additional_ranges.is_empty() {
-            gap(
-                "spec.scheduling.array.additionalRanges",
-                "index lists are not mapped: the Indexed Job covers start-end:step only".into(),
-            );
-        }
-        gap("spec.scheduling.array", format!("Indexed Job of {} completions; the index becomes the script's array variable as start + index × step ({} + i × {})", array.task_count(), array.start, array.step));
-    }
-    match (s.launcher.kind, flavor) {
-        (LauncherKind::Srun | LauncherKind::Torchrun, Flavor::Pytorchjob) => gap("spec.launcher", "run as a PyTorchJob, one pod per node: `srun` runs its command in the pod (only leading flag options are understood), `scontrol show hostnames` prints the operator's MASTER_ADDR, SLURM_NNODES/SLURM_NODEID/SLURM_PROCID/SLURM_NTASKS come from PET_NNODES/PET_NODE_RANK/RANK/WORLD_SIZE".into()),
-        (LauncherKind::Deepspeed | LauncherKind::Accelerate, Flavor::Pytorchjob) => gap("spec.launcher", "run as a PyTorchJob: the launcher's own multi-node options are replaced by the operator's MASTER_ADDR/RANK".into()),
-        (LauncherKind::Horovodrun | LauncherKind::Ddlrun | LauncherKind::Aprun, Flavor::Mpijob) => gap("spec.launcher", "run as an MPIJob: the launcher must accept an MPI hostfile (/etc/mpi/hostfile)".into()),
-        (_, Flavor::Mpijob) => gap("spec.launcher", "MPIJob workers need sshd in the image (the MPI Operator starts the ranks over ssh); the generated Containerfile does not install it".into()),
-        _ => {}
-    }
-    gaps
 }
 
 fn config_map(workflow: &Workflow, name: &str) -> ConfigMap {
@@ -362,21 +281,13 @@ fn walltime_seconds(workflow: &Workflow) -> Option<i64> {
 /// The objects for `workflow`.
 pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit, K8sError> {
     let name = dns_label(&workflow.metadata.name);
-    let flavor = match options.flavor {
-        Flavor::Auto => auto_flavor(workflow),
-        Flavor::IndexedJob if workflow.spec.scheduling.array.is_none() => {
-            return Err(K8sError::Refused(
-                "--flavor indexed-job needs an array (spec.scheduling.array)".into(),
-            ))
-        }
-        f => f,
-    };
+    let flavor = resolve_flavor(workflow, options)?;
     let image = options
         .image
         .clone()
         .unwrap_or_else(|| format!("{name}:latest"));
     let per_node = PerNode::of(workflow);
-    let exports = exports(workflow, flavor);
+    let exports = shape::exports(workflow, flavor);
     let pod = |container: &str, command: Option<Vec<String>>, runs: bool| {
         pod::template(
             workflow,
@@ -433,32 +344,19 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
         backoff_limit: Some(0),
         ttl_seconds_after_finished: Some(86_400),
     };
-    let job = match flavor {
-        Flavor::Job | Flavor::Auto => Object::Job(Box::new(Job {
+    let jobs = match flavor {
+        Flavor::Job | Flavor::Auto => vec![Object::Job(Box::new(Job {
             metadata: meta(&name, workflow),
             spec: Some(job_spec(pod("main", None, true), None, None, false)),
             ..Default::default()
-        })),
-        Flavor::IndexedJob => {
-            let array = workflow
-                .spec
-                .scheduling
-                .array
-                .as_ref()
-                .expect("checked above");
-            let count = i32::try_from(array.task_count()).unwrap_or(i32::MAX);
-            let parallel = array.max_parallel.map_or(count, |m| (m as i32).min(count));
-            Object::Job(Box::new(Job {
-                metadata: meta(&name, workflow),
-                spec: Some(job_spec(
-                    pod("main", None, true),
-                    Some(count),
-                    Some(parallel),
-                    true,
-                )),
-                ..Default::default()
-            }))
-        }
+        }))],
+        Flavor::IndexedJob | Flavor::JobPerIndex => array::jobs(
+            workflow,
+            flavor,
+            options.server,
+            meta(&name, workflow),
+            pod("main", None, true),
+        )?,
         Flavor::Jobset => {
             let nodes = per_node.nodes as i32;
             let template = JobTemplateSpec {
@@ -470,7 +368,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     true,
                 )),
             };
-            Object::JobSet(Box::new(JobSet {
+            vec![Object::JobSet(Box::new(JobSet {
                 api_version: "jobset.x-k8s.io/v1alpha2".into(),
                 kind: "JobSet".into(),
                 metadata: meta(&name, workflow),
@@ -482,7 +380,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     }],
                     ttl_seconds_after_finished: Some(86_400),
                 },
-            }))
+            }))]
         }
         Flavor::Pytorchjob => {
             let mut replicas = BTreeMap::new();
@@ -509,7 +407,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
             } else {
                 per_node.tasks
             };
-            Object::PyTorchJob(Box::new(PyTorchJob {
+            vec![Object::PyTorchJob(Box::new(PyTorchJob {
                 api_version: "kubeflow.org/v1".into(),
                 kind: "PyTorchJob".into(),
                 metadata: meta(&name, workflow),
@@ -518,7 +416,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     run_policy,
                     nproc_per_node: Some(nproc.to_string()),
                 },
-            }))
+            }))]
         }
         Flavor::Mpijob => {
             let mut replicas = BTreeMap::new();
@@ -540,7 +438,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     template: pod("worker", Some(sshd), false),
                 },
             );
-            Object::MpiJob(Box::new(MpiJob {
+            vec![Object::MpiJob(Box::new(MpiJob {
                 api_version: "kubeflow.org/v2beta1".into(),
                 kind: "MPIJob".into(),
                 metadata: meta(&name, workflow),
@@ -549,11 +447,11 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     run_policy,
                     mpi_replica_specs: replicas,
                 },
-            }))
+            }))]
         }
     };
-    objects.push(job);
-    let mut gaps = gaps(workflow, flavor);
+    objects.extend(jobs);
+    let mut gaps = shape::gaps(workflow, flavor, options.server);
     if options.openshift {
         objects.push(Object::ImageStream(Box::new(ImageStream {
             api_version: "image.openshift.io/v1".into(),

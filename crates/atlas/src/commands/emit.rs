@@ -1,16 +1,17 @@
-//! `atlas emit k8s WORKFLOW_OR_SCRIPT [--flavor …] [--openshift] [--image REF] [-o DIR]`: the
-//! Kubernetes/OpenShift objects for a workflow (atlas-emit's `k8s` module), as one YAML stream
+//! `atlas emit k8s WORKFLOW_OR_SCRIPT [--flavor …] [--openshift] [--image REF]
+//! [--server-version X.Y | --context CTX] [-o DIR]`: the Kubernetes/OpenShift objects for a
+//! workflow (atlas-emit's `k8s` module) as the given server supports them, as one YAML stream
 //! on stdout or one file per object, with what has no Kubernetes counterpart on stderr.
 
 use std::path::PathBuf;
 
-use atlas_emit::k8s::{self, Flavor, K8sOptions};
+use atlas_emit::k8s::{self, Flavor, K8sOptions, ServerVersion};
 
 use crate::exit::Failure;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas emit k8s job.lsf\n  atlas emit k8s atlas.yaml --flavor jobset --openshift -o k8s/"
+    after_help = "Examples:\n  atlas emit k8s job.lsf\n  atlas emit k8s atlas.yaml --flavor jobset --openshift -o k8s/\n  atlas emit k8s sweep.sbatch --server-version 1.20\n  atlas emit k8s atlas.yaml --context atlas-test --kubeconfig /var/lib/atlas/k8s/admin.kubeconfig"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -29,6 +30,7 @@ enum FlavorArg {
     Auto,
     Job,
     IndexedJob,
+    JobPerIndex,
     Jobset,
     Pytorchjob,
     Mpijob,
@@ -47,6 +49,16 @@ struct K8sArgs {
     /// The image the pods run (default: NAME:latest).
     #[arg(long)]
     image: Option<String>,
+    /// The API server's version the objects are for, e.g. 1.20 (default: the newest Atlas
+    /// knows, 1.33).
+    #[arg(long, value_name = "X.Y", conflicts_with = "context")]
+    server_version: Option<ServerVersion>,
+    /// Ask this kubeconfig context's API server for its version instead.
+    #[arg(long, value_name = "CTX")]
+    context: Option<String>,
+    /// The kubeconfig `--context` is read from (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, requires = "context")]
+    kubeconfig: Option<PathBuf>,
     /// Write one file per object into DIR instead of one YAML stream to stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
@@ -69,14 +81,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             FlavorArg::Auto => Flavor::Auto,
             FlavorArg::Job => Flavor::Job,
             FlavorArg::IndexedJob => Flavor::IndexedJob,
+            FlavorArg::JobPerIndex => Flavor::JobPerIndex,
             FlavorArg::Jobset => Flavor::Jobset,
             FlavorArg::Pytorchjob => Flavor::Pytorchjob,
             FlavorArg::Mpijob => Flavor::Mpijob,
         },
         openshift: args.openshift,
-        image: args.image,
+        image: args.image.clone(),
         containerfile,
         agent_flags: Vec::new(),
+        server: server_version(&args)?,
     };
     let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
     match &args.output {
@@ -97,13 +111,32 @@ pub fn run(args: Args) -> Result<(), Failure> {
             );
         }
     }
-    let flavor = serde_json::to_value(emitted.flavor)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default();
-    eprintln!("{}: flavor {flavor}", args.workflow.display());
+    eprintln!(
+        "{}: flavor {} for Kubernetes {}",
+        args.workflow.display(),
+        emitted.flavor,
+        options.server
+    );
     for gap in &emitted.gaps {
         eprintln!("  {}: {}", gap.field, gap.note);
     }
     Ok(())
+}
+
+/// The server version: given, asked of the context's API server, or the newest known.
+fn server_version(args: &K8sArgs) -> Result<ServerVersion, Failure> {
+    if let Some(version) = args.server_version {
+        return Ok(version);
+    }
+    let Some(context) = &args.context else {
+        return Ok(ServerVersion::NEWEST);
+    };
+    let said = atlas_backends::kubernetes_version(context, args.kubeconfig.as_deref())
+        .map_err(|e| Failure::environment(e.to_string()))?;
+    ServerVersion::parse(&said).ok_or_else(|| {
+        Failure::environment(format!(
+            "context `{context}`: the API server's version `{}` is not MAJOR.MINOR.PATCH",
+            said.escape_debug()
+        ))
+    })
 }
