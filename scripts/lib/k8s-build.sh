@@ -23,12 +23,7 @@ mkdir -p "$cache/apt/lists/partial" "$cache/apt/archives/partial" "$bin"
 log="$cache/build.log"
 : > "$log"
 
-if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/modern-go/reflect2 ] \
-  || ! command -v rsync >/dev/null; then
-  say "installing Debian's Go 1.19, rsync and reflect2 1.0.2"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q golang-go rsync \
-    golang-github-modern-go-reflect2-dev >>"$log" 2>&1
-fi
+"$(dirname "$0")/k8s-packages.sh"
 
 src="$cache/src"
 if [ ! -f "$src/.unpacked" ]; then

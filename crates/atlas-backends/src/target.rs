@@ -72,6 +72,11 @@ pub struct Target {
     /// there. A loopback registry is spoken to over plain HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// Kubernetes: how many seconds a run may wait for its first pod to start (unschedulable,
+    /// an image that cannot be pulled) before its Jobs are deleted and it fails with
+    /// Kubernetes' reason (default 600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_timeout: Option<u64>,
 }
 
 fn is_default(stage: &Stage) -> bool {
@@ -104,6 +109,7 @@ impl Target {
             namespace: None,
             kubeconfig: None,
             registry: None,
+            pending_timeout: None,
         }
     }
 }

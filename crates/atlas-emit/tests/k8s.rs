@@ -161,3 +161,80 @@ fn a_jobset_can_be_asked_for_and_an_indexed_job_needs_an_array() {
     let err = k8s_objects(&w, &o).unwrap_err().to_string();
     assert!(err.contains("needs an array"), "{err}");
 }
+
+#[test]
+fn on_1_20_an_array_is_one_job_per_index_with_the_walltime_per_task() {
+    let w = workflow("tests/fixtures/slurm/array.sbatch");
+    let mut o = options(false);
+    o.server = "1.20".parse().unwrap();
+    let emitted = k8s_objects(&w, &o).unwrap();
+    assert_eq!(emitted.flavor, Flavor::JobPerIndex);
+    let jobs: Vec<&Job> = emitted
+        .objects
+        .iter()
+        .filter_map(|o| match o {
+            Object::Job(job) => Some(&**job),
+            _ => None,
+        })
+        .collect();
+    let count = w.spec.scheduling.array.as_ref().unwrap().task_count() as usize;
+    assert_eq!(jobs.len(), count, "no task is dropped");
+    for (index, job) in jobs.iter().enumerate() {
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(spec.completion_mode, None, "1.20 has no Indexed Job");
+        assert_eq!(spec.backoff_limit, Some(0));
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(
+            pod.active_deadline_seconds,
+            Some(3600),
+            "the walltime is each task's"
+        );
+        let env = pod.containers[0].env.as_ref().unwrap();
+        assert!(env
+            .iter()
+            .any(|e| e.name == "JOB_COMPLETION_INDEX" && e.value == Some(index.to_string())));
+    }
+    assert!(emitted
+        .gaps
+        .iter()
+        .any(|g| g.note.contains("Kubernetes 1.20 has no Indexed Job")));
+    // Asked for by name, an Indexed Job is refused there, with what to use instead.
+    o.flavor = Flavor::IndexedJob;
+    let err = k8s_objects(&w, &o).unwrap_err().to_string();
+    assert!(err.contains("job-per-index"), "{err}");
+}
+
+#[test]
+fn a_flavor_that_would_drop_an_array_or_the_launcher_is_refused() {
+    let w = workflow("tests/fixtures/slurm/array.sbatch");
+    for flavor in [
+        Flavor::Job,
+        Flavor::Jobset,
+        Flavor::Pytorchjob,
+        Flavor::Mpijob,
+    ] {
+        let mut o = options(false);
+        o.flavor = flavor;
+        let err = k8s_objects(&w, &o).unwrap_err().to_string();
+        assert!(err.contains("would drop the array's"), "{flavor}: {err}");
+    }
+    let torchrun = workflow("tests/fixtures/slurm/torchrun_multinode.sbatch");
+    let mut o = options(false);
+    o.flavor = Flavor::Mpijob;
+    let err = k8s_objects(&torchrun, &o).unwrap_err().to_string();
+    assert!(err.contains("use pytorchjob or jobset"), "{err}");
+}
+
+#[test]
+fn an_index_list_maps_each_index_to_its_task_id() {
+    let mut w = workflow("tests/fixtures/slurm/array.sbatch");
+    let array = w.spec.scheduling.array.as_mut().unwrap();
+    *array = "1,3,5-7".parse().unwrap();
+    let emitted = k8s_objects(&w, &options(false)).unwrap();
+    let templates = round_trip(&emitted.objects);
+    let command = templates[0].spec.as_ref().unwrap().containers[0]
+        .command
+        .clone()
+        .unwrap();
+    assert!(command[2].contains("ids=(1 3 5 6 7)"), "{command:?}");
+}

@@ -49,6 +49,9 @@ pub(crate) struct Shared {
 pub(crate) struct Pending {
     pub jobs: VecDeque<K8sJob>,
     pub max_parallel: Option<u32>,
+    /// How long the run may wait for its first pod to start (unschedulable, image not
+    /// pulled) before its Jobs are deleted and it fails with Kubernetes' reason.
+    pub start_limit: Duration,
 }
 
 /// Where one run's records and other output go.
@@ -281,6 +284,8 @@ pub(crate) async fn follow(
     let mut timed = BTreeSet::new();
     let mut failing_since: Option<std::time::Instant> = None;
     let mut refused: Option<String> = None;
+    let waiting_since = std::time::Instant::now();
+    let mut any_started = false;
     let end = loop {
         tokio::time::sleep(POLL).await;
         let listed = match jobs.list(&selector).await {
@@ -307,6 +312,7 @@ pub(crate) async fn follow(
                     continue;
                 };
                 let (created, scheduled, started) = pod_times(pod);
+                any_started |= started.is_some();
                 if started.is_none() {
                     if let Some(reason) = waiting_reason(pod) {
                         *shared.note.lock().expect("not poisoned") = Some(reason);
@@ -336,6 +342,21 @@ pub(crate) async fn follow(
                     followed.insert(pod_name, task);
                 }
             }
+        }
+        if !any_started && waiting_since.elapsed() > pending.start_limit {
+            pending.jobs.clear();
+            let why = shared.note.lock().expect("not poisoned").clone();
+            let created = shared.created.lock().expect("not poisoned").clone();
+            for name in created {
+                let _ = jobs.delete(&name, &DeleteParams::foreground()).await;
+            }
+            break JobEnd {
+                state: format!(
+                    "Failed (no pod started within {} s; {}; its Jobs were deleted)",
+                    pending.start_limit.as_secs(),
+                    why.unwrap_or_else(|| "Kubernetes gave no reason".into())
+                ),
+            };
         }
         let created = shared.created.lock().expect("not poisoned").clone();
         let by_name: BTreeMap<&str, &K8sJob> = listed

@@ -35,6 +35,9 @@ use crate::{Backend, BackendError, Collected, Figures, Job, JobEnd};
 use connect::Cluster;
 use follow::{Pending, Shared};
 
+/// How long a run waits for its first pod to start, unless the target says (seconds).
+const DEFAULT_PENDING_TIMEOUT: u64 = 600;
+
 /// Runs the workflow as a Job on a Kubernetes cluster.
 pub(crate) struct Kubernetes {
     target: Named,
@@ -175,6 +178,7 @@ async fn create(
     cluster: &Cluster,
     objects: objects::RunObjects,
     shared: &Shared,
+    start_limit: std::time::Duration,
 ) -> Result<Pending, BackendError> {
     let params = PostParams::default();
     let ns = &cluster.namespace;
@@ -228,6 +232,7 @@ async fn create(
     Ok(Pending {
         jobs: rest,
         max_parallel: objects.max_parallel,
+        start_limit,
     })
 }
 
@@ -287,8 +292,14 @@ impl Backend for Kubernetes {
             ));
         }
         let shared = self.shared.clone();
+        let start_limit = std::time::Duration::from_secs(
+            self.target
+                .target
+                .pending_timeout
+                .unwrap_or(DEFAULT_PENDING_TIMEOUT),
+        );
         let runtime = self.runtime()?;
-        let pending = runtime.block_on(create(&cluster, objects, &shared))?;
+        let pending = runtime.block_on(create(&cluster, objects, &shared, start_limit))?;
         runtime.spawn(follow::follow(
             cluster.clone(),
             pending,

@@ -26,12 +26,11 @@ pub struct Behaviour {
     pub jobs_exist: bool,
 }
 
-/// One request as received: method, path with query, and body.
+/// One request as received: method, path with query, and the answer's status.
 #[derive(Clone, Debug)]
 pub struct Request {
     pub method: String,
     pub path: String,
-    pub body: String,
     pub status: u16,
 }
 
@@ -195,20 +194,19 @@ fn serve(stream: TcpStream, state: Arc<Mutex<State>>) {
     let (route, query) = path.split_once('?').unwrap_or((&path, ""));
     let parts: Vec<&str> = route.trim_matches('/').split('/').collect();
     if method == "GET" && parts.len() == 7 && parts[6] == "log" {
-        record(&state, &method, &path, &body, 200);
+        record(&state, &method, &path, 200);
         stream_log(&mut stream, &state, parts[5], query.contains("follow=true"));
         return;
     }
     let (code, answer) = handle(&state, &method, &parts, &body);
-    record(&state, &method, &path, &body, code);
+    record(&state, &method, &path, code);
     respond(&mut stream, code, &answer);
 }
 
-fn record(state: &Arc<Mutex<State>>, method: &str, path: &str, body: &str, status: u16) {
+fn record(state: &Arc<Mutex<State>>, method: &str, path: &str, status: u16) {
     state.lock().unwrap().requests.push(Request {
         method: method.into(),
         path: path.into(),
-        body: body.into(),
         status,
     });
 }
@@ -262,6 +260,19 @@ fn handle(state: &Arc<Mutex<State>>, method: &str, parts: &[&str], body: &str) -
             let state = state.clone();
             std::thread::spawn(move || kubelet(state, name));
             (201, serde_json::to_value(job).unwrap())
+        }
+        ("GET", ["apis", "batch", "v1", "namespaces", _, "jobs"]) => {
+            // Every job of the stub's one run: the backend lists them by the run's label.
+            let items: Vec<Value> = s
+                .jobs
+                .iter()
+                .filter(|(name, sim)| !(sim.deleting && job_pods_done(&s, name)))
+                .map(|(_, sim)| serde_json::to_value(&sim.job).unwrap())
+                .collect();
+            (
+                200,
+                json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": items}),
+            )
         }
         ("GET", ["apis", "batch", "v1", "namespaces", _, "jobs", name]) => {
             match s.jobs.get(*name) {

@@ -1,0 +1,420 @@
+//! The kubernetes target on a real cluster: the one `scripts/k8s-up` builds from Debian's
+//! sources (Kubernetes 1.20.2, a kubelet on containerd, a registry on 127.0.0.1:5000). Each
+//! test works in its own namespace, deleted at the end; images are built with podman and
+//! pushed to the registry by the run itself. Without a cluster the tests are skipped, unless
+//! ATLAS_REQUIRE_INTEGRATION=1 (the test command), where that is a failure.
+//!
+//! What stays on the stand-in API server (tests/kubernetes.rs): the shapes of a server newer
+//! than 1.20 (an Indexed Job with independent tasks), and a Job or claim that already exists.
+
+mod support {
+    pub mod interrupt;
+    pub mod project;
+}
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+use support::project::Project;
+
+const WORKFLOW: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-real}\nspec:\n  resources: {cpusPerTask: 1, memoryPerNode: 256Mi}\n  phases:\n  - name: train\n    run: 'for i in 1 2 3; do echo loss=0.$i; sleep 0.4; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n  - {name: after, run: 'echo done'}\n";
+
+/// The admin kubeconfig `scripts/k8s-up` wrote, when a cluster is up.
+fn kubeconfig() -> Option<PathBuf> {
+    let path = std::env::var_os("ATLAS_TEST_KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/atlas/k8s/admin.kubeconfig"));
+    let up = path.exists()
+        && Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", path.display()))
+            .args(["get", "--raw", "/readyz"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if up {
+        return Some(path);
+    }
+    if std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
+        panic!(
+            "a Kubernetes cluster is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/k8s-up \
+             ({} is missing or the API server does not answer)",
+            path.display()
+        );
+    }
+    eprintln!("skipped: no cluster (scripts/k8s-up starts one)");
+    None
+}
+
+/// A namespace of the test cluster, deleted when dropped.
+struct Namespace {
+    name: String,
+    kubeconfig: PathBuf,
+}
+
+impl Namespace {
+    fn new(kubeconfig: &std::path::Path, tag: &str) -> Namespace {
+        let name = format!("t-{tag}-{}", std::process::id());
+        let ns = Namespace {
+            name,
+            kubeconfig: kubeconfig.to_path_buf(),
+        };
+        let (ok, out) = ns.kubectl(&["create", "namespace", &ns.name]);
+        assert!(ok, "{out}");
+        ns
+    }
+
+    /// `kubectl ARGS…` against the cluster: (success, stdout and stderr).
+    fn kubectl(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("kubectl")
+            .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// `kubectl -n NS ARGS…`.
+    fn in_ns(&self, args: &[&str]) -> (bool, String) {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        self.kubectl(&all)
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.kubectl(&["delete", "namespace", &self.name, "--wait=false"]);
+    }
+}
+
+/// A project whose target `k8s` is the real cluster, in namespace `ns`, with `w.yaml`.
+fn project(tag: &str, ns: &Namespace, workflow: &str, extra: &str) -> Project {
+    let toml = format!(
+        "[targets.k8s]\nkind = \"kubernetes\"\nkubeconfig = \"{}\"\nnamespace = \"{}\"\n\
+         registry = \"127.0.0.1:5000/atlas-test\"\ngpus = false\npending_timeout = 300\n{extra}",
+        ns.kubeconfig.display(),
+        ns.name
+    );
+    let p = Project::new(tag, &toml);
+    std::fs::write(p.dir.join("w.yaml"), workflow).unwrap();
+    p
+}
+
+#[test]
+fn the_workflow_runs_on_the_cluster_and_is_compared_with_local() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "ok");
+    let p = project("cluster-ok", &ns, WORKFLOW, "");
+    let (code, _, stderr) = p.atlas(&[
+        "run",
+        "w.yaml",
+        "--on",
+        "k8s",
+        "--on",
+        "local",
+        "--interval",
+        "200ms",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let runs = p.runs();
+    let k8s = runs.iter().find(|r| r["target"] == "k8s").unwrap();
+    let id = k8s["id"].as_str().unwrap();
+    assert_eq!(k8s["status"], "succeeded", "{k8s}");
+    assert_eq!(k8s["schedulerId"], format!("{}/atlas-{id}", ns.name));
+    // The real objects: the Job ran to completion, its ConfigMap is owned by it.
+    let (ok, out) = ns.in_ns(&[
+        "get",
+        "job",
+        &format!("atlas-{id}"),
+        "-o",
+        "jsonpath={.status.succeeded} {.spec.template.spec.containers[0].image}",
+    ]);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with("1 127.0.0.1:5000/atlas-test/atlas-kube-real:"),
+        "{out}"
+    );
+    let (ok, out) = ns.in_ns(&[
+        "get",
+        "configmap",
+        &format!("atlas-{id}-workflow"),
+        "-o",
+        "jsonpath={.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}",
+    ]);
+    assert!(ok, "{out}");
+    assert_eq!(out, format!("Job/atlas-{id}"));
+    // The agent's records came back through the pod log into the store.
+    let detail = p.show(id);
+    let phases: Vec<&str> = detail["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(phases, ["train", "after"]);
+    assert!(
+        detail["phases"][0]["samples"].as_i64().unwrap() > 0,
+        "{detail}"
+    );
+    assert_eq!(detail["phases"][0]["metrics"][0]["last"], 0.3);
+    // Launch figures from the real scheduler and kubelet, and the image push.
+    let figures = &detail["figures"];
+    for name in [
+        "queueWaitSeconds",
+        "podStartSeconds",
+        "imagePushSeconds",
+        "apiConnectSeconds",
+    ] {
+        assert!(
+            figures[name].as_f64().is_some_and(|v| v >= 0.0),
+            "{name}: {figures}"
+        );
+    }
+    let experiment = k8s["experimentId"].as_str().unwrap();
+    let (code, stdout, stderr) = p.atlas(&["compare", experiment, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["targets"], serde_json::json!(["k8s", "local"]));
+    let (code, stdout, _) = p.atlas(&["targets", "check", "k8s"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("Kubernetes v1.20"), "{stdout}");
+    assert!(stdout.contains("node localhost Ready"), "{stdout}");
+}
+
+#[test]
+fn an_array_on_1_20_runs_as_independent_jobs_one_per_index() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "array");
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: sweep}\nspec:\n  scheduling: {array: {start: 1, end: 3, maxParallel: 2}}\n  environment: {schedulerVariables: [SLURM_ARRAY_TASK_ID]}\n  phases:\n  - {name: task, run: 'echo task=$SLURM_ARRAY_TASK_ID; test $SLURM_ARRAY_TASK_ID != 2', patterns: ['task=(?P<task>[0-9]+)']}\n";
+    let p = project("cluster-array", &ns, workflow, "");
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s", "--interval", "200ms"]);
+    assert_eq!(code, 1, "task 2 fails: {stderr}");
+    assert!(stderr.contains("3 Jobs, one per index"), "{stderr}");
+    let runs = p.runs();
+    let parent = runs
+        .iter()
+        .find(|r| !r["id"].as_str().unwrap().contains("-t"))
+        .unwrap();
+    let id = parent["id"].as_str().unwrap();
+    let (ok, out) = ns.in_ns(&[
+        "get",
+        "jobs",
+        "-l",
+        &format!("atlas.dev/run={id}"),
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name}={.status.succeeded}{.status.failed} {end}",
+    ]);
+    assert!(ok, "{out}");
+    let mut jobs: Vec<&str> = out.split_whitespace().collect();
+    jobs.sort();
+    let expected = [
+        format!("atlas-{id}-0=1"),
+        format!("atlas-{id}-1=1"),
+        format!("atlas-{id}-2=1"),
+    ];
+    assert_eq!(jobs, expected, "each index its own Job, each ran once");
+    // Task 2 failed alone: tasks 1 and 3 ran to the end.
+    let mut seen = Vec::new();
+    for task in runs
+        .iter()
+        .filter(|r| r["id"].as_str().unwrap().contains("-t"))
+    {
+        let detail = p.show(task["id"].as_str().unwrap());
+        seen.push((
+            detail["phases"][0]["metrics"][0]["last"].as_f64().unwrap(),
+            task["status"].as_str().unwrap().to_string(),
+        ));
+    }
+    seen.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert_eq!(
+        seen,
+        [
+            (1.0, "succeeded".into()),
+            (2.0, "failed".into()),
+            (3.0, "succeeded".into())
+        ]
+    );
+}
+
+#[test]
+fn a_failing_phase_fails_the_run_with_the_agents_cause() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "fail");
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-fail}\nspec:\n  phases:\n  - {name: broken, run: 'echo about to fail; exit 3'}\n  - {name: never, run: 'true'}\n";
+    let p = project("cluster-fail", &ns, workflow, "");
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s", "--interval", "200ms"]);
+    assert_eq!(code, 1, "{stderr}");
+    let run = &p.runs()[0];
+    assert_eq!(run["status"], "failed");
+    let cause = run["cause"].as_str().unwrap();
+    assert!(cause.contains("exited with code 3"), "{run}");
+    let detail = p.show(run["id"].as_str().unwrap());
+    assert_eq!(detail["phases"][1]["status"], "skipped", "{detail}");
+}
+
+#[test]
+fn cancelling_deletes_the_job_and_its_pod() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "cancel");
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-wait}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 300'}\n  - {name: after, run: 'true'}\n";
+    let p = project("cluster-cancel", &ns, workflow, "");
+    let (code, stderr) = support::interrupt::interrupt_during_phase(
+        &p.dir.join("db/atlas.db"),
+        &p.dir,
+        &["run", "w.yaml", "--on", "k8s", "--interval", "200ms"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let run = &p.runs()[0];
+    let id = run["id"].as_str().unwrap();
+    assert!(
+        run["cause"].as_str().unwrap().starts_with("cancelled"),
+        "{run}"
+    );
+    // The Job was deleted in the foreground: it goes once its pod has ended (the pod's grace
+    // period is the cluster's, not ours to shorten).
+    let selector = format!("atlas.dev/run={id}");
+    let (ok, out) = ns.in_ns(&[
+        "get",
+        "jobs",
+        "-l",
+        &selector,
+        "-o",
+        "jsonpath={.items[*].metadata.deletionTimestamp}",
+    ]);
+    assert!(ok, "{out}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (ok, out) = ns.in_ns(&["get", "jobs,pods", "-l", &selector, "-o", "name"]);
+        assert!(ok, "{out}");
+        if out.trim().is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still there after 120 s: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "pending");
+    // More CPUs than the node has: the scheduler says why, and the run gives up in time.
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-big}\nspec:\n  resources: {cpusPerTask: 64}\n  phases:\n  - {name: never, run: 'true'}\n";
+    let p = project("cluster-pending", &ns, workflow, "");
+    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
+    std::fs::write(
+        p.dir.join("atlas.toml"),
+        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
+    assert_eq!(code, 1, "{stderr}");
+    let run = &p.runs()[0];
+    let cause = run["cause"].as_str().unwrap();
+    assert!(cause.contains("no pod started within 15 s"), "{cause}");
+    assert!(cause.contains("Insufficient cpu"), "{cause}");
+    let id = run["id"].as_str().unwrap();
+    let (ok, out) = ns.in_ns(&[
+        "get",
+        "jobs",
+        "-l",
+        &format!("atlas.dev/run={id}"),
+        "-o",
+        "name",
+    ]);
+    assert!(ok && out.trim().is_empty(), "the Job was deleted: {out}");
+
+    // An image the registry does not have.
+    let p = project(
+        "cluster-pull",
+        &ns,
+        WORKFLOW,
+        "image = \"127.0.0.1:5000/atlas-test/missing:1\"\n",
+    );
+    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
+    std::fs::write(
+        p.dir.join("atlas.toml"),
+        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
+    assert_eq!(code, 1, "{stderr}");
+    let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
+    assert!(
+        cause.contains("ImagePull") || cause.contains("ErrImage"),
+        "{cause}"
+    );
+    assert!(cause.contains("missing"), "{cause}");
+}
+
+#[test]
+fn a_refusal_by_the_api_server_names_the_object_and_the_quota() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "quota");
+    let (ok, out) = ns.in_ns(&["create", "quota", "no-jobs", "--hard=count/jobs.batch=0"]);
+    assert!(ok, "{out}");
+    let p = project("cluster-quota", &ns, WORKFLOW, "");
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
+    assert_ne!(code, 0, "{stderr}");
+    let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
+    assert!(cause.contains("refused Job atlas-"), "{cause}");
+    assert!(cause.contains("exceeded quota: no-jobs"), "{cause}");
+}
+
+#[test]
+fn every_emitted_object_is_accepted_by_the_server() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "emit");
+    let p = project("cluster-emit", &ns, WORKFLOW, "");
+    let sweep = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: sweep}\nspec:\n  scheduling: {array: {start: 0, end: 4, maxParallel: 2}}\n  resources: {walltime: 10m}\n  phases:\n  - {name: task, run: 'echo $JOB_COMPLETION_INDEX'}\n";
+    std::fs::write(p.dir.join("sweep.yaml"), sweep).unwrap();
+    let config = kubeconfig.display().to_string();
+    for (file, kinds) in [("w.yaml", 3), ("sweep.yaml", 7)] {
+        let out = p.dir.join(format!("out-{file}"));
+        let (code, _, stderr) = p.atlas(&[
+            "emit",
+            "k8s",
+            file,
+            "--context",
+            "atlas-test",
+            "--kubeconfig",
+            &config,
+            "-o",
+            &out.display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        assert!(stderr.contains("for Kubernetes 1.20"), "{stderr}");
+        let (ok, said) = ns.in_ns(&[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            &out.display().to_string(),
+        ]);
+        assert!(ok, "{file}: {said}");
+        assert_eq!(said.matches("(server dry run)").count(), kinds, "{said}");
+    }
+}
