@@ -76,6 +76,8 @@ pub(crate) fn pod_for(
             command: None,
             runs_workflow: false,
             agent_flags: &[],
+            // podman has no GPU feature discovery labels to select on.
+            gpu_products: &Default::default(),
         },
     );
     let spec = template.spec.as_mut().expect("the template has a spec");

@@ -77,6 +77,10 @@ pub struct Target {
     /// Kubernetes' reason (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_timeout: Option<u64>,
+    /// Kubernetes: this cluster's GPU types → the `nvidia.com/gpu.product` labels its nodes
+    /// carry (`a100 = ["NVIDIA-A100-SXM4-80GB"]`), before Atlas's built-in table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gpu_products: BTreeMap<String, Vec<String>>,
 }
 
 fn is_default(stage: &Stage) -> bool {
@@ -110,6 +114,7 @@ impl Target {
             kubeconfig: None,
             registry: None,
             pending_timeout: None,
+            gpu_products: BTreeMap::new(),
         }
     }
 }

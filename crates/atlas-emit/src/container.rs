@@ -88,6 +88,15 @@ fn notes(workflow: &Workflow) -> Vec<String> {
     if !workflow.spec.data.inputs.is_empty() {
         notes.push("inputs are mounted at run time, not copied into the image".into());
     }
+    let base = workflow
+        .spec
+        .image
+        .as_ref()
+        .and_then(|i| i.base.as_deref())
+        .unwrap_or(DEFAULT_BASE);
+    if base.starts_with("localhost/") {
+        notes.push(format!("warning: the base image {base} exists only on this machine: another machine, a cluster or an OpenShift BuildConfig cannot pull it; give --base-image REGISTRY/IMAGE (or spec.image.base)"));
+    }
     notes
 }
 
@@ -126,7 +135,17 @@ pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerE
     if !image.pip.is_empty() {
         packages.extend(["python3".to_string(), "python3-pip".to_string()]);
     }
-    let install = install_commands(&packages, &image.pip);
+    // An MPI job's ranks start over ssh (the MPI Operator's workers run sshd).
+    let ssh = crate::k8s::auto_flavor(workflow, crate::k8s::ServerVersion::NEWEST)
+        == crate::k8s::Flavor::Mpijob;
+    if ssh {
+        packages.extend(["openssh-server".to_string(), "openssh-client".to_string()]);
+    }
+    let mut install = install_commands(&packages, &image.pip);
+    if ssh {
+        install.push("mkdir -p /run/sshd".into());
+        install.push("printf 'Host *\\n  Port 2222\\n  StrictHostKeyChecking no\\n  UserKnownHostsFile /dev/null\\n' >> /etc/ssh/ssh_config".into());
+    }
     let mut containerfile = format!(
         "# Written by `atlas containerize` for workflow {name}.\n\
          # Build: podman build -t {name} .   (the base image comes from scripts/base-image)\n\
@@ -150,6 +169,13 @@ pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerE
          set -euo pipefail\n\
          if ! whoami >/dev/null 2>&1 && [ -w /etc/passwd ]; then\n  \
            echo \"atlas:x:$(id -u):0:atlas:${HOME:-/home/atlas}:/bin/bash\" >> /etc/passwd\n\
+         fi\n\
+         # An MPI worker (MPIJob): sshd as this UID on port 2222 with the keys the MPI Operator\n\
+         # mounts at $HOME/.ssh (sshAuthMountPath), instead of the agent.\n\
+         if [ \"${1:-}\" = --sshd ]; then\n  \
+           config=\"$HOME/.sshd_config\"\n  \
+           printf 'Port 2222\\nHostKey %s/.ssh/id_rsa\\nPidFile %s/sshd.pid\\nStrictModes no\\nUsePAM no\\n' \"$HOME\" \"$HOME\" > \"$config\"\n  \
+           exec /usr/sbin/sshd -De -f \"$config\"\n\
          fi\n\
          exec /usr/local/bin/atlas agent /opt/atlas/workflow.yaml \\\n  \
            --run-id \"${ATLAS_RUN_ID:?set ATLAS_RUN_ID}\" \\\n  \

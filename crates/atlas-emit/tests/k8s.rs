@@ -25,6 +25,7 @@ fn options(openshift: bool) -> K8sOptions {
         containerfile: openshift.then(|| "FROM base\n".to_string()),
         agent_flags: Vec::new(),
         server: ServerVersion::NEWEST,
+        gpu_products: Default::default(),
     }
 }
 
@@ -237,4 +238,70 @@ fn an_index_list_maps_each_index_to_its_task_id() {
         .clone()
         .unwrap();
     assert!(command[2].contains("ids=(1 3 5 6 7)"), "{command:?}");
+}
+
+#[test]
+fn a_gpu_type_becomes_the_labels_feature_discovery_sets_and_memory_per_gpu_is_requested() {
+    let mut w = workflow("tests/fixtures/slurm/torchrun_multinode.sbatch");
+    w.spec.resources.gpu_type = Some("a100".into());
+    w.spec.resources.memory_per_node = None;
+    w.spec.resources.memory_per_cpu = None;
+    w.spec.resources.memory_per_gpu = Some("40Gi".parse().unwrap());
+    let emitted = k8s_objects(&w, &options(false)).unwrap();
+    let templates = round_trip(&emitted.objects);
+    let pod = templates[0].spec.as_ref().unwrap();
+    let terms = &pod
+        .affinity
+        .as_ref()
+        .unwrap()
+        .node_affinity
+        .as_ref()
+        .unwrap()
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap()
+        .node_selector_terms;
+    let rule = &terms[0].match_expressions.as_ref().unwrap()[0];
+    assert_eq!(
+        (rule.key.as_str(), rule.operator.as_str()),
+        ("nvidia.com/gpu.product", "In")
+    );
+    assert!(rule
+        .values
+        .as_ref()
+        .unwrap()
+        .contains(&"NVIDIA-A100-SXM4-80GB".to_string()));
+    let requests = pod.containers[0]
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["memory"].0, "160Gi", "4 GPUs × 40Gi");
+    // A type nobody knows the label of: no constraint that would leave the pods Pending.
+    w.spec.resources.gpu_type = Some("gtx1080".into());
+    let emitted = k8s_objects(&w, &options(false)).unwrap();
+    let templates = round_trip(&emitted.objects);
+    assert!(templates[0].spec.as_ref().unwrap().affinity.is_none());
+    assert!(emitted
+        .gaps
+        .iter()
+        .any(|g| g.field == "spec.resources.gpuType" && g.note.starts_with("warning")));
+    // The cluster's own table comes first.
+    let mut o = options(false);
+    o.gpu_products
+        .insert("gtx1080".into(), vec!["NVIDIA-GeForce-GTX-1080".into()]);
+    let emitted = k8s_objects(&w, &o).unwrap();
+    assert!(to_yaml(&emitted.objects).contains("NVIDIA-GeForce-GTX-1080"));
+}
+
+#[test]
+fn without_an_image_or_registry_the_report_says_where_pods_would_pull_from() {
+    let emitted = k8s_objects(&workflow("examples/biggan-mini/job.lsf"), &options(false)).unwrap();
+    assert!(emitted.gaps.iter().any(|g| g.field == "(image)"));
+    let mut o = options(false);
+    o.image = Some("registry.example.org/team/biggan-mini:1".into());
+    let emitted = k8s_objects(&workflow("examples/biggan-mini/job.lsf"), &o).unwrap();
+    assert!(!emitted.gaps.iter().any(|g| g.field == "(image)"));
 }

@@ -80,6 +80,25 @@ impl Namespace {
         )
     }
 
+    /// Waits until nothing of `kinds` (`jobs,pods`) carries the run's label: a foreground
+    /// delete removes a Job once its pods are gone (their grace period is the cluster's).
+    fn wait_gone(&self, kinds: &str, run: &str) {
+        let selector = format!("atlas.dev/run={run}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (ok, out) = self.in_ns(&["get", kinds, "-l", &selector, "-o", "name"]);
+            assert!(ok, "{out}");
+            if out.trim().is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still there after 120 s: {out}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     /// `kubectl -n NS ARGS…`.
     fn in_ns(&self, args: &[&str]) -> (bool, String) {
         let mut all = vec!["-n", self.name.as_str()];
@@ -285,31 +304,7 @@ fn cancelling_deletes_the_job_and_its_pod() {
         run["cause"].as_str().unwrap().starts_with("cancelled"),
         "{run}"
     );
-    // The Job was deleted in the foreground: it goes once its pod has ended (the pod's grace
-    // period is the cluster's, not ours to shorten).
-    let selector = format!("atlas.dev/run={id}");
-    let (ok, out) = ns.in_ns(&[
-        "get",
-        "jobs",
-        "-l",
-        &selector,
-        "-o",
-        "jsonpath={.items[*].metadata.deletionTimestamp}",
-    ]);
-    assert!(ok, "{out}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let (ok, out) = ns.in_ns(&["get", "jobs,pods", "-l", &selector, "-o", "name"]);
-        assert!(ok, "{out}");
-        if out.trim().is_empty() {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still there after 120 s: {out}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    ns.wait_gone("jobs,pods", id);
 }
 
 #[test]
@@ -333,16 +328,7 @@ fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
     let cause = run["cause"].as_str().unwrap();
     assert!(cause.contains("no pod started within 15 s"), "{cause}");
     assert!(cause.contains("Insufficient cpu"), "{cause}");
-    let id = run["id"].as_str().unwrap();
-    let (ok, out) = ns.in_ns(&[
-        "get",
-        "jobs",
-        "-l",
-        &format!("atlas.dev/run={id}"),
-        "-o",
-        "name",
-    ]);
-    assert!(ok && out.trim().is_empty(), "the Job was deleted: {out}");
+    ns.wait_gone("jobs,pods", run["id"].as_str().unwrap());
 
     // An image the registry does not have.
     let p = project(

@@ -281,7 +281,13 @@ impl Backend for Kubernetes {
             crate::without_gpus_if_none(&self.target, job)
         };
         let image = self.image.clone().unwrap_or_default();
-        let objects = objects::run_objects(job, &workflow, &image, cluster.api)?;
+        let objects = objects::run_objects(
+            job,
+            &workflow,
+            &image,
+            cluster.api,
+            &self.target.target.gpu_products,
+        )?;
         if objects.jobs.len() > 1 {
             job.notes.say(format!(
                 "Kubernetes {} on context `{}`: the array runs as {} Jobs, one per index \

@@ -51,6 +51,7 @@ pub(crate) fn run_objects(
     workflow: &Workflow,
     image: &str,
     server: ServerVersion,
+    gpu_products: &BTreeMap<String, Vec<String>>,
 ) -> Result<RunObjects, BackendError> {
     let indexed = workflow.spec.scheduling.array.is_some();
     let mut agent_flags = vec!["--records-to-stdout".to_string()];
@@ -66,6 +67,7 @@ pub(crate) fn run_objects(
             containerfile: None,
             agent_flags,
             server,
+            gpu_products: gpu_products.clone(),
         },
     )
     .map_err(|e| BackendError::Rejected(e.to_string()))?;

@@ -59,6 +59,9 @@ pub struct MpiJobSpec {
     pub slots_per_worker: i32,
     pub run_policy: RunPolicy,
     pub mpi_replica_specs: BTreeMap<String, ReplicaSpec>,
+    /// Where the operator mounts the generated ssh keys (the image's `$HOME/.ssh`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh_auth_mount_path: Option<String>,
 }
 
 /// kubeflow.org/v2beta1 MPIJob.

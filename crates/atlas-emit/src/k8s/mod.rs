@@ -27,6 +27,7 @@ use serde::Serialize;
 
 mod array;
 pub mod crds;
+pub mod gpu;
 pub mod pod;
 mod server;
 mod shape;
@@ -85,6 +86,8 @@ pub struct K8sOptions {
     pub agent_flags: Vec<String>,
     /// The API server the objects are for ([`ServerVersion::NEWEST`] when unknown).
     pub server: ServerVersion,
+    /// The cluster's GPU types → product labels, before the built-in table ([`gpu`]).
+    pub gpu_products: BTreeMap<String, Vec<String>>,
 }
 
 /// One emitted object.
@@ -286,8 +289,12 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
         .image
         .clone()
         .unwrap_or_else(|| format!("{name}:latest"));
+    let image_gap = options.image.is_none().then(|| Gap {
+        field: "(image)".into(),
+        note: format!("no --image or --registry: the pods run `{image}`, which a cluster pulls from its default registry (docker.io), not from this machine; push the image `atlas containerize` describes and give --registry REGISTRY (or --image REF)"),
+    });
     let per_node = PerNode::of(workflow);
-    let exports = shape::exports(workflow, flavor);
+    let exports = shape::exports(workflow, flavor, &name);
     let pod = |container: &str, command: Option<Vec<String>>, runs: bool| {
         pod::template(
             workflow,
@@ -300,6 +307,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 command,
                 runs_workflow: runs,
                 agent_flags: &options.agent_flags,
+                gpu_products: &options.gpu_products,
             },
         )
     };
@@ -425,11 +433,12 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 ReplicaSpec {
                     replicas: 1,
                     restart_policy: "Never".into(),
-                    template: pod("launcher", None, true),
+                    template: launcher_sized(pod("launcher", None, true)),
                 },
             );
-            // Workers only host the ranks the launcher starts over ssh.
-            let sshd = vec!["/usr/sbin/sshd".to_string(), "-De".to_string()];
+            // Workers only host the ranks the launcher starts over ssh: sshd behind the
+            // entrypoint, which first gives the random UID its passwd entry.
+            let sshd = vec!["/opt/atlas/entrypoint.sh".to_string(), "--sshd".to_string()];
             replicas.insert(
                 "Worker".to_string(),
                 ReplicaSpec {
@@ -446,12 +455,14 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                     slots_per_worker: per_node.tasks as i32,
                     run_policy,
                     mpi_replica_specs: replicas,
+                    ssh_auth_mount_path: Some("/home/atlas/.ssh".into()),
                 },
             }))]
         }
     };
     objects.extend(jobs);
-    let mut gaps = shape::gaps(workflow, flavor, options.server);
+    let mut gaps = shape::gaps(workflow, flavor, options);
+    gaps.extend(image_gap);
     if options.openshift {
         objects.push(Object::ImageStream(Box::new(ImageStream {
             api_version: "image.openshift.io/v1".into(),
@@ -492,6 +503,29 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
         objects,
         gaps,
     })
+}
+
+/// The MPIJob launcher only runs `mpirun` and the agent: one CPU and 1 GiB, no GPUs, whatever
+/// the workers ask for.
+fn launcher_sized(
+    mut template: k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> k8s_openapi::api::core::v1::PodTemplateSpec {
+    let size = BTreeMap::from([
+        ("cpu".to_string(), Quantity("1".into())),
+        ("memory".to_string(), Quantity("1Gi".into())),
+    ]);
+    for container in template
+        .spec
+        .iter_mut()
+        .flat_map(|p| p.containers.iter_mut())
+    {
+        container.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            requests: Some(size.clone()),
+            limits: Some(size.clone()),
+            ..Default::default()
+        });
+    }
+    template
 }
 
 fn gap_openshift(gaps: &mut Vec<Gap>) {

@@ -41,16 +41,26 @@ impl PerNode {
             .unwrap_or(1)
             .max(1);
         let cpus = tasks * r.cpus_per_task.unwrap_or(1).max(1);
-        let memory_bytes = r.memory_per_node.map(|m| m.bytes()).or_else(|| {
-            r.memory_per_cpu
-                .and_then(|m| m.checked_mul(u64::from(cpus)))
-                .map(|m| m.bytes())
-        });
         let gpus = r
             .gpus_per_node
             .or(r.gpus.map(|g| g.div_ceil(nodes)))
             .or(r.gpus_per_task.map(|g| g * tasks))
             .unwrap_or(0);
+        // Every form a job script gives memory in: per node, per CPU, per GPU (`--mem-per-gpu`).
+        let memory_bytes = r
+            .memory_per_node
+            .map(|m| m.bytes())
+            .or_else(|| {
+                r.memory_per_cpu
+                    .and_then(|m| m.checked_mul(u64::from(cpus)))
+                    .map(|m| m.bytes())
+            })
+            .or_else(|| {
+                r.memory_per_gpu
+                    .filter(|_| gpus > 0)
+                    .and_then(|m| m.checked_mul(u64::from(gpus)))
+                    .map(|m| m.bytes())
+            });
         PerNode {
             nodes,
             tasks,
@@ -77,6 +87,9 @@ pub struct PodOptions<'a> {
     pub runs_workflow: bool,
     /// More `atlas agent` flags after `--quiet`.
     pub agent_flags: &'a [String],
+    /// GPU types → the product labels GPU feature discovery sets (the cluster's own table
+    /// first, then the built-in one).
+    pub gpu_products: &'a BTreeMap<String, Vec<String>>,
 }
 
 fn quantity(text: String) -> Quantity {
@@ -248,10 +261,13 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         }),
         ..Default::default()
     };
-    let mut node_selector = BTreeMap::new();
-    if let (Some(gpu_type), true) = (&workflow.spec.resources.gpu_type, per_node.gpus > 0) {
-        node_selector.insert("nvidia.com/gpu.product".to_string(), gpu_type.clone());
-    }
+    let affinity = workflow
+        .spec
+        .resources
+        .gpu_type
+        .as_deref()
+        .filter(|_| per_node.gpus > 0)
+        .and_then(|t| super::gpu::affinity(t, options.gpu_products));
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(BTreeMap::from([(
@@ -264,7 +280,7 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             containers: vec![container],
             restart_policy: Some("Never".into()),
             volumes: Some(volumes),
-            node_selector: (!node_selector.is_empty()).then_some(node_selector),
+            affinity,
             security_context: Some(PodSecurityContext {
                 run_as_non_root: Some(true),
                 // OpenShift's restricted SCC assigns the UID; elsewhere a fixed high one with

@@ -5,7 +5,7 @@
 use atlas_spec::{LauncherKind, Workflow};
 
 use super::pod::PerNode;
-use super::{Flavor, Gap, ServerVersion};
+use super::{Flavor, Gap, K8sOptions, ServerVersion};
 
 /// Adds `export NAME=VALUE` for each of `names` the script uses.
 fn set(out: &mut Vec<String>, used: &[String], names: &[&str], value: &str) {
@@ -18,7 +18,7 @@ fn set(out: &mut Vec<String>, used: &[String], names: &[&str], value: &str) {
 
 /// The variables a Slurm/LSF/PBS script reads, from what the pod has (shell `export` lines;
 /// names and values are fixed here, never taken from the workflow).
-pub(super) fn exports(workflow: &Workflow, flavor: Flavor) -> Vec<String> {
+pub(super) fn exports(workflow: &Workflow, flavor: Flavor, name: &str) -> Vec<String> {
     let used = &workflow.spec.environment.scheduler_variables;
     let mut out = Vec::new();
     if let (Flavor::IndexedJob | Flavor::JobPerIndex, Some(array)) =
@@ -53,38 +53,8 @@ pub(super) fn exports(workflow: &Workflow, flavor: Flavor) -> Vec<String> {
             &value,
         );
     }
-    if flavor == Flavor::Pytorchjob {
-        // The operator starts one pod per node: `srun` becomes "run it here" (leading options
-        // dropped) and `scontrol show hostnames` names the master the operator chose.
-        let commands: String = workflow
-            .spec
-            .phases
-            .iter()
-            .map(|p| p.run.as_str())
-            .collect();
-        if commands.contains("srun ") {
-            out.push("srun() { while [ $# -gt 0 ] && [ \"${1#-}\" != \"$1\" ]; do shift; done; \"$@\"; }; export -f srun".into());
-        }
-        if commands.contains("scontrol ") {
-            out.push("scontrol() { [ \"$1 $2\" = \"show hostnames\" ] && echo \"$MASTER_ADDR\"; }; export -f scontrol".into());
-        }
-        set(
-            &mut out,
-            used,
-            &["SLURM_NNODES", "SLURM_JOB_NUM_NODES"],
-            "$PET_NNODES",
-        );
-        set(&mut out, used, &["SLURM_NODEID"], "$PET_NODE_RANK");
-        set(&mut out, used, &["SLURM_PROCID"], "$RANK");
-        set(&mut out, used, &["SLURM_NTASKS"], "$WORLD_SIZE");
-    }
-    if flavor == Flavor::Mpijob {
-        set(
-            &mut out,
-            used,
-            &["LSB_DJOB_HOSTFILE", "PBS_NODEFILE"],
-            "/etc/mpi/hostfile",
-        );
+    if let Some(world) = NodeWorld::of(workflow, flavor, name) {
+        world.exports(workflow, used, &mut out);
     }
     let per_node = PerNode::of(workflow);
     set(
@@ -108,7 +78,8 @@ pub(super) fn exports(workflow: &Workflow, flavor: Flavor) -> Vec<String> {
 }
 
 /// The gaps: fields Kubernetes has no place for, and what was done instead.
-pub(super) fn gaps(workflow: &Workflow, flavor: Flavor, server: ServerVersion) -> Vec<Gap> {
+pub(super) fn gaps(workflow: &Workflow, flavor: Flavor, options: &K8sOptions) -> Vec<Gap> {
+    let server = options.server;
     let mut gaps = Vec::new();
     let mut gap = |field: &str, note: String| {
         gaps.push(Gap {
@@ -157,6 +128,16 @@ pub(super) fn gaps(workflow: &Workflow, flavor: Flavor, server: ServerVersion) -
     if !s.het_components.is_empty() {
         gap("spec.hetComponents", format!("{} heterogeneous component(s) are not emitted: only the first component's resources are used", s.het_components.len()));
     }
+    if let (Some(gpu_type), true) = (&s.resources.gpu_type, PerNode::of(workflow).gpus > 0) {
+        match super::gpu::products(gpu_type, &options.gpu_products) {
+            Some(products) => gap("spec.resources.gpuType", format!("`{gpu_type}`: a required node affinity on {} In [{}] (the labels NVIDIA's GPU feature discovery sets)", super::gpu::PRODUCT_LABEL, products.join(", "))),
+            None => gap("spec.resources.gpuType", format!("warning: `{gpu_type}` is not a GPU type Atlas knows the node labels of: the pods get no GPU-type constraint and may land on any GPU; give --gpu-product {gpu_type}=LABEL (the node's {} label)", super::gpu::PRODUCT_LABEL)),
+        }
+    }
+    let per_node = PerNode::of(workflow);
+    if matches!(flavor, Flavor::Jobset | Flavor::Pytorchjob | Flavor::Mpijob) {
+        gap("spec.resources.nodes", format!("{} node(s) of {} task(s) each: one pod per node with a stable host name; `scontrol show hostnames` lists them, SLURM_NNODES/SLURM_NODEID/SLURM_PROCID/SLURM_NTASKS/SLURM_JOB_NODELIST, PBS_NODEFILE, LSB_DJOB_HOSTFILE and LSB_HOSTS are set from them, and MASTER_ADDR/MASTER_PORT (29500) name the first for a torchrun rendezvous", per_node.nodes, per_node.tasks));
+    }
     if let Some(array) = &s.scheduling.array {
         array_gaps(array, flavor, server, &mut gap);
     }
@@ -164,10 +145,10 @@ pub(super) fn gaps(workflow: &Workflow, flavor: Flavor, server: ServerVersion) -
         gap("(server)", format!("Kubernetes {server}: ttlSecondsAfterFinished is alpha (feature gate TTLAfterFinished); without it finished Jobs stay until deleted"));
     }
     match (s.launcher.kind, flavor) {
-        (LauncherKind::Srun | LauncherKind::Torchrun, Flavor::Pytorchjob) => gap("spec.launcher", "run as a PyTorchJob, one pod per node: `srun` runs its command in the pod (only leading flag options are understood), `scontrol show hostnames` prints the operator's MASTER_ADDR, SLURM_NNODES/SLURM_NODEID/SLURM_PROCID/SLURM_NTASKS come from PET_NNODES/PET_NODE_RANK/RANK/WORLD_SIZE".into()),
+        (LauncherKind::Srun | LauncherKind::Torchrun, Flavor::Pytorchjob) => gap("spec.launcher", "run as a PyTorchJob, one pod per node: `srun` runs its command in the pod (only leading flag options are understood)".into()),
         (LauncherKind::Deepspeed | LauncherKind::Accelerate, Flavor::Pytorchjob) => gap("spec.launcher", "run as a PyTorchJob: the launcher's own multi-node options are replaced by the operator's MASTER_ADDR/RANK".into()),
         (LauncherKind::Horovodrun | LauncherKind::Ddlrun | LauncherKind::Aprun, Flavor::Mpijob) => gap("spec.launcher", "run as an MPIJob: the launcher must accept an MPI hostfile (/etc/mpi/hostfile)".into()),
-        (_, Flavor::Mpijob) => gap("spec.launcher", "MPIJob workers need sshd in the image (the MPI Operator starts the ranks over ssh); the generated Containerfile does not install it".into()),
+        (_, Flavor::Mpijob) => gap("spec.launcher", "run as an MPIJob: a launcher of 1 CPU and 1 GiB runs the workflow and `mpirun` (`srun` becomes mpirun over /etc/mpi/hostfile); workers run sshd on port 2222 behind the entrypoint with the operator's keys at /home/atlas/.ssh (sshAuthMountPath); the generated Containerfile installs openssh".into()),
         _ => {}
     }
     gaps
@@ -217,5 +198,127 @@ fn array_gaps(
             }
         }
         _ => {}
+    }
+}
+
+/// The nodes of a multi-node job as its pods see them: the host names (stable DNS names the
+/// operators give each pod), which of them this pod is, and where the hostfile is.
+struct NodeWorld {
+    hosts: Vec<String>,
+    /// A shell expression for this pod's node index.
+    rank: &'static str,
+    /// The MPI hostfile (MPIJob's own), else one the pod writes.
+    hostfile: &'static str,
+    mpi: bool,
+}
+
+impl NodeWorld {
+    /// The world of `flavor` for a job of `nodes` pods named after `name` (a DNS label).
+    fn of(workflow: &Workflow, flavor: Flavor, name: &str) -> Option<NodeWorld> {
+        let nodes = PerNode::of(workflow).nodes;
+        let written = "$HOME/.atlas-nodefile";
+        match flavor {
+            // JobSet's headless Service `NAME` gives each pod `NAME-nodes-0-I.NAME`.
+            Flavor::Jobset => Some(NodeWorld {
+                hosts: (0..nodes)
+                    .map(|i| format!("{name}-nodes-0-{i}.{name}"))
+                    .collect(),
+                rank: "$JOB_COMPLETION_INDEX",
+                hostfile: written,
+                mpi: false,
+            }),
+            // The training operator's Service per pod: NAME-master-0, NAME-worker-I.
+            Flavor::Pytorchjob => Some(NodeWorld {
+                hosts: std::iter::once(format!("{name}-master-0"))
+                    .chain((1..nodes).map(|i| format!("{name}-worker-{}", i - 1)))
+                    .collect(),
+                rank: "$PET_NODE_RANK",
+                hostfile: written,
+                mpi: false,
+            }),
+            // The MPI Operator's headless Service NAME-worker; the launcher is rank 0's host.
+            Flavor::Mpijob => Some(NodeWorld {
+                hosts: (0..nodes)
+                    .map(|i| format!("{name}-worker-{i}.{name}-worker"))
+                    .collect(),
+                rank: "0",
+                hostfile: "/etc/mpi/hostfile",
+                mpi: true,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The shims and variables: `srun` runs its command here (MPI: through mpirun on every
+    /// worker), `scontrol show hostnames` prints the hosts, the Slurm/PBS/LSF variables the
+    /// script reads, and MASTER_ADDR/MASTER_PORT for a torchrun rendezvous.
+    fn exports(&self, workflow: &Workflow, used: &[String], out: &mut Vec<String>) {
+        let per_node = PerNode::of(workflow);
+        let nodes = self.hosts.len();
+        let tasks = nodes as u32 * per_node.tasks;
+        let commands: String = workflow
+            .spec
+            .phases
+            .iter()
+            .map(|p| p.run.as_str())
+            .chain(workflow.spec.launcher.command.as_deref())
+            .collect();
+        out.push(format!("export ATLAS_NODES='{}'", self.hosts.join(" ")));
+        if commands.contains("srun ") {
+            let run = if self.mpi {
+                format!("mpirun --hostfile {} -np {tasks} \"$@\"", self.hostfile)
+            } else {
+                "\"$@\"".to_string()
+            };
+            out.push(format!("srun() {{ while [ $# -gt 0 ] && [ \"${{1#-}}\" != \"$1\" ]; do shift; done; {run}; }}; export -f srun"));
+        }
+        if commands.contains("scontrol ") {
+            out.push("scontrol() { if [ \"$1 $2\" = \"show hostnames\" ]; then printf '%s\\n' $ATLAS_NODES; else echo \"scontrol: only 'show hostnames' exists in this pod\" >&2; return 1; fi; }; export -f scontrol".into());
+        }
+        if !self.mpi {
+            out.push(format!("printf '%s\\n' $ATLAS_NODES > {}", self.hostfile));
+        }
+        out.push(format!(
+            "export MASTER_ADDR=${{MASTER_ADDR:-{}}} MASTER_PORT=${{MASTER_PORT:-29500}}",
+            self.hosts[0]
+        ));
+        set(
+            out,
+            used,
+            &["SLURM_NNODES", "SLURM_JOB_NUM_NODES"],
+            &nodes.to_string(),
+        );
+        set(out, used, &["SLURM_NODEID"], self.rank);
+        set(
+            out,
+            used,
+            &["SLURM_NTASKS", "SLURM_NPROCS"],
+            &tasks.to_string(),
+        );
+        set(
+            out,
+            used,
+            &["SLURM_PROCID"],
+            &format!("$(({} * {}))", self.rank, per_node.tasks),
+        );
+        set(
+            out,
+            used,
+            &["SLURM_JOB_NODELIST", "SLURM_NODELIST"],
+            &self.hosts.join(","),
+        );
+        set(
+            out,
+            used,
+            &["LSB_DJOB_HOSTFILE", "PBS_NODEFILE"],
+            self.hostfile,
+        );
+        set(
+            out,
+            used,
+            &["LSB_HOSTS"],
+            &format!("'{}'", self.hosts.join(" ")),
+        );
+        set(out, used, &["PBS_NUM_NODES"], &nodes.to_string());
     }
 }

@@ -16,10 +16,21 @@ pub struct Args {
     /// The build context directory (created).
     #[arg(short, long, default_value = "build")]
     output: PathBuf,
+    /// The image to build on (default: the workflow's spec.image.base, else the local
+    /// localhost/atlas-base:bookworm made by scripts/base-image).
+    #[arg(long, value_name = "REF")]
+    base_image: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let workflow = super::load_workflow_or_script(&args.workflow)?;
+    let mut workflow = super::load_workflow_or_script(&args.workflow)?;
+    if let Some(base) = &args.base_image {
+        workflow
+            .spec
+            .image
+            .get_or_insert_with(Default::default)
+            .base = Some(base.clone());
+    }
     let files = atlas_emit::container_files(&workflow).map_err(Failure::input)?;
     let dir = &args.output;
     std::fs::create_dir_all(dir)

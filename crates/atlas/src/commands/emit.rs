@@ -46,9 +46,23 @@ struct K8sArgs {
     /// Also emit the OpenShift BuildConfig and ImageStream; no fixed runAsUser.
     #[arg(long)]
     openshift: bool,
-    /// The image the pods run (default: NAME:latest).
-    #[arg(long)]
+    /// The image the pods run (default: REGISTRY/NAME:TAG with --registry, else NAME:latest).
+    #[arg(long, conflicts_with = "registry")]
     image: Option<String>,
+    /// The registry the cluster pulls the workflow's image from (`registry.example.org/team`).
+    #[arg(long)]
+    registry: Option<String>,
+    /// The image's tag with --registry.
+    #[arg(long, default_value = "latest", requires = "registry")]
+    tag: String,
+    /// The base image for --openshift's BuildConfig (default: the workflow's, else the local
+    /// localhost/atlas-base:bookworm, which no other machine can pull).
+    #[arg(long, value_name = "REF")]
+    base_image: Option<String>,
+    /// A GPU type's node label on this cluster, TYPE=PRODUCT (`a100=NVIDIA-A100-SXM4-80GB`),
+    /// before Atlas's built-in table; repeatable.
+    #[arg(long, value_name = "TYPE=PRODUCT", value_parser = parse_gpu_product)]
+    gpu_product: Vec<(String, String)>,
     /// The API server's version the objects are for, e.g. 1.20 (default: the newest Atlas
     /// knows, 1.33).
     #[arg(long, value_name = "X.Y", conflicts_with = "context")]
@@ -66,7 +80,31 @@ struct K8sArgs {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let What::K8s(args) = args.what;
-    let workflow = super::load_workflow_or_script(&args.workflow)?;
+    let mut workflow = super::load_workflow_or_script(&args.workflow)?;
+    if let Some(base) = &args.base_image {
+        workflow
+            .spec
+            .image
+            .get_or_insert_with(Default::default)
+            .base = Some(base.clone());
+    }
+    let mut gpu_products: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (kind, product) in &args.gpu_product {
+        gpu_products
+            .entry(kind.clone())
+            .or_default()
+            .push(product.clone());
+    }
+    let image = match (&args.image, &args.registry) {
+        (Some(image), _) => Some(image.clone()),
+        (None, Some(registry)) => Some(format!(
+            "{}/{}:{}",
+            registry.trim_end_matches('/'),
+            atlas_spec::to_dns1123_label(&workflow.metadata.name, "atlas"),
+            args.tag
+        )),
+        (None, None) => None,
+    };
     let containerfile = if args.openshift {
         Some(
             atlas_emit::container_files(&workflow)
@@ -87,10 +125,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             FlavorArg::Mpijob => Flavor::Mpijob,
         },
         openshift: args.openshift,
-        image: args.image.clone(),
+        image,
         containerfile,
         agent_flags: Vec::new(),
         server: server_version(&args)?,
+        gpu_products,
     };
     let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
     match &args.output {
@@ -139,4 +178,24 @@ fn server_version(args: &K8sArgs) -> Result<ServerVersion, Failure> {
             said.escape_debug()
         ))
     })
+}
+
+/// `TYPE=PRODUCT`, both plain label text.
+fn parse_gpu_product(text: &str) -> Result<(String, String), String> {
+    let (kind, product) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{}` is not TYPE=PRODUCT", text.escape_debug()))?;
+    let label_value = |v: &str| {
+        !v.is_empty()
+            && v.len() <= 63
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    if !label_value(kind) || !label_value(product) {
+        return Err(format!(
+            "`{}`: TYPE and PRODUCT must be 1-63 letters, digits, `-`, `_` or `.`",
+            text.escape_debug()
+        ));
+    }
+    Ok((kind.to_string(), product.to_string()))
 }
