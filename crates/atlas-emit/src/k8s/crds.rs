@@ -2,16 +2,24 @@
 //! Kubeflow's PyTorchJob (kubeflow.org/v1) and MPIJob (kubeflow.org/v2beta1), JobSet
 //! (jobset.x-k8s.io/v1alpha2), and OpenShift's BuildConfig (build.openshift.io/v1) and
 //! ImageStream (image.openshift.io/v1). Only the fields Atlas sets are modelled.
+//!
+//! The top-level types are made by kube-derive from their specs, which also gives each its
+//! CustomResourceDefinition ([`definitions`]): on a cluster without the operators (the test
+//! cluster has none), these CRDs let the API server check the objects Atlas emits against the
+//! schema of Atlas's own types. They are not the operators' CRDs and do not replace them.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::JobTemplateSpec;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube_core::CustomResourceExt;
+use kube_derive::CustomResource;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// One replica group of a Kubeflow job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaSpec {
     pub replicas: i32,
@@ -20,7 +28,7 @@ pub struct ReplicaSpec {
 }
 
 /// Kubeflow's run policy.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -33,7 +41,16 @@ pub struct RunPolicy {
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// kubeflow.org/v1 PyTorchJob.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v1",
+    kind = "PyTorchJob",
+    plural = "pytorchjobs",
+    namespaced
+)]
+#[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct PyTorchJobSpec {
     pub pytorch_replica_specs: BTreeMap<String, ReplicaSpec>,
@@ -43,17 +60,17 @@ pub struct PyTorchJobSpec {
     pub nproc_per_node: Option<String>,
 }
 
-/// kubeflow.org/v1 PyTorchJob.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PyTorchJob {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    pub spec: PyTorchJobSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// kubeflow.org/v2beta1 MPIJob.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "kubeflow.org",
+    version = "v2beta1",
+    kind = "MPIJob",
+    plural = "mpijobs",
+    namespaced
+)]
+#[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
+#[kube(root = "MpiJob")]
 #[serde(rename_all = "camelCase")]
 pub struct MpiJobSpec {
     pub slots_per_worker: i32,
@@ -64,17 +81,7 @@ pub struct MpiJobSpec {
     pub ssh_auth_mount_path: Option<String>,
 }
 
-/// kubeflow.org/v2beta1 MPIJob.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MpiJob {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    pub spec: MpiJobSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicatedJob {
     pub name: String,
@@ -82,7 +89,16 @@ pub struct ReplicatedJob {
     pub template: JobTemplateSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// jobset.x-k8s.io/v1alpha2 JobSet.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "jobset.x-k8s.io",
+    version = "v1alpha2",
+    kind = "JobSet",
+    plural = "jobsets",
+    namespaced
+)]
+#[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct JobSetSpec {
     pub replicated_jobs: Vec<ReplicatedJob>,
@@ -90,18 +106,8 @@ pub struct JobSetSpec {
     pub ttl_seconds_after_finished: Option<i32>,
 }
 
-/// jobset.x-k8s.io/v1alpha2 JobSet.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct JobSet {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    pub spec: JobSetSpec,
-}
-
 /// Where a build's input comes from: an inline Dockerfile.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildSource {
     #[serde(rename = "type")]
@@ -110,11 +116,11 @@ pub struct BuildSource {
 }
 
 /// The Docker build strategy (the Containerfile as written).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DockerStrategy {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildStrategy {
     #[serde(rename = "type")]
@@ -123,13 +129,22 @@ pub struct BuildStrategy {
 }
 
 /// What a build produces: an ImageStreamTag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BuildOutput {
     pub to: k8s_openapi::api::core::v1::ObjectReference,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// build.openshift.io/v1 BuildConfig.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "build.openshift.io",
+    version = "v1",
+    kind = "BuildConfig",
+    plural = "buildconfigs",
+    namespaced
+)]
+#[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct BuildConfigSpec {
     pub source: BuildSource,
@@ -137,35 +152,35 @@ pub struct BuildConfigSpec {
     pub output: BuildOutput,
 }
 
-/// build.openshift.io/v1 BuildConfig with a Docker strategy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildConfig {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    pub spec: BuildConfigSpec,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LookupPolicy {
     /// Pods in the namespace may use `NAME:TAG` for this stream's images.
     pub local: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// image.openshift.io/v1 ImageStream.
+#[derive(CustomResource, Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "image.openshift.io",
+    version = "v1",
+    kind = "ImageStream",
+    plural = "imagestreams",
+    namespaced
+)]
+#[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageStreamSpec {
     pub lookup_policy: LookupPolicy,
 }
 
-/// image.openshift.io/v1 ImageStream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImageStream {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: ObjectMeta,
-    pub spec: ImageStreamSpec,
+/// The CustomResourceDefinitions of the custom resources Atlas emits, from their types.
+pub fn definitions() -> Vec<CustomResourceDefinition> {
+    vec![
+        PyTorchJob::crd(),
+        MpiJob::crd(),
+        JobSet::crd(),
+        BuildConfig::crd(),
+        ImageStream::crd(),
+    ]
 }

@@ -377,8 +377,6 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 )),
             };
             vec![Object::JobSet(Box::new(JobSet {
-                api_version: "jobset.x-k8s.io/v1alpha2".into(),
-                kind: "JobSet".into(),
                 metadata: meta(&name, workflow),
                 spec: JobSetSpec {
                     replicated_jobs: vec![ReplicatedJob {
@@ -416,8 +414,6 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 per_node.tasks
             };
             vec![Object::PyTorchJob(Box::new(PyTorchJob {
-                api_version: "kubeflow.org/v1".into(),
-                kind: "PyTorchJob".into(),
                 metadata: meta(&name, workflow),
                 spec: PyTorchJobSpec {
                     pytorch_replica_specs: replicas,
@@ -448,8 +444,6 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 },
             );
             vec![Object::MpiJob(Box::new(MpiJob {
-                api_version: "kubeflow.org/v2beta1".into(),
-                kind: "MPIJob".into(),
                 metadata: meta(&name, workflow),
                 spec: MpiJobSpec {
                     slots_per_worker: per_node.tasks as i32,
@@ -465,8 +459,6 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
     gaps.extend(image_gap);
     if options.openshift {
         objects.push(Object::ImageStream(Box::new(ImageStream {
-            api_version: "image.openshift.io/v1".into(),
-            kind: "ImageStream".into(),
             metadata: meta(&name, workflow),
             spec: ImageStreamSpec {
                 lookup_policy: LookupPolicy { local: true },
@@ -474,8 +466,6 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
         })));
         if let Some(containerfile) = &options.containerfile {
             objects.push(Object::BuildConfig(Box::new(BuildConfig {
-                api_version: "build.openshift.io/v1".into(),
-                kind: "BuildConfig".into(),
                 metadata: meta(&name, workflow),
                 spec: BuildConfigSpec {
                     source: BuildSource {

@@ -23,6 +23,10 @@ enum What {
     /// Kubernetes/OpenShift objects: Job, Indexed Job, JobSet, PyTorchJob or MPIJob, with the
     /// workflow's ConfigMap and volume claims.
     K8s(K8sArgs),
+    /// The CustomResourceDefinitions of the custom resources `emit k8s` writes (PyTorchJob,
+    /// MPIJob, JobSet, BuildConfig, ImageStream), generated from Atlas's own types: on a
+    /// cluster without their operators, the API server checks the objects against them.
+    Crds,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -79,7 +83,16 @@ struct K8sArgs {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let What::K8s(args) = args.what;
+    let args = match args.what {
+        What::K8s(args) => args,
+        What::Crds => {
+            let crds: Vec<String> = k8s::crds::definitions()
+                .iter()
+                .map(|crd| serde_yaml_ng::to_string(crd).unwrap_or_default())
+                .collect();
+            return super::write_output(None, &crds.join("---\n"));
+        }
+    };
     let mut workflow = super::load_workflow_or_script(&args.workflow)?;
     if let Some(base) = &args.base_image {
         workflow
