@@ -22,7 +22,7 @@ pub struct Args {
 enum What {
     /// Kubernetes/OpenShift objects: Job, Indexed Job, JobSet, PyTorchJob or MPIJob, with the
     /// workflow's ConfigMap and volume claims.
-    K8s(K8sArgs),
+    K8s(Box<K8sArgs>),
     /// The CustomResourceDefinitions of the custom resources `emit k8s` writes (PyTorchJob,
     /// MPIJob, JobSet, BuildConfig, ImageStream), generated from Atlas's own types: on a
     /// cluster without their operators, the API server checks the objects against them.
@@ -84,7 +84,7 @@ struct K8sArgs {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let args = match args.what {
-        What::K8s(args) => args,
+        What::K8s(args) => *args,
         What::Crds => {
             let crds: Vec<String> = k8s::crds::definitions()
                 .iter()
