@@ -11,6 +11,9 @@ pub fn check(target: &Named) -> (bool, String) {
             true => (true, "bash, /proc".into()),
             false => (false, "bash is not installed".into()),
         },
+        Kind::Slurm if t.host.is_some() => {
+            crate::slurm_ssh::check(target, t.host.as_deref().unwrap_or_default())
+        }
         Kind::Slurm => {
             if let Some(missing) = ["sbatch", "squeue", "scancel", "sinfo"]
                 .into_iter()

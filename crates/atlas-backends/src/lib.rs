@@ -26,7 +26,9 @@ mod local;
 mod podman;
 mod podman_kube;
 mod process;
+mod remote;
 mod slurm;
+mod slurm_ssh;
 pub mod target;
 
 pub use data::VerifiedInput;
@@ -135,7 +137,10 @@ pub trait Backend: Send {
 pub fn backend(target: &Named) -> Box<dyn Backend> {
     match target.target.kind {
         Kind::Local => Box::new(local::Local::new(target.clone())),
-        Kind::Slurm => Box::new(slurm::Slurm::new(target.clone())),
+        Kind::Slurm => match target.target.host.as_deref() {
+            Some(host) => Box::new(slurm_ssh::SlurmSsh::new(target.clone(), host)),
+            None => Box::new(slurm::Slurm::new(target.clone())),
+        },
         Kind::Podman => Box::new(podman::Podman::new(target.clone())),
         Kind::PodmanKube => Box::new(podman_kube::PodmanKube::new(target.clone())),
         Kind::Kubernetes => Box::new(kubernetes::Kubernetes::new(target.clone())),

@@ -58,6 +58,17 @@ pub struct Target {
     /// How inputs reach a host job (local, Slurm): `path` (a link, the default) or `copy`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub stage: Stage,
+    /// Slurm over SSH: the login node (`atlas@head`, or an alias of the ssh config). Without
+    /// it, Slurm's commands run on this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// Slurm over SSH: where runs, projects and the agent go on the cluster (absolute;
+    /// default /scratch/atlas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    /// Slurm over SSH: an ssh config file (`ssh -F`), e.g. the one `scripts/cluster-up` writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_config: Option<PathBuf>,
     /// Kubernetes: the kubeconfig context (default: the file's current context).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
@@ -114,6 +125,9 @@ impl Target {
             kubeconfig: None,
             registry: None,
             pending_timeout: None,
+            host: None,
+            workdir: None,
+            ssh_config: None,
             gpu_products: BTreeMap::new(),
         }
     }
@@ -181,6 +195,20 @@ pub enum TargetError {
         /// The value.
         value: String,
     },
+    /// A login host or remote directory that is not plain.
+    #[error("{}: target `{name}`: {field} `{}` {rule}", file.display(), value.escape_debug())]
+    BadRemote {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        name: String,
+        /// `host` or `workdir`.
+        field: &'static str,
+        /// The value.
+        value: String,
+        /// What it must be.
+        rule: &'static str,
+    },
     /// A target name that is not a DNS-1123 label.
     #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
     BadName {
@@ -222,6 +250,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
                     value: registry.to_string(),
                 });
             }
+            check_remote(file, &name, &target)?;
             all.insert(
                 name.clone(),
                 Named {
@@ -233,6 +262,40 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
         }
     }
     Ok(all.into_values().collect())
+}
+
+/// A login host and remote directory that cannot turn into an ssh option or shell syntax.
+fn check_remote(file: &Path, name: &str, target: &Target) -> Result<(), TargetError> {
+    let bad = |field, value: &str, rule| TargetError::BadRemote {
+        file: file.to_path_buf(),
+        name: name.to_string(),
+        field,
+        value: value.to_string(),
+        rule,
+    };
+    if let Some(host) = target
+        .host
+        .as_deref()
+        .filter(|h| !crate::remote::is_destination(h))
+    {
+        return Err(bad(
+            "host",
+            host,
+            "must be [USER@]HOST or an ssh config alias (letters, digits, `@`, `.`, `-`, `_`)",
+        ));
+    }
+    if let Some(dir) = target
+        .workdir
+        .as_deref()
+        .filter(|d| !crate::remote::is_remote_dir(d))
+    {
+        return Err(bad(
+            "workdir",
+            dir,
+            "must be an absolute path of letters, digits, `/`, `.`, `-` and `_`, without `..`",
+        ));
+    }
+    Ok(())
 }
 
 /// `HOST[:PORT][/PATH]` as image references spell a registry: it reaches podman's command line

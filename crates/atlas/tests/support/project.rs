@@ -26,9 +26,19 @@ impl Project {
     /// `atlas ARGS…` in the project over database `db` (a file or a URL), with run directories
     /// under the project's `data/`: (exit code, stdout, stderr).
     pub fn atlas_on(&self, db: &str, args: &[&str]) -> (i32, String, String) {
+        self.atlas_in(&self.dir, db, args)
+    }
+
+    /// `atlas ARGS…` started in `cwd` over database `db`: (exit code, stdout, stderr).
+    pub fn atlas_in(
+        &self,
+        cwd: &std::path::Path,
+        db: &str,
+        args: &[&str],
+    ) -> (i32, String, String) {
         let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
             .args(args)
-            .current_dir(&self.dir)
+            .current_dir(cwd)
             .env("ATLAS_DB", db)
             .env("XDG_DATA_HOME", self.dir.join("data"))
             .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
