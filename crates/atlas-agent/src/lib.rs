@@ -7,6 +7,7 @@
 
 mod cgroup;
 pub mod gpu;
+pub mod host;
 mod load;
 pub mod nvml;
 pub mod output;

@@ -179,6 +179,24 @@ pub(crate) fn agent_args(job: &Job<'_>, workflow_file: &Path, run_dir: &Path) ->
     ]
 }
 
+/// The host sampler's command for a multi-node job that is not an array (`atlas agent-host`
+/// on every node, beside the main agent), else none.
+pub(crate) fn host_sampler(job: &Job<'_>, agent: &str, run_dir: &Path) -> Option<Vec<String>> {
+    let multi = job.workflow.spec.resources.nodes.is_some_and(|n| n > 1);
+    (multi && job.workflow.spec.scheduling.array.is_none()).then(|| {
+        vec![
+            agent.to_string(),
+            "agent-host".into(),
+            "--run-id".into(),
+            job.run_id.into(),
+            "--run-dir".into(),
+            run_dir.display().to_string(),
+            "--interval".into(),
+            format!("{}ms", job.interval.as_millis()),
+        ]
+    })
+}
+
 /// The workflow as it runs on the target ([`alike::effective_workflow`]); says on stderr when
 /// a GPU request is left out because the target has none.
 pub(crate) fn without_gpus_if_none(target: &Named, job: &Job<'_>) -> Workflow {

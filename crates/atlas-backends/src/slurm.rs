@@ -70,6 +70,7 @@ impl Backend for Slurm {
                 })
                 .display()
                 .to_string(),
+            host_sampler: crate::host_sampler(job, &job.agent.display().to_string(), job.run_dir),
         };
         let workflow = crate::without_gpus_if_none(&self.target, job);
         let script = sbatch_script(&workflow, &options)

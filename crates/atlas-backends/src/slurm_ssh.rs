@@ -178,7 +178,9 @@ impl Backend for SlurmSsh {
         let project = self.project(job, &mut figures)?;
         let array = job.workflow.spec.scheduling.array.is_some();
         let remote_workflow = format!("{}/workflow.yaml", self.remote_run);
+        let sampler = crate::host_sampler(job, &agent, std::path::Path::new(&self.remote_run));
         let options = SbatchOptions {
+            host_sampler: sampler,
             command: std::iter::once(agent)
                 .chain(crate::agent_args(
                     job,

@@ -20,6 +20,9 @@ pub struct SbatchOptions {
     pub working_directory: String,
     /// Where Slurm writes the job's own stdout/stderr (`--output`).
     pub output: String,
+    /// A multi-node job: the command that samples one host (`atlas agent-host …`), started
+    /// on every node with `srun --overlap` before the main command, and waited for after it.
+    pub host_sampler: Option<Vec<String>>,
 }
 
 /// Why a workflow cannot become an sbatch script.
@@ -197,6 +200,25 @@ pub fn sbatch_script(workflow: &Workflow, options: &SbatchOptions) -> Result<Str
     }
     let command: Vec<String> = options.command.iter().map(|w| shell_quote(w)).collect();
     lines.0.push(String::new());
-    lines.0.push(format!("exec {}", command.join(" ")));
+    match &options.host_sampler {
+        None => lines.0.push(format!("exec {}", command.join(" "))),
+        Some(sampler) => {
+            // One sampler per node beside the job's own steps (it asks for no CPUs of them);
+            // each stops once the main agent's spool has the run's end.
+            let sampler: Vec<String> = sampler.iter().map(|w| shell_quote(w)).collect();
+            lines.0.extend([
+                "# One host sampler per node (atlas agent-host), then the agent.".to_string(),
+                format!(
+                    "srun --overlap --ntasks-per-node=1 --nodes=\"$SLURM_JOB_NUM_NODES\" --kill-on-bad-exit=0 {} &",
+                    sampler.join(" ")
+                ),
+                "samplers=$!".to_string(),
+                command.join(" "),
+                "status=$?".to_string(),
+                "wait \"$samplers\"".to_string(),
+                "exit \"$status\"".to_string(),
+            ]);
+        }
+    }
     Ok(lines.0.join("\n") + "\n")
 }

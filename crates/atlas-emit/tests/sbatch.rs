@@ -18,6 +18,7 @@ fn options() -> SbatchOptions {
         extra: vec!["--requeue".into()],
         working_directory: "/runs/r 1".into(),
         output: "/runs/r 1/slurm-%j.out".into(),
+        host_sampler: None,
     }
 }
 

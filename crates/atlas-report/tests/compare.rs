@@ -76,6 +76,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
                 owner: None,
             },
             phases: vec![phase],
+            hosts: Vec::new(),
         },
         workflow: Some(workflow),
         inputs: None,

@@ -251,7 +251,17 @@ impl Tracker {
     /// The spools to follow: the run's own, or one per array task that has started.
     fn spools(&self) -> Vec<(PathBuf, Option<u32>)> {
         if self.array.is_none() {
-            return vec![(self.run_dir.spool(), None)];
+            // The run's spool, then the samples of each host of a multi-node job.
+            let hosts = std::fs::read_dir(self.run_dir.root().join("hosts"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|e| e == "jsonl"));
+            return std::iter::once(self.run_dir.spool())
+                .chain(hosts)
+                .map(|spool| (spool, None))
+                .collect();
         }
         let Ok(tasks) = std::fs::read_dir(self.run_dir.tasks()) else {
             return Vec::new();

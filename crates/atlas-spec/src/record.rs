@@ -169,6 +169,25 @@ pub enum RecordBody {
         /// Fraction of all CPUs busy since the previous node sample (everyone's work).
         cpu_busy_fraction: f64,
     },
+    /// The job's processes on one host of a multi-node job, from that host's sampler
+    /// (`atlas agent-host`): its seq numbers are in a range of their own (the host's index ×
+    /// 2^40 onwards), so they never meet the main agent's.
+    #[serde(rename_all = "camelCase")]
+    HostSample {
+        /// The host's name.
+        host: String,
+        /// The phase the main agent was running, as far as the sampler saw.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
+        /// CPU seconds (user) of the job's processes on this host so far (live ones only).
+        cpu_user_seconds: f64,
+        /// CPU seconds (system).
+        cpu_system_seconds: f64,
+        /// Resident memory of those processes, bytes.
+        rss_bytes: u64,
+        /// Processes.
+        processes: u32,
+    },
     /// A value matched in the job's output.
     #[serde(rename_all = "camelCase")]
     Metric {

@@ -176,6 +176,17 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             phase.as_deref().map_or(Ok(()), |p| name("phase", p))?;
             items("gpus", gpus.len())
         }
+        RecordBody::HostSample {
+            host,
+            phase,
+            cpu_user_seconds: _,
+            cpu_system_seconds: _,
+            rss_bytes: _,
+            processes: _,
+        } => {
+            text("host", host)?;
+            phase.as_deref().map_or(Ok(()), |p| name("phase", p))
+        }
         RecordBody::NodeSample {
             load1: _,
             memory_total_bytes: _,

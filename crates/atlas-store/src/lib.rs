@@ -16,8 +16,8 @@ mod summary;
 
 pub use crate::postgres::PgStore;
 pub use model::{
-    ExperimentDetail, ExperimentRow, GpuSummary, IngestStats, MetricPoint, MetricSummary, NewRun,
-    PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
+    ExperimentDetail, ExperimentRow, GpuSummary, HostRow, IngestStats, MetricPoint, MetricSummary,
+    NewRun, PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 pub use sqlite::SqliteStore;
 

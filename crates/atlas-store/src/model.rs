@@ -123,6 +123,24 @@ pub struct RunDetail {
     #[serde(flatten)]
     pub run: RunRow,
     pub phases: Vec<PhaseRow>,
+    /// The hosts of a multi-node job whose samplers sent samples (none for one host).
+    #[serde(default)]
+    pub hosts: Vec<HostRow>,
+}
+
+/// One host of a multi-node job, from its sampler's `hostSample` records.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostRow {
+    pub host: String,
+    /// Samples it sent.
+    pub samples: i64,
+    /// The most CPU seconds (user + system) its share of the job had used.
+    pub cpu_seconds: Option<f64>,
+    /// The most resident memory of its share of the job, bytes.
+    pub peak_rss_bytes: Option<i64>,
+    /// The most processes of the job it held at once.
+    pub peak_processes: Option<i64>,
 }
 
 /// An experiment: runs of one workflow on several targets, with repetitions.

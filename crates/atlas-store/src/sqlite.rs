@@ -13,8 +13,8 @@ use atlas_spec::record::{AgentProcess, GpuSample, Record, RecordBody, RunStatus}
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::model::{
-    ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, MetricSummary, NewRun, PhaseRow,
-    RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
+    ExperimentDetail, ExperimentRow, HostRow, IngestStats, MetricPoint, MetricSummary, NewRun,
+    PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 use crate::schema::MIGRATIONS;
 use crate::summary::{ended_phase, is_lifecycle, summarise_gpus, PhaseSummary};
@@ -781,7 +781,25 @@ impl Store for SqliteStore {
                     .collect();
                 phase.gpu = summarise_gpus(&per_sample);
             }
-            Ok(RunDetail { run, phases })
+            let hosts = self
+                .conn
+                .prepare(
+                    "SELECT json_extract(body, '$.host') AS h, count(*),
+                        max(json_extract(body, '$.cpuUserSeconds') + json_extract(body, '$.cpuSystemSeconds')),
+                        max(json_extract(body, '$.rssBytes')), max(json_extract(body, '$.processes'))
+                     FROM events WHERE run_id = ?1 AND type = 'hostSample' GROUP BY h ORDER BY h",
+                )?
+                .query_map([&id], |r| {
+                    Ok(HostRow {
+                        host: r.get(0)?,
+                        samples: r.get(1)?,
+                        cpu_seconds: r.get(2)?,
+                        peak_rss_bytes: r.get(3)?,
+                        peak_processes: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(RunDetail { run, phases, hosts })
         })
     }
 

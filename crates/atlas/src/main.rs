@@ -53,6 +53,9 @@ enum Command {
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
     #[command(hide = true)]
     Agent(commands::agent::Args),
+    /// The sampler of one host of a multi-node job (the Slurm targets start one per node).
+    #[command(hide = true)]
+    AgentHost(commands::agent_host::Args),
 }
 
 fn main() {
@@ -79,6 +82,7 @@ fn main() {
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Targets(args) => commands::targets::run(args),
         Command::Agent(args) => commands::agent::run(args),
+        Command::AgentHost(args) => commands::agent_host::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),

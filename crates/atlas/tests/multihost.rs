@@ -84,7 +84,7 @@ fn a_two_node_job_runs_over_ssh_and_an_unchanged_project_is_not_sent_again() {
     let Some(config) = ssh_config() else {
         return;
     };
-    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: hosts}\nspec:\n  resources: {nodes: 2, tasksPerNode: 1}\n  phases:\n  - name: spread\n    run: 'srun hostname | sort | tr \"\\n\" \" \"; echo; bash helper.sh; for i in 1 2 3; do echo step=$i; sleep 0.4; done'\n    patterns: ['step=(?P<step>[0-9]+)']\n";
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: hosts}\nspec:\n  resources: {nodes: 2, tasksPerNode: 1}\n  phases:\n  - name: spread\n    run: 'srun bash -c \"hostname; sleep 1.5\" | sort | tr \"\\n\" \" \"; echo; bash helper.sh; for i in 1 2 3; do echo step=$i; sleep 0.4; done'\n    patterns: ['step=(?P<step>[0-9]+)']\n";
     let p = project("hosts", &config, workflow);
     let (code, _, stderr) = run_in_project(&p);
     assert_eq!(code, 0, "{stderr}");
@@ -110,6 +110,20 @@ fn a_two_node_job_runs_over_ssh_and_an_unchanged_project_is_not_sent_again() {
         .collect();
     assert!(hosts.len() >= 2, "srun ran on two hosts: {log}");
     assert!(log.contains("helper-ran"), "{log}");
+    // Each host's sampler saw the job's processes there.
+    let hosts = detail["hosts"].as_array().unwrap();
+    let busy: Vec<&str> = hosts
+        .iter()
+        .filter(|h| h["samples"].as_i64() > Some(0) && h["peakProcesses"].as_i64() > Some(0))
+        .map(|h| h["host"].as_str().unwrap())
+        .collect();
+    assert!(
+        busy.len() >= 2,
+        "two hosts sent samples of the job: {hosts:?}"
+    );
+    let (code, text, _) = p.atlas(&["show", id]);
+    assert_eq!(code, 0);
+    assert!(text.contains("hosts: "), "{text}");
     let figures = &detail["figures"];
     assert!(figures["projectBytes"].as_f64().unwrap() > 0.0, "{figures}");
     // A second run sends nothing of the unchanged project, and not the agent again.

@@ -58,6 +58,7 @@ impl Job {
             ],
             working_directory: dir.display().to_string(),
             output: dir.join("slurm-%j.out").display().to_string(),
+            host_sampler: None,
             ..Default::default()
         };
         let script = dir.join("job.sbatch");

@@ -10,8 +10,8 @@ use postgres::types::ToSql;
 use postgres::{Client, Row};
 
 use crate::model::{
-    ExperimentDetail, ExperimentRow, MetricPoint, MetricSummary, NewRun, PhaseRow, RunDetail,
-    RunFilter, RunRow, RunSpec, SeriesPoint,
+    ExperimentDetail, ExperimentRow, HostRow, MetricPoint, MetricSummary, NewRun, PhaseRow,
+    RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint,
 };
 use crate::summary::summarise_gpus;
 use crate::StoreError;
@@ -329,7 +329,26 @@ pub(super) fn run(c: &mut Client, id: &str) -> Result<RunDetail, StoreError> {
             phase.gpu = gpu_summary(c, &id, &phase.name)?;
         }
     }
-    Ok(RunDetail { run, phases })
+    let hosts = c
+        .query(
+            "SELECT body::jsonb ->> 'host' AS h, count(*),
+                max((body::jsonb ->> 'cpuUserSeconds')::float8 + (body::jsonb ->> 'cpuSystemSeconds')::float8),
+                max((body::jsonb ->> 'rssBytes')::bigint), max((body::jsonb ->> 'processes')::bigint)
+             FROM events WHERE run_id = $1 AND type = 'hostSample' GROUP BY h ORDER BY h",
+            &[&id],
+        )?
+        .iter()
+        .map(|r| {
+            Ok(HostRow {
+                host: r.try_get(0)?,
+                samples: r.try_get(1)?,
+                cpu_seconds: r.try_get(2)?,
+                peak_rss_bytes: r.try_get(3)?,
+                peak_processes: r.try_get(4)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
+    Ok(RunDetail { run, phases, hosts })
 }
 
 /// A phase row; `gpu` is a placeholder (`Some`) when the phase had GPU samples.

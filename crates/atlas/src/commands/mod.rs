@@ -1,6 +1,7 @@
 //! One module per `atlas` subcommand.
 
 pub mod agent;
+pub mod agent_host;
 pub mod compare;
 pub mod completions;
 pub mod containerize;

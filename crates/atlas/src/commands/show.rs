@@ -40,10 +40,33 @@ pub fn run(args: Args) -> Result<(), Failure> {
             if let Some(line) = workflow.as_ref().and_then(|w| efficiency(d, w)) {
                 text += &line;
             }
+            text += &hosts_line(d);
             text
         })?
     };
     super::write_output(None, &text)
+}
+
+/// The hosts of a multi-node job, each with its share (from its sampler): empty for one host.
+fn hosts_line(d: &RunDetail) -> String {
+    if d.hosts.is_empty() {
+        return String::new();
+    }
+    let hosts: Vec<String> = d
+        .hosts
+        .iter()
+        .map(|h| {
+            format!(
+                "{} ({} samples, CPU {:.1}s, peak {}, {} processes)",
+                h.host,
+                h.samples,
+                h.cpu_seconds.unwrap_or(0.0),
+                super::format::bytes(h.peak_rss_bytes.unwrap_or(0)),
+                h.peak_processes.unwrap_or(0)
+            )
+        })
+        .collect();
+    format!("hosts: {}\n", hosts.join(", "))
 }
 
 /// What the run used of what it asked for, as Slurm's `seff` says it: CPU time against the
