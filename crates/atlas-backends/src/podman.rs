@@ -4,7 +4,7 @@
 //! the atlas binary), so an unchanged workflow is not rebuilt; the build time is its own figure.
 //! The container runs under a random high UID with group 0 (OpenShift's rule), with `--cpus`,
 //! `--memory` and GPU `--device`s from the workflow's resources, the run directory bind-mounted
-//! at the same path for the spool, a copy of the project at /work (group-writable, so any UID
+//! at /atlas/run for the spool, a copy of the project at /work (group-writable, so any UID
 //! can write its outputs there) and the inputs bind-mounted read-only.
 
 use std::collections::hash_map::RandomState;
@@ -22,6 +22,9 @@ use crate::{data, process, Backend, BackendError, Collected, Figures, Job, JobEn
 
 /// Where the project is seen inside the container (the image's WORKDIR).
 const WORK: &str = "/work";
+
+/// Where the run directory is seen inside the container (the image makes it group-writable).
+pub(crate) const IN_CONTAINER_RUN_DIR: &str = atlas_emit::k8s::pod::RUN_DIR;
 
 /// Directories of the project that are not copied into the container's /work.
 const NOT_COPIED: &[&str] = &[".git", "target", "node_modules"];
@@ -205,13 +208,15 @@ fn run_arguments(
         "--user".into(),
         format!("{uid}:0"),
         "--volume".into(),
-        format!("{run_dir}:{run_dir}"),
+        // At a fixed path: the run directory's own may lie under a home (/root) that the
+        // container's random UID cannot traverse.
+        format!("{run_dir}:{IN_CONTAINER_RUN_DIR}"),
         "--volume".into(),
         format!("{}:{WORK}", job.run_dir.join("work").display()),
         "--env".into(),
         format!("ATLAS_RUN_ID={}", job.run_id),
         "--env".into(),
-        format!("ATLAS_RUN_DIR={run_dir}"),
+        format!("ATLAS_RUN_DIR={IN_CONTAINER_RUN_DIR}"),
         "--env".into(),
         format!("ATLAS_INTERVAL={}ms", job.interval.as_millis()),
         // The container's cgroup holds the job alone.

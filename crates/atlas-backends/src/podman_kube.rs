@@ -81,14 +81,13 @@ pub(crate) fn pod_for(
         },
     );
     let spec = template.spec.as_mut().expect("the template has a spec");
-    let run_dir = job.run_dir.display().to_string();
     let mut volumes = spec.volumes.take().unwrap_or_default();
     volumes.push(host_path("run", job.run_dir));
     volumes.push(host_path("work", &job.run_dir.join("work")));
     let mut mounts = vec![
         VolumeMount {
             name: "run".into(),
-            mount_path: run_dir.clone(),
+            mount_path: crate::podman::IN_CONTAINER_RUN_DIR.into(),
             ..Default::default()
         },
         VolumeMount {
@@ -132,7 +131,7 @@ pub(crate) fn pod_for(
         .extend(mounts);
     container.env = Some(vec![
         env("ATLAS_RUN_ID", job.run_id.into()),
-        env("ATLAS_RUN_DIR", run_dir),
+        env("ATLAS_RUN_DIR", crate::podman::IN_CONTAINER_RUN_DIR.into()),
         env("ATLAS_INTERVAL", format!("{}ms", job.interval.as_millis())),
         // The container's cgroup holds the job alone.
         env("ATLAS_OWN_CGROUP", "1".into()),

@@ -194,3 +194,74 @@ fn an_unreachable_login_node_is_named_and_the_other_targets_go_on() {
     let local = runs.iter().find(|r| r["target"] == "local").unwrap();
     assert_eq!(local["status"], "succeeded");
 }
+
+#[test]
+fn the_distributed_example_runs_across_hosts_and_in_a_container_as_one_experiment() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    // The example as it is, with its targets pointed at this cluster's ssh config.
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mpi");
+    let p = Project::new("mpi", "");
+    let project = p.dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    for file in [
+        "job.sbatch",
+        "preprocess.py",
+        "train_mpi.py",
+        "predict.py",
+        "atlas.toml",
+    ] {
+        std::fs::copy(example.join(file), project.join(file)).unwrap();
+    }
+    let toml = std::fs::read_to_string(project.join("atlas.toml")).unwrap();
+    let toml = toml
+        .replace(
+            "/var/lib/atlas/cluster/ssh_config",
+            &config.display().to_string(),
+        )
+        .replace(
+            "workdir = \"/scratch/atlas\"",
+            &format!("workdir = \"/scratch/atlas/t-mpi-{}\"", std::process::id()),
+        );
+    std::fs::write(project.join("atlas.toml"), toml).unwrap();
+    let db = p.dir.join("db/atlas.db").display().to_string();
+    let (code, _, stderr) = p.atlas_in(
+        &project,
+        &db,
+        &["run", "job.sbatch", "--on", "cluster", "--on", "podman"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let runs = p.runs();
+    let mut losses = Vec::new();
+    for target in ["cluster", "podman"] {
+        let run = runs.iter().find(|r| r["target"] == target).unwrap();
+        let detail = p.show(run["id"].as_str().unwrap());
+        let train = &detail["phases"][1];
+        let metric = |name: &str| {
+            train["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == name)
+                .map(|m| m["last"].as_f64().unwrap())
+        };
+        assert_eq!(metric("ranks"), Some(2.0), "{target}: {detail}");
+        let hosts = if target == "cluster" { 2.0 } else { 1.0 };
+        assert_eq!(metric("hosts"), Some(hosts), "{target}: {detail}");
+        let accuracy = detail["phases"][2]["metrics"][0]["last"].as_f64().unwrap();
+        assert!(accuracy > 0.5, "{target}: {detail}");
+        losses.push(metric("loss").unwrap());
+        if target == "cluster" {
+            assert!(detail["hosts"].as_array().unwrap().len() >= 2, "{detail}");
+        }
+    }
+    // The same training on both: where the ranks run does not change what is computed (the
+    // all-reduce's summing order may move the last digits).
+    assert!((losses[0] - losses[1]).abs() < 1e-3, "{losses:?}");
+    let experiment = runs[0]["experimentId"].as_str().unwrap();
+    let (code, stdout, stderr) = p.atlas(&["compare", experiment, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"cluster\""), "{stdout}");
+}
