@@ -423,7 +423,7 @@ mod tests {
         let joined = args.join(" ");
         for expected in [
             "--user 1000870000:0",
-            "--volume /runs/r-1:/runs/r-1",
+            "--volume /runs/r-1:/atlas/run",
             "--volume /runs/r-1/work:/work",
             "--volume /data/imagenet.h5:/work/data/in.h5:ro",
             "--cpus=1",

@@ -149,19 +149,28 @@ fn the_workflow_runs_on_the_cluster_and_is_compared_with_local() {
     let id = k8s["id"].as_str().unwrap();
     assert_eq!(k8s["status"], "succeeded", "{k8s}");
     assert_eq!(k8s["schedulerId"], format!("{}/atlas-{id}", ns.name));
-    // The real objects: the Job ran to completion, its ConfigMap is owned by it.
-    let (ok, out) = ns.in_ns(&[
-        "get",
-        "job",
-        &format!("atlas-{id}"),
-        "-o",
-        "jsonpath={.status.succeeded} {.spec.template.spec.containers[0].image}",
-    ]);
-    assert!(ok, "{out}");
-    assert!(
-        out.starts_with("1 127.0.0.1:5000/atlas-test/atlas-kube-real:"),
-        "{out}"
-    );
+    // The real objects: the Job ran to completion (its status follows the pod's a moment
+    // later), its ConfigMap is owned by it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (ok, out) = ns.in_ns(&[
+            "get",
+            "job",
+            &format!("atlas-{id}"),
+            "-o",
+            "jsonpath={.status.succeeded} {.spec.template.spec.containers[0].image}",
+        ]);
+        assert!(ok, "{out}");
+        assert!(
+            out.contains(" 127.0.0.1:5000/atlas-test/atlas-kube-real:"),
+            "{out}"
+        );
+        if out.starts_with("1 ") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not succeeded: {out}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let (ok, out) = ns.in_ns(&[
         "get",
         "configmap",
@@ -468,4 +477,58 @@ fn every_emitted_object_is_accepted_by_the_server() {
         "a string where the schema has an integer is refused: {said}"
     );
     assert!(said.contains("replicas"), "{said}");
+}
+
+#[test]
+fn inputs_reach_the_pods_through_a_persistent_volume() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "inputs");
+    let p = project("cluster-inputs", &ns, "", "");
+    std::fs::create_dir_all(p.dir.join("inputs/set")).unwrap();
+    let text = "imagenet, in small\n";
+    std::fs::write(p.dir.join("inputs/train.txt"), text).unwrap();
+    std::fs::write(p.dir.join("inputs/set/a.txt"), "shard a\n").unwrap();
+    let sum = Command::new("sha256sum")
+        .arg(p.dir.join("inputs/train.txt"))
+        .output()
+        .unwrap();
+    let sum = String::from_utf8_lossy(&sum.stdout);
+    let sum = sum.split_whitespace().next().unwrap();
+    let workflow = format!(
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {{name: kube-inputs}}\nspec:\n  data:\n    inputs:\n    - {{source: inputs/train.txt, path: data/train.txt, sha256: {sum}, size: {}}}\n    - {{source: inputs/set, path: data/set}}\n  phases:\n  - name: look\n    run: 'echo train=$(wc -c < data/train.txt) shard=$(wc -c < data/set/a.txt) same=$(grep -c imagenet data/train.txt); touch data/train.txt 2>/dev/null && echo readonly=0 || echo readonly=1'\n    patterns: ['train=(?P<train>[0-9]+) shard=(?P<shard>[0-9]+) same=(?P<same>[0-9]+)', 'readonly=(?P<readonly>[0-9])']\n",
+        text.len()
+    );
+    std::fs::write(p.dir.join("w.yaml"), workflow).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s", "--interval", "200ms"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    // The pod read both inputs whole, and could not change them.
+    let detail = p.show(&id);
+    let metric = |name: &str| {
+        detail["phases"][0]["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .map(|m| m["last"].as_f64().unwrap())
+    };
+    assert_eq!(metric("train"), Some(text.len() as f64), "{detail}");
+    assert_eq!(metric("shard"), Some(8.0), "{detail}");
+    assert_eq!(metric("same"), Some(1.0), "{detail}");
+    assert_eq!(metric("readonly"), Some(1.0), "{detail}");
+    let figures = &detail["figures"];
+    assert!(figures["stageInBytes"].as_f64().unwrap() > 0.0, "{figures}");
+    // The stage pod goes (deleted at once: it holds nothing).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (ok, pods) = ns.in_ns(&["get", "pods", "-o", "name"]);
+        assert!(ok, "{pods}");
+        if !pods.contains("-stage") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{pods}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }

@@ -20,6 +20,7 @@ mod connect;
 mod follow;
 mod image;
 mod objects;
+mod stage;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -158,7 +159,7 @@ async fn nodes(cluster: &Cluster) -> String {
 }
 
 /// An API error as the run's cause; a transport error makes the cluster unusable.
-fn api_error(cluster: &Cluster, what: &str, error: kube::Error) -> BackendError {
+pub(crate) fn api_error(cluster: &Cluster, what: &str, error: kube::Error) -> BackendError {
     match error {
         kube::Error::Api(status) => BackendError::Rejected(format!(
             "the API server of context `{}` refused {what}: {} {}: {}",
@@ -179,6 +180,7 @@ async fn create(
     objects: objects::RunObjects,
     shared: &Shared,
     start_limit: std::time::Duration,
+    stage: Option<(&Job<'_>, &str)>,
 ) -> Result<Pending, BackendError> {
     let params = PostParams::default();
     let ns = &cluster.namespace;
@@ -196,6 +198,19 @@ async fn create(
                     e,
                 ))
             }
+        }
+    }
+    // The inputs onto their claim before any pod of the Job can read it.
+    let inputs_claim = objects
+        .claims
+        .iter()
+        .filter_map(|c| c.metadata.name.as_deref())
+        .find(|n| n.ends_with("-inputs"));
+    if let (Some((job, image)), Some(claim)) = (stage, inputs_claim) {
+        if !job.inputs.is_empty() {
+            let figures =
+                stage::stage_inputs(cluster, job.run_id, claim, image, job.inputs).await?;
+            shared.figures.lock().expect("not poisoned").extend(figures);
         }
     }
     let mut rest: std::collections::VecDeque<K8sJob> = objects.jobs.into();
@@ -305,7 +320,13 @@ impl Backend for Kubernetes {
                 .unwrap_or(DEFAULT_PENDING_TIMEOUT),
         );
         let runtime = self.runtime()?;
-        let pending = runtime.block_on(create(&cluster, objects, &shared, start_limit))?;
+        let pending = runtime.block_on(create(
+            &cluster,
+            objects,
+            &shared,
+            start_limit,
+            Some((job, &image)),
+        ))?;
         runtime.spawn(follow::follow(
             cluster.clone(),
             pending,
