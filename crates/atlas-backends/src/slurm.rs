@@ -143,15 +143,24 @@ impl Backend for Slurm {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
-        let output_tail = self
-            .job_id
-            .as_ref()
-            .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10));
-        Collected {
-            output_tail,
-            ..Default::default()
-        }
+        collected(self.job_id.as_deref(), job)
     }
+}
+
+/// What a Slurm job leaves outside the spool: the tail of its own output file.
+pub(crate) fn collected(job_id: Option<&str>, job: &Job<'_>) -> Collected {
+    Collected {
+        output_tail: job_id
+            .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10)),
+        ..Default::default()
+    }
+}
+
+/// The `JobState=` of `scontrol show job -o` output.
+pub(crate) fn job_state(scontrol: &str) -> Option<String> {
+    scontrol
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("JobState=").map(String::from))
 }
 
 /// Whether squeue still lists the job (pending, running, completing).
@@ -163,9 +172,6 @@ fn job_listed(job_id: &str) -> bool {
 fn final_state(job_id: &str) -> String {
     process::output("scontrol", &["show", "job", job_id, "-o"])
         .ok()
-        .and_then(|o| {
-            o.split_whitespace()
-                .find_map(|f| f.strip_prefix("JobState=").map(String::from))
-        })
+        .and_then(|o| job_state(&o))
         .unwrap_or_else(|| "UNKNOWN".into())
 }

@@ -264,10 +264,7 @@ impl Backend for SlurmSsh {
                     .ssh
                     .run(&["scontrol", "show", "job", &job_id, "-o"])
                     .ok()
-                    .and_then(|o| {
-                        o.split_whitespace()
-                            .find_map(|f| f.strip_prefix("JobState=").map(String::from))
-                    })
+                    .and_then(|o| crate::slurm::job_state(&o))
                     .unwrap_or_else(|| "UNKNOWN".into()),
             }),
         }
@@ -281,14 +278,7 @@ impl Backend for SlurmSsh {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
-        let output_tail = self
-            .job_id
-            .as_ref()
-            .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10));
-        Collected {
-            output_tail,
-            ..Default::default()
-        }
+        crate::slurm::collected(self.job_id.as_deref(), job)
     }
 }
 

@@ -360,6 +360,55 @@ fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
         "{cause}"
     );
     assert!(cause.contains("missing"), "{cause}");
+    ns.wait_gone("jobs,pods", p.runs()[0]["id"].as_str().unwrap());
+
+    // A claim whose volume cannot be mounted (its directory does not exist): the pod is
+    // scheduled but never starts, and the reason is in the kubelet's events.
+    let p = project(
+        "cluster-mount",
+        &ns,
+        &WORKFLOW.replace("name: kube-real", "name: kube-mount"),
+        "",
+    );
+    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
+    std::fs::write(
+        p.dir.join("atlas.toml"),
+        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
+    )
+    .unwrap();
+    let volume = format!("atlas-test-missing-{}", std::process::id());
+    let claim = format!(
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {volume}}}\nspec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteMany]\n  hostPath: {{path: /nonexistent/{volume}, type: Directory}}\n  claimRef: {{namespace: {ns}, name: kube-mount-atlas-runs}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: kube-mount-atlas-runs, namespace: {ns}}}\nspec:\n  accessModes: [ReadWriteMany]\n  volumeName: {volume}\n  resources: {{requests: {{storage: 1Gi}}}}\n",
+        ns = ns.name
+    );
+    let file = p.dir.join("claim.yaml");
+    std::fs::write(&file, claim).unwrap();
+    let (ok, said) = ns.kubectl(&["create", "-f", &file.display().to_string()]);
+    assert!(ok, "{said}");
+    // Bound before the run: the scheduler would otherwise wait on the binding first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ns
+        .in_ns(&[
+            "get",
+            "pvc",
+            "kube-mount-atlas-runs",
+            "-o",
+            "jsonpath={.status.phase}",
+        ])
+        .1
+        != "Bound"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the claim did not bind"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
+    let _ = ns.kubectl(&["delete", "pv", &volume, "--wait=false"]);
+    assert_eq!(code, 1, "{stderr}");
+    let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
+    assert!(cause.contains("FailedMount"), "{cause}");
 }
 
 #[test]
@@ -506,14 +555,7 @@ fn inputs_reach_the_pods_through_a_persistent_volume() {
     let id = p.runs()[0]["id"].as_str().unwrap().to_string();
     // The pod read both inputs whole, and could not change them.
     let detail = p.show(&id);
-    let metric = |name: &str| {
-        detail["phases"][0]["metrics"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["name"] == name)
-            .map(|m| m["last"].as_f64().unwrap())
-    };
+    let metric = |name: &str| support::project::metric(&detail, 0, name);
     assert_eq!(metric("train"), Some(text.len() as f64), "{detail}");
     assert_eq!(metric("shard"), Some(8.0), "{detail}");
     assert_eq!(metric("same"), Some(1.0), "{detail}");

@@ -238,15 +238,7 @@ fn the_distributed_example_runs_across_hosts_and_in_a_container_as_one_experimen
     for target in ["cluster", "podman"] {
         let run = runs.iter().find(|r| r["target"] == target).unwrap();
         let detail = p.show(run["id"].as_str().unwrap());
-        let train = &detail["phases"][1];
-        let metric = |name: &str| {
-            train["metrics"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["name"] == name)
-                .map(|m| m["last"].as_f64().unwrap())
-        };
+        let metric = |name: &str| support::project::metric(&detail, 1, name);
         assert_eq!(metric("ranks"), Some(2.0), "{target}: {detail}");
         let hosts = if target == "cluster" { 2.0 } else { 1.0 };
         assert_eq!(metric("hosts"), Some(hosts), "{target}: {detail}");

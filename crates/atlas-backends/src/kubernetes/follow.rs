@@ -17,7 +17,7 @@ use atlas_spec::record::Record;
 use futures_util::io::AsyncBufReadExt;
 use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
@@ -145,6 +145,33 @@ fn pod_times(pod: &Pod) -> (Option<f64>, Option<f64>, Option<f64>) {
             .map(seconds)
     });
     (created, scheduled, started)
+}
+
+/// The newest warning event about the run's pods (`FailedMount: …`): why a pod that has been
+/// scheduled still does not start, when its status does not say.
+async fn warning_event(cluster: &Cluster, run_id: &str) -> Option<String> {
+    let events: Api<Event> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
+    let list = events
+        .list(&ListParams::default().fields("type=Warning,involvedObject.kind=Pod"))
+        .await
+        .ok()?;
+    let prefix = format!("atlas-{run_id}");
+    list.items
+        .into_iter()
+        .filter(|e| {
+            e.involved_object
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(&prefix))
+        })
+        .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.reason.unwrap_or_default(),
+                e.message.unwrap_or_default().trim()
+            )
+        })
 }
 
 /// Why the pod waits, when Kubernetes says (unschedulable, image pull back-off, …).
@@ -345,7 +372,11 @@ pub(crate) async fn follow(
         }
         if !any_started && waiting_since.elapsed() > pending.start_limit {
             pending.jobs.clear();
-            let why = shared.note.lock().expect("not poisoned").clone();
+            let noted = shared.note.lock().expect("not poisoned").clone();
+            let why = match noted {
+                Some(why) => Some(why),
+                None => warning_event(&cluster, &sink.run_id).await,
+            };
             let created = shared.created.lock().expect("not poisoned").clone();
             for name in created {
                 let _ = jobs.delete(&name, &DeleteParams::foreground()).await;

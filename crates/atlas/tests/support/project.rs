@@ -72,6 +72,16 @@ impl Project {
     }
 }
 
+/// The last value of metric `name` of phase `phase` in `atlas show RUN --format json`.
+#[allow(dead_code)] // not every test binary reads metrics
+pub fn metric(detail: &serde_json::Value, phase: usize, name: &str) -> Option<f64> {
+    detail["phases"][phase]["metrics"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)?["last"]
+        .as_f64()
+}
+
 impl Drop for Project {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
