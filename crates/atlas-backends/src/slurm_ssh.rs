@@ -10,7 +10,8 @@
 //! 3. watch: `squeue` there every second, and the run directory pulled back with
 //!    `rsync --append` (the spool and logs only grow), so `atlas run` follows the spool here
 //!    as on every other target; the pull after the job has left the queue is its last;
-//! 4. cancel: `scancel`; collect: the job's output tail.
+//! 4. cancel: `scancel --batch --signal=TERM` (the agent stops the phases and records the
+//!    cancellation), `scancel` when asked again; collect: the job's output tail.
 //!
 //! The binary copied is this machine's: the login node must run the same architecture.
 
@@ -38,6 +39,8 @@ pub(crate) struct SlurmSsh {
     local_run: std::path::PathBuf,
     job_id: Option<String>,
     last_poll: Option<Instant>,
+    /// How often cancel was asked (the second time cancels the whole job).
+    cancels: u32,
 }
 
 impl SlurmSsh {
@@ -55,6 +58,7 @@ impl SlurmSsh {
             local_run: Default::default(),
             job_id: None,
             last_poll: None,
+            cancels: 0,
         }
     }
 
@@ -271,9 +275,18 @@ impl Backend for SlurmSsh {
     }
 
     fn cancel(&mut self) -> Result<(), BackendError> {
-        if let Some(job_id) = self.job_id.clone() {
+        let Some(job_id) = self.job_id.clone() else {
+            return Ok(());
+        };
+        // First only the batch script's process (the agent, or the shell that passes it on):
+        // the agent stops the phases and records the cancellation. Asked again, the whole job.
+        if self.cancels == 0 {
+            self.ssh
+                .run(&["scancel", "--batch", "--signal=TERM", &job_id])?;
+        } else {
             self.ssh.run(&["scancel", &job_id])?;
         }
+        self.cancels += 1;
         Ok(())
     }
 

@@ -213,8 +213,12 @@ pub fn sbatch_script(workflow: &Workflow, options: &SbatchOptions) -> Result<Str
                     sampler.join(" ")
                 ),
                 "samplers=$!".to_string(),
-                command.join(" "),
-                "status=$?".to_string(),
+                format!("{} &", command.join(" ")),
+                "agent=$!".to_string(),
+                "# A signal to this script (scancel --batch) is the agent's to handle.".to_string(),
+                "trap 'kill -TERM \"$agent\" 2>/dev/null' TERM INT".to_string(),
+                "wait \"$agent\"; status=$?".to_string(),
+                "while kill -0 \"$agent\" 2>/dev/null; do wait \"$agent\"; status=$?; done".to_string(),
                 "wait \"$samplers\"".to_string(),
                 "exit \"$status\"".to_string(),
             ]);

@@ -574,3 +574,72 @@ fn inputs_reach_the_pods_through_a_persistent_volume() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+#[test]
+fn a_node_that_goes_not_ready_mid_job_ends_the_run_naming_it() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let kubelet_pid = std::path::Path::new("/run/atlas-k8s/kubelet.pid");
+    let Ok(pid) = std::fs::read_to_string(kubelet_pid) else {
+        // A cluster this project did not start: its kubelet is not ours to stop.
+        eprintln!("skipped: no kubelet of scripts/k8s-up to stop");
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "node");
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-node}\nspec:\n  phases:\n  - {name: wait, run: 'sleep 600'}\n";
+    let p = project("cluster-node", &ns, workflow, "");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "k8s", "--interval", "200ms"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the phase runs, the node's kubelet goes away.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let started = p.runs().first().and_then(|r| {
+            let dir = r["runDir"].as_str()?.to_string();
+            std::fs::read_to_string(std::path::Path::new(&dir).join("spool.jsonl")).ok()
+        });
+        if started.is_some_and(|s| s.contains("\"phaseStart\"")) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phase never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let pid: i32 = pid.trim().parse().unwrap();
+    // SAFETY: kill(2) on the kubelet scripts/k8s-up started (its own PID file).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // The node controller marks the node not Ready after 40 s; the run gives up 30 s later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let ended = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // Whatever the outcome, the node comes back for the other tests.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let up = Command::new(repo.join("scripts/k8s-up")).output().unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let out = run.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(ended.is_some(), "atlas run did not end in 240 s: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
+    assert!(cause.contains("node localhost is not Ready"), "{cause}");
+}

@@ -17,7 +17,7 @@ use atlas_spec::record::Record;
 use futures_util::io::AsyncBufReadExt;
 use futures_util::StreamExt;
 use k8s_openapi::api::batch::v1::Job as K8sJob;
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, ListParams, LogParams, PostParams};
 
@@ -29,6 +29,10 @@ use crate::{Figures, JobEnd};
 const POLL: Duration = Duration::from_millis(500);
 /// How long the API server may stay unreachable before the run is given up.
 const LOST_AFTER: Duration = Duration::from_secs(60);
+/// How long a node running one of the run's pods may stay not Ready before the run is given
+/// up (after the node controller's own 40 s grace, so about 70 s after the kubelet went).
+const NODE_LOST_AFTER: Duration = Duration::from_secs(30);
+
 /// How long the logs may take to drain once the Job has ended.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -145,6 +149,36 @@ fn pod_times(pod: &Pod) -> (Option<f64>, Option<f64>, Option<f64>) {
             .map(seconds)
     });
     (created, scheduled, started)
+}
+
+/// A node of the run's running pods that is not Ready: its name and what its Ready condition
+/// says.
+async fn node_not_ready(cluster: &Cluster, pods: &[Pod]) -> Option<(String, String)> {
+    let nodes: Api<Node> = Api::all(cluster.client.clone());
+    let mut names: Vec<&str> = pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+        .filter_map(|p| p.spec.as_ref()?.node_name.as_deref())
+        .collect();
+    names.dedup();
+    for name in names {
+        let Ok(node) = nodes.get(name).await else {
+            continue;
+        };
+        let ready = node
+            .status
+            .and_then(|s| s.conditions)
+            .and_then(|c| c.into_iter().find(|c| c.type_ == "Ready"));
+        if let Some(ready) = ready.filter(|r| r.status != "True") {
+            let why = format!(
+                "{}: {}",
+                ready.reason.unwrap_or_default(),
+                ready.message.unwrap_or_default()
+            );
+            return Some((name.to_string(), why));
+        }
+    }
+    None
 }
 
 /// The newest warning event about the run's pods (`FailedMount: …`): why a pod that has been
@@ -313,6 +347,7 @@ pub(crate) async fn follow(
     let mut refused: Option<String> = None;
     let waiting_since = std::time::Instant::now();
     let mut any_started = false;
+    let mut node_lost_since: Option<std::time::Instant> = None;
     let end = loop {
         tokio::time::sleep(POLL).await;
         let listed = match jobs.list(&selector).await {
@@ -367,6 +402,29 @@ pub(crate) async fn follow(
                         true,
                     ));
                     followed.insert(pod_name, task);
+                }
+            }
+        }
+        let listed_pods = pods
+            .list(&selector)
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default();
+        match node_not_ready(&cluster, &listed_pods).await {
+            None => node_lost_since = None,
+            Some((node, why)) => {
+                let since = *node_lost_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() > NODE_LOST_AFTER {
+                    pending.jobs.clear();
+                    let created = shared.created.lock().expect("not poisoned").clone();
+                    for name in created {
+                        let _ = jobs.delete(&name, &DeleteParams::background()).await;
+                    }
+                    break JobEnd {
+                        state: format!(
+                            "lost (node {node} is not Ready: {why}; the run's Jobs were deleted)"
+                        ),
+                    };
                 }
             }
         }
