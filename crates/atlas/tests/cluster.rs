@@ -126,6 +126,16 @@ fn project(tag: &str, ns: &Namespace, workflow: &str, extra: &str) -> Project {
     p
 }
 
+/// The project's target gives up on a pod that has not started after 15 s.
+fn give_up_after_15_s(p: &Project) {
+    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
+    std::fs::write(
+        p.dir.join("atlas.toml"),
+        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
+    )
+    .unwrap();
+}
+
 #[test]
 fn the_workflow_runs_on_the_cluster_and_is_compared_with_local() {
     let Some(kubeconfig) = kubeconfig() else {
@@ -325,12 +335,7 @@ fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
     // More CPUs than the node has: the scheduler says why, and the run gives up in time.
     let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-big}\nspec:\n  resources: {cpusPerTask: 64}\n  phases:\n  - {name: never, run: 'true'}\n";
     let p = project("cluster-pending", &ns, workflow, "");
-    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
-    std::fs::write(
-        p.dir.join("atlas.toml"),
-        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
-    )
-    .unwrap();
+    give_up_after_15_s(&p);
     let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
     assert_eq!(code, 1, "{stderr}");
     let run = &p.runs()[0];
@@ -346,12 +351,7 @@ fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
         WORKFLOW,
         "image = \"127.0.0.1:5000/atlas-test/missing:1\"\n",
     );
-    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
-    std::fs::write(
-        p.dir.join("atlas.toml"),
-        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
-    )
-    .unwrap();
+    give_up_after_15_s(&p);
     let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "k8s"]);
     assert_eq!(code, 1, "{stderr}");
     let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
@@ -370,12 +370,7 @@ fn a_pod_that_cannot_start_fails_the_run_with_kubernetes_reason() {
         &WORKFLOW.replace("name: kube-real", "name: kube-mount"),
         "",
     );
-    let toml = std::fs::read_to_string(p.dir.join("atlas.toml")).unwrap();
-    std::fs::write(
-        p.dir.join("atlas.toml"),
-        toml.replace("pending_timeout = 300", "pending_timeout = 15"),
-    )
-    .unwrap();
+    give_up_after_15_s(&p);
     let volume = format!("atlas-test-missing-{}", std::process::id());
     let claim = format!(
         "apiVersion: v1\nkind: PersistentVolume\nmetadata: {{name: {volume}}}\nspec:\n  capacity: {{storage: 1Gi}}\n  accessModes: [ReadWriteMany]\n  hostPath: {{path: /nonexistent/{volume}, type: Directory}}\n  claimRef: {{namespace: {ns}, name: kube-mount-atlas-runs}}\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: kube-mount-atlas-runs, namespace: {ns}}}\nspec:\n  accessModes: [ReadWriteMany]\n  volumeName: {volume}\n  resources: {{requests: {{storage: 1Gi}}}}\n",
