@@ -368,8 +368,10 @@ pub(crate) async fn follow(
                 continue;
             }
         };
-        if let Ok(list) = pods.list(&selector).await {
-            for pod in &list.items {
+        // One list of the run's pods per poll: their logs, times and nodes all come from it.
+        let listed_pods = pods.list(&selector).await.map(|l| l.items);
+        if let Ok(list) = &listed_pods {
+            for pod in list {
                 let Some(pod_name) = pod.metadata.name.clone() else {
                     continue;
                 };
@@ -405,11 +407,7 @@ pub(crate) async fn follow(
                 }
             }
         }
-        let listed_pods = pods
-            .list(&selector)
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default();
+        let listed_pods = listed_pods.unwrap_or_default();
         match node_not_ready(&cluster, &listed_pods).await {
             None => node_lost_since = None,
             Some((node, why)) => {
