@@ -7,10 +7,16 @@ use atlas_spec::Workflow;
 use crate::target::{Kind, Named};
 
 /// The workflow as it will run on `target`: without its GPU request where the target has no
-/// GPUs, with the target's base image where it names one.
+/// GPUs, with the target's base image where it names one, with the target's environment.
 pub fn effective_workflow(target: &Named, workflow: &Workflow) -> Workflow {
     let mut workflow = workflow.clone();
     let t = &target.target;
+    for (name, value) in &t.environment {
+        let variables = &mut workflow.spec.environment.variables;
+        variables
+            .entry(name.clone())
+            .or_insert_with(|| value.clone());
+    }
     if !t.gpus {
         let r = &mut workflow.spec.resources;
         (
@@ -84,6 +90,30 @@ mod tests {
             target,
             source: "test".into(),
         }
+    }
+
+    #[test]
+    fn a_targets_environment_is_added_and_the_workflows_own_wins() {
+        let mut workflow = Workflow::default();
+        workflow
+            .spec
+            .environment
+            .variables
+            .insert("A".into(), "workflow".into());
+        let t = target(
+            "h",
+            "local",
+            "environment = { A = \"target\", B = \"target\" }",
+        );
+        let effective = effective_workflow(&t, &workflow);
+        let v = &effective.spec.environment.variables;
+        assert_eq!((v["A"].as_str(), v["B"].as_str()), ("workflow", "target"));
+        let plain = target("p", "local", "");
+        let lines = differences(&[&t, &plain], &workflow);
+        assert!(
+            lines.iter().any(|l| l.starts_with("environment")),
+            "{lines:?}"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod kubernetes;
 mod local;
 mod podman;
 mod podman_kube;
+mod podman_nodes;
 mod process;
 mod remote;
 mod slurm;

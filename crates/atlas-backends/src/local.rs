@@ -29,6 +29,8 @@ impl Backend for Local {
         let child = Command::new(job.agent)
             .args(crate::agent_args(job, job.workflow_file, job.run_dir))
             .current_dir(job.project_dir)
+            // The target's environment (the workflow's own is exported by the agent).
+            .envs(&self.target.target.environment)
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| {

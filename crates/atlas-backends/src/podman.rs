@@ -35,6 +35,8 @@ pub(crate) struct Podman {
     tag: Option<String>,
     container: Option<String>,
     child: Option<Child>,
+    /// A multi-node run's workers and network (`podman_nodes`).
+    nodes: Option<crate::podman_nodes::Nodes>,
 }
 
 impl Podman {
@@ -44,6 +46,7 @@ impl Podman {
             tag: None,
             container: None,
             child: None,
+            nodes: None,
         }
     }
 }
@@ -73,8 +76,24 @@ impl Backend for Podman {
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
         let (tag, name, workflow) = submission(self.tag.as_deref(), &self.target, job)?;
-        let mut args = run_arguments(job, &workflow, &name, random_uid());
+        let uid = random_uid();
+        let mut args = run_arguments(job, &workflow, &name, uid);
         args.extend(self.target.target.run_options.iter().cloned());
+        if crate::podman_nodes::count(&workflow) > 1 {
+            let share_ipc = self.target.target.share_ipc;
+            let (nodes, extra) =
+                crate::podman_nodes::start(job, &workflow, &name, &args, &tag, uid, share_ipc)?;
+            job.notes.say(format!(
+                "{} containers on network {} (one per node{})",
+                nodes.workers.len() + 1,
+                nodes.network,
+                if share_ipc { ", one IPC namespace" } else { "" }
+            ));
+            self.nodes = Some(nodes);
+            args.extend(extra);
+        } else {
+            args.extend(crate::podman_nodes::one_node(job, &workflow)?);
+        }
         args.push(tag);
         // The entrypoint passes these to the agent; the workflow is the image's own copy.
         args.push("--quiet".into());
@@ -98,7 +117,13 @@ impl Backend for Podman {
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
-        process::child_ended(&mut self.child)
+        let end = process::child_ended(&mut self.child);
+        if end.is_some() {
+            if let Some(nodes) = self.nodes.take() {
+                crate::podman_nodes::stop(&nodes);
+            }
+        }
+        end
     }
 
     fn cancel(&mut self) -> Result<(), BackendError> {
@@ -110,6 +135,9 @@ impl Backend for Podman {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
+        if let Some(nodes) = self.nodes.take() {
+            crate::podman_nodes::stop(&nodes);
+        }
         Collected {
             output_tail: crate::tail(&job.run_dir.join("container.log"), 10),
             ..Default::default()
@@ -383,6 +411,14 @@ fn group_writable(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        if let Some(nodes) = self.nodes.take() {
+            crate::podman_nodes::stop(&nodes);
+        }
+    }
 }
 
 #[cfg(test)]

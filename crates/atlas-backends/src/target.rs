@@ -52,6 +52,14 @@ pub struct Target {
     /// `false`: the target has no GPUs, so GPU requests are left out of its jobs (said at submit).
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub gpus: bool,
+    /// podman: the containers of a multi-node run share one IPC namespace (one `/dev/shm`, as
+    /// the containers of a Kubernetes pod can); by default each has its own.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub share_ipc: bool,
+    /// Environment variables every run on this target gets (`OMPI_MCA_btl = "self,tcp"`); the
+    /// workflow's own of the same name win. A comparison reports them as a difference.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
     /// The price sheet entry or cost model the comparison uses for this target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<String>,
@@ -106,6 +114,10 @@ fn is_true(value: &bool) -> bool {
     *value
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
 impl Target {
     /// The built-in `local` target: this machine, the agent as a child process.
     pub fn local() -> Self {
@@ -118,6 +130,8 @@ impl Target {
             runtime: None,
             run_options: Vec::new(),
             gpus: true,
+            share_ipc: false,
+            environment: BTreeMap::new(),
             price: None,
             stage: Stage::Path,
             context: None,
@@ -209,6 +223,18 @@ pub enum TargetError {
         /// What it must be.
         rule: &'static str,
     },
+    /// An environment variable that a shell cannot set, or too long a value.
+    #[error("{}: target `{name}`: environment `{}`: {rule}", file.display(), variable.escape_debug())]
+    BadVariable {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        name: String,
+        /// The variable.
+        variable: String,
+        /// What it must be.
+        rule: &'static str,
+    },
     /// A target name that is not a DNS-1123 label.
     #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
     BadName {
@@ -283,6 +309,21 @@ fn check_remote(file: &Path, name: &str, target: &Target) -> Result<(), TargetEr
             host,
             "must be [USER@]HOST or an ssh config alias (letters, digits, `@`, `.`, `-`, `_`)",
         ));
+    }
+    for (variable, value) in &target.environment {
+        let rule = if !atlas_spec::is_variable_name(variable) {
+            "not a variable name a shell can set (A-Z, a-z, 0-9 and `_`, not starting with a digit)"
+        } else if value.len() > atlas_spec::MAX_VALUE_LEN || value.contains('\0') {
+            "the value is too long or holds a NUL byte"
+        } else {
+            continue;
+        };
+        return Err(TargetError::BadVariable {
+            file: file.to_path_buf(),
+            name: name.to_string(),
+            variable: variable.clone(),
+            rule,
+        });
     }
     if let Some(dir) = target
         .workdir
@@ -385,6 +426,31 @@ mod tests {
             );
             let err = load(&[file]).unwrap_err().to_string();
             assert!(err.contains("registry"), "{bad}: {err}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_targets_environment_must_be_settable_by_a_shell() {
+        let dir = std::env::temp_dir().join(format!("atlas-targets-env-{}", std::process::id()));
+        let good = write(
+            &dir,
+            "good.toml",
+            "[targets.h]\nkind = \"local\"\nenvironment = { OMPI_MCA_btl = \"self,tcp\" }\n",
+        );
+        let targets = load(&[good]).unwrap();
+        assert_eq!(targets[0].target.environment["OMPI_MCA_btl"], "self,tcp");
+        for bad in ["\"1X\"", "\"A B\"", "\"PATH;rm\"", "\"\""] {
+            let file = write(
+                &dir,
+                "bad.toml",
+                &format!("[targets.h]\nkind = \"local\"\nenvironment = {{ {bad} = \"v\" }}\n"),
+            );
+            let err = load(&[file]).unwrap_err().to_string();
+            assert!(
+                err.contains("environment") && err.contains("variable name"),
+                "{bad}: {err}"
+            );
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }

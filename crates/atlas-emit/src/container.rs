@@ -170,12 +170,23 @@ pub fn container_files(workflow: &Workflow) -> Result<ContainerFiles, ContainerE
          if ! whoami >/dev/null 2>&1 && [ -w /etc/passwd ]; then\n  \
            echo \"atlas:x:$(id -u):0:atlas:${HOME:-/home/atlas}:/bin/bash\" >> /etc/passwd\n\
          fi\n\
+         # One node of a multi-node run (podman, one container per node): this node's sampler.\n\
+         if [ -n \"${ATLAS_HOST_INDEX:-}\" ]; then\n  \
+           /usr/local/bin/atlas agent-host --run-id \"${ATLAS_RUN_ID:?set ATLAS_RUN_ID}\" \\\n    \
+             --run-dir \"${ATLAS_RUN_DIR:-/atlas/run}\" --index \"$ATLAS_HOST_INDEX\" \\\n    \
+             --interval \"${ATLAS_INTERVAL:-1s}\" &\n  \
+           sampler=$!\n\
+         fi\n\
          # An MPI worker (MPIJob): sshd as this UID on port 2222 with the keys the MPI Operator\n\
          # mounts at $HOME/.ssh (sshAuthMountPath), instead of the agent.\n\
          if [ \"${1:-}\" = --sshd ]; then\n  \
            config=\"$HOME/.sshd_config\"\n  \
            printf 'Port 2222\\nHostKey %s/.ssh/id_rsa\\nPidFile %s/sshd.pid\\nStrictModes no\\nUsePAM no\\n' \"$HOME\" \"$HOME\" > \"$config\"\n  \
-           exec /usr/sbin/sshd -De -f \"$config\"\n\
+           if [ -z \"${sampler:-}\" ]; then exec /usr/sbin/sshd -De -f \"$config\"; fi\n  \
+           # A worker of a run: serve until its sampler has seen the run end.\n  \
+           /usr/sbin/sshd -De -f \"$config\" &\n  \
+           wait \"$sampler\" || true\n  \
+           exit 0\n\
          fi\n\
          exec /usr/local/bin/atlas agent /opt/atlas/workflow.yaml \\\n  \
            --run-id \"${ATLAS_RUN_ID:?set ATLAS_RUN_ID}\" \\\n  \

@@ -245,11 +245,19 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             } else {
                 m.last
             };
+            // `comm_*` metrics measure the path between ranks (latency, bandwidth): data access.
+            let (dimension, label) = match m.name.strip_prefix("comm_") {
+                Some(rest) => (
+                    DataAccess,
+                    format!("communication {}", rest.replace('_', " ")),
+                ),
+                None => (Performance, m.name.clone()),
+            };
             put(
                 def(
                     &format!("metric.{}", m.name),
-                    Performance,
-                    &m.name,
+                    dimension,
+                    &label,
                     Unit::Value,
                     better,
                 ),

@@ -1,7 +1,8 @@
 //! What the comparison groups runs by (`atlas compare --by`): their target (the default), a
 //! label (`label:lr`), a parameter of their command lines (`param:lr` finds `--lr 0.5` or
 //! `--lr=0.5`), or each run on its own (`run`). A group is named `lr=0.5`, `lr unset`, the
-//! target's name or the run's id.
+//! target's name (with its host count in a scaling experiment: `cluster (2 hosts)`) or the
+//! run's id.
 
 use crate::RunInput;
 
@@ -59,7 +60,9 @@ impl GroupBy {
     pub fn key(&self, run: &RunInput) -> String {
         let r = &run.detail.run;
         match self {
-            GroupBy::Target => r.target.clone(),
+            // A scaling experiment's runs (`atlas run --nodes`, labelled `nodes`): one group
+            // per target and size.
+            GroupBy::Target => target_group(&r.target, &r.labels),
             GroupBy::Run => r.id.clone(),
             GroupBy::Label(key) => match r.labels.get(key).and_then(|v| v.as_str()) {
                 Some(value) => format!("{key}={value}"),
@@ -105,6 +108,15 @@ pub fn param(commands: &str, name: &str) -> Option<String> {
     found
 }
 
+/// A run's group by target: the target, and its host count when the run is labelled `nodes`.
+fn target_group(target: &str, labels: &serde_json::Value) -> String {
+    match labels.get("nodes").and_then(|v| v.as_str()) {
+        Some("1") => format!("{target} (1 host)"),
+        Some(n) => format!("{target} ({n} hosts)"),
+        None => target.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -125,5 +137,16 @@ mod tests {
             Some("0.05")
         );
         assert_eq!(param("python train.py --lrate 1", "lr"), None);
+    }
+
+    #[test]
+    fn a_scaling_experiments_runs_are_grouped_by_target_and_size() {
+        let group = |labels| target_group("cluster", &labels);
+        assert_eq!(group(serde_json::json!({})), "cluster");
+        assert_eq!(
+            group(serde_json::json!({"nodes": "2"})),
+            "cluster (2 hosts)"
+        );
+        assert_eq!(group(serde_json::json!({"nodes": "1"})), "cluster (1 host)");
     }
 }

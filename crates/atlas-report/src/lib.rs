@@ -130,6 +130,9 @@ pub struct RunSummary {
     pub timeline: Vec<Span>,
     /// The run's samples over time, downsampled.
     pub series: Vec<Point>,
+    /// Each host's share of a multi-node run (its sampler's figures); empty for one host.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<atlas_store::HostRow>,
 }
 
 /// One point of a run over time.
@@ -427,6 +430,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
                 })
                 .collect(),
             series: cores_over_time(&r.series, start),
+            hosts: r.detail.hosts.clone(),
         });
     }
     defs.sort_by_key(|d| d.dimension);

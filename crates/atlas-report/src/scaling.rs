@@ -1,5 +1,5 @@
-//! Scalability: when an experiment holds runs of one workflow at different sizes (GPUs, or
-//! cores when there are no GPUs) on a target, the speed-up and parallel efficiency at each size
+//! Scalability: when an experiment holds runs of one workflow at different sizes (hosts when
+//! their node counts differ, else GPUs, or cores when there are no GPUs) on a target, the speed-up and parallel efficiency at each size
 //! against that target's smallest.
 
 use serde::Serialize;
@@ -12,7 +12,7 @@ use crate::{RunInput, RunSummary};
 #[serde(rename_all = "camelCase")]
 pub struct ScalingPoint {
     pub target: String,
-    /// `gpus` or `cores`.
+    /// `hosts`, `gpus` or `cores`.
     pub resource: String,
     pub size: f64,
     pub runs: usize,
@@ -23,24 +23,45 @@ pub struct ScalingPoint {
     pub efficiency: f64,
 }
 
+/// What a target's runs differ in: hosts when their node counts differ, else GPUs when they
+/// asked for any, else cores.
+fn resource_that_varies<'a>(requests: impl Iterator<Item = &'a Request> + Clone) -> &'static str {
+    let mut nodes = requests.clone().map(|r| r.nodes);
+    let first = nodes.next();
+    if nodes.any(|n| Some(n) != first) {
+        "hosts"
+    } else if requests.clone().any(|r| r.gpus > 0.0) {
+        "gpus"
+    } else {
+        "cores"
+    }
+}
+
 /// The scaling points of every target that ran at more than one size (none otherwise).
 pub fn points(runs: &[RunInput], summaries: &[RunSummary]) -> Vec<ScalingPoint> {
     let mut out = Vec::new();
     let mut targets: Vec<&str> = summaries.iter().map(|s| s.target.as_str()).collect();
     targets.dedup();
     for target in targets {
-        let sized: Vec<(f64, &str, f64)> = runs
+        let sized: Vec<(Request, f64)> = runs
             .iter()
             .zip(summaries)
             .filter(|(_, s)| s.target == target && s.excluded.is_none())
             .filter_map(|(r, s)| {
                 let request = Request::of(r.workflow.as_ref());
-                let (resource, size) = if request.gpus > 0.0 {
-                    ("gpus", request.gpus)
-                } else {
-                    ("cores", request.cores)
+                Some((request, *s.values.get("wallSeconds")?))
+            })
+            .collect();
+        let resource = resource_that_varies(sized.iter().map(|(r, _)| r));
+        let sized: Vec<(f64, &str, f64)> = sized
+            .iter()
+            .map(|(request, wall)| {
+                let size = match resource {
+                    "hosts" => request.nodes,
+                    "gpus" => request.gpus,
+                    _ => request.cores,
                 };
-                Some((size, resource, *s.values.get("wallSeconds")?))
+                (size, resource, *wall)
             })
             .collect();
         let mut sizes: Vec<f64> = sized.iter().map(|(s, _, _)| *s).collect();
@@ -73,4 +94,29 @@ pub fn points(runs: &[RunInput], summaries: &[RunSummary]) -> Vec<ScalingPoint> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(nodes: f64, gpus: f64, cores: f64) -> Request {
+        Request {
+            cores,
+            tasks: cores,
+            memory_gib: None,
+            gpus,
+            nodes,
+        }
+    }
+
+    #[test]
+    fn hosts_win_when_the_node_counts_differ() {
+        let runs = [request(1.0, 0.0, 1.0), request(2.0, 0.0, 2.0)];
+        assert_eq!(resource_that_varies(runs.iter()), "hosts");
+        let runs = [request(2.0, 1.0, 1.0), request(2.0, 2.0, 2.0)];
+        assert_eq!(resource_that_varies(runs.iter()), "gpus");
+        let runs = [request(1.0, 0.0, 1.0), request(1.0, 0.0, 4.0)];
+        assert_eq!(resource_that_varies(runs.iter()), "cores");
+    }
 }

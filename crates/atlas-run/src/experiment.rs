@@ -19,6 +19,9 @@ pub struct Plan<'a> {
     pub targets: &'a [Named],
     /// Runs per target.
     pub repeat: u32,
+    /// Node counts to run the workflow at, each on every target (a scaling experiment); empty:
+    /// as the workflow says.
+    pub nodes: &'a [u32],
     /// Every target of a repetition at once (default: one after another).
     pub parallel: bool,
     /// Labels of the experiment and its runs.
@@ -51,7 +54,12 @@ pub fn run_experiment(
     let experiment = crate::new_id("e");
     let now = atlas_agent::spool::unix_now();
     store.create_experiment(&experiment, &plan.workflow.metadata.name, &plan.labels, now)?;
-    let total = plan.repeat as usize * plan.targets.len();
+    let sized: Vec<Workflow> = plan
+        .nodes
+        .iter()
+        .map(|n| plan.workflow.with_nodes(*n))
+        .collect();
+    let total = plan.repeat as usize * plan.targets.len() * sized.len().max(1);
     observer.experiment(&experiment, total);
     like_for_like(store, &experiment, plan, observer)?;
     let mut summary = Summary {
@@ -65,29 +73,80 @@ pub fn run_experiment(
     } else {
         plan.targets.chunks(1).collect()
     };
-    'repetitions: for repetition in 0..plan.repeat {
-        for round in &rounds {
-            if summary.interrupted {
-                break 'repetitions;
-            }
-            let mut running = Vec::new();
-            for target in *round {
-                let mut tracker = Tracker::new(store, plan, &experiment, target, repetition)?;
-                tracker.start(store, plan, observer)?;
-                running.push(tracker);
-            }
-            summary.interrupted |= follow(store, plan, observer, &mut running)?;
-            for tracker in running {
-                let detail = store.run(&tracker.run_id)?;
-                let outcome = tracker.outcome.clone();
-                if let Some(outcome) = &outcome {
-                    observer.ended(&detail, outcome);
+    let plans: Vec<Plan<'_>> = sized
+        .iter()
+        .zip(plan.nodes)
+        .map(|(workflow, nodes)| Plan {
+            workflow,
+            nodes: &[],
+            labels: with_label(&plan.labels, "nodes", &nodes.to_string()),
+            owner: plan.owner.clone(),
+            ..*plan
+        })
+        .collect();
+    let plans: Vec<&Plan<'_>> = if plans.is_empty() {
+        vec![plan]
+    } else {
+        plans.iter().collect()
+    };
+    'sizes: for plan in plans {
+        for repetition in 0..plan.repeat {
+            for round in &rounds {
+                if summary.interrupted {
+                    break 'sizes;
                 }
-                summary.outcomes.push((tracker.run_id, outcome));
+                run_round(
+                    store,
+                    plan,
+                    &experiment,
+                    round,
+                    repetition,
+                    observer,
+                    &mut summary,
+                )?;
             }
         }
     }
     Ok(summary)
+}
+
+/// `labels` (a JSON object) with one more.
+fn with_label(labels: &serde_json::Value, key: &str, value: &str) -> serde_json::Value {
+    let mut labels = labels.clone();
+    if !labels.is_object() {
+        labels = serde_json::json!({});
+    }
+    labels[key] = serde_json::Value::String(value.to_string());
+    labels
+}
+
+/// Starts the runs of one round (one target, or all with `--parallel`) and follows them to
+/// their ends.
+fn run_round(
+    store: &mut dyn Store,
+    plan: &Plan<'_>,
+    experiment: &str,
+    round: &[Named],
+    repetition: u32,
+    observer: &mut dyn RunObserver,
+    summary: &mut Summary,
+) -> Result<(), RunError> {
+    let mut running = Vec::new();
+    for target in round {
+        let mut tracker = Tracker::new(store, plan, experiment, target, repetition)?;
+        tracker.start(store, plan, observer)?;
+        running.push(tracker);
+    }
+    summary.interrupted |= follow(store, plan, observer, &mut running)?;
+    for tracker in running {
+        let detail = store.run(&tracker.run_id)?;
+        let outcome = tracker.outcome.clone();
+        if let Some(outcome) = &outcome {
+            observer.ended(&detail, outcome);
+        }
+        summary.outcomes.push((tracker.run_id, outcome));
+    }
+    Ok(())
 }
 
 /// Records and reports what differs between the runs other than the target.

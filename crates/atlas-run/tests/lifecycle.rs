@@ -135,6 +135,7 @@ impl Sandbox {
             workflow: &workflow,
             targets: &self.targets,
             repeat,
+            nodes: &[],
             parallel: false,
             labels: serde_json::json!({}),
             interval: Duration::from_millis(100),

@@ -260,15 +260,19 @@ pub fn check_pattern(pattern: &str) -> Result<(), PatternError> {
     Ok(())
 }
 
+/// A variable name a shell can set: `A-Z a-z 0-9 _`, not starting with a digit, bounded.
+pub fn is_variable_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= MAX_VARIABLE_NAME_LEN
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 fn check_variables(workflow: &Workflow) -> Result<(), Violation> {
     for name in workflow.spec.environment.variables.keys() {
-        let mut chars = name.chars();
-        let ok = name.len() <= MAX_VARIABLE_NAME_LEN
-            && chars
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !ok {
+        if !is_variable_name(name) {
             return Err(violation(format!("spec.environment.variables.{}", name.escape_debug()), name, "", format!("`{}` is not a variable name a shell can set (expected A-Z, a-z, 0-9 and `_`, not starting with a digit)", name.escape_debug())));
         }
     }

@@ -27,8 +27,8 @@ mod workflow;
 
 pub use array::{ArrayError, ArrayRuleError, ArraySpec, IndexRange};
 pub use check::{
-    check_pattern, check_workflow, PatternError, Violation, MAX_COUNT, MAX_PATTERN_LEN,
-    MAX_SCRIPT_LEN, MAX_VALUE_LEN, MAX_VARIABLE_NAME_LEN, MAX_WALLTIME,
+    check_pattern, check_workflow, is_variable_name, PatternError, Violation, MAX_COUNT,
+    MAX_PATTERN_LEN, MAX_SCRIPT_LEN, MAX_VALUE_LEN, MAX_VARIABLE_NAME_LEN, MAX_WALLTIME,
 };
 pub use duration::{Duration, DurationError};
 pub use load::{parse_workflow, WorkflowError, MAX_NESTING, MAX_WORKFLOW_BYTES};

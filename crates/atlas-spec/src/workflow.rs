@@ -45,6 +45,20 @@ pub struct Workflow {
 }
 
 impl Workflow {
+    /// The workflow at another node count (a scaling experiment's size): `nodes` set, and the
+    /// total of tasks, when it is given, kept at the same tasks per node.
+    pub fn with_nodes(&self, nodes: u32) -> Workflow {
+        let mut workflow = self.clone();
+        let r = &mut workflow.spec.resources;
+        let before = r.nodes.unwrap_or(1).max(1);
+        if let Some(tasks) = r.tasks {
+            let per_node = *r.tasks_per_node.get_or_insert(tasks.div_ceil(before));
+            r.tasks = Some(per_node.saturating_mul(nodes));
+        }
+        r.nodes = Some(nodes);
+        workflow
+    }
+
     /// The parts of the workflow that must match for runs to be compared like for like, each
     /// as one comparable text: commands (the phases' command lines), resources, environment,
     /// image. Shared by the check before an experiment and the one in the comparison report.
@@ -439,4 +453,23 @@ pub struct Image {
     /// Python packages to install with pip.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pip: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn another_node_count_keeps_the_tasks_per_node() {
+        let mut w = Workflow::default();
+        w.spec.resources.nodes = Some(4);
+        w.spec.resources.tasks = Some(8);
+        let r = w.with_nodes(2).spec.resources;
+        assert_eq!(
+            (r.nodes, r.tasks, r.tasks_per_node),
+            (Some(2), Some(4), Some(2))
+        );
+        let r = Workflow::default().with_nodes(3).spec.resources;
+        assert_eq!((r.nodes, r.tasks, r.tasks_per_node), (Some(3), None, None));
+    }
 }

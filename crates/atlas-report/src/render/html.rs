@@ -106,16 +106,17 @@ pub fn html(report: &Report) -> String {
         }
     }
     body += &table(report);
-    body += "<h2>Runs</h2>\n<table><tr><th>run</th><th>target</th><th>rep</th><th>status</th><th>counted</th><th>cause</th></tr>\n";
+    body += "<h2>Runs</h2>\n<table><tr><th>run</th><th>target</th><th>rep</th><th>status</th><th>counted</th><th>cause</th><th>hosts</th></tr>\n";
     for r in &report.runs {
         body += &format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&r.id),
             escape(&r.target),
             r.repetition,
             escape(r.status.as_str()),
             if r.excluded.is_none() { "yes" } else { "no" },
-            escape(r.cause.as_deref().unwrap_or(""))
+            escape(r.cause.as_deref().unwrap_or("")),
+            escape(&super::hosts_line(&r.hosts))
         );
     }
     body += "</table>\n<h2>Prices</h2>\n<ul>\n";

@@ -117,3 +117,16 @@ pub(crate) fn verdict_lines(report: &Report) -> Vec<String> {
     }
     lines
 }
+
+/// A multi-node run's hosts in one line: `node0 CPU 7.1 s, peak 100 MiB; node1 …`.
+pub(crate) fn hosts_line(hosts: &[atlas_store::HostRow]) -> String {
+    hosts
+        .iter()
+        .map(|h| {
+            let cpu = h.cpu_seconds.map_or("-".into(), |c| format!("{c:.1} s"));
+            let rss = h.peak_rss_bytes.map_or("-".into(), |b| bytes(b as f64));
+            format!("{} CPU {cpu}, peak {rss}", h.host)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -147,6 +147,14 @@ pub fn terminal(report: &Report, colour: bool) -> String {
             s.runs
         );
     }
+    for r in report.runs.iter().filter(|r| !r.hosts.is_empty()) {
+        out += &format!(
+            "hosts of {} ({}): {}\n",
+            r.id,
+            r.target,
+            super::hosts_line(&r.hosts)
+        );
+    }
     out += "\n";
     for l in verdict_lines(report) {
         out += &format!("Verdict: {l}\n");

@@ -1,4 +1,5 @@
-//! `atlas run WORKFLOW --on TARGET… [--repeat N] [--parallel] [--label k=v]… [--interval 1s]`:
+//! `atlas run WORKFLOW --on TARGET… [--repeat N] [--nodes 1,2…] [--parallel] [--label k=v]…
+//! [--interval 1s]`:
 //! one experiment of the workflow (or a job script, imported first) on every target. Inputs
 //! are checked before anything is submitted; the like-for-like check is recorded with the
 //! experiment; each run's agent spool is followed into the store with live progress on stderr.
@@ -18,7 +19,7 @@ mod terminal;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas run job.lsf --on local\n  atlas run atlas.yaml --on local --on slurm --repeat 3 --label lr=0.5\n  atlas run atlas.yaml --on podman --parallel --interval 500ms"
+    after_help = "Examples:\n  atlas run job.lsf --on local\n  atlas run atlas.yaml --on local --on slurm --repeat 3 --label lr=0.5\n  atlas run atlas.yaml --on podman --parallel --interval 500ms\n  atlas run job.sbatch --on cluster --on podman --nodes 1,2,3"
 )]
 pub struct Args {
     /// A Workflow (atlas.yaml) or a job script (LSF, Slurm or PBS; imported first).
@@ -32,6 +33,10 @@ pub struct Args {
     /// Run every target of a repetition at the same time (default: one after another).
     #[arg(long)]
     parallel: bool,
+    /// Node counts to run at, each on every target (`--nodes 1,2,3`): a scaling experiment,
+    /// whose report gives the speed-up per host count.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
+    nodes: Vec<u32>,
     /// A label for the experiment and its runs (repeatable).
     #[arg(long = "label", value_parser = super::parse_label)]
     labels: Vec<(String, String)>,
@@ -69,6 +74,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         workflow: &workflow,
         targets: &targets,
         repeat: args.repeat,
+        nodes: &args.nodes,
         parallel: args.parallel,
         labels: serde_json::to_value(&labels).unwrap_or_default(),
         interval: args.interval,
