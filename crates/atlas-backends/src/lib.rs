@@ -111,6 +111,9 @@ pub struct Collected {
     /// Figures known only after the job (Kubernetes: `queueWaitSeconds` = pod scheduled −
     /// created, `podStartSeconds` = container started − scheduled).
     pub figures: Figures,
+    /// What the scheduler says ended the job when the job did not end by itself (a node that
+    /// failed, named; the time limit; preemption), for the run's cause.
+    pub failure: Option<String>,
 }
 
 /// One place to run jobs; see the crate documentation for the order of the calls.

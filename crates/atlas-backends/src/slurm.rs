@@ -19,6 +19,8 @@ pub(crate) struct Slurm {
     target: Named,
     job_id: Option<String>,
     last_poll: Option<Instant>,
+    /// The job's final state, once `watch` saw it end.
+    end_state: Option<String>,
 }
 
 impl Slurm {
@@ -27,6 +29,7 @@ impl Slurm {
             target,
             job_id: None,
             last_poll: None,
+            end_state: None,
         }
     }
 }
@@ -85,6 +88,9 @@ impl Backend for Slurm {
         let path = job.run_dir.join("job.sbatch");
         let out = Command::new("sbatch")
             .arg("--parsable")
+            // A run is one attempt: a job Slurm requeued (after a node failure) would run its
+            // phases again into the same run.
+            .arg("--no-requeue")
             .arg(&path)
             .output()
             .map_err(|e| {
@@ -124,9 +130,9 @@ impl Backend for Slurm {
         if job_listed(job_id) {
             return None;
         }
-        Some(JobEnd {
-            state: final_state(job_id),
-        })
+        let state = final_state(job_id);
+        self.end_state = Some(state.clone());
+        Some(JobEnd { state })
     }
 
     fn cancel(&mut self) -> Result<(), BackendError> {
@@ -143,7 +149,12 @@ impl Backend for Slurm {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
-        collected(self.job_id.as_deref(), job)
+        let mut collected = collected(self.job_id.as_deref(), job);
+        if let (Some(id), Some(state)) = (&self.job_id, &self.end_state) {
+            let query = |args: &[&str]| process::output(args[0], &args[1..]).ok();
+            collected.failure = scheduler_failure(id, state, &query);
+        }
+        collected
     }
 }
 
@@ -154,6 +165,68 @@ pub(crate) fn collected(job_id: Option<&str>, job: &Job<'_>) -> Collected {
             .and_then(|id| crate::tail(&job.run_dir.join(format!("slurm-{id}.out")), 10)),
         ..Default::default()
     }
+}
+
+/// What Slurm says ended a job that did not end by itself, from its final state: for a node
+/// failure, the job's nodes that are down with Slurm's reason. `query` runs a Slurm command
+/// (here, or on the login node) and returns its output.
+pub(crate) fn scheduler_failure(
+    job_id: &str,
+    state: &str,
+    query: &dyn Fn(&[&str]) -> Option<String>,
+) -> Option<String> {
+    let state = state.split_whitespace().next().unwrap_or(state);
+    match state {
+        "NODE_FAIL" => {
+            let nodes = query(&["scontrol", "show", "job", job_id, "-o"])
+                .and_then(|o| field(&o, "NodeList="))
+                .unwrap_or_default();
+            let down = if nodes.is_empty() {
+                String::new()
+            } else {
+                query(&["sinfo", "-h", "-N", "-n", &nodes, "-o", "%N|%T|%E"])
+                    .map(|o| down_nodes(&o))
+                    .unwrap_or_default()
+            };
+            Some(if down.is_empty() {
+                format!("a node of the job failed (Slurm: NODE_FAIL on {nodes})")
+            } else {
+                format!("{down} (Slurm ended the job NODE_FAIL)")
+            })
+        }
+        "TIMEOUT" => Some("Slurm ended the job at its time limit (TIMEOUT)".into()),
+        "PREEMPTED" => Some("Slurm preempted the job (PREEMPTED)".into()),
+        "BOOT_FAIL" => Some("a node of the job failed to boot (Slurm: BOOT_FAIL)".into()),
+        "OUT_OF_MEMORY" => Some("Slurm ended the job: out of memory (OUT_OF_MEMORY)".into()),
+        _ => None,
+    }
+}
+
+/// `node1 is down (Not responding)` for every node of `sinfo -N -o '%N|%T|%E'` output that is
+/// down or failing.
+fn down_nodes(sinfo: &str) -> String {
+    let mut seen = Vec::new();
+    for line in sinfo.lines() {
+        let [node, state, reason] = line.splitn(3, '|').collect::<Vec<_>>()[..] else {
+            continue;
+        };
+        let state = state.trim_end_matches(['*', '~', '#', '!', '%', '$', '@', '^', '-']);
+        if ["down", "fail", "failing", "not_responding"].contains(&state) {
+            let item = format!("{node} is {state} ({})", reason.trim());
+            if !seen.contains(&item) {
+                seen.push(item);
+            }
+        }
+    }
+    seen.join("; ")
+}
+
+/// The value of `Key=` in `scontrol show … -o` output.
+fn field(scontrol: &str, key: &str) -> Option<String> {
+    scontrol
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix(key).map(String::from))
+        .filter(|v| v != "(null)")
 }
 
 /// The `JobState=` of `scontrol show job -o` output.
@@ -174,4 +247,30 @@ fn final_state(job_id: &str) -> String {
         .ok()
         .and_then(|o| job_state(&o))
         .unwrap_or_else(|| "UNKNOWN".into())
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_node_failure_names_the_nodes_that_are_down() {
+        let query = |args: &[&str]| {
+            Some(match args[0] {
+                "scontrol" => "JobId=7 JobState=NODE_FAIL NodeList=head,node1 Reason=None".into(),
+                _ => {
+                    "head|idle|none\nnode1|down*|Not responding\nnode1|down*|Not responding".into()
+                }
+            })
+        };
+        assert_eq!(
+            scheduler_failure("7", "NODE_FAIL", &query).unwrap(),
+            "node1 is down (Not responding) (Slurm ended the job NODE_FAIL)"
+        );
+        assert!(scheduler_failure("7", "TIMEOUT", &query)
+            .unwrap()
+            .contains("time limit"));
+        assert_eq!(scheduler_failure("7", "COMPLETED", &query), None);
+        assert_eq!(scheduler_failure("7", "FAILED", &query), None);
+    }
 }

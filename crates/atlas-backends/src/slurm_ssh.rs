@@ -39,6 +39,8 @@ pub(crate) struct SlurmSsh {
     local_run: std::path::PathBuf,
     job_id: Option<String>,
     last_poll: Option<Instant>,
+    /// The job's final state, once `watch` saw it end.
+    end_state: Option<String>,
     /// How often cancel was asked (the second time cancels the whole job).
     cancels: u32,
 }
@@ -58,6 +60,7 @@ impl SlurmSsh {
             local_run: Default::default(),
             job_id: None,
             last_poll: None,
+            end_state: None,
             cancels: 0,
         }
     }
@@ -134,50 +137,10 @@ impl SlurmSsh {
             )
             .map(|_| ())
     }
-}
 
-impl Backend for SlurmSsh {
-    fn agent_per_array_task(&self) -> bool {
-        true
-    }
-
-    fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
-        for tool in ["ssh", "rsync"] {
-            if !crate::process::installed(tool) {
-                return Err(BackendError::Unusable(format!(
-                    "{tool} is not installed here (Debian: openssh-client rsync)"
-                )));
-            }
-        }
-        let started = Instant::now();
-        self.remote_run = format!("{}/runs/{}", self.workdir, job.run_id);
-        self.local_run = job.run_dir.to_path_buf();
-        let found = self.ssh.run(&[
-            "sh",
-            "-c",
-            "for t in sbatch squeue scancel; do command -v \"$t\" || exit 1; done",
-        ]);
-        match found {
-            Ok(found) if found.lines().count() == 3 => {}
-            Ok(_) | Err(BackendError::Rejected(_)) => {
-                return Err(BackendError::Unusable(format!(
-                    "{} has no sbatch, squeue or scancel on its PATH (is it a Slurm login node?)",
-                    self.ssh.host
-                )))
-            }
-            Err(e) => return Err(e),
-        }
-        let mut figures = Figures::from([(
-            "sshConnectSeconds".to_string(),
-            started.elapsed().as_secs_f64(),
-        )]);
-        self.ssh.run(&[
-            "mkdir",
-            "-p",
-            &format!("{}/bin", self.workdir),
-            &format!("{}/projects/{}", self.workdir, job.workflow.metadata.name),
-            &self.remote_run,
-        ])?;
+    /// Copies the agent and the project, writes the sbatch script and sends it with the
+    /// workflow to the run's remote directory.
+    fn stage(&mut self, job: &Job<'_>, mut figures: Figures) -> Result<Figures, BackendError> {
         let agent = self.agent(job, &mut figures)?;
         let project = self.project(job, &mut figures)?;
         let array = job.workflow.spec.scheduling.array.is_some();
@@ -222,10 +185,67 @@ impl Backend for SlurmSsh {
         }
         Ok(figures)
     }
+}
+
+impl Backend for SlurmSsh {
+    fn agent_per_array_task(&self) -> bool {
+        true
+    }
+
+    fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
+        for tool in ["ssh", "rsync"] {
+            if !crate::process::installed(tool) {
+                return Err(BackendError::Unusable(format!(
+                    "{tool} is not installed here (Debian: openssh-client rsync)"
+                )));
+            }
+        }
+        let started = Instant::now();
+        self.remote_run = format!("{}/runs/{}", self.workdir, job.run_id);
+        self.local_run = job.run_dir.to_path_buf();
+        let found = self.ssh.run(&[
+            "sh",
+            "-c",
+            "for t in sbatch squeue scancel; do command -v \"$t\" || exit 1; done",
+        ]);
+        match found {
+            Ok(found) if found.lines().count() == 3 => {}
+            Ok(_) | Err(BackendError::Rejected(_)) => {
+                return Err(BackendError::Unusable(format!(
+                    "{} has no sbatch, squeue or scancel on its PATH (is it a Slurm login node?)",
+                    self.ssh.host
+                )))
+            }
+            Err(e) => return Err(e),
+        }
+        let figures = Figures::from([(
+            "sshConnectSeconds".to_string(),
+            started.elapsed().as_secs_f64(),
+        )]);
+        self.ssh.run(&[
+            "mkdir",
+            "-p",
+            &format!("{}/bin", self.workdir),
+            &format!("{}/projects/{}", self.workdir, job.workflow.metadata.name),
+            &self.remote_run,
+        ])?;
+        match self.stage(job, figures) {
+            Ok(figures) => Ok(figures),
+            Err(e) => {
+                // Nothing half-copied stays behind (the agent and project copies are written
+                // under temporary names by rsync and are complete or absent).
+                let _ = self.ssh.run(&["rm", "-rf", "--", &self.remote_run]);
+                Err(e)
+            }
+        }
+    }
 
     fn submit(&mut self, _job: &Job<'_>) -> Result<String, BackendError> {
         let script = format!("{}/job.sbatch", self.remote_run);
-        let out = self.ssh.output(&["sbatch", "--parsable", &script])?;
+        // One attempt per run (see the local Slurm target): never requeued.
+        let out = self
+            .ssh
+            .output(&["sbatch", "--parsable", "--no-requeue", &script])?;
         if !out.status.success() {
             return Err(self.ssh.failure(&["sbatch"], &out));
         }
@@ -263,14 +283,16 @@ impl Backend for SlurmSsh {
             Ok(out) if out.status.code() == Some(255) => Some(JobEnd {
                 state: format!("lost ({})", self.ssh.failure(&["squeue"], &out)),
             }),
-            _ => Some(JobEnd {
-                state: self
+            _ => {
+                let state = self
                     .ssh
                     .run(&["scontrol", "show", "job", &job_id, "-o"])
                     .ok()
                     .and_then(|o| crate::slurm::job_state(&o))
-                    .unwrap_or_else(|| "UNKNOWN".into()),
-            }),
+                    .unwrap_or_else(|| "UNKNOWN".into());
+                self.end_state = Some(state.clone());
+                Some(JobEnd { state })
+            }
         }
     }
 
@@ -291,7 +313,12 @@ impl Backend for SlurmSsh {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
-        crate::slurm::collected(self.job_id.as_deref(), job)
+        let mut collected = crate::slurm::collected(self.job_id.as_deref(), job);
+        if let (Some(id), Some(state)) = (&self.job_id, &self.end_state) {
+            let query = |args: &[&str]| self.ssh.run(args).ok();
+            collected.failure = crate::slurm::scheduler_failure(id, state, &query);
+        }
+        collected
     }
 }
 

@@ -40,8 +40,13 @@ fn resource_that_varies<'a>(requests: impl Iterator<Item = &'a Request> + Clone)
 /// The scaling points of every target that ran at more than one size (none otherwise).
 pub fn points(runs: &[RunInput], summaries: &[RunSummary]) -> Vec<ScalingPoint> {
     let mut out = Vec::new();
-    let mut targets: Vec<&str> = summaries.iter().map(|s| s.target.as_str()).collect();
-    targets.dedup();
+    // Each target once, in run order (runs interleave: A B A B).
+    let mut targets: Vec<&str> = Vec::new();
+    for s in summaries {
+        if !targets.contains(&s.target.as_str()) {
+            targets.push(&s.target);
+        }
+    }
     for target in targets {
         let sized: Vec<(Request, f64)> = runs
             .iter()

@@ -218,7 +218,13 @@ impl Tracker {
             }
             (None, Some(PhaseStatus::Succeeded)) => Outcome::Succeeded,
             (None, Some(_)) => {
-                Outcome::Failed(store.run(&self.run_id)?.run.cause.unwrap_or_default())
+                let mut cause = store.run(&self.run_id)?.run.cause.unwrap_or_default();
+                if let Some(failure) = &collected.failure {
+                    // The agent saw only its end (a signal); the scheduler knows why.
+                    cause = format!("{failure}; the agent recorded: {cause}");
+                    store.finish_run(&self.run_id, RunStatus::Failed, &cause, now())?;
+                }
+                Outcome::Failed(cause)
             }
             (None, None) => {
                 let tail = collected
@@ -235,8 +241,13 @@ impl Tracker {
                     0 => String::new(),
                     n => format!("; {n} leftover process(es) killed"),
                 };
+                let failure = collected
+                    .failure
+                    .as_ref()
+                    .map(|f| format!("{f}; "))
+                    .unwrap_or_default();
                 let cause = format!(
-                    "the job ended ({}) without its agent reporting the end{killed}; see {}{tail}",
+                    "{failure}the job ended ({}) without its agent reporting the end{killed}; see {}{tail}",
                     end.state,
                     self.run_dir.root().display()
                 );

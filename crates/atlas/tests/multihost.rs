@@ -195,20 +195,18 @@ fn an_unreachable_login_node_is_named_and_the_other_targets_go_on() {
     assert_eq!(local["status"], "succeeded");
 }
 
-#[test]
-fn the_distributed_example_runs_across_hosts_and_in_a_container_as_one_experiment() {
-    let Some(config) = ssh_config() else {
-        return;
-    };
-    // The example as it is, with its targets pointed at this cluster's ssh config.
+/// The distributed example as it is, in a fresh project whose targets point at this cluster's
+/// ssh config and a work directory of the test's own.
+fn example_project(tag: &str, config: &std::path::Path) -> (Project, PathBuf) {
     let example =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mpi");
-    let p = Project::new("mpi", "");
+    let p = Project::new(tag, "");
     let project = p.dir.join("project");
     std::fs::create_dir_all(&project).unwrap();
     for file in [
         "job.sbatch",
         "preprocess.py",
+        "pingpong.py",
         "train_mpi.py",
         "predict.py",
         "atlas.toml",
@@ -223,37 +221,272 @@ fn the_distributed_example_runs_across_hosts_and_in_a_container_as_one_experimen
         )
         .replace(
             "workdir = \"/scratch/atlas\"",
-            &format!("workdir = \"/scratch/atlas/t-mpi-{}\"", std::process::id()),
+            &format!(
+                "workdir = \"/scratch/atlas/t-{tag}-{}\"",
+                std::process::id()
+            ),
         );
     std::fs::write(project.join("atlas.toml"), toml).unwrap();
+    (p, project)
+}
+
+/// Phases of the example: preprocess, comm, train, predict.
+const COMM: usize = 1;
+const TRAIN: usize = 2;
+
+#[test]
+fn the_distributed_example_scales_across_hosts_and_containers_in_one_experiment() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let (p, project) = example_project("mpi", &config);
     let db = p.dir.join("db/atlas.db").display().to_string();
     let (code, _, stderr) = p.atlas_in(
         &project,
         &db,
-        &["run", "job.sbatch", "--on", "cluster", "--on", "podman"],
+        &[
+            "run",
+            "job.sbatch",
+            "--on",
+            "cluster",
+            "--on",
+            "podman",
+            "--nodes",
+            "1,2",
+        ],
     );
     assert_eq!(code, 0, "{stderr}");
     let runs = p.runs();
-    let mut losses = Vec::new();
-    for target in ["cluster", "podman"] {
-        let run = runs.iter().find(|r| r["target"] == target).unwrap();
-        let detail = p.show(run["id"].as_str().unwrap());
-        let metric = |name: &str| support::project::metric(&detail, 1, name);
-        assert_eq!(metric("ranks"), Some(2.0), "{target}: {detail}");
-        let hosts = if target == "cluster" { 2.0 } else { 1.0 };
-        assert_eq!(metric("hosts"), Some(hosts), "{target}: {detail}");
-        let accuracy = detail["phases"][2]["metrics"][0]["last"].as_f64().unwrap();
-        assert!(accuracy > 0.5, "{target}: {detail}");
-        losses.push(metric("loss").unwrap());
-        if target == "cluster" {
-            assert!(detail["hosts"].as_array().unwrap().len() >= 2, "{detail}");
+    assert_eq!(runs.len(), 4, "two sizes on two targets");
+    for nodes in [1.0, 2.0] {
+        let mut losses = Vec::new();
+        for target in ["cluster", "podman"] {
+            let run = runs
+                .iter()
+                .find(|r| r["target"] == target && r["labels"]["nodes"] == nodes.to_string())
+                .unwrap_or_else(|| panic!("{target} at {nodes}: {runs:?}"));
+            let detail = p.show(run["id"].as_str().unwrap());
+            let metric = |phase, name: &str| support::project::metric(&detail, phase, name);
+            // One rank per node, each on its own host (a container is a host on podman).
+            assert_eq!(metric(TRAIN, "ranks"), Some(nodes), "{target}: {detail}");
+            assert_eq!(metric(TRAIN, "hosts"), Some(nodes), "{target}: {detail}");
+            losses.push(metric(TRAIN, "loss").unwrap());
+            if nodes == 1.0 {
+                assert_eq!(metric(COMM, "comm_tcp_latency_us"), None, "{detail}");
+                continue;
+            }
+            // Every host's sampler saw the job there.
+            let hosts: Vec<&serde_json::Value> = detail["hosts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|h| {
+                    h["samples"].as_i64() > Some(0) && h["peakProcesses"].as_i64() > Some(0)
+                })
+                .collect();
+            assert!(hosts.len() >= 2, "{target}: {detail}");
+            // Ranks on two hosts talk over the network: MPI and TCP measured, not /dev/shm
+            // (each host and each container has its own IPC namespace).
+            for name in [
+                "comm_mpi_latency_us",
+                "comm_tcp_latency_us",
+                "comm_allreduce_time_ms",
+            ] {
+                assert!(
+                    metric(COMM, name).is_some_and(|v| v > 0.0),
+                    "{target} {name}: {detail}"
+                );
+            }
+            assert_eq!(
+                metric(COMM, "comm_shm_latency_us"),
+                None,
+                "{target}: {detail}"
+            );
         }
+        // Where the ranks run does not change what is computed (the all-reduce's summing
+        // order may move the last digits).
+        assert!((losses[0] - losses[1]).abs() < 1e-3, "{nodes}: {losses:?}");
     }
-    // The same training on both: where the ranks run does not change what is computed (the
-    // all-reduce's summing order may move the last digits).
-    assert!((losses[0] - losses[1]).abs() < 1e-3, "{losses:?}");
     let experiment = runs[0]["experimentId"].as_str().unwrap();
     let (code, stdout, stderr) = p.atlas(&["compare", experiment, "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("\"cluster\""), "{stdout}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for target in ["cluster", "podman"] {
+        let sizes: Vec<f64> = report["scaling"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["target"] == target && s["resource"] == "hosts")
+            .map(|s| s["size"].as_f64().unwrap())
+            .collect();
+        assert_eq!(sizes, [1.0, 2.0], "{target}: {}", report["scaling"]);
+    }
+    assert!(
+        report["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "cluster (2 hosts)"),
+        "{}",
+        report["targets"]
+    );
+    let comm = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "metric.comm_tcp_latency_us")
+        .unwrap_or_else(|| panic!("no communication figure: {stdout}"));
+    assert_eq!(comm["dimension"], "dataAccess", "{comm}");
+}
+
+#[test]
+fn co_located_containers_that_share_ipc_talk_through_shared_memory_like_host_processes() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let (p, project) = example_project("shm", &config);
+    let db = p.dir.join("db/atlas.db").display().to_string();
+    let (code, _, stderr) = p.atlas_in(
+        &project,
+        &db,
+        &["run", "job.sbatch", "--on", "podman-shm", "--on", "host"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("one IPC namespace"), "{stderr}");
+    for run in p.runs() {
+        let detail = p.show(run["id"].as_str().unwrap());
+        let metric = |name: &str| support::project::metric(&detail, COMM, name);
+        for name in [
+            "comm_shm_latency_us",
+            "comm_shm_mb_per_s",
+            "comm_tcp_latency_us",
+            "comm_mpi_latency_us",
+        ] {
+            assert!(
+                metric(name).is_some_and(|v| v > 0.0),
+                "{} {name}: {detail}",
+                run["target"]
+            );
+        }
+    }
+}
+
+/// Restarts what `scripts/cluster-up` runs (a killed host's daemons) when dropped.
+struct Revive;
+
+impl Drop for Revive {
+    fn drop(&mut self) {
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/cluster-up");
+        let _ = Command::new(script).arg("3").output();
+    }
+}
+
+#[test]
+fn a_host_killed_mid_job_is_named_in_the_cause() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: dies}\nspec:\n  resources: {nodes: 2, tasksPerNode: 1}\n  phases:\n  - {name: work, run: 'srun sleep 300'}\n";
+    let p = project("dies", &config, workflow);
+    let _revive = Revive;
+    let db = p.dir.join("db/atlas.db");
+    let child = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "cluster", "--interval", "200ms"])
+        .current_dir(p.dir.join("project"))
+        .env("ATLAS_DB", &db)
+        .env("XDG_DATA_HOME", p.dir.join("data"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The job's other host, once both run it: every process in its namespace dies at once.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let victim = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ran on two hosts"
+        );
+        let nodes = ssh(
+            &config,
+            &["squeue", "-h", "-n", "dies", "-t", "R", "-o", "%N"],
+        );
+        if let Some(node) = nodes.trim().split(',').find(|n| n.starts_with("node")) {
+            break node.to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pids = Command::new("ip")
+        .args(["netns", "pids", &format!("atlas-{victim}")])
+        .output()
+        .unwrap();
+    for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let run = &p.runs()[0];
+    let cause = run["cause"].as_str().unwrap();
+    assert!(cause.contains(&format!("{victim} is down")), "{cause}");
+    assert!(cause.contains("NODE_FAIL"), "{cause}");
+    // One attempt: Slurm did not run the job again after the failure.
+    assert_eq!(run["status"], "failed", "{run}");
+}
+
+#[test]
+fn a_full_remote_disk_is_named_and_nothing_of_the_run_stays_there() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    // A 2 MiB filesystem as the work directory: the agent binary cannot fit.
+    let full = PathBuf::from(format!("/scratch/atlas-full-{}", std::process::id()));
+    std::fs::create_dir_all(&full).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m,mode=1777", "tmpfs"])
+        .arg(&full)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a small tmpfs (needs root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let _unmount = Unmount(full.clone());
+    let p = project("full", &config, "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: t}\nspec:\n  phases: [{name: main, run: 'true'}]\n");
+    let toml = std::fs::read_to_string(p.dir.join("project/atlas.toml")).unwrap();
+    let toml = toml
+        .lines()
+        .map(|l| {
+            if l.starts_with("workdir") {
+                format!("workdir = \"{}\"", full.display())
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(p.dir.join("project/atlas.toml"), toml + "\n").unwrap();
+    let (code, _, stderr) = run_in_project(&p);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("No space left on device") && stderr.contains("to head"),
+        "{stderr}"
+    );
+    let left: Vec<_> = std::fs::read_dir(full.join("runs"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        left.is_empty(),
+        "the run's remote directory is removed: {left:?}"
+    );
+    let bin: Vec<_> = std::fs::read_dir(full.join("bin"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(bin.is_empty(), "no half-copied agent: {bin:?}");
 }

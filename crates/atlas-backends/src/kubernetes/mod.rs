@@ -375,6 +375,7 @@ impl Backend for Kubernetes {
         Collected {
             output_tail,
             figures: self.shared.figures.lock().expect("not poisoned").clone(),
+            ..Default::default()
         }
     }
 }
