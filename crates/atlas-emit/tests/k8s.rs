@@ -26,6 +26,7 @@ fn options(openshift: bool) -> K8sOptions {
         agent_flags: Vec::new(),
         server: ServerVersion::NEWEST,
         gpu_products: Default::default(),
+        placement: Default::default(),
     }
 }
 
@@ -148,6 +149,86 @@ fn mpi_is_an_mpijob_with_a_launcher_and_workers_and_openshift_adds_a_build() {
     assert_eq!(templates.len(), 2, "Launcher and Worker");
     assert!(yaml.contains("kind: BuildConfig") && yaml.contains("kind: ImageStream"));
     insta::assert_snapshot!("mpijob_openshift", yaml);
+}
+
+#[test]
+fn co_located_ranks_share_a_node_and_an_rdma_resource_is_asked_for_and_flagged() {
+    let w = workflow("tests/fixtures/lsf/biggan128_imagenet.lsf");
+    let mut o = options(false);
+    o.placement = atlas_emit::k8s::Placement {
+        co_locate: true,
+        rdma_resource: Some("rdma/hca_shared_devices_a".into()),
+    };
+    let emitted = k8s_objects(&w, &o).unwrap();
+    let templates = round_trip(&emitted.objects);
+    assert_eq!(templates.len(), 2, "Launcher and Worker");
+    for t in &templates {
+        let pod = t.spec.as_ref().unwrap();
+        let term = &pod
+            .affinity
+            .as_ref()
+            .unwrap()
+            .pod_affinity
+            .as_ref()
+            .unwrap()
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(term.topology_key, "kubernetes.io/hostname");
+        let labels = t.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+        let wanted = term
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
+        assert!(
+            wanted.iter().all(|(k, v)| labels.get(k) == Some(v)),
+            "the pods select each other"
+        );
+        let limits = pod.containers[0]
+            .resources
+            .as_ref()
+            .unwrap()
+            .limits
+            .as_ref()
+            .unwrap();
+        // The ranks ask for the device; the launcher only starts them.
+        let rank = pod.containers[0].name != "launcher";
+        assert_eq!(
+            limits
+                .get("rdma/hca_shared_devices_a")
+                .map(|q| q.0.as_str()),
+            rank.then_some("1"),
+            "{}",
+            pod.containers[0].name
+        );
+        let shm = pod
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "shm")
+            .unwrap();
+        assert_eq!(
+            shm.empty_dir.as_ref().unwrap().medium.as_deref(),
+            Some("Memory")
+        );
+    }
+    assert!(emitted
+        .gaps
+        .iter()
+        .any(|g| g.field == "(rdma)" && g.note.contains("not verified")));
+    // Without them, nothing of either.
+    let plain = round_trip(&k8s_objects(&w, &options(false)).unwrap().objects);
+    assert!(plain.iter().all(|t| t
+        .spec
+        .as_ref()
+        .unwrap()
+        .affinity
+        .as_ref()
+        .is_none_or(|a| a.pod_affinity.is_none())));
 }
 
 #[test]

@@ -263,7 +263,9 @@ fn the_distributed_example_scales_across_hosts_and_containers_in_one_experiment(
         for target in ["cluster", "podman"] {
             let run = runs
                 .iter()
-                .find(|r| r["target"] == target && r["labels"]["nodes"] == nodes.to_string().as_str())
+                .find(|r| {
+                    r["target"] == target && r["labels"]["nodes"] == nodes.to_string().as_str()
+                })
                 .unwrap_or_else(|| panic!("{target} at {nodes}: {runs:?}"));
             let detail = p.show(run["id"].as_str().unwrap());
             let metric = |phase, name: &str| support::project::metric(&detail, phase, name);

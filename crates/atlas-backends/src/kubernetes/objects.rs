@@ -68,6 +68,7 @@ pub(crate) fn run_objects(
             agent_flags,
             server,
             gpu_products: gpu_products.clone(),
+            placement: Default::default(),
         },
     )
     .map_err(|e| BackendError::Rejected(e.to_string()))?;

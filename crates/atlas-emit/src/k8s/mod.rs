@@ -88,6 +88,19 @@ pub struct K8sOptions {
     pub server: ServerVersion,
     /// The cluster's GPU types → product labels, before the built-in table ([`gpu`]).
     pub gpu_products: BTreeMap<String, Vec<String>>,
+    /// Where the ranks go: on one node (shared memory between them), with an RDMA device.
+    pub placement: Placement,
+}
+
+/// Placement of a parallel job's pods: the Kubernetes counterpart of co-located containers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    /// Every pod of the workflow on one node (a required pod affinity on the node's host name),
+    /// so ranks can share memory instead of talking over the pod network.
+    pub co_locate: bool,
+    /// An RDMA device plugin's resource each rank asks for (`rdma/hca_shared_devices_a`, the
+    /// name the k8s-rdma-shared-dev-plugin's sample config uses); not verified here.
+    pub rdma_resource: Option<String>,
 }
 
 /// One emitted object.
@@ -308,6 +321,7 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
                 runs_workflow: runs,
                 agent_flags: &options.agent_flags,
                 gpu_products: &options.gpu_products,
+                placement: &options.placement,
             },
         )
     };
@@ -457,6 +471,12 @@ pub fn k8s_objects(workflow: &Workflow, options: &K8sOptions) -> Result<K8sEmit,
     objects.extend(jobs);
     let mut gaps = shape::gaps(workflow, flavor, options);
     gaps.extend(image_gap);
+    if let Some(resource) = &options.placement.rdma_resource {
+        gaps.push(Gap {
+            field: "(rdma)".into(),
+            note: format!("each rank asks for one `{resource}` from an RDMA device plugin: not verified here (this machine has no RDMA device); the image needs the verbs libraries and Open MPI's UCX for the ranks to use it")
+        });
+    }
     if options.openshift {
         objects.push(Object::ImageStream(Box::new(ImageStream {
             metadata: meta(&name, workflow),

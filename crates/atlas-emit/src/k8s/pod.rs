@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 
 use atlas_spec::Workflow;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Affinity, Capabilities, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar,
+    EnvVarSource, ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodAffinity,
+    PodAffinityTerm, PodSecurityContext, PodSpec, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
 /// The UID a plain Kubernetes pod runs as (OpenShift assigns its own: no `runAsUser` there).
 pub const PLAIN_UID: i64 = 1_000_870_000;
@@ -90,6 +91,8 @@ pub struct PodOptions<'a> {
     /// GPU types → the product labels GPU feature discovery sets (the cluster's own table
     /// first, then the built-in one).
     pub gpu_products: &'a BTreeMap<String, Vec<String>>,
+    /// Co-location and RDMA ([`super::Placement`]).
+    pub placement: &'a super::Placement,
 }
 
 fn quantity(text: String) -> Quantity {
@@ -112,6 +115,29 @@ fn shm_size(per_node: &PerNode) -> String {
     }
 }
 
+/// `affinity` with, when asked for, every pod of the workflow required on one node.
+fn co_locate(affinity: Option<Affinity>, options: &PodOptions<'_>) -> Option<Affinity> {
+    if !options.placement.co_locate {
+        return affinity;
+    }
+    let mut affinity = affinity.unwrap_or_default();
+    affinity.pod_affinity = Some(PodAffinity {
+        required_during_scheduling_ignored_during_execution: Some(vec![PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "atlas.dev/workflow".to_string(),
+                    options.name.to_string(),
+                )])),
+                ..Default::default()
+            }),
+            topology_key: "kubernetes.io/hostname".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    Some(affinity)
+}
+
 /// The pod template for `workflow`.
 pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpec {
     let per_node = PerNode::of(workflow);
@@ -123,6 +149,10 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         let memory = atlas_spec::Quantity::from_bytes(bytes).to_string();
         requests.insert("memory".to_string(), quantity(memory.clone()));
         limits.insert("memory".to_string(), quantity(memory));
+    }
+    if let Some(resource) = &options.placement.rdma_resource {
+        requests.insert(resource.clone(), quantity("1".into()));
+        limits.insert(resource.clone(), quantity("1".into()));
     }
     if per_node.gpus > 0 {
         // Through the device plugin only: never NVIDIA_VISIBLE_DEVICES=all.
@@ -268,6 +298,7 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         .as_deref()
         .filter(|_| per_node.gpus > 0)
         .and_then(|t| super::gpu::affinity(t, options.gpu_products));
+    let affinity = co_locate(affinity, options);
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(BTreeMap::from([(

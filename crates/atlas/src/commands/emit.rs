@@ -67,6 +67,14 @@ struct K8sArgs {
     /// before Atlas's built-in table; repeatable.
     #[arg(long, value_name = "TYPE=PRODUCT", value_parser = parse_gpu_product)]
     gpu_product: Vec<(String, String)>,
+    /// Every pod of the workflow on one node (a required pod affinity), so its ranks can share
+    /// memory (`/dev/shm` is a memory-backed emptyDir) rather than talk over the pod network.
+    #[arg(long)]
+    co_locate: bool,
+    /// An RDMA device plugin's resource for each rank (`rdma/hca_shared_devices_a`); not
+    /// verified here.
+    #[arg(long, value_name = "RESOURCE", value_parser = parse_resource_name)]
+    rdma_resource: Option<String>,
     /// The API server's version the objects are for, e.g. 1.20 (default: the newest Atlas
     /// knows, 1.33).
     #[arg(long, value_name = "X.Y", conflicts_with = "context")]
@@ -143,6 +151,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         agent_flags: Vec::new(),
         server: server_version(&args)?,
         gpu_products,
+        placement: k8s::Placement {
+            co_locate: args.co_locate,
+            rdma_resource: args.rdma_resource.clone(),
+        },
     };
     let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
     match &args.output {
@@ -211,4 +223,25 @@ fn parse_gpu_product(text: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((kind.to_string(), product.to_string()))
+}
+
+/// An extended resource name, `DOMAIN/NAME` (`rdma/hca_shared_devices_a`).
+fn parse_resource_name(text: &str) -> Result<String, String> {
+    let ok = |part: &str, extra: &[char]| {
+        !part.is_empty()
+            && part.len() <= 63
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+    };
+    match text.split_once('/') {
+        Some((domain, name)) if ok(domain, &['.', '-']) && ok(name, &['.', '-', '_']) => {
+            Ok(text.to_string())
+        }
+        _ => Err(format!(
+            "`{}` is not an extended resource name DOMAIN/NAME (letters, digits, `.`, `-`, `_`)",
+            text.escape_debug()
+        )),
+    }
 }
