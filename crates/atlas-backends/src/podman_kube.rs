@@ -78,6 +78,7 @@ pub(crate) fn pod_for(
             agent_flags: &[],
             // podman has no GPU feature discovery labels to select on.
             gpu_products: &Default::default(),
+            placement: &Default::default(),
         },
     );
     let spec = template.spec.as_mut().expect("the template has a spec");
