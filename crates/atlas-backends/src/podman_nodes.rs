@@ -70,7 +70,8 @@ pub(crate) fn start(
 ) -> Result<(Nodes, Vec<String>), BackendError> {
     let count = count(workflow);
     let ssh = job.run_dir.join("ssh");
-    make_key(&ssh, uid).map_err(|e| unusable(format!("cannot make the run's ssh key: {e}")))?;
+    make_key(&ssh, Some(uid))
+        .map_err(|e| unusable(format!("cannot make the run's ssh key: {e}")))?;
     let slots = slots(workflow);
     let hostfile: String = (0..count)
         .map(|i| format!("node{i} slots={slots}\n"))
@@ -173,8 +174,8 @@ fn renamed(base: &[String], name: &str) -> Vec<String> {
 }
 
 /// A key pair for the run (`id_rsa` is the name the image's sshd and ssh look for; the key is
-/// ed25519), its public half authorized, owned by the containers' UID.
-fn make_key(dir: &Path, uid: u32) -> std::io::Result<()> {
+/// ed25519), its public half authorized, owned by the containers' UID when one is given.
+pub(crate) fn make_key(dir: &Path, uid: Option<u32>) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir)?;
     let key = dir.join("id_rsa");
@@ -193,10 +194,14 @@ fn make_key(dir: &Path, uid: u32) -> std::io::Result<()> {
     std::fs::copy(dir.join("id_rsa.pub"), dir.join("authorized_keys"))?;
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        std::os::unix::fs::chown(&path, Some(uid), Some(0))?;
+        if uid.is_some() {
+            std::os::unix::fs::chown(&path, uid, Some(0))?;
+        }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
-    std::os::unix::fs::chown(dir, Some(uid), Some(0))?;
+    if uid.is_some() {
+        std::os::unix::fs::chown(dir, uid, Some(0))?;
+    }
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
 }
 

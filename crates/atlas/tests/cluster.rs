@@ -638,3 +638,53 @@ fn a_node_that_goes_not_ready_mid_job_ends_the_run_naming_it() {
     let cause = p.runs()[0]["cause"].as_str().unwrap().to_string();
     assert!(cause.contains("node localhost is not Ready"), "{cause}");
 }
+
+#[test]
+fn the_distributed_example_runs_as_mpi_ranks_in_two_pods() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "mpi");
+    let p = project("cluster-mpi", &ns, "", "");
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mpi");
+    for file in [
+        "job.sbatch",
+        "preprocess.py",
+        "pingpong.py",
+        "train_mpi.py",
+        "predict.py",
+    ] {
+        std::fs::copy(example.join(file), p.dir.join(file)).unwrap();
+    }
+    let (code, _, stderr) = p.atlas(&["run", "job.sbatch", "--on", "k8s"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("1 worker pod(s)"), "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let detail = p.show(&id);
+    // Phases: preprocess, comm, train, predict. Rank 0 in the launcher, rank 1 in a worker:
+    // two hosts, talking over the pod network; the worker read what preprocess wrote.
+    let metric = |phase, name: &str| support::project::metric(&detail, phase, name);
+    assert_eq!(metric(2, "ranks"), Some(2.0), "{detail}");
+    assert_eq!(metric(2, "hosts"), Some(2.0), "{detail}");
+    assert!(
+        metric(1, "comm_tcp_latency_us").is_some_and(|v| v > 0.0),
+        "{detail}"
+    );
+    assert!(metric(3, "accuracy").is_some_and(|a| a > 0.5), "{detail}");
+    // The workers, their key and the hostfile go with the run.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (ok, left) = ns.in_ns(&["get", "jobs,secrets,configmaps", "-o", "name"]);
+        assert!(ok, "{left}");
+        let left: Vec<&str> = left
+            .lines()
+            .filter(|l| l.contains("-workers") || l.contains("-ssh") || l.contains("-hostfile"))
+            .collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{left:?}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

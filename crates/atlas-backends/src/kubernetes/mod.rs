@@ -13,12 +13,16 @@
 //!    records the cancellation before the log ends);
 //! 5. collect: the end of the pods' other output and why a pod never started.
 //!
+//! An MPI workflow of several nodes runs without the MPI Operator: Atlas starts the workers,
+//! a key and a hostfile itself and runs the launcher as the run's Job ([`mpi`]).
+//!
 //! Without a `registry`, the target's `image` must hold atlas, the workflow's software and the
 //! project (`atlas containerize`, pushed where the cluster pulls from).
 
 mod connect;
 mod follow;
 mod image;
+mod mpi;
 mod objects;
 mod stage;
 
@@ -47,6 +51,8 @@ pub(crate) struct Kubernetes {
     /// The image the pods run: the target's, or the one `prepare` pushed.
     image: Option<String>,
     shared: Arc<Shared>,
+    /// An MPI run's workers, key and hostfile (deleted at its end).
+    mpi: Option<mpi::Mpi>,
 }
 
 impl Kubernetes {
@@ -57,6 +63,7 @@ impl Kubernetes {
             runtime: None,
             cluster: None,
             shared: Arc::default(),
+            mpi: None,
         }
     }
 
@@ -181,6 +188,7 @@ async fn create(
     shared: &Shared,
     start_limit: std::time::Duration,
     stage: Option<(&Job<'_>, &str)>,
+    mpi: Option<&mpi::Mpi>,
 ) -> Result<Pending, BackendError> {
     let params = PostParams::default();
     let ns = &cluster.namespace;
@@ -212,6 +220,9 @@ async fn create(
                 stage::stage_inputs(cluster, job.run_id, claim, image, job.inputs).await?;
             shared.figures.lock().expect("not poisoned").extend(figures);
         }
+    }
+    if let Some(mpi) = mpi {
+        mpi::start(cluster, mpi, start_limit).await?;
     }
     let mut rest: std::collections::VecDeque<K8sJob> = objects.jobs.into();
     let first = rest
@@ -296,13 +307,20 @@ impl Backend for Kubernetes {
             crate::without_gpus_if_none(&self.target, job)
         };
         let image = self.image.clone().unwrap_or_default();
-        let objects = objects::run_objects(
+        let mut objects = objects::run_objects(
             job,
             &workflow,
             &image,
             cluster.api,
             &self.target.target.gpu_products,
         )?;
+        self.mpi = objects.mpi.take();
+        if let Some(mpi) = &self.mpi {
+            job.notes.say(format!(
+                "MPI without an operator: {} worker pod(s) running sshd, the launcher runs rank 0",
+                mpi.workers_count
+            ));
+        }
         if objects.jobs.len() > 1 {
             job.notes.say(format!(
                 "Kubernetes {} on context `{}`: the array runs as {} Jobs, one per index \
@@ -319,14 +337,27 @@ impl Backend for Kubernetes {
                 .pending_timeout
                 .unwrap_or(DEFAULT_PENDING_TIMEOUT),
         );
+        let mpi = self.mpi.take();
         let runtime = self.runtime()?;
-        let pending = runtime.block_on(create(
+        let created = runtime.block_on(create(
             &cluster,
             objects,
             &shared,
             start_limit,
             Some((job, &image)),
-        ))?;
+            mpi.as_ref(),
+        ));
+        let pending = match created {
+            Ok(pending) => pending,
+            Err(e) => {
+                if let Some(mpi) = &mpi {
+                    runtime.block_on(mpi::stop(&cluster, mpi));
+                }
+                return Err(e);
+            }
+        };
+        self.mpi = mpi;
+        let runtime = self.runtime()?;
         runtime.spawn(follow::follow(
             cluster.clone(),
             pending,
@@ -347,7 +378,11 @@ impl Backend for Kubernetes {
         };
         self.shared.cancelled.store(true, Ordering::SeqCst);
         let created = self.shared.created.lock().expect("not poisoned").clone();
+        let mpi = self.mpi.take();
         let runtime = self.runtime()?;
+        if let Some(mpi) = &mpi {
+            runtime.block_on(mpi::stop(&cluster, mpi));
+        }
         let jobs: Api<K8sJob> = Api::namespaced(cluster.client.clone(), &cluster.namespace);
         for name in created {
             match runtime.block_on(jobs.delete(&name, &DeleteParams::foreground())) {
@@ -365,6 +400,11 @@ impl Backend for Kubernetes {
     }
 
     fn collect(&mut self, job: &Job<'_>) -> Collected {
+        if let (Some(mpi), Some(cluster)) = (self.mpi.take(), self.cluster.clone()) {
+            if let Ok(runtime) = self.runtime() {
+                runtime.block_on(mpi::stop(&cluster, &mpi));
+            }
+        }
         let note = self.shared.note.lock().expect("not poisoned").clone();
         let tail = crate::tail(&job.run_dir.join("container.log"), 10);
         let output_tail = match (note, tail) {

@@ -28,6 +28,8 @@ pub(crate) struct RunObjects {
     pub config_map: ConfigMap,
     /// At most this many of the Jobs run at once (an array's `%N` with one Job per index).
     pub max_parallel: Option<u32>,
+    /// An MPI workflow's workers, key and hostfile (the Job above is its launcher).
+    pub mpi: Option<super::mpi::Mpi>,
 }
 
 fn label(meta: &mut ObjectMeta, run: &str) {
@@ -74,22 +76,27 @@ pub(crate) fn run_objects(
     .map_err(|e| BackendError::Rejected(e.to_string()))?;
     if !matches!(
         emitted.flavor,
-        Flavor::Job | Flavor::IndexedJob | Flavor::JobPerIndex
+        Flavor::Job | Flavor::IndexedJob | Flavor::JobPerIndex | Flavor::Mpijob
     ) {
         return Err(BackendError::Rejected(format!(
-            "this workflow is a {:?} (multi-node); the kubernetes backend runs Jobs and Indexed \
-             Jobs only: `atlas emit k8s` writes the {:?} for kubectl and its operator",
+            "this workflow is a {:?} (multi-node); the kubernetes backend runs Jobs, Indexed \
+             Jobs and MPI jobs only: `atlas emit k8s` writes the {:?} for kubectl and its operator",
             emitted.flavor, emitted.flavor
         )));
     }
     let name = format!("atlas-{}", job.run_id);
     let config_name = format!("{name}-workflow");
-    let (mut claims, mut jobs, mut config_map) = (Vec::new(), Vec::new(), None);
+    let (mut claims, mut jobs, mut config_map, mut mpi) = (Vec::new(), Vec::new(), None, None);
     for object in emitted.objects {
         match object {
             Object::Claim(claim) => claims.push(*claim),
             Object::Job(job) => jobs.push(*job),
             Object::ConfigMap(map) => config_map = Some(*map),
+            Object::MpiJob(mpijob) => {
+                let (launcher, parts) = super::mpi::from_mpijob(*mpijob, job.run_id, job.run_dir)?;
+                jobs.push(launcher);
+                mpi = Some(parts);
+            }
             _ => {}
         }
     }
@@ -120,6 +127,7 @@ pub(crate) fn run_objects(
             .as_ref()
             .and_then(|a| a.max_parallel)
             .filter(|_| per_index),
+        mpi,
     })
 }
 
@@ -138,7 +146,11 @@ fn for_run(k8s_job: &mut K8sJob, job: &Job<'_>, config_name: &str) {
     );
     let pod = template.spec.as_mut().expect("an emitted pod has a spec");
     for volume in pod.volumes.iter_mut().flatten() {
-        if let Some(source) = volume.config_map.as_mut() {
+        if let Some(source) = volume
+            .config_map
+            .as_mut()
+            .filter(|_| volume.name == "workflow")
+        {
             source.name = config_name.to_string();
         }
     }
