@@ -23,6 +23,7 @@ pub mod check;
 pub mod data;
 mod kubernetes;
 mod local;
+pub mod nodes;
 mod podman;
 mod podman_kube;
 mod podman_nodes;

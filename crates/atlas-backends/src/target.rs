@@ -96,6 +96,13 @@ pub struct Target {
     /// Kubernetes' reason (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_timeout: Option<u64>,
+    /// `atlas nodes`: an allocated node using less than this share of what is allocated on
+    /// it (percent, default 25) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_used_percent: Option<f64>,
+    /// … for at least this many minutes (default 10) is under-used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub under_used_minutes: Option<f64>,
     /// Kubernetes: this cluster's GPU types → the `nvidia.com/gpu.product` labels its nodes
     /// carry (`a100 = ["NVIDIA-A100-SXM4-80GB"]`), before Atlas's built-in table.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -143,6 +150,8 @@ impl Target {
             workdir: None,
             ssh_config: None,
             gpu_products: BTreeMap::new(),
+            under_used_percent: None,
+            under_used_minutes: None,
         }
     }
 }

@@ -42,6 +42,10 @@ enum Command {
     Logs(commands::logs::Args),
     /// List the targets (atlas.toml, ~/.config/atlas/targets.toml); `check` tests them.
     Targets(commands::targets::Args),
+    /// The nodes of the Slurm and Kubernetes targets: state, allocation, use and class.
+    Nodes(commands::nodes::Args),
+    /// Backfill: where a workflow or pending job could start now without delaying a reservation.
+    Backfill(commands::backfill::Args),
     /// Load agent spools into the store (safe to repeat).
     Ingest(commands::ingest::Args),
     /// Serve the REST API, Prometheus metrics and the live dashboard: `atlas serve`.
@@ -81,6 +85,8 @@ fn main() {
         Command::Logs(args) => commands::logs::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Targets(args) => commands::targets::run(args),
+        Command::Nodes(args) => commands::nodes::run(args),
+        Command::Backfill(args) => commands::backfill::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::AgentHost(args) => commands::agent_host::run(args),
         Command::Serve(args) => commands::serve::run(args),

@@ -646,17 +646,7 @@ fn the_distributed_example_runs_as_mpi_ranks_in_two_pods() {
     };
     let ns = Namespace::new(&kubeconfig, "mpi");
     let p = project("cluster-mpi", &ns, "", "");
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mpi");
-    for file in [
-        "job.sbatch",
-        "preprocess.py",
-        "pingpong.py",
-        "train_mpi.py",
-        "predict.py",
-    ] {
-        std::fs::copy(example.join(file), p.dir.join(file)).unwrap();
-    }
+    support::project::copy_example("biggan-mpi", &p.dir, false);
     let (code, _, stderr) = p.atlas(&["run", "job.sbatch", "--on", "k8s"]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("1 worker pod(s)"), "{stderr}");
@@ -687,4 +677,28 @@ fn the_distributed_example_runs_as_mpi_ranks_in_two_pods() {
         assert!(std::time::Instant::now() < deadline, "{left:?}");
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
+}
+
+#[test]
+fn nodes_lists_the_kubernetes_node_with_its_allocatable_and_requests() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "nodes");
+    let p = project("cluster-nodes", &ns, WORKFLOW, "");
+    let (code, stdout, stderr) = p.atlas(&["nodes", "--target", "k8s", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let nodes = out["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{stdout}");
+    let node = &nodes[0];
+    assert_eq!(node["name"], "localhost");
+    assert_eq!(node["schedulerState"], "Ready", "{node}");
+    assert!(node["cpus"]["total"].as_f64().unwrap() >= 1.0, "{node}");
+    assert!(
+        node["memoryMib"]["total"].as_f64().unwrap() > 100.0,
+        "{node}"
+    );
+    let class = node["class"].as_str().unwrap();
+    assert!(["idle", "unknown"].contains(&class), "{node}");
 }

@@ -198,21 +198,9 @@ fn an_unreachable_login_node_is_named_and_the_other_targets_go_on() {
 /// The distributed example as it is, in a fresh project whose targets point at this cluster's
 /// ssh config and a work directory of the test's own.
 fn example_project(tag: &str, config: &std::path::Path) -> (Project, PathBuf) {
-    let example =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/biggan-mpi");
     let p = Project::new(tag, "");
     let project = p.dir.join("project");
-    std::fs::create_dir_all(&project).unwrap();
-    for file in [
-        "job.sbatch",
-        "preprocess.py",
-        "pingpong.py",
-        "train_mpi.py",
-        "predict.py",
-        "atlas.toml",
-    ] {
-        std::fs::copy(example.join(file), project.join(file)).unwrap();
-    }
+    support::project::copy_example("biggan-mpi", &project, true);
     let toml = std::fs::read_to_string(project.join("atlas.toml")).unwrap();
     let toml = toml
         .replace(
@@ -491,4 +479,194 @@ fn a_full_remote_disk_is_named_and_nothing_of_the_run_stays_there() {
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     assert!(bin.is_empty(), "no half-copied agent: {bin:?}");
+}
+
+#[test]
+fn nodes_lists_every_host_with_its_allocation_and_class() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    // A job holding one whole host (exclusive) that uses next to nothing of it.
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: holds}\nspec:\n  phases: [{name: main, run: 'true'}]\n";
+    let p = project("nodes", &config, workflow);
+    // ssh joins its words for the remote shell: the wrapped command is quoted for it.
+    let held = ssh(
+        &config,
+        &[
+            "sbatch",
+            "--parsable",
+            "--exclusive",
+            "-N",
+            "1",
+            "-J",
+            "holds",
+            "--wrap",
+            "'sleep 60'",
+        ],
+    );
+    let job = held.trim().to_string();
+    assert!(!job.is_empty(), "sbatch gave no job id");
+    struct Cancel<'a>(&'a std::path::Path, String);
+    impl Drop for Cancel<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("ssh")
+                .arg("-F")
+                .arg(self.0)
+                .args(["head", "scancel", &self.1])
+                .status();
+        }
+    }
+    let _cancel = Cancel(&config, job.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while ssh(&config, &["squeue", "-h", "-j", &job, "-o", "%T"]).trim() != "RUNNING" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holding job never ran"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let (code, stdout, stderr) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &["nodes", "--target", "cluster", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let nodes = out["nodes"].as_array().unwrap();
+    assert!(nodes.len() >= 3, "{stdout}");
+    let held_on = ssh(&config, &["squeue", "-h", "-j", &job, "-o", "%N"]);
+    for node in nodes {
+        let name = node["name"].as_str().unwrap();
+        assert!(
+            node["state"].is_string() && node["class"].is_string(),
+            "{node}"
+        );
+        if name == held_on.trim() {
+            // Allocated whole; its use is not measured yet, so no class is guessed.
+            assert_eq!(node["cpus"]["allocated"], node["cpus"]["total"], "{node}");
+            assert_eq!(node["class"], "unknown", "{node}");
+            assert!(
+                node["reason"].as_str().unwrap().contains("not measured"),
+                "{node}"
+            );
+        } else {
+            assert_eq!(node["class"], "idle", "{node}");
+        }
+    }
+}
+
+#[test]
+fn backfill_fits_a_short_job_before_a_reservation_and_not_a_long_one() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let short = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: short}\nspec:\n  resources: {nodes: 1, walltime: 1m}\n  phases: [{name: main, run: 'true'}]\n";
+    let p = project("backfill", &config, short);
+    let long = short
+        .replace("short", "long")
+        .replace("walltime: 1m", "walltime: 1h");
+    std::fs::write(p.dir.join("project/long.yaml"), long).unwrap();
+    // Two hosts busy for up to 3 minutes, and a 3-host job waiting for them: Slurm reserves
+    // all three hosts for it at the first one's end. The third host is free until then.
+    let submit = |args: &[&str]| {
+        ssh(&config, &[&["sbatch", "--parsable"], args].concat())
+            .trim()
+            .to_string()
+    };
+    let busy = submit(&[
+        "-N",
+        "2",
+        "--exclusive",
+        "-t",
+        "3",
+        "-J",
+        "bf-busy",
+        "--wrap",
+        "'sleep 170'",
+    ]);
+    let waiting = submit(&[
+        "-N",
+        "3",
+        "--exclusive",
+        "-t",
+        "5",
+        "-J",
+        "bf-wait",
+        "--wrap",
+        "true",
+    ]);
+    struct Cancel<'a>(&'a std::path::Path, Vec<String>);
+    impl Drop for Cancel<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("ssh")
+                .arg("-F")
+                .arg(self.0)
+                .args(["head", "scancel"])
+                .args(&self.1)
+                .status();
+        }
+    }
+    let _cancel = Cancel(&config, vec![busy.clone(), waiting.clone()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let start = ssh(
+            &config,
+            &["squeue", "-h", "--start", "-j", &waiting, "-o", "%S"],
+        );
+        if start.trim().starts_with("20") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm never planned the waiting job: {start}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (code, stdout, stderr) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &[
+            "backfill",
+            "suggest",
+            "--target",
+            "cluster",
+            "w.yaml",
+            "long.yaml",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let out: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let plan = &out["targets"][0];
+    assert!(
+        plan["reservations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["job"] == waiting.as_str()),
+        "{plan}"
+    );
+    let suggestions = plan["suggestions"].as_array().unwrap();
+    assert_eq!(suggestions[0]["candidate"]["name"], "short");
+    assert_eq!(suggestions[0]["fits"], true, "{plan}");
+    assert!(suggestions[0]["until"].as_f64().unwrap() <= 180.0, "{plan}");
+    assert_eq!(suggestions[1]["fits"], false, "{plan}");
+    assert!(
+        suggestions[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("walltime"),
+        "{plan}"
+    );
+    // Without workflows, the queue's own pending job is the candidate.
+    let (code, stdout, _) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &[
+            "backfill", "suggest", "--target", "cluster", "--format", "json",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&format!("job {waiting}")), "{stdout}");
 }

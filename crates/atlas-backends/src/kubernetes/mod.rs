@@ -37,6 +37,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 
 use crate::target::Named;
 use crate::{Backend, BackendError, Collected, Figures, Job, JobEnd};
+pub(crate) use connect::connect;
 use connect::Cluster;
 use follow::{Pending, Shared};
 

@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod agent_host;
+pub mod backfill;
 pub mod compare;
 pub mod completions;
 pub mod containerize;
@@ -13,6 +14,7 @@ pub mod import;
 pub mod ingest;
 pub mod liveness;
 pub mod logs;
+pub mod nodes;
 pub mod run;
 pub mod runs;
 pub mod schema;

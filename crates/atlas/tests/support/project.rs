@@ -72,6 +72,23 @@ impl Project {
     }
 }
 
+/// Copies the files of `examples/NAME` (not its subdirectories, nor `atlas.toml` unless
+/// `with_targets`) into `dest`.
+#[allow(dead_code)] // not every test binary runs an example
+pub fn copy_example(name: &str, dest: &std::path::Path, with_targets: bool) {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    std::fs::create_dir_all(dest).unwrap();
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap();
+        if path.is_file() && (with_targets || file != "atlas.toml") {
+            std::fs::copy(&path, dest.join(file)).unwrap();
+        }
+    }
+}
+
 /// The last value of metric `name` of phase `phase` in `atlas show RUN --format json`.
 #[allow(dead_code)] // not every test binary reads metrics
 pub fn metric(detail: &serde_json::Value, phase: usize, name: &str) -> Option<f64> {

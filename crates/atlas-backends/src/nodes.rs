@@ -1,0 +1,186 @@
+//! The nodes of a target as its scheduler reports them (`atlas nodes`): Slurm's
+//! `scontrol show node -o`, here or on the login node over SSH; a Kubernetes cluster's nodes,
+//! each with its allocatable CPUs, memory and GPUs and the requests of the pods bound to it
+//! that have not ended. What is measured on a node (its use) comes from node agents, not here.
+
+use std::collections::BTreeMap;
+
+use atlas_capacity::backfill::{Candidate, Reservation};
+use atlas_capacity::{Node, NodeState, Resources};
+use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::{Api, ListParams};
+
+use crate::target::{Kind, Named};
+use crate::BackendError;
+
+/// The nodes of `target`; a target whose kind has no nodes of its own is refused.
+pub fn nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
+    match target.target.kind {
+        Kind::Slurm => {
+            let argv = ["scontrol", "show", "node", "-o"];
+            let text = match &target.target.host {
+                Some(host) => {
+                    crate::remote::Ssh::new(host, target.target.ssh_config.as_deref()).run(&argv)?
+                }
+                None => crate::process::output(argv[0], &argv[1..]).map_err(|why| {
+                    BackendError::Unusable(format!("target `{}`: {why}", target.name))
+                })?,
+            };
+            Ok(atlas_capacity::slurm::parse_nodes(&text))
+        }
+        Kind::Kubernetes => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| BackendError::Unusable(format!("cannot start a runtime: {e}")))?;
+            runtime.block_on(kubernetes_nodes(target))
+        }
+        kind => Err(BackendError::Rejected(format!(
+            "target `{}` is {kind:?}: only slurm and kubernetes targets have nodes to list",
+            target.name
+        ))),
+    }
+}
+
+/// What backfill planning needs from `target`: its nodes, the pending jobs' reservations and
+/// the pending jobs as candidates (Slurm: `squeue --start`; Kubernetes has no reservations).
+pub fn queue(target: &Named) -> Result<(Vec<Reservation>, Vec<Candidate>), BackendError> {
+    if target.target.kind != Kind::Slurm {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let format = atlas_capacity::slurm::PENDING_FORMAT;
+    let squeue = ["squeue", "-h", "-t", "PD", "--start", "-o", format];
+    let date = ["date", "+%Y-%m-%dT%H:%M:%S"];
+    let (pending, now) = match &target.target.host {
+        Some(host) => {
+            let ssh = crate::remote::Ssh::new(host, target.target.ssh_config.as_deref());
+            (ssh.run(&squeue)?, ssh.run(&date)?)
+        }
+        None => {
+            let run = |argv: &[&str]| {
+                crate::process::output(argv[0], &argv[1..]).map_err(|why| {
+                    BackendError::Unusable(format!("target `{}`: {why}", target.name))
+                })
+            };
+            (run(&squeue)?, run(&date)?)
+        }
+    };
+    Ok(atlas_capacity::slurm::parse_pending(&pending, &now))
+}
+
+async fn kubernetes_nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
+    let cluster = crate::kubernetes::connect(target).await?;
+    let fail = |what: &str, e| crate::kubernetes::api_error(&cluster, what, e);
+    let listed: Api<K8sNode> = Api::all(cluster.client.clone());
+    let listed = listed
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| fail("listing nodes", e))?;
+    let pods: Api<Pod> = Api::all(cluster.client.clone());
+    let live = ListParams::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    let pods = pods
+        .list(&live)
+        .await
+        .map_err(|e| fail("listing pods", e))?;
+    // Requests of the pods bound to each node: (CPUs, MiB, GPUs).
+    let mut requested: BTreeMap<String, (f64, f64, f64)> = BTreeMap::new();
+    for pod in &pods.items {
+        let Some(spec) = &pod.spec else { continue };
+        let Some(node) = &spec.node_name else {
+            continue;
+        };
+        let sum = requested.entry(node.clone()).or_default();
+        for container in &spec.containers {
+            let resources = container.resources.as_ref();
+            let get = |name: &str| {
+                resources.and_then(|r| {
+                    r.requests
+                        .as_ref()
+                        .and_then(|q| q.get(name))
+                        .or(r.limits.as_ref().and_then(|q| q.get(name)))
+                })
+            };
+            sum.0 += get("cpu").map_or(0.0, cpu);
+            sum.1 += get("memory").map_or(0.0, mebibytes);
+            sum.2 += get("nvidia.com/gpu").map_or(0.0, cpu);
+        }
+    }
+    Ok(listed
+        .items
+        .iter()
+        .map(|n| {
+            kubernetes_node(
+                n,
+                requested.get(n.metadata.name.as_deref().unwrap_or_default()),
+            )
+        })
+        .collect())
+}
+
+fn kubernetes_node(k8s: &K8sNode, requested: Option<&(f64, f64, f64)>) -> Node {
+    let mut node = Node::new(k8s.metadata.name.clone().unwrap_or_default());
+    let status = k8s.status.as_ref();
+    let allocatable = status.and_then(|s| s.allocatable.as_ref());
+    let have = |name: &str, parse: fn(&Quantity) -> f64| {
+        allocatable.and_then(|a| a.get(name)).map_or(0.0, parse)
+    };
+    let (cpus, mib, gpus) = requested.copied().unwrap_or_default();
+    node.cpus = Resources::new(have("cpu", cpu), cpus);
+    node.memory_mib = Resources::new(have("memory", mebibytes), mib);
+    node.gpus = Resources::new(have("nvidia.com/gpu", cpu), gpus);
+    let ready = status
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+    let unschedulable = k8s
+        .spec
+        .as_ref()
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    node.scheduler_state = match ready {
+        Some(c) if c.status == "True" && !unschedulable => "Ready".into(),
+        Some(c) if c.status == "True" => "Ready,SchedulingDisabled".into(),
+        Some(c) => format!("NotReady ({})", c.reason.clone().unwrap_or_default()),
+        None => "Unknown".into(),
+    };
+    node.scheduler_reason = ready
+        .and_then(|c| c.message.clone())
+        .filter(|_| node.scheduler_state != "Ready");
+    node.state = match node.scheduler_state.as_str() {
+        "Ready" if cpus <= 0.0 && gpus <= 0.0 => NodeState::Idle,
+        "Ready" if cpus >= node.cpus.total && node.cpus.total > 0.0 => NodeState::Allocated,
+        "Ready" => NodeState::Mixed,
+        "Unknown" => NodeState::Other("Unknown".into()),
+        _ => NodeState::Down,
+    };
+    node
+}
+
+/// A CPU (or GPU count) quantity: `2`, `500m`, `1.5`.
+fn cpu(q: &Quantity) -> f64 {
+    let text = q.0.trim();
+    match text.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().map_or(0.0, |m| m / 1000.0),
+        None => text.parse().unwrap_or(0.0),
+    }
+}
+
+/// A memory quantity in MiB (`1Gi`, `256Mi`, `16380660Ki`, `1G`).
+fn mebibytes(q: &Quantity) -> f64 {
+    q.0.parse::<atlas_spec::Quantity>()
+        .map_or(0.0, |b| b.bytes() as f64 / f64::from(1u32 << 20))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantities_read_as_kubernetes_writes_them() {
+        assert_eq!(cpu(&Quantity("500m".into())), 0.5);
+        assert_eq!(cpu(&Quantity("2".into())), 2.0);
+        assert_eq!(mebibytes(&Quantity("1Gi".into())), 1024.0);
+        assert_eq!(mebibytes(&Quantity("2048Ki".into())), 2.0);
+        assert_eq!(cpu(&Quantity("lots".into())), 0.0);
+    }
+}

@@ -1,0 +1,149 @@
+//! `atlas backfill suggest [--target T]… [WORKFLOW…] [--format table|json]`: where and until
+//! when each workflow (or, without one, each pending job of the queue) could start now without
+//! delaying a reserved job, and why each fits or not (`atlas_capacity::backfill`).
+
+use std::path::PathBuf;
+
+use atlas_backends::target::{self as targets, Kind, Named};
+use atlas_capacity::backfill::{suggest, Candidate, Reservation, Suggestion};
+use serde::Serialize;
+
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas backfill suggest --target cluster\n  atlas backfill suggest --target cluster job.sbatch --format json"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Where each workflow (or pending job) fits now, until when, and why.
+    Suggest {
+        /// Only this target (repeatable); default: every slurm and kubernetes target.
+        #[arg(long = "target")]
+        targets: Vec<String>,
+        /// Workflows or job scripts to place (default: the queue's pending jobs).
+        workflows: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: super::format::ListFormat,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TargetPlan<'a> {
+    target: &'a str,
+    reservations: Vec<Reservation>,
+    suggestions: Vec<Suggestion>,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let What::Suggest {
+        targets: names,
+        workflows,
+        format,
+    } = args.what;
+    let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
+    let chosen: Vec<&Named> = all
+        .iter()
+        .filter(|t| matches!(t.target.kind, Kind::Slurm | Kind::Kubernetes))
+        .filter(|t| names.is_empty() || names.contains(&t.name))
+        .collect();
+    if let Some(missing) = names.iter().find(|n| !chosen.iter().any(|t| &t.name == *n)) {
+        return Err(Failure::input(format!(
+            "`{missing}` is not a slurm or kubernetes target (see `atlas targets`)"
+        )));
+    }
+    let mut candidates = Vec::new();
+    for path in &workflows {
+        candidates.push(candidate(path)?);
+    }
+    let mut plans = Vec::new();
+    let mut failed = Vec::new();
+    for target in chosen {
+        let planned = atlas_backends::nodes::nodes(target).and_then(|nodes| {
+            let (reservations, pending) = atlas_backends::nodes::queue(target)?;
+            let wanted = if workflows.is_empty() {
+                pending
+            } else {
+                candidates.clone()
+            };
+            Ok(TargetPlan {
+                target: &target.name,
+                suggestions: suggest(&nodes, &reservations, &wanted),
+                reservations,
+            })
+        });
+        match planned {
+            Ok(plan) => plans.push(plan),
+            Err(e) => failed.push(format!("{}: {e}", target.name)),
+        }
+    }
+    match format {
+        super::format::ListFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "targets": plans }))
+                .unwrap_or_default()
+        ),
+        super::format::ListFormat::Table => print(&plans),
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::environment(failed.join("\n")))
+    }
+}
+
+/// A workflow as a candidate: its nodes, CPUs per node and walltime.
+fn candidate(path: &std::path::Path) -> Result<Candidate, Failure> {
+    let workflow = super::load_workflow_or_script(path)?;
+    let r = &workflow.spec.resources;
+    let nodes = r.nodes.unwrap_or(1).max(1);
+    let per_node = r
+        .tasks_per_node
+        .or(r.tasks.map(|t| t.div_ceil(nodes)))
+        .unwrap_or(1);
+    Ok(Candidate {
+        name: workflow.metadata.name.clone(),
+        nodes,
+        cpus_per_node: f64::from(per_node * r.cpus_per_task.unwrap_or(1)),
+        walltime: r.walltime.map(|w| w.as_secs() as f64),
+    })
+}
+
+fn print(plans: &[TargetPlan<'_>]) {
+    for plan in plans {
+        println!(
+            "{}: {} reservation(s)",
+            plan.target,
+            plan.reservations.len()
+        );
+        for r in &plan.reservations {
+            println!(
+                "  job {} starts in {:.0} s on {}",
+                r.job,
+                r.starts_in,
+                if r.nodes.is_empty() {
+                    "(any node)".to_string()
+                } else {
+                    r.nodes.join(",")
+                }
+            );
+        }
+        if plan.suggestions.is_empty() {
+            println!("  nothing to place (no workflow given, no pending job)");
+        }
+        for s in &plan.suggestions {
+            println!(
+                "  {:<24} {:<8} {}",
+                s.candidate.name,
+                if s.fits { "fits" } else { "no" },
+                s.reason
+            );
+        }
+    }
+}
