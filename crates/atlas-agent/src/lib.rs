@@ -9,6 +9,7 @@ mod cgroup;
 pub mod gpu;
 pub mod host;
 mod load;
+pub mod node;
 pub mod nvml;
 pub mod output;
 mod process;

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use atlas_capacity::backfill::{Candidate, Reservation};
-use atlas_capacity::{Node, NodeState, Resources};
+use atlas_capacity::{Node, NodeState, Resources, Usage};
 use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, ListParams};
@@ -40,6 +40,73 @@ pub fn nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
             "target `{}` is {kind:?}: only slurm and kubernetes targets have nodes to list",
             target.name
         ))),
+    }
+}
+
+/// Asks each node's agent (`atlas node-agent`, at the node's address) for its average use over
+/// the last `minutes`; a node whose agent does not answer keeps `used: None` with the reason.
+/// Slurm nodes only (Kubernetes nodes get their agent as a DaemonSet, not read here yet).
+pub fn measure(target: &Named, nodes: &mut [Node], minutes: f64) {
+    let port = target.target.node_agent_port.unwrap_or(9101);
+    let ssh = target
+        .target
+        .host
+        .as_ref()
+        .map(|host| crate::remote::Ssh::new(host, target.target.ssh_config.as_deref()));
+    for node in nodes.iter_mut() {
+        let Some(address) = node.address.clone().filter(|a| is_address(a)) else {
+            node.usage_note = Some("no address for its node agent".into());
+            continue;
+        };
+        let url = format!("http://{address}:{port}/usage?minutes={minutes}");
+        let body = match &ssh {
+            // The nodes' network is the login node's: ask from there.
+            Some(ssh) => ssh
+                .run(&["curl", "-fsS", "--max-time", "3", &url])
+                .map_err(|e| e.to_string()),
+            None => ureq::get(&url)
+                .config()
+                .timeout_global(Some(std::time::Duration::from_secs(3)))
+                .build()
+                .call()
+                .and_then(|mut r| r.body_mut().read_to_string())
+                .map_err(|e| e.to_string()),
+        };
+        match body.and_then(|b| usage_of(&b)) {
+            Ok(usage) => node.used = Some(usage),
+            Err(why) => {
+                let why: String = why
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(200)
+                    .collect();
+                node.usage_note = Some(format!("node agent at {address}:{port}: {why}"));
+            }
+        }
+    }
+}
+
+/// A node address safe to put in a URL (a host name or IPv4/IPv6 address).
+fn is_address(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 253
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+}
+
+/// The node agent's `/usage` answer.
+fn usage_of(body: &str) -> Result<Usage, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("not its answer ({e})"))?;
+    match (value["cores"].as_f64(), value["windowMinutes"].as_f64()) {
+        (Some(cores), Some(window_minutes)) => Ok(Usage {
+            cores,
+            window_minutes,
+        }),
+        _ => Err("no sample yet".into()),
     }
 }
 

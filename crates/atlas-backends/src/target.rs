@@ -103,6 +103,10 @@ pub struct Target {
     /// … for at least this many minutes (default 10) is under-used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub under_used_minutes: Option<f64>,
+    /// `atlas nodes`: the port of the node agents (`atlas node-agent`) on the target's nodes
+    /// (default 9101); on a Slurm target over SSH they are asked through the login node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_agent_port: Option<u16>,
     /// Kubernetes: this cluster's GPU types → the `nvidia.com/gpu.product` labels its nodes
     /// carry (`a100 = ["NVIDIA-A100-SXM4-80GB"]`), before Atlas's built-in table.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -152,6 +156,7 @@ impl Target {
             gpu_products: BTreeMap::new(),
             under_used_percent: None,
             under_used_minutes: None,
+            node_agent_port: None,
         }
     }
 }

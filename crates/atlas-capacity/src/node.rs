@@ -77,6 +77,12 @@ pub struct Node {
     pub scheduler_reason: Option<String>,
     /// Measured use, when a node agent reported it.
     pub used: Option<Usage>,
+    /// Where the node is reached (Slurm's NodeAddr), for its node agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Why its use is not measured, when a node agent was asked and did not answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_note: Option<String>,
 }
 
 impl Node {
@@ -91,6 +97,8 @@ impl Node {
             gpus: Resources::default(),
             scheduler_reason: None,
             used: None,
+            address: None,
+            usage_note: None,
         }
     }
 }
@@ -159,7 +167,15 @@ pub fn classify(node: &Node, thresholds: &Thresholds) -> (Class, String) {
         node.cpus.allocated, node.cpus.total
     );
     let Some(used) = node.used else {
-        return (Class::Unknown, format!("{what}; its use is not measured"));
+        let why = node
+            .usage_note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        return (
+            Class::Unknown,
+            format!("{what}; its use is not measured{why}"),
+        );
     };
     if used.window_minutes < thresholds.minutes {
         return (

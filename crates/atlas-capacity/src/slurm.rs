@@ -56,6 +56,7 @@ fn parse_line(line: &str) -> Option<Node> {
         get("Gres").map_or(0.0, gpu_count),
         get("GresUsed").map_or(0.0, gpu_count),
     );
+    node.address = get("NodeAddr").filter(|a| !a.is_empty()).map(String::from);
     node.scheduler_reason = get("Reason")
         .filter(|r| !r.is_empty() && *r != "(null)")
         .map(String::from);

@@ -57,6 +57,8 @@ enum Command {
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
     #[command(hide = true)]
     Agent(commands::agent::Args),
+    /// The node agent: samples this host's processes, serves /metrics and /usage (one per host).
+    NodeAgent(commands::node_agent::Args),
     /// The sampler of one host of a multi-node job (the Slurm targets start one per node).
     #[command(hide = true)]
     AgentHost(commands::agent_host::Args),
@@ -89,6 +91,7 @@ fn main() {
         Command::Backfill(args) => commands::backfill::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::AgentHost(args) => commands::agent_host::run(args),
+        Command::NodeAgent(args) => commands::node_agent::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),

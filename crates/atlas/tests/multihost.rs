@@ -489,6 +489,21 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     // A job holding one whole host (exclusive) that uses next to nothing of it.
     let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: holds}\nspec:\n  phases: [{name: main, run: 'true'}]\n";
     let p = project("nodes", &config, workflow);
+    // A node counts as under-used after 3 s here (10 minutes by default).
+    let toml_path = p.dir.join("project/atlas.toml");
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    std::fs::write(&toml_path, toml + "under_used_minutes = 0.05\n").unwrap();
+    // A node agent on every host, this build's.
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let up = Command::new(scripts.join("node-agents-up"))
+        .arg(env!("CARGO_BIN_EXE_atlas"))
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
     // ssh joins its words for the remote shell: the wrapped command is quoted for it.
     let held = ssh(
         &config,
@@ -525,6 +540,8 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
         );
         std::thread::sleep(std::time::Duration::from_millis(300));
     }
+    // Long enough for the window that decides.
+    std::thread::sleep(std::time::Duration::from_secs(4));
     let (code, stdout, stderr) = p.atlas_in(
         &p.dir.join("project"),
         &p.dir.join("db/atlas.db").display().to_string(),
@@ -535,24 +552,36 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     let nodes = out["nodes"].as_array().unwrap();
     assert!(nodes.len() >= 3, "{stdout}");
     let held_on = ssh(&config, &["squeue", "-h", "-j", &job, "-o", "%N"]);
+    let held_on = held_on.trim();
     for node in nodes {
         let name = node["name"].as_str().unwrap();
         assert!(
             node["state"].is_string() && node["class"].is_string(),
             "{node}"
         );
-        if name == held_on.trim() {
-            // Allocated whole; its use is not measured yet, so no class is guessed.
+        // Every host's agent answered with its own use.
+        assert!(node["used"]["cores"].is_number(), "{node}");
+        if name == held_on {
+            // Held whole by a job that sleeps: allocated, measured, under-used.
             assert_eq!(node["cpus"]["allocated"], node["cpus"]["total"], "{node}");
-            assert_eq!(node["class"], "unknown", "{node}");
+            assert_eq!(node["class"], "under-used", "{node}");
             assert!(
-                node["reason"].as_str().unwrap().contains("not measured"),
+                node["reason"].as_str().unwrap().contains("cores used"),
                 "{node}"
             );
         } else {
             assert_eq!(node["class"], "idle", "{node}");
         }
     }
+    // The node's Prometheus metrics name the job.
+    let held = nodes.iter().find(|n| n["name"] == held_on).unwrap();
+    let address = held["address"].as_str().unwrap();
+    let metrics = ssh(
+        &config,
+        &["curl", "-fsS", &format!("http://{address}:9101/metrics")],
+    );
+    let line = format!("atlas_node_job_cpu_cores{{host=\"{held_on}\",job=\"{job}\"}}");
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
 }
 
 #[test]

@@ -14,6 +14,7 @@ pub mod import;
 pub mod ingest;
 pub mod liveness;
 pub mod logs;
+pub mod node_agent;
 pub mod nodes;
 pub mod run;
 pub mod runs;

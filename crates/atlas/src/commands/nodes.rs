@@ -37,7 +37,13 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let mut failed = Vec::new();
     for target in chosen {
         match atlas_backends::nodes::nodes(target) {
-            Ok(nodes) => listed.push((target, nodes)),
+            Ok(mut nodes) => {
+                if target.target.kind == Kind::Slurm {
+                    let minutes = thresholds(target).minutes;
+                    atlas_backends::nodes::measure(target, &mut nodes, minutes);
+                }
+                listed.push((target, nodes));
+            }
             Err(e) => failed.push(format!("{}: {e}", target.name)),
         }
     }

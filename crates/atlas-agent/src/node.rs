@@ -1,0 +1,215 @@
+//! The node agent's sampler (`atlas node-agent`): what runs on this node, from its processes.
+//!
+//! A node's use is the CPU its processes used, summed from each process's own user and system
+//! time (`/proc/PID/stat`, without the reaped children's, which would count them twice) between
+//! samples, in cores; with their resident memory, how many there are, and the share of each
+//! Slurm job (`SLURM_JOB_ID` in the process's environment). Where several hosts share one kernel
+//! (the namespaced test cluster), a process is on the node whose UTS namespace it is in, so a
+//! node never shows the machine's counters as its own; on a real host every process is in the
+//! host's namespace and the figures are the node's. The kernel's own threads are not counted.
+//!
+//! A window of samples (up to an hour) gives the average use over the last N minutes.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The longest window kept.
+const WINDOW: Duration = Duration::from_secs(3600);
+
+/// The most processes one sample follows.
+const MAX_PROCESSES: usize = 100_000;
+
+/// One sample of the node.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSample {
+    /// Cores in use since the previous sample.
+    pub cores: f64,
+    pub rss_bytes: u64,
+    pub processes: u32,
+    /// Cores per Slurm job id.
+    pub jobs: BTreeMap<String, f64>,
+}
+
+/// A process seen before: its CPU seconds then, and its job.
+struct Seen {
+    cpu: f64,
+    job: Option<String>,
+}
+
+/// Samples the node's processes and keeps the window.
+pub struct NodeSampler {
+    uts: Option<PathBuf>,
+    ticks: f64,
+    page: u64,
+    seen: HashMap<i32, Seen>,
+    last: Option<Instant>,
+    window: VecDeque<(Instant, NodeSample)>,
+    started: Instant,
+}
+
+impl Default for NodeSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NodeSampler {
+    pub fn new() -> NodeSampler {
+        // SAFETY: sysconf with valid names has no preconditions.
+        let (ticks, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        NodeSampler {
+            uts: std::fs::read_link("/proc/self/ns/uts").ok(),
+            ticks: if ticks > 0 { ticks as f64 } else { 100.0 },
+            page: if page > 0 { page as u64 } else { 4096 },
+            seen: HashMap::new(),
+            last: None,
+            window: VecDeque::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Takes a sample (the first only sets the baseline and returns none).
+    pub fn sample(&mut self) -> Option<NodeSample> {
+        let now = Instant::now();
+        let me = std::process::id() as i32;
+        let mut next: HashMap<i32, Seen> = HashMap::new();
+        let (mut rss, mut cores_cpu) = (0u64, 0.0f64);
+        let mut jobs: BTreeMap<String, f64> = BTreeMap::new();
+        let pids = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+        for pid in pids.filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+            if pid == me || next.len() >= MAX_PROCESSES {
+                continue;
+            }
+            if std::fs::read_link(format!("/proc/{pid}/ns/uts")).ok() != self.uts {
+                continue;
+            }
+            let Some((cpu, pages)) = self.stat(pid) else {
+                continue;
+            };
+            let (before, job) = match self.seen.remove(&pid) {
+                Some(seen) => (Some(seen.cpu), seen.job),
+                None => (None, slurm_job(pid)),
+            };
+            // A process first seen after the baseline counts from its start.
+            let used = match (before, self.last) {
+                (Some(before), _) => (cpu - before).max(0.0),
+                (None, Some(_)) => cpu,
+                (None, None) => 0.0,
+            };
+            cores_cpu += used;
+            if let Some(job) = &job {
+                *jobs.entry(job.clone()).or_default() += used;
+            }
+            rss += pages * self.page;
+            next.insert(pid, Seen { cpu, job });
+        }
+        self.seen = next;
+        let elapsed = self.last.map(|t| now.duration_since(t).as_secs_f64());
+        self.last = Some(now);
+        let elapsed = elapsed.filter(|e| *e > 0.0)?;
+        let sample = NodeSample {
+            cores: cores_cpu / elapsed,
+            rss_bytes: rss,
+            processes: self.seen.len() as u32,
+            jobs: jobs.into_iter().map(|(j, c)| (j, c / elapsed)).collect(),
+        };
+        self.window.push_back((now, sample.clone()));
+        while self
+            .window
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > WINDOW)
+        {
+            self.window.pop_front();
+        }
+        Some(sample)
+    }
+
+    /// User + system seconds of the process itself, and its resident pages.
+    fn stat(&self, pid: i32) -> Option<(f64, u64)> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command may hold spaces and parentheses: the fields start after the last ')'.
+        let fields: Vec<&str> = text
+            .get(text.rfind(')')? + 2..)?
+            .split_whitespace()
+            .collect();
+        let number = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        // After the command: state is field 0; utime 11, stime 12, rss 21.
+        let cpu = (number(11)? + number(12)?) / self.ticks;
+        Some((cpu, number(21)? as u64))
+    }
+
+    /// The average cores over the last `minutes` (or over what the window holds, if less), with
+    /// how many minutes that covers.
+    pub fn average(&self, minutes: f64) -> Option<(f64, f64)> {
+        let now = self.last?;
+        let since = Duration::from_secs_f64(minutes.max(0.0) * 60.0);
+        let recent: Vec<f64> = self
+            .window
+            .iter()
+            .filter(|(t, _)| now.duration_since(*t) <= since)
+            .map(|(_, s)| s.cores)
+            .collect();
+        if recent.is_empty() {
+            return None;
+        }
+        let covered = now
+            .duration_since(self.started)
+            .as_secs_f64()
+            .min(since.as_secs_f64())
+            / 60.0;
+        Some((recent.iter().sum::<f64>() / recent.len() as f64, covered))
+    }
+
+    /// The latest sample.
+    pub fn latest(&self) -> Option<&NodeSample> {
+        self.window.back().map(|(_, s)| s)
+    }
+}
+
+/// The Slurm job a process belongs to, from its environment (when this user may read it).
+fn slurm_job(pid: i32) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    env.split(|b| *b == 0).find_map(|v| {
+        let id = v.strip_prefix(b"SLURM_JOB_ID=")?;
+        let id = std::str::from_utf8(id).ok()?;
+        (!id.is_empty()
+            && id.len() <= 32
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .then(|| id.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_process_shows_as_cores_and_the_window_averages() {
+        let mut sampler = NodeSampler::new();
+        assert!(
+            sampler.sample().is_none(),
+            "the first sample is the baseline"
+        );
+        // Burn CPU in this process's thread for a while; the sampler skips only itself, and
+        // this test runs in the test binary (a separate process from nothing: it is `me`), so
+        // spawn a busy child instead.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 2000000 ]; do i=$((i+1)); done"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+        let sample = sampler.sample().expect("a second sample");
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(sample.processes >= 1);
+        assert!(sample.cores > 0.05, "{sample:?}");
+        let (average, covered) = sampler.average(10.0).unwrap();
+        assert!(average > 0.0 && covered < 1.0, "{average} {covered}");
+    }
+}
