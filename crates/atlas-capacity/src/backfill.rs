@@ -6,6 +6,8 @@
 //! nodes have the CPUs it asks for per node and its walltime ends before their holes close.
 //! Each candidate gets its verdict and the reason, whether it fits or not.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::node::{Node, NodeState};
@@ -45,35 +47,134 @@ pub struct Suggestion {
     pub reason: String,
 }
 
-/// One node's hole: free CPUs now, and when it closes (seconds from now; none: never).
-fn hole(node: &Node, reservations: &[Reservation]) -> Option<(f64, Option<f64>)> {
-    if matches!(node.state, NodeState::Down | NodeState::Other(_)) {
-        return None;
+/// One node's hole: its free CPUs now and when it closes (seconds from now; infinite: never).
+struct Hole {
+    name: String,
+    free: f64,
+    closes: f64,
+}
+
+/// The holes of the usable nodes, the longest-open first. Each reservation is read once: a
+/// node's hole closes at the earliest start planned on it, or of a reservation without nodes.
+fn holes(nodes: &[Node], reservations: &[Reservation]) -> Vec<Hole> {
+    let mut on_node: HashMap<&str, f64> = HashMap::new();
+    let mut anywhere = f64::INFINITY;
+    for r in reservations {
+        let start = r.starts_in.max(0.0);
+        if r.nodes.is_empty() {
+            anywhere = anywhere.min(start);
+        }
+        for node in &r.nodes {
+            let at = on_node.entry(node.as_str()).or_insert(f64::INFINITY);
+            *at = at.min(start);
+        }
     }
-    let free = node.cpus.total - node.cpus.allocated;
-    let closes = reservations
+    let mut holes: Vec<Hole> = nodes
         .iter()
-        .filter(|r| r.nodes.is_empty() || r.nodes.contains(&node.name))
-        .map(|r| r.starts_in.max(0.0))
-        .min_by(f64::total_cmp);
-    Some((free, closes))
+        .filter(|n| !matches!(n.state, NodeState::Down | NodeState::Other(_)))
+        .map(|n| Hole {
+            name: n.name.clone(),
+            free: n.cpus.total - n.cpus.allocated,
+            closes: on_node
+                .get(n.name.as_str())
+                .copied()
+                .unwrap_or(f64::INFINITY)
+                .min(anywhere),
+        })
+        .collect();
+    holes.sort_by(|a, b| {
+        b.closes
+            .total_cmp(&a.closes)
+            .then_with(|| a.name.cmp(&b.name))
+    });
+    holes
+}
+
+/// The most free CPUs over ranges of holes (a segment tree), to find the next hole with enough
+/// free CPUs in O(log n).
+struct MaxFree {
+    size: usize,
+    tree: Vec<f64>,
+}
+
+impl MaxFree {
+    fn new(holes: &[Hole]) -> MaxFree {
+        let size = holes.len().next_power_of_two().max(1);
+        let mut tree = vec![f64::NEG_INFINITY; 2 * size];
+        for (i, h) in holes.iter().enumerate() {
+            tree[size + i] = h.free;
+        }
+        for i in (1..size).rev() {
+            tree[i] = tree[2 * i].max(tree[2 * i + 1]);
+        }
+        MaxFree { size, tree }
+    }
+
+    fn set(&mut self, index: usize, free: f64) {
+        let mut i = self.size + index;
+        self.tree[i] = free;
+        while i > 1 {
+            i /= 2;
+            self.tree[i] = self.tree[2 * i].max(self.tree[2 * i + 1]);
+        }
+    }
+
+    /// The first index in `from..to` whose free CPUs are at least `need`.
+    fn first(&self, from: usize, to: usize, need: f64) -> Option<usize> {
+        self.search(1, 0, self.size, from, to, need)
+    }
+
+    fn search(
+        &self,
+        node: usize,
+        lo: usize,
+        hi: usize,
+        from: usize,
+        to: usize,
+        need: f64,
+    ) -> Option<usize> {
+        if hi <= from || lo >= to || self.tree[node] < need {
+            return None;
+        }
+        if hi - lo == 1 {
+            return Some(lo);
+        }
+        let mid = (lo + hi) / 2;
+        self.search(2 * node, lo, mid, from, to, need)
+            .or_else(|| self.search(2 * node + 1, mid, hi, from, to, need))
+    }
+
+    /// Up to `count` indexes in `0..to` with at least `need` free CPUs, in order.
+    fn take(&self, to: usize, need: f64, count: usize) -> Vec<usize> {
+        let mut found = Vec::new();
+        let mut from = 0;
+        while found.len() < count {
+            let Some(i) = self.first(from, to, need) else {
+                break;
+            };
+            found.push(i);
+            from = i + 1;
+        }
+        found
+    }
 }
 
 /// The verdict for each candidate, in order. Candidates are placed one after another: the
-/// CPUs an earlier fitting one takes are not offered to the next.
+/// CPUs an earlier fitting one takes are not offered to the next. O(log n) per node placed.
 pub fn suggest(
     nodes: &[Node],
     reservations: &[Reservation],
     candidates: &[Candidate],
 ) -> Vec<Suggestion> {
-    let mut holes: Vec<(String, f64, Option<f64>)> = nodes
+    let mut holes = holes(nodes, reservations);
+    let mut free = MaxFree::new(&holes);
+    candidates
         .iter()
-        .filter_map(|n| hole(n, reservations).map(|(free, closes)| (n.name.clone(), free, closes)))
-        .collect();
-    candidates.iter().map(|c| place(c, &mut holes)).collect()
+        .map(|c| place(c, &mut holes, &mut free))
+        .collect()
 }
 
-fn place(c: &Candidate, holes: &mut [(String, f64, Option<f64>)]) -> Suggestion {
+fn place(c: &Candidate, holes: &mut [Hole], free: &mut MaxFree) -> Suggestion {
     let verdict = |fits, nodes, until, reason: String| Suggestion {
         candidate: c.clone(),
         fits,
@@ -81,10 +182,9 @@ fn place(c: &Candidate, holes: &mut [(String, f64, Option<f64>)]) -> Suggestion 
         until,
         reason,
     };
-    let with_cpus: Vec<usize> = (0..holes.len())
-        .filter(|i| holes[*i].1 >= c.cpus_per_node)
-        .collect();
-    if with_cpus.len() < c.nodes as usize {
+    let wanted = c.nodes as usize;
+    let with_cpus = free.take(holes.len(), c.cpus_per_node, wanted);
+    if with_cpus.len() < wanted {
         return verdict(
             false,
             Vec::new(),
@@ -97,37 +197,31 @@ fn place(c: &Candidate, holes: &mut [(String, f64, Option<f64>)]) -> Suggestion 
             ),
         );
     }
-    // Nodes whose hole outlasts the walltime, the longest-open first.
-    let mut usable: Vec<usize> = with_cpus
-        .into_iter()
-        .filter(|i| match (holes[*i].2, c.walltime) {
-            (None, _) => true,
-            (Some(closes), Some(wall)) => wall <= closes,
-            (Some(_), None) => false,
-        })
-        .collect();
-    usable.sort_by(|a, b| {
-        let open = |i: &usize| holes[*i].2.unwrap_or(f64::INFINITY);
-        open(b).total_cmp(&open(a))
-    });
-    if usable.len() < c.nodes as usize {
+    // The holes that outlast the walltime are a prefix (the longest-open come first).
+    let lasting = match c.walltime {
+        Some(wall) => holes.partition_point(|h| h.closes >= wall),
+        None => holes.partition_point(|h| h.closes.is_infinite()),
+    };
+    let chosen = free.take(lasting, c.cpus_per_node, wanted);
+    if chosen.len() < wanted {
         let why = match c.walltime {
             None => "it has no walltime, and a reservation starts on the free nodes".to_string(),
             Some(wall) => format!(
                 "its walltime ({wall:.0} s) ends after the holes close on all but {} of the free node(s)",
-                usable.len()
+                chosen.len()
             ),
         };
         return verdict(false, Vec::new(), None, why);
     }
-    let chosen = &usable[..c.nodes as usize];
     let until = chosen
         .iter()
-        .filter_map(|i| holes[*i].2)
+        .map(|i| holes[*i].closes)
+        .filter(|c| c.is_finite())
         .min_by(f64::total_cmp);
-    let names: Vec<String> = chosen.iter().map(|i| holes[*i].0.clone()).collect();
-    for i in chosen {
-        holes[*i].1 -= c.cpus_per_node;
+    let names: Vec<String> = chosen.iter().map(|i| holes[*i].name.clone()).collect();
+    for i in &chosen {
+        holes[*i].free -= c.cpus_per_node;
+        free.set(*i, holes[*i].free);
     }
     let reason = match (until, c.walltime) {
         (Some(until), Some(wall)) => format!(

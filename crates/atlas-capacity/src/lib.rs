@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod node;
+pub mod scenario;
 pub mod slurm;
 
 pub use node::{classify, Class, Node, NodeState, Resources, Thresholds, Usage};

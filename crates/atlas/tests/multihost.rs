@@ -698,4 +698,30 @@ fn backfill_fits_a_short_job_before_a_reservation_and_not_a_long_one() {
     );
     assert_eq!(code, 0);
     assert!(stdout.contains(&format!("job {waiting}")), "{stdout}");
+    // Launched, the short one runs on the free host and ends before the reservation starts.
+    let until = suggestions[0]["until"].as_f64().unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &[
+            "backfill",
+            "launch",
+            "--target",
+            "cluster",
+            "w.yaml",
+            "long.yaml",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("long.yaml: not launched"), "{stderr}");
+    assert!(started.elapsed().as_secs_f64() < until, "{stderr}");
+    let runs = p.runs();
+    assert_eq!(runs.len(), 1, "only the short one ran");
+    assert_eq!(runs[0]["status"], "succeeded", "{}", runs[0]);
+    let host = suggestions[0]["nodes"][0].as_str().unwrap();
+    assert_eq!(runs[0]["labels"]["backfill"], host, "{}", runs[0]);
+    // The reserved job is still waiting: nothing started in its place.
+    let state = ssh(&config, &["squeue", "-h", "-j", &waiting, "-o", "%T"]);
+    assert_eq!(state.trim(), "PENDING");
 }

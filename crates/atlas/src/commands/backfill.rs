@@ -1,6 +1,8 @@
 //! `atlas backfill suggest [--target T]… [WORKFLOW…] [--format table|json]`: where and until
 //! when each workflow (or, without one, each pending job of the queue) could start now without
 //! delaying a reserved job, and why each fits or not (`atlas_capacity::backfill`).
+//! `atlas backfill launch --target T WORKFLOW…`: runs the workflows that fit, each on the nodes
+//! that make it fit (`--nodelist`) with its walltime, as an experiment labelled `backfill`.
 
 use std::path::PathBuf;
 
@@ -31,6 +33,18 @@ enum What {
         #[arg(long, value_enum, default_value = "table")]
         format: super::format::ListFormat,
     },
+    /// Runs the workflows that fit now on a Slurm target, each on its nodes, as experiments.
+    Launch {
+        /// The Slurm target.
+        #[arg(long = "target")]
+        target: String,
+        /// Workflows or job scripts (each needs a walltime to fit before a reservation).
+        #[arg(required = true)]
+        workflows: Vec<PathBuf>,
+        /// Sampling interval of the agent.
+        #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
+        interval: std::time::Duration,
+    },
 }
 
 #[derive(Serialize)]
@@ -42,11 +56,18 @@ struct TargetPlan<'a> {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let What::Suggest {
-        targets: names,
-        workflows,
-        format,
-    } = args.what;
+    let (names, workflows, format) = match args.what {
+        What::Suggest {
+            targets,
+            workflows,
+            format,
+        } => (targets, workflows, format),
+        What::Launch {
+            target,
+            workflows,
+            interval,
+        } => return launch(&target, &workflows, interval),
+    };
     let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
     let chosen: Vec<&Named> = all
         .iter()
@@ -113,6 +134,77 @@ fn candidate(path: &std::path::Path) -> Result<Candidate, Failure> {
         cpus_per_node: f64::from(per_node * r.cpus_per_task.unwrap_or(1)),
         walltime: r.walltime.map(|w| w.as_secs() as f64),
     })
+}
+
+/// Plans the workflows on `target` and runs each that fits on its nodes; those that do not
+/// are said with the reason (exit 1 when none fits).
+fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Result<(), Failure> {
+    let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
+    let target = all
+        .iter()
+        .find(|t| t.name == name && t.target.kind == Kind::Slurm)
+        .ok_or_else(|| {
+            Failure::input(format!(
+                "`{name}` is not a slurm target (see `atlas targets`)"
+            ))
+        })?;
+    let mut workflows = Vec::new();
+    for path in paths {
+        workflows.push((
+            path,
+            super::load_workflow_or_script(path)?,
+            candidate(path)?,
+        ));
+    }
+    let nodes = atlas_backends::nodes::nodes(target).map_err(Failure::environment)?;
+    let (reservations, _) = atlas_backends::nodes::queue(target).map_err(Failure::environment)?;
+    let wanted: Vec<Candidate> = workflows.iter().map(|(_, _, c)| c.clone()).collect();
+    let suggestions = suggest(&nodes, &reservations, &wanted);
+    let mut launched = 0;
+    let mut outcome = Ok(());
+    for ((path, workflow, _), s) in workflows.iter().zip(&suggestions) {
+        if !s.fits {
+            eprintln!("{}: not launched: {}", path.display(), s.reason);
+            continue;
+        }
+        eprintln!(
+            "{}: launching on {}: {}",
+            path.display(),
+            s.nodes.join(","),
+            s.reason
+        );
+        let mut placed = target.clone();
+        placed
+            .target
+            .sbatch_options
+            .push(format!("--nodelist={}", s.nodes.join(",")));
+        let mut labels =
+            std::collections::BTreeMap::from([("backfill".to_string(), s.nodes.join(","))]);
+        if let Some(until) = s.until {
+            labels.insert("backfill-until-seconds".into(), format!("{until:.0}"));
+        }
+        launched += 1;
+        let result = super::run::launch(&super::run::Launch {
+            workflow_path: path,
+            workflow,
+            targets: std::slice::from_ref(&placed),
+            repeat: 1,
+            nodes: &[],
+            parallel: false,
+            labels,
+            interval,
+            db: None,
+        });
+        if outcome.is_ok() {
+            outcome = result;
+        }
+    }
+    if launched == 0 {
+        return Err(Failure::JobFailed(
+            "no workflow fits now; nothing was launched".into(),
+        ));
+    }
+    outcome
 }
 
 fn print(plans: &[TargetPlan<'_>]) {

@@ -51,33 +51,60 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let targets = chosen_targets(&args.targets)?;
     let workflow = super::load_workflow_or_script(&args.workflow)?;
+    launch(&Launch {
+        workflow_path: &args.workflow,
+        workflow: &workflow,
+        targets: &targets,
+        repeat: args.repeat,
+        nodes: &args.nodes,
+        parallel: args.parallel,
+        labels: args.labels.iter().cloned().collect(),
+        interval: args.interval,
+        db: args.db.as_deref(),
+    })
+}
+
+/// One experiment to run, as `atlas run` (or `atlas backfill launch`) was asked.
+pub(crate) struct Launch<'a> {
+    pub workflow_path: &'a std::path::Path,
+    pub workflow: &'a atlas_spec::Workflow,
+    pub targets: &'a [Named],
+    pub repeat: u32,
+    pub nodes: &'a [u32],
+    pub parallel: bool,
+    pub labels: BTreeMap<String, String>,
+    pub interval: Duration,
+    pub db: Option<&'a std::path::Path>,
+}
+
+/// Checks the inputs, runs the experiment with live progress, and says how it ended.
+pub(crate) fn launch(l: &Launch<'_>) -> Result<(), Failure> {
     let project_dir = std::env::current_dir()
         .map_err(|e| Failure::environment(format!("cannot read the current directory: {e}")))?;
-    let (mut store, db_path) = super::db::open(args.db.as_deref())?;
+    let (mut store, db_path) = super::db::open(l.db)?;
     let store_dir = db_path.parent().unwrap_or(&project_dir).to_path_buf();
     let inputs = atlas_backends::data::verify(
-        &workflow.spec.data.inputs,
+        &l.workflow.spec.data.inputs,
         &project_dir,
         &store_dir.join("inputs"),
     )
     .map_err(|why| {
         Failure::input(format!(
             "{}: {why}; nothing was submitted",
-            args.workflow.display()
+            l.workflow_path.display()
         ))
     })?;
     let agent = std::env::current_exe()
         .map_err(|e| Failure::environment(format!("cannot find the atlas binary: {e}")))?;
-    let labels: BTreeMap<_, _> = args.labels.iter().cloned().collect();
     let runs_dir = super::db::runs_dir(&db_path);
     let plan = Plan {
-        workflow: &workflow,
-        targets: &targets,
-        repeat: args.repeat,
-        nodes: &args.nodes,
-        parallel: args.parallel,
-        labels: serde_json::to_value(&labels).unwrap_or_default(),
-        interval: args.interval,
+        workflow: l.workflow,
+        targets: l.targets,
+        repeat: l.repeat,
+        nodes: l.nodes,
+        parallel: l.parallel,
+        labels: serde_json::to_value(&l.labels).unwrap_or_default(),
+        interval: l.interval,
         project_dir: &project_dir,
         runs_dir: &runs_dir,
         agent: &agent,
@@ -86,7 +113,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     // Ctrl-C / SIGTERM: cancel the running jobs, let their agents record it, start no more.
     atlas_agent::signals::install();
-    let mut terminal = terminal::Terminal::new(&workflow.metadata.name, &args.targets);
+    let names: Vec<String> = l.targets.iter().map(|t| t.name.clone()).collect();
+    let mut terminal = terminal::Terminal::new(&l.workflow.metadata.name, &names);
     let summary =
         run_experiment(&mut *store, &plan, &mut terminal).map_err(Failure::environment)?;
     finish(&summary)
