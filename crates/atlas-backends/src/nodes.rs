@@ -43,6 +43,92 @@ pub fn nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
     }
 }
 
+/// The most lines `logs` returns per source.
+pub const MAX_LOG_LINES: usize = 10_000;
+
+/// A node's recent log lines: its slurmd log (the path `scontrol show config` gives, `%n` and
+/// `%h` filled in) and the kernel's (`dmesg`), each read on the node itself over the target's
+/// ssh (a node name the ssh config knows, or reached through it), else here. A source that
+/// cannot be read says why instead of its lines.
+pub fn logs(
+    target: &Named,
+    node: &str,
+    lines: usize,
+) -> Result<Vec<(String, String)>, BackendError> {
+    if target.target.kind != Kind::Slurm {
+        return Err(BackendError::Rejected(format!(
+            "target `{}`: node logs are read from Slurm targets only",
+            target.name
+        )));
+    }
+    let plain = !node.is_empty()
+        && node.len() <= 64
+        && node.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && node
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    if !plain {
+        return Err(BackendError::Rejected(format!(
+            "`{}` is not a node name",
+            node.escape_debug()
+        )));
+    }
+    let known = nodes(target)?;
+    if !known.iter().any(|n| n.name == node) {
+        let names: Vec<&str> = known.iter().map(|n| n.name.as_str()).collect();
+        return Err(BackendError::Rejected(format!(
+            "target `{}` has no node `{node}` (it has: {})",
+            target.name,
+            names.join(", ")
+        )));
+    }
+    let lines = lines.clamp(1, MAX_LOG_LINES).to_string();
+    let on = |host: &str, argv: &[&str]| -> Result<String, String> {
+        match &target.target.host {
+            Some(_) => crate::remote::Ssh::new(host, target.target.ssh_config.as_deref())
+                .run(argv)
+                .map_err(|e| e.to_string()),
+            None => crate::process::output(argv[0], &argv[1..]),
+        }
+    };
+    let login = target.target.host.as_deref().unwrap_or("localhost");
+    let config = on(login, &["scontrol", "show", "config"]).map_err(BackendError::Unusable)?;
+    let pattern = config
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("SlurmdLogFile")
+                .and_then(|r| r.split_once('='))
+        })
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|v| v.starts_with('/') && !v.contains(".."));
+    let slurmd = match pattern {
+        Some(path) => {
+            let path = path.replace("%n", node).replace("%h", node);
+            let label = format!("slurmd ({path})");
+            (
+                label,
+                on(node, &["tail", "-n", &lines, &path])
+                    .unwrap_or_else(|e| format!("(cannot read it: {e})")),
+            )
+        }
+        None => (
+            "slurmd".into(),
+            "(SlurmdLogFile is not set: slurmd logs to syslog)".into(),
+        ),
+    };
+    let kernel = on(node, &["dmesg", "--ctime", "--level=err,warn"])
+        .map(|text| {
+            let all: Vec<&str> = text.lines().collect();
+            let keep: usize = lines.parse().unwrap_or(50);
+            all[all.len().saturating_sub(keep)..].join("\n")
+        })
+        .unwrap_or_else(|e| format!("(cannot read it: {e})"));
+    Ok(vec![
+        slurmd,
+        ("kernel (dmesg, errors and warnings)".into(), kernel),
+    ])
+}
+
 /// Asks each node's agent (`atlas node-agent`, at the node's address) for its average use over
 /// the last `minutes`; a node whose agent does not answer keeps `used: None` with the reason.
 /// Slurm nodes only (Kubernetes nodes get their agent as a DaemonSet, not read here yet).

@@ -582,6 +582,19 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     );
     let line = format!("atlas_node_job_cpu_cores{{host=\"{held_on}\",job=\"{job}\"}}");
     assert!(metrics.contains(&line), "{line} not in {metrics}");
+    // The node's own slurmd log, read on the node; the kernel's says why it cannot be read.
+    let (code, logs, stderr) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &["nodes", "logs", held_on, "--lines", "20"],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(logs.contains(&format!("slurmd-{held_on}.log")), "{logs}");
+    assert!(
+        logs.contains(&format!("job {job}")) || logs.contains(&format!("StepId={job}")),
+        "{logs}"
+    );
+    assert!(logs.contains("kernel (dmesg"), "{logs}");
 }
 
 #[test]

@@ -12,11 +12,28 @@ use crate::exit::Failure;
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  atlas nodes\n  atlas nodes --target cluster --format json")]
 pub struct Args {
+    #[command(subcommand)]
+    logs: Option<Sub>,
     /// Only this target (repeatable); default: every slurm and kubernetes target.
     #[arg(long = "target")]
     targets: Vec<String>,
     #[arg(long, value_enum, default_value = "table")]
     format: super::format::ListFormat,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// A node's recent slurmd and kernel log lines.
+    Logs {
+        /// The node.
+        node: String,
+        /// The Slurm target it belongs to (default: the only one with that node).
+        #[arg(long)]
+        target: Option<String>,
+        /// Lines per log.
+        #[arg(long, default_value_t = 50)]
+        lines: usize,
+    },
 }
 
 /// One node in the output.
@@ -32,6 +49,14 @@ struct Row<'a> {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
+    if let Some(Sub::Logs {
+        node,
+        target,
+        lines,
+    }) = args.logs
+    {
+        return logs(&all, &node, target.as_deref(), lines);
+    }
     let chosen = chosen(&all, &args.targets)?;
     let mut listed: Vec<(&Named, Vec<Node>)> = Vec::new();
     let mut failed = Vec::new();
@@ -74,6 +99,38 @@ pub fn run(args: Args) -> Result<(), Failure> {
     } else {
         Err(Failure::environment(failed.join("\n")))
     }
+}
+
+/// `atlas nodes logs NODE`: the node's slurmd and kernel lines, from the target named or the
+/// first Slurm target that has the node.
+fn logs(all: &[Named], node: &str, target: Option<&str>, lines: usize) -> Result<(), Failure> {
+    let slurm: Vec<&Named> = all
+        .iter()
+        .filter(|t| t.target.kind == Kind::Slurm && target.is_none_or(|n| t.name == n))
+        .collect();
+    if slurm.is_empty() {
+        return Err(Failure::input(match target {
+            Some(name) => format!("`{name}` is not a slurm target (see `atlas targets`)"),
+            None => "no slurm target in atlas.toml".to_string(),
+        }));
+    }
+    let mut last = None;
+    for t in slurm {
+        match atlas_backends::nodes::logs(t, node, lines) {
+            Ok(sources) => {
+                for (label, text) in sources {
+                    println!("==> {}: {node}: {label} <==\n{text}\n", t.name);
+                }
+                return Ok(());
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(match last {
+        Some(atlas_backends::BackendError::Rejected(why)) => Failure::input(why),
+        Some(e) => Failure::environment(e),
+        None => Failure::input(format!("no node `{node}`")),
+    })
 }
 
 /// The targets named, each known and of a kind with nodes; else every such target.
