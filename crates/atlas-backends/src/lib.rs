@@ -215,6 +215,21 @@ pub(crate) fn without_gpus_if_none(target: &Named, job: &Job<'_>) -> Workflow {
     alike::effective_workflow(target, job.workflow)
 }
 
+/// On a target with an `environment`, the run's workflow file (which the agent reads and whose
+/// variables it exports) becomes the workflow as it runs there, with the target's variables.
+pub(crate) fn with_target_environment(
+    target: &Named,
+    job: &Job<'_>,
+    workflow: &Workflow,
+) -> Result<(), BackendError> {
+    if target.target.environment.is_empty() {
+        return Ok(());
+    }
+    std::fs::write(job.workflow_file, atlas_spec::to_yaml(workflow)).map_err(|e| {
+        BackendError::Unusable(format!("cannot write {}: {e}", job.workflow_file.display()))
+    })
+}
+
 /// The last `lines` lines of a file, when it has any.
 pub(crate) fn tail(path: &Path, lines: usize) -> Option<String> {
     let text = std::fs::read(path).ok()?;

@@ -171,6 +171,7 @@ impl SlurmSsh {
             ),
         };
         let workflow = crate::without_gpus_if_none(&self.target, job);
+        crate::with_target_environment(&self.target, job, &workflow)?;
         let script = sbatch_script(&workflow, &options)
             .map_err(|e| BackendError::Rejected(format!("cannot write the sbatch script: {e}")))?;
         let path = job.run_dir.join("job.sbatch");

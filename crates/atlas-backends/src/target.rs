@@ -249,6 +249,20 @@ pub enum TargetError {
         /// What it must be.
         rule: &'static str,
     },
+    /// A setting out of its range.
+    #[error("{}: target `{name}`: {field} = {value} {rule}", file.display())]
+    BadSetting {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        name: String,
+        /// The setting.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// What it must be.
+        rule: &'static str,
+    },
     /// A target name that is not a DNS-1123 label.
     #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
     BadName {
@@ -322,6 +336,40 @@ fn check_remote(file: &Path, name: &str, target: &Target) -> Result<(), TargetEr
             "host",
             host,
             "must be [USER@]HOST or an ssh config alias (letters, digits, `@`, `.`, `-`, `_`)",
+        ));
+    }
+    let setting = |field, value: String, rule| TargetError::BadSetting {
+        file: file.to_path_buf(),
+        name: name.to_string(),
+        field,
+        value,
+        rule,
+    };
+    if let Some(m) = target
+        .under_used_minutes
+        .filter(|m| !(m.is_finite() && *m > 0.0 && *m <= 60.0))
+    {
+        return Err(setting(
+            "under_used_minutes",
+            m.to_string(),
+            "must be above 0 and at most 60 (the node agent keeps an hour)",
+        ));
+    }
+    if let Some(p) = target
+        .under_used_percent
+        .filter(|p| !(p.is_finite() && (0.0..=100.0).contains(p)))
+    {
+        return Err(setting(
+            "under_used_percent",
+            p.to_string(),
+            "must be from 0 to 100",
+        ));
+    }
+    if target.node_agent_port == Some(0) {
+        return Err(setting(
+            "node_agent_port",
+            "0".into(),
+            "must be a port from 1 to 65535",
         ));
     }
     for (variable, value) in &target.environment {

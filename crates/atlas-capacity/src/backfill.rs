@@ -166,15 +166,35 @@ pub fn suggest(
     reservations: &[Reservation],
     candidates: &[Candidate],
 ) -> Vec<Suggestion> {
+    suggest_with_margin(nodes, reservations, candidates, 0.0)
+}
+
+/// Slurm plans in steps of `bf_resolution` (60 s unless set): a job fitted closer than that to
+/// a reservation may wait for the main scheduler instead of starting now.
+pub const SLURM_MARGIN_SECONDS: f64 = 60.0;
+
+/// [`suggest`], fitting a job only when its walltime ends at least `margin` seconds before the
+/// hole closes.
+pub fn suggest_with_margin(
+    nodes: &[Node],
+    reservations: &[Reservation],
+    candidates: &[Candidate],
+    margin: f64,
+) -> Vec<Suggestion> {
     let mut holes = holes(nodes, reservations);
     let mut free = MaxFree::new(&holes);
+    let margin = if margin.is_finite() {
+        margin.max(0.0)
+    } else {
+        0.0
+    };
     candidates
         .iter()
-        .map(|c| place(c, &mut holes, &mut free))
+        .map(|c| place(c, &mut holes, &mut free, margin))
         .collect()
 }
 
-fn place(c: &Candidate, holes: &mut [Hole], free: &mut MaxFree) -> Suggestion {
+fn place(c: &Candidate, holes: &mut [Hole], free: &mut MaxFree, margin: f64) -> Suggestion {
     let verdict = |fits, nodes, until, reason: String| Suggestion {
         candidate: c.clone(),
         fits,
@@ -199,7 +219,7 @@ fn place(c: &Candidate, holes: &mut [Hole], free: &mut MaxFree) -> Suggestion {
     }
     // The holes that outlast the walltime are a prefix (the longest-open come first).
     let lasting = match c.walltime {
-        Some(wall) => holes.partition_point(|h| h.closes >= wall),
+        Some(wall) => holes.partition_point(|h| h.closes >= wall + margin),
         None => holes.partition_point(|h| h.closes.is_infinite()),
     };
     let chosen = free.take(lasting, c.cpus_per_node, wanted);
@@ -207,8 +227,9 @@ fn place(c: &Candidate, holes: &mut [Hole], free: &mut MaxFree) -> Suggestion {
         let why = match c.walltime {
             None => "it has no walltime, and a reservation starts on the free nodes".to_string(),
             Some(wall) => format!(
-                "its walltime ({wall:.0} s) ends after the holes close on all but {} of the free node(s)",
-                chosen.len()
+                "only {} of the {wanted} node(s) it needs stay free for its walltime ({wall:.0} s{}) before a reservation",
+                chosen.len(),
+                if margin > 0.0 { format!(" + {margin:.0} s margin") } else { String::new() }
             ),
         };
         return verdict(false, Vec::new(), None, why);
@@ -278,6 +299,13 @@ mod tests {
         let s = suggest(&nodes, &reserved, &[candidate(1, Some(900.0))]);
         assert!(!s[0].fits);
         assert!(s[0].reason.contains("walltime (900 s)"), "{}", s[0].reason);
+        // With Slurm's planning step as a margin, 300 s + 60 s still fits before 600 s.
+        let s = suggest_with_margin(&nodes, &reserved, &[candidate(1, Some(500.0))], 60.0);
+        assert!(
+            !s[0].fits && s[0].reason.contains("+ 60 s margin"),
+            "{}",
+            s[0].reason
+        );
         let s = suggest(&nodes, &reserved, &[candidate(1, None)]);
         assert!(!s[0].fits && s[0].reason.contains("no walltime"));
     }

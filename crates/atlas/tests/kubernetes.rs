@@ -165,6 +165,14 @@ fn an_unreachable_server_or_missing_kubeconfig_exits_3_naming_the_context() {
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("context `stub-ctx`"), "{stderr}");
     assert!(stderr.contains("kubeconfig"), "{stderr}");
+
+    // A kubeconfig that is not a file (or is too large) is refused before it is read.
+    std::os::unix::fs::symlink("/dev/zero", p.dir.join("kubeconfig")).unwrap();
+    let (code, stdout, _) = p.atlas(&["nodes", "--target", "k8s"]);
+    assert_eq!(code, 3);
+    let (code, stdout2, stderr) = p.atlas(&["targets", "check", "k8s"]);
+    assert_eq!(code, 3, "{stdout}{stdout2}{stderr}");
+    assert!(stdout2.contains("not a regular file"), "{stdout2}");
 }
 
 #[test]

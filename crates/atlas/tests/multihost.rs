@@ -738,3 +738,27 @@ fn backfill_fits_a_short_job_before_a_reservation_and_not_a_long_one() {
     let state = ssh(&config, &["squeue", "-h", "-j", &waiting, "-o", "%T"]);
     assert_eq!(state.trim(), "PENDING");
 }
+
+#[test]
+fn a_targets_environment_reaches_the_job_over_ssh_verbatim() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: env}\nspec:\n  phases:\n  - {name: main, run: 'printf \"[%s]\\n\" \"$ATLAS_T_ENV\"'}\n";
+    let p = project("env", &config, workflow);
+    let toml_path = p.dir.join("project/atlas.toml");
+    let toml = std::fs::read_to_string(&toml_path).unwrap();
+    let value = "two words $(touch /tmp/atlas-env-pwned) ;|&";
+    std::fs::write(
+        &toml_path,
+        format!("{toml}environment = {{ ATLAS_T_ENV = '{value}' }}\n"),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file("/tmp/atlas-env-pwned");
+    let (code, _, stderr) = run_in_project(&p);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (_, log, _) = p.atlas(&["logs", &id]);
+    assert!(log.contains(&format!("[{value}]")), "{log}");
+    assert!(!std::path::Path::new("/tmp/atlas-env-pwned").exists());
+}

@@ -56,6 +56,43 @@ pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The most bytes a kubeconfig may have (real ones are a few KiB; certificates inline).
+const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
+
+/// Each kubeconfig that will be read (the target's, else `$KUBECONFIG`'s, else
+/// `~/.kube/config`) is a regular file of at most 1 MiB: `/dev/zero` or a FIFO is refused
+/// before it is read.
+fn bounded_kubeconfigs(target: &Named) -> Result<(), String> {
+    let paths: Vec<std::path::PathBuf> =
+        match (&target.target.kubeconfig, std::env::var_os("KUBECONFIG")) {
+            (Some(path), _) => vec![path.clone()],
+            (None, Some(list)) => std::env::split_paths(&list).collect(),
+            (None, None) => std::env::var_os("HOME")
+                .map(|h| std::path::PathBuf::from(h).join(".kube/config"))
+                .into_iter()
+                .collect(),
+        };
+    for path in paths {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue; // a missing file is the kubeconfig reader's to say
+        };
+        if !meta.is_file() {
+            return Err(format!(
+                "the kubeconfig {} is not a regular file",
+                path.display()
+            ));
+        }
+        if meta.len() > MAX_KUBECONFIG_BYTES {
+            return Err(format!(
+                "the kubeconfig {} has {} bytes (at most {MAX_KUBECONFIG_BYTES})",
+                path.display(),
+                meta.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Where the kubeconfig is read from, for messages.
 fn kubeconfig_place(target: &Named) -> String {
     match (&target.target.kubeconfig, std::env::var_os("KUBECONFIG")) {
@@ -76,6 +113,9 @@ pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
             name_of(context)
         ))
     };
+    if let Err(why) = bounded_kubeconfigs(target) {
+        return Err(unusable(&wanted, why));
+    }
     let read = match &target.target.kubeconfig {
         Some(path) => Kubeconfig::read_from(path),
         None => Kubeconfig::read(),

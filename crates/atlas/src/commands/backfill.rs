@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use atlas_backends::target::{self as targets, Kind, Named};
-use atlas_capacity::backfill::{suggest, Candidate, Reservation, Suggestion};
+use atlas_capacity::backfill::{
+    suggest_with_margin, Candidate, Reservation, Suggestion, SLURM_MARGIN_SECONDS,
+};
 use serde::Serialize;
 
 use crate::exit::Failure;
@@ -95,7 +97,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             };
             Ok(TargetPlan {
                 target: &target.name,
-                suggestions: suggest(&nodes, &reservations, &wanted),
+                suggestions: suggest_with_margin(&nodes, &reservations, &wanted, margin(target)),
                 reservations,
             })
         });
@@ -116,6 +118,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::environment(failed.join("\n")))
+    }
+}
+
+/// How long before a reservation a job must end to be fitted: Slurm's planning step.
+fn margin(target: &Named) -> f64 {
+    if target.target.kind == Kind::Slurm {
+        SLURM_MARGIN_SECONDS
+    } else {
+        0.0
     }
 }
 
@@ -156,13 +167,20 @@ fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Resul
             candidate(path)?,
         ));
     }
-    let nodes = atlas_backends::nodes::nodes(target).map_err(Failure::environment)?;
-    let (reservations, _) = atlas_backends::nodes::queue(target).map_err(Failure::environment)?;
-    let wanted: Vec<Candidate> = workflows.iter().map(|(_, _, c)| c.clone()).collect();
-    let suggestions = suggest(&nodes, &reservations, &wanted);
     let mut launched = 0;
     let mut outcome = Ok(());
-    for ((path, workflow, _), s) in workflows.iter().zip(&suggestions) {
+    // Planned again before each: the holes shrink while the earlier ones run.
+    for (path, workflow, wanted) in &workflows {
+        let nodes = atlas_backends::nodes::nodes(target).map_err(Failure::environment)?;
+        let (reservations, _) =
+            atlas_backends::nodes::queue(target).map_err(Failure::environment)?;
+        let planned = suggest_with_margin(
+            &nodes,
+            &reservations,
+            std::slice::from_ref(wanted),
+            margin(target),
+        );
+        let s = &planned[0];
         if !s.fits {
             eprintln!("{}: not launched: {}", path.display(), s.reason);
             continue;

@@ -139,8 +139,14 @@ fn chosen<'a>(all: &'a [Named], names: &[String]) -> Result<Vec<&'a Named>, Fail
     if names.is_empty() {
         return Ok(all.iter().filter(|t| has_nodes(t)).collect());
     }
-    names
-        .iter()
+    let mut unique: Vec<&String> = Vec::new();
+    for name in names {
+        if !unique.contains(&name) {
+            unique.push(name);
+        }
+    }
+    unique
+        .into_iter()
         .map(|name| {
             let target = all.iter().find(|t| &t.name == name).ok_or_else(|| {
                 let known: Vec<&str> = all
@@ -157,8 +163,8 @@ fn chosen<'a>(all: &'a [Named], names: &[String]) -> Result<Vec<&'a Named>, Fail
                 Ok(target)
             } else {
                 Err(Failure::input(format!(
-                    "target `{name}` is {:?}: only slurm and kubernetes targets have nodes",
-                    target.target.kind
+                    "target `{name}` is a {} target: only slurm and kubernetes targets have nodes",
+                    format!("{:?}", target.target.kind).to_lowercase()
                 )))
             }
         })

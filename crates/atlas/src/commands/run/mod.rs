@@ -49,6 +49,15 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    let mut seen = Vec::new();
+    for n in &args.nodes {
+        if seen.contains(n) {
+            return Err(Failure::input(format!(
+                "--nodes names {n} twice: each node count once (--repeat gives more runs of each)"
+            )));
+        }
+        seen.push(*n);
+    }
     let targets = chosen_targets(&args.targets)?;
     let workflow = super::load_workflow_or_script(&args.workflow)?;
     launch(&Launch {
