@@ -299,8 +299,10 @@ mod tests {
         let s = suggest(&nodes, &reserved, &[candidate(1, Some(900.0))]);
         assert!(!s[0].fits);
         assert!(s[0].reason.contains("walltime (900 s)"), "{}", s[0].reason);
-        // With Slurm's planning step as a margin, 300 s + 60 s still fits before 600 s.
-        let s = suggest_with_margin(&nodes, &reserved, &[candidate(1, Some(500.0))], 60.0);
+        // With Slurm's planning step as a margin: 500 s fits before 600 s, 580 s no longer.
+        let fits = suggest_with_margin(&nodes, &reserved, &[candidate(1, Some(500.0))], 60.0);
+        assert!(fits[0].fits, "{:?}", fits[0]);
+        let s = suggest_with_margin(&nodes, &reserved, &[candidate(1, Some(580.0))], 60.0);
         assert!(
             !s[0].fits && s[0].reason.contains("+ 60 s margin"),
             "{}",
