@@ -39,12 +39,7 @@ pub struct HostConfig {
 pub fn host_name(index: u32) -> String {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let name = name.trim();
-    let plain = !name.is_empty()
-        && name.len() <= 64
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let plain = atlas_spec::check_name(name).is_ok();
     if plain {
         name.to_string()
     } else {

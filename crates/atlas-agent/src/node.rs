@@ -56,17 +56,11 @@ impl Default for NodeSampler {
 
 impl NodeSampler {
     pub fn new() -> NodeSampler {
-        // SAFETY: sysconf with valid names has no preconditions.
-        let (ticks, page) = unsafe {
-            (
-                libc::sysconf(libc::_SC_CLK_TCK),
-                libc::sysconf(libc::_SC_PAGESIZE),
-            )
-        };
+        let kernel = crate::procfs::Kernel::new();
         NodeSampler {
             uts: std::fs::read_link("/proc/self/ns/uts").ok(),
-            ticks: if ticks > 0 { ticks as f64 } else { 100.0 },
-            page: if page > 0 { page as u64 } else { 4096 },
+            ticks: kernel.ticks_per_second,
+            page: kernel.page_size,
             seen: HashMap::new(),
             last: None,
             window: VecDeque::new(),

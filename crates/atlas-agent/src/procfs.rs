@@ -35,8 +35,8 @@ pub struct TreeFigures {
 /// Kernel constants, read once.
 #[derive(Debug, Clone, Copy)]
 pub struct Kernel {
-    ticks_per_second: f64,
-    page_size: u64,
+    pub(crate) ticks_per_second: f64,
+    pub(crate) page_size: u64,
 }
 
 impl Kernel {

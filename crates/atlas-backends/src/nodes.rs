@@ -61,12 +61,7 @@ pub fn logs(
             target.name
         )));
     }
-    let plain = !node.is_empty()
-        && node.len() <= 64
-        && node.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && node
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
+    let plain = atlas_spec::check_name(node).is_ok();
     if !plain {
         return Err(BackendError::Rejected(format!(
             "`{}` is not a node name",

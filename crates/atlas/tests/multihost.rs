@@ -58,6 +58,13 @@ fn project(tag: &str, config: &std::path::Path, workflow: &str) -> Project {
     p
 }
 
+/// Adds `line` to the target in the project's atlas.toml (the file ends inside it).
+fn add_to_target(p: &Project, line: &str) {
+    let path = p.dir.join("project/atlas.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{toml}{line}\n")).unwrap();
+}
+
 /// `atlas run w.yaml --on cluster` in the project's directory.
 fn run_in_project(p: &Project) -> (i32, String, String) {
     let db = p.dir.join("db/atlas.db").display().to_string();
@@ -490,9 +497,7 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: holds}\nspec:\n  phases: [{name: main, run: 'true'}]\n";
     let p = project("nodes", &config, workflow);
     // A node counts as under-used after 3 s here (10 minutes by default).
-    let toml_path = p.dir.join("project/atlas.toml");
-    let toml = std::fs::read_to_string(&toml_path).unwrap();
-    std::fs::write(&toml_path, toml + "under_used_minutes = 0.05\n").unwrap();
+    add_to_target(&p, "under_used_minutes = 0.05");
     // A node agent on every host, this build's.
     let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
     let up = Command::new(scripts.join("node-agents-up"))
@@ -746,14 +751,8 @@ fn a_targets_environment_reaches_the_job_over_ssh_verbatim() {
     };
     let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: env}\nspec:\n  phases:\n  - {name: main, run: 'printf \"[%s]\\n\" \"$ATLAS_T_ENV\"'}\n";
     let p = project("env", &config, workflow);
-    let toml_path = p.dir.join("project/atlas.toml");
-    let toml = std::fs::read_to_string(&toml_path).unwrap();
     let value = "two words $(touch /tmp/atlas-env-pwned) ;|&";
-    std::fs::write(
-        &toml_path,
-        format!("{toml}environment = {{ ATLAS_T_ENV = '{value}' }}\n"),
-    )
-    .unwrap();
+    add_to_target(&p, &format!("environment = {{ ATLAS_T_ENV = '{value}' }}"));
     let _ = std::fs::remove_file("/tmp/atlas-env-pwned");
     let (code, _, stderr) = run_in_project(&p);
     assert_eq!(code, 0, "{stderr}");
