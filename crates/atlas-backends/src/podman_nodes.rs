@@ -152,14 +152,9 @@ pub(crate) fn one_node(job: &Job<'_>, workflow: &Workflow) -> Result<Vec<String>
     ])
 }
 
-/// Ranks per node: the job's tasks per node, else its tasks spread over its nodes.
+/// Ranks per node: the job's tasks per node, as every target counts them.
 fn slots(workflow: &Workflow) -> u32 {
-    let r = &workflow.spec.resources;
-    let nodes = r.nodes.unwrap_or(1).max(1);
-    r.tasks_per_node
-        .or(r.tasks.map(|t| t.div_ceil(nodes)))
-        .unwrap_or(1)
-        .max(1)
+    atlas_emit::k8s::pod::PerNode::of(workflow).tasks
 }
 
 /// `base` with its `--name` value replaced.

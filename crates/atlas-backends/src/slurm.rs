@@ -232,9 +232,7 @@ fn field(scontrol: &str, key: &str) -> Option<String> {
 
 /// The `JobState=` of `scontrol show job -o` output.
 pub(crate) fn job_state(scontrol: &str) -> Option<String> {
-    scontrol
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("JobState=").map(String::from))
+    field(scontrol, "JobState=")
 }
 
 /// Whether squeue still lists the job (pending, running, completing).

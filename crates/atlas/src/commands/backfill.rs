@@ -133,17 +133,12 @@ fn margin(target: &Named) -> f64 {
 /// A workflow as a candidate: its nodes, CPUs per node and walltime.
 fn candidate(path: &std::path::Path) -> Result<Candidate, Failure> {
     let workflow = super::load_workflow_or_script(path)?;
-    let r = &workflow.spec.resources;
-    let nodes = r.nodes.unwrap_or(1).max(1);
-    let per_node = r
-        .tasks_per_node
-        .or(r.tasks.map(|t| t.div_ceil(nodes)))
-        .unwrap_or(1);
+    let per_node = atlas_emit::k8s::pod::PerNode::of(&workflow);
     Ok(Candidate {
         name: workflow.metadata.name.clone(),
-        nodes,
-        cpus_per_node: f64::from(per_node * r.cpus_per_task.unwrap_or(1)),
-        walltime: r.walltime.map(|w| w.as_secs() as f64),
+        nodes: per_node.nodes,
+        cpus_per_node: f64::from(per_node.cpus),
+        walltime: workflow.spec.resources.walltime.map(|w| w.as_secs() as f64),
     })
 }
 
