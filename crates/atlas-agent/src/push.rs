@@ -17,6 +17,9 @@ use std::time::{Duration, Instant};
 
 use crate::warning::{AgentWarning, Warnings};
 
+/// Where a job agent's records go.
+pub const RECORDS: &str = "/api/v1/records";
+
 /// Lines per POST at most.
 pub const BATCH: usize = 500;
 /// How long the agent waits at its end for the backlog to go out.
@@ -54,12 +57,32 @@ pub struct Pusher {
 }
 
 impl Pusher {
-    /// Starts the pushing thread; a refusal that ends the pushing goes to `warnings`.
+    /// Starts the pushing thread for a job's records; a refusal that ends the pushing goes to
+    /// `warnings`. The backlog is unbounded: the spool holds the same lines.
     pub fn start(target: PushTarget, warnings: Warnings) -> Pusher {
+        Pusher::start_at(target, RECORDS, None, warnings)
+    }
+
+    /// Starts a pushing thread that posts to `path` (`/api/v1/nodes/samples`), keeping at most
+    /// `max_backlog` lines while the server is away (the oldest go first) when there is no
+    /// spool behind it.
+    pub fn start_at(
+        target: PushTarget,
+        path: &'static str,
+        max_backlog: Option<usize>,
+        warnings: Warnings,
+    ) -> Pusher {
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("atlas-push".into())
-            .spawn(move || push_loop(&target, &rx, &warnings))
+            .spawn(move || {
+                let route = Route {
+                    target,
+                    path,
+                    max_backlog,
+                };
+                push_loop(&route, &rx, &warnings)
+            })
             .ok();
         Pusher {
             pending: Vec::new(),
@@ -103,8 +126,16 @@ enum Sent {
     GiveUp(String),
 }
 
-fn post(agent: &ureq::Agent, target: &PushTarget, body: &[u8]) -> Sent {
-    let url = format!("{}/api/v1/records", target.server);
+/// Where a pushing thread posts, and how much it may hold.
+struct Route {
+    target: PushTarget,
+    path: &'static str,
+    max_backlog: Option<usize>,
+}
+
+fn post(agent: &ureq::Agent, route: &Route, body: &[u8]) -> Sent {
+    let target = &route.target;
+    let url = format!("{}{}", target.server, route.path);
     match agent
         .post(&url)
         .header("Authorization", &format!("Bearer {}", target.token))
@@ -120,7 +151,7 @@ fn post(agent: &ureq::Agent, target: &PushTarget, body: &[u8]) -> Sent {
     }
 }
 
-fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
+fn push_loop(route: &Route, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
@@ -149,6 +180,10 @@ fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
                 closed_at.get_or_insert_with(Instant::now);
             }
         }
+        if let Some(max) = route.max_backlog {
+            let over = backlog.len().saturating_sub(max);
+            backlog.drain(..over);
+        }
         if closed_at.is_some_and(|at| backlog.is_empty() || at.elapsed() > DRAIN) {
             return;
         }
@@ -157,7 +192,7 @@ fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
         }
         let n = backlog.len().min(BATCH);
         let body: Vec<u8> = backlog.iter().take(n).flatten().copied().collect();
-        match post(&agent, target, &body) {
+        match post(&agent, route, &body) {
             Sent::Done => {
                 backlog.drain(..n);
                 backoff = Duration::from_millis(500);
@@ -169,7 +204,7 @@ fn push_loop(target: &PushTarget, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
             }
             Sent::GiveUp(why) => {
                 warnings(AgentWarning::PushRefused {
-                    server: target.server.clone(),
+                    server: route.target.server.clone(),
                     why,
                 });
                 // Keep the spool's writes from piling up here.

@@ -153,7 +153,59 @@ async function targetsPage() {
     }).join("") + `</tbody></table>`;
 }
 
+// The nodes page: each node's use over time as a heat map (rows: nodes, columns: time
+// buckets, colour: share of the node's cores in use), and its latest sample; redrawn every 2 s.
+const share = (cores, capacity) => capacity ? Math.min(cores / capacity, 1) : null;
+const heat = (f) => f == null ? "#e4e7ec" : `hsl(${(1 - f) * 210 + 0}, 75%, ${92 - f * 50}%)`;
+
+function heatmap(data) {
+  const rows = data.nodes.map((n) => `${n.target}/${n.node}`);
+  const seen = new Set(rows);
+  for (const b of data.buckets) { const k = `${b.target}/${b.node}`; if (!seen.has(k)) { seen.add(k); rows.push(k); } }
+  if (!rows.length) return `<p class="muted">No node has reported yet: start <code>atlas node-agent --server URL --target T</code> on each node (with <code>ATLAS_TOKEN</code>), or <code>scripts/node-agents-up</code> on the test cluster.</p>`;
+  const step = data.bucketSeconds, t0 = Math.floor(data.since / step) * step;
+  const columns = Math.max(1, Math.ceil((data.now - t0) / step));
+  const w = 820 / columns, h = 22, left = 160;
+  const cells = data.buckets.map((b) => {
+    const y = rows.indexOf(`${b.target}/${b.node}`), x = Math.floor((b.start - t0) / step);
+    const f = share(b.cores, b.capacity);
+    const label = `${b.target}/${b.node} ${new Date(b.start * 1000).toLocaleTimeString()}: ${b.cores.toFixed(2)} cores` + (b.capacity ? ` of ${b.capacity}` : "");
+    return `<rect data-node="${esc(b.node)}" x="${(left + x * w).toFixed(1)}" y="${y * h + 2}" width="${Math.max(w - 0.5, 1).toFixed(1)}" height="${h - 2}" fill="${heat(f)}"><title>${esc(label)}</title></rect>`;
+  }).join("");
+  const names = rows.map((r, i) => `<text x="4" y="${i * h + 16}" font-size="12">${esc(r)}</text>`).join("");
+  const axis = `<text x="${left}" y="${rows.length * h + 16}" font-size="11" fill="#667085">${new Date(t0 * 1000).toLocaleTimeString()}</text>` +
+    `<text x="${left + 820}" y="${rows.length * h + 16}" font-size="11" fill="#667085" text-anchor="end">now</text>`;
+  const legend = [0, 0.25, 0.5, 0.75, 1].map((f, i) => `<rect x="${left + 500 + i * 40}" y="${rows.length * h + 24}" width="40" height="10" fill="${heat(f)}"/><text x="${left + 500 + i * 40}" y="${rows.length * h + 46}" font-size="10" fill="#667085">${f * 100} %</text>`).join("");
+  return `<svg id="heatmap" data-cells="${data.buckets.length}" viewBox="0 0 990 ${rows.length * h + 52}">${names}${cells}${axis}${legend}</svg>`;
+}
+
+function nodesTable(data) {
+  if (!data.nodes.length) return "";
+  return `<table><thead><tr><th>Target</th><th>Node</th><th>Cores in use</th><th>Of</th><th>Memory (RSS)</th><th>Processes</th><th>Jobs (cores)</th><th>Last sample</th></tr></thead><tbody>` +
+    data.nodes.map((n) => {
+      const f = share(n.cores, n.capacity), age = data.now - n.time;
+      const jobs = Object.entries(n.jobs || {}).map(([j, c]) => `${esc(j)} (${c.toFixed(2)})`).join(", ");
+      return `<tr data-node="${esc(n.node)}"><td>${esc(n.target)}</td><td>${esc(n.node)}</td><td>${n.cores.toFixed(2)}${f == null ? "" : ` (${(f * 100).toFixed(0)} %)`}</td>` +
+        `<td>${n.capacity ?? ""}</td><td>${n.rssBytes == null ? "" : `${mib(n.rssBytes).toFixed(0)} MiB`}</td><td>${n.processes ?? ""}</td><td>${jobs || '<span class="muted">none</span>'}</td>` +
+        `<td class="${age > 60 ? "stale" : ""}">${secs(age)} ago</td></tr>`;
+    }).join("") + `</tbody></table>`;
+}
+
+async function nodesPage() {
+  document.title = "Atlas · nodes";
+  const minutes = Number(new URLSearchParams(location.search).get("minutes")) || 60;
+  const choices = [15, 60, 360, 1440].map((m) => m === minutes ? `<b>${secs(m * 60)}</b>` : `<a href="/nodes?minutes=${m}">${secs(m * 60)}</a>`).join(" · ");
+  app.innerHTML = `<h1>Nodes</h1><p class="muted">Share of each node's cores in use, from its node agent, over the last ${secs(minutes * 60)} (${choices}); live.</p><div class="timeline" id="heat"></div><h2>Now</h2><div id="nodes"></div>`;
+  const draw = async () => {
+    const data = await api(`/api/v1/nodes?minutes=${minutes}`);
+    document.getElementById("heat").innerHTML = heatmap(data);
+    document.getElementById("nodes").innerHTML = nodesTable(data);
+  };
+  await draw();
+  setInterval(() => draw().catch(() => {}), 2000);
+}
+
 const path = location.pathname;
 const route = path === "/" ? home() : path.startsWith("/runs/") ? runPage(decodeURIComponent(path.slice(6)))
-  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : Promise.resolve();
+  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : path === "/nodes" ? nodesPage() : Promise.resolve();
 route.catch((e) => { app.innerHTML = `<p class="error">${esc(e.message)}</p>`; });

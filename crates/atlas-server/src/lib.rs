@@ -5,6 +5,8 @@
 //!   `/api/v1/openapi.json`;
 //! - `POST /api/v1/records`: agents push their records (the spool's JSON lines) while they run;
 //!   ingest is the store's idempotent path, so a replayed batch adds nothing;
+//! - `POST /api/v1/nodes/samples`: node agents push node samples; `GET /api/v1/nodes` reads
+//!   them back for the nodes page ([`nodes`]);
 //! - `/metrics`: Prometheus exposition of the running jobs;
 //! - the dashboard: pages and assets embedded in the binary, live through server-sent events.
 //!
@@ -19,6 +21,7 @@ mod ingest;
 pub mod layers;
 pub mod live;
 pub mod net;
+pub mod nodes;
 pub mod openapi;
 mod prometheus;
 
@@ -226,6 +229,11 @@ pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/api/v1/records",
             post(ingest::records).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
         ),
+        (
+            "/api/v1/nodes/samples",
+            post(nodes::ingest).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        ),
+        ("/api/v1/nodes", get(nodes::nodes)),
         ("/metrics", get(prometheus::metrics)),
     ]
 }
@@ -244,6 +252,7 @@ pub fn router(state: AppState) -> Router {
         .route("/runs/{id}", get(dashboard::page))
         .route("/experiments/{id}", get(dashboard::page))
         .route("/targets", get(dashboard::page))
+        .route("/nodes", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(layers::bounded_body))

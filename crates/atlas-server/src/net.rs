@@ -69,8 +69,9 @@ pub fn connection_cap(configured: usize) -> usize {
     configured.min(files.saturating_sub(FD_RESERVE)).max(1)
 }
 
-/// Serves until Ctrl-C or SIGTERM, then gives open requests [`SHUTDOWN_GRACE`] to finish.
-pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves on every listener (one connection cap for all) until Ctrl-C or SIGTERM, then gives
+/// open requests [`SHUTDOWN_GRACE`] to finish.
+pub async fn serve(listeners: Vec<TcpListener>, state: AppState) -> std::io::Result<()> {
     let config = state.config().clone();
     let app = router(state);
     let slots = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
@@ -81,8 +82,9 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
             () = &mut stop => break,
         };
+        let accepting = listeners.iter().map(|l| Box::pin(l.accept()));
         let stream = tokio::select! {
-            accepted = listener.accept() => match accepted {
+            (accepted, _, _) = futures_util::future::select_all(accepting) => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     accept_failed(e).await;
@@ -103,7 +105,7 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
             drop(slot);
         });
     }
-    drop(listener);
+    drop(listeners);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(SHUTDOWN_GRACE) => {}

@@ -59,6 +59,14 @@ pub fn spec() -> Value {
                               "403": {"description": "a run of another user"},
                               "404": {"description": "no such run"},
                               "413": {"description": "more than 4 MiB"}}}},
+            "/api/v1/nodes/samples": {"post": {
+                "summary": "Node samples from node agents (JSON lines: target, node, time, cores, capacity, rssBytes, processes, jobs); idempotent per (target, node, time); the pushing user's",
+                "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "{samples, inserted}"},
+                              "400": {"description": "a line that is not a node sample, or a field over its bound (`line`, `field`)"},
+                              "401": {"description": "no valid token"},
+                              "413": {"description": "more than 4 MiB"}}}},
+            "/api/v1/nodes": {"get": op("The user's nodes: each node's latest sample and its use averaged over time buckets (the nodes page)", &[("minutes", "query", "the last N minutes (default 60, at most a week)")], "{now, since, bucketSeconds, nodes, buckets}")},
             "/metrics": {"get": op("Prometheus exposition of the user's running jobs", &[], "text/plain; version=0.0.4")},
         }
     })

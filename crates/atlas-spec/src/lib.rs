@@ -18,6 +18,7 @@ mod check;
 mod duration;
 mod load;
 mod names;
+pub mod node_record;
 mod quantity;
 pub mod record;
 mod record_check;

@@ -17,13 +17,17 @@ mod summary;
 pub use crate::postgres::PgStore;
 pub use model::{
     ExperimentDetail, ExperimentRow, GpuSummary, HostRow, IngestStats, MetricPoint, MetricSummary,
-    NewRun, PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
+    NewRun, NodeBucket, PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
 
+use atlas_spec::node_record::NodeRecord;
 use atlas_spec::record::{Record, RunStatus};
+
+/// How long node samples are kept (a week).
+pub const NODE_RETENTION_SECONDS: f64 = 7.0 * 86_400.0;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -264,4 +268,27 @@ pub trait Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<MetricPoint>, StoreError>;
+
+    // Node samples (`atlas node-agent --server`), each owner's own.
+
+    /// Stores `samples` as `owner`'s; samples stored already (same target, node and time) are
+    /// skipped, and `owner`'s samples older than [`NODE_RETENTION_SECONDS`] before `now` are
+    /// deleted on the way. Returns how many were added.
+    fn ingest_node_samples(
+        &mut self,
+        owner: &str,
+        samples: &[NodeRecord],
+        now: f64,
+    ) -> Result<u64, StoreError>;
+    /// The latest sample of each of `owner`'s nodes that has one since `since`.
+    fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError>;
+    /// `owner`'s node use since `since`, averaged per node over buckets of `bucket` seconds
+    /// (by target, node and time), at most `limit` buckets.
+    fn node_buckets(
+        &self,
+        owner: &str,
+        since: f64,
+        bucket: f64,
+        limit: usize,
+    ) -> Result<Vec<NodeBucket>, StoreError>;
 }

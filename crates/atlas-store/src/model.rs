@@ -247,3 +247,17 @@ pub struct RunFilter {
     /// At most this many.
     pub limit: Option<usize>,
 }
+
+/// A node's average use over one time bucket (the dashboard's heat map).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeBucket {
+    pub target: String,
+    pub node: String,
+    /// The bucket's start (Unix seconds).
+    pub start: f64,
+    /// Average cores in use over the bucket's samples.
+    pub cores: f64,
+    /// The node's cores in all, when its agent said.
+    pub capacity: Option<f64>,
+}

@@ -145,4 +145,21 @@ CREATE INDEX sessions_expiry ON sessions(expires_at);
 ALTER TABLE runs ADD COLUMN spec TEXT;
 ALTER TABLE runs ADD COLUMN inputs TEXT;
 "#,
+    // 8: node samples pushed by node agents (`atlas node-agent --server`), the user who pushed
+    // them (node views belong to them), one row per node and time; jobs as JSON.
+    r#"
+CREATE TABLE node_samples (
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    node TEXT NOT NULL,
+    time REAL NOT NULL,
+    cores REAL NOT NULL,
+    capacity REAL,
+    rss_bytes INTEGER,
+    processes INTEGER,
+    jobs TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (owner, target, node, time)
+);
+CREATE INDEX node_samples_by_time ON node_samples(owner, time);
+"#,
 ];

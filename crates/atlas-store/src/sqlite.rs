@@ -3,6 +3,7 @@
 //! are functions over the connection that the `Store` impl below calls.
 
 mod live;
+mod nodes;
 mod sessions;
 mod users;
 
@@ -18,7 +19,8 @@ use crate::model::{
 };
 use crate::schema::MIGRATIONS;
 use crate::summary::{ended_phase, is_lifecycle, summarise_gpus, PhaseSummary};
-use crate::{Store, StoreError};
+use crate::{NodeBucket, Store, StoreError};
+use atlas_spec::node_record::NodeRecord;
 
 /// The store in a SQLite file.
 pub struct SqliteStore {
@@ -864,6 +866,34 @@ impl Store for SqliteStore {
 
     fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
         named(&self.path, || sessions::delete_session(&self.conn, id_hash))
+    }
+
+    fn ingest_node_samples(
+        &mut self,
+        owner: &str,
+        samples: &[NodeRecord],
+        now: f64,
+    ) -> Result<u64, StoreError> {
+        let store = self.path.clone();
+        named(&store, || {
+            nodes::ingest(&mut self.conn, owner, samples, now)
+        })
+    }
+
+    fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError> {
+        named(&self.path, || nodes::latest(&self.conn, owner, since))
+    }
+
+    fn node_buckets(
+        &self,
+        owner: &str,
+        since: f64,
+        bucket: f64,
+        limit: usize,
+    ) -> Result<Vec<NodeBucket>, StoreError> {
+        named(&self.path, || {
+            nodes::buckets(&self.conn, owner, since, bucket, limit)
+        })
     }
 
     fn series_between(

@@ -13,7 +13,7 @@ mod support {
 use std::process::Command;
 
 use support::project::Project;
-use support::server::{get, Db, Kind, Server};
+use support::server::{free_port, get, post, Db, Kind, Server};
 use support::webdriver::Browser;
 
 const WORKFLOW: &str = r#"apiVersion: atlas.dev/v1alpha1
@@ -145,6 +145,80 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
     save(&shots, "dashboard-experiment.png", browser.screenshot());
     browser.goto(&format!("{}/targets", server.url));
     browser.wait_for("return document.querySelector('table') !== null && document.body.innerText.includes('local')", 20);
+}
+
+/// A node agent pushing to the server as `token`'s user, stopped when dropped.
+struct NodeAgent(std::process::Child);
+
+impl NodeAgent {
+    fn start(server: &Server, token: &str, node: &str) -> NodeAgent {
+        let child = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args([
+                "node-agent",
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+            ])
+            .args(["--server", &server.url, "--target", "local", "--node", node])
+            .args(["--cores", "2", "--interval", "500ms", "--push-every", "1s"])
+            .env("ATLAS_TOKEN", token)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        NodeAgent(child)
+    }
+}
+
+impl Drop for NodeAgent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_nodes_page_draws_the_node_agents_samples_live() {
+    let Some(browser) = Browser::start() else {
+        assert!(
+            !required(),
+            "chromium and chromium-driver are required (ATLAS_REQUIRE_INTEGRATION=1)"
+        );
+        return;
+    };
+    let shots = std::env::var("ATLAS_SCREENSHOTS").ok();
+    let p = Project::new("dashboard-nodes", "");
+    let server = Server::start(&p.dir, &Db::new(Kind::Sqlite, &p.dir));
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    let _agents = [
+        NodeAgent::start(&server, &ada, "node-a"),
+        NodeAgent::start(&server, &ada, "node-b"),
+    ];
+    log_in(&browser, &server, &ada);
+    browser.wait_for("return location.pathname === '/'", 20);
+    // Ten minutes: buckets of 5 s, so new columns come while the test watches.
+    browser.goto(&format!("{}/nodes?minutes=10", server.url));
+    browser.wait_for(
+        "return document.querySelector('tr[data-node=\"node-a\"]') !== null && document.querySelector('tr[data-node=\"node-b\"]') !== null",
+        30,
+    );
+    let cells = "return Number(document.getElementById('heatmap')?.dataset.cells || 0)";
+    let first = browser.wait_for(cells, 30).as_i64().unwrap();
+    browser.wait_for(&format!("{cells} > {first}"), 40);
+    assert_eq!(browser.eval("return window.atlasPageLoads"), 1, "no reload");
+    save(&shots, "dashboard-nodes.png", browser.screenshot());
+    // Bob sees none of Ada's nodes; a sample that is not one is refused with its line.
+    let (code, body) = get(&server, "/api/v1/nodes", Some(&bob));
+    assert_eq!(code, 200);
+    let theirs: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(theirs["nodes"], serde_json::json!([]), "{theirs}");
+    assert_eq!(theirs["buckets"], serde_json::json!([]), "{theirs}");
+    let (code, body) = post(
+        &server,
+        "/api/v1/nodes/samples",
+        &bob,
+        b"{\"node\":\"x\"}\n",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("line 1"), "{body}");
 }
 
 #[test]

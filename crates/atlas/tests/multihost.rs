@@ -5,12 +5,14 @@
 mod support {
     pub mod interrupt;
     pub mod project;
+    pub mod server;
 }
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use support::project::Project;
+use support::server::{free_port, get, Db, Kind, Server};
 
 /// The ssh config `scripts/cluster-up` wrote, when its login node answers.
 fn ssh_config() -> Option<PathBuf> {
@@ -498,10 +500,22 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     let p = project("nodes", &config, workflow);
     // A node counts as under-used after 3 s here (10 minutes by default).
     add_to_target(&p, "under_used_minutes = 0.05");
-    // A node agent on every host, this build's.
+    // A dashboard the hosts reach through the bridge, and a node agent on every host, this
+    // build's, pushing to it.
+    let port = free_port();
+    let bridge = format!("10.231.0.1:{port}");
+    let server = Server::start_with(
+        &p.dir,
+        &Db::new(Kind::Sqlite, &p.dir),
+        port,
+        &["--addr", &bridge],
+    );
+    let token = server.add_user("admin");
     let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
     let up = Command::new(scripts.join("node-agents-up"))
         .arg(env!("CARGO_BIN_EXE_atlas"))
+        .env("ATLAS_SERVER", &server.url)
+        .env("ATLAS_TOKEN", &token)
         .output()
         .unwrap();
     assert!(
@@ -600,6 +614,26 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
         "{logs}"
     );
     assert!(logs.contains("kernel (dmesg"), "{logs}");
+    // The agents pushed to the dashboard: every host, the held one with its job.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (code, body) = get(&server, "/api/v1/nodes?minutes=5", Some(&token));
+        assert_eq!(code, 200, "{body}");
+        let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let pushed = seen["nodes"].as_array().unwrap();
+        let with_job = pushed
+            .iter()
+            .any(|n| n["node"] == held_on && n["jobs"].get(&job).is_some());
+        if pushed.len() >= 3 && pushed.iter().all(|n| n["target"] == "cluster") && with_job {
+            assert_eq!(pushed[0]["capacity"], 2.0, "slurm.conf's CPUs: {body}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the node agents did not push: {body}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! A URL's password is never part of an error or of [`Store::location`].
 
 mod ingest;
+mod nodes;
 mod queries;
 mod schema;
 pub mod scratch;
@@ -29,7 +30,8 @@ use crate::model::{
     ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, NewRun, RunDetail, RunFilter,
     RunRow, RunSpec, SeriesPoint, UserRow,
 };
-use crate::{Store, StoreError};
+use crate::{NodeBucket, Store, StoreError};
+use atlas_spec::node_record::NodeRecord;
 
 pub use schema::MIGRATIONS;
 
@@ -296,6 +298,29 @@ impl Store for PgStore {
 
     fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
         self.with(|c| users::delete_session(c, id_hash))
+    }
+
+    fn ingest_node_samples(
+        &mut self,
+        owner: &str,
+        samples: &[NodeRecord],
+        now: f64,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| nodes::ingest(c, owner, samples, now))
+    }
+
+    fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError> {
+        self.with(|c| nodes::latest(c, owner, since))
+    }
+
+    fn node_buckets(
+        &self,
+        owner: &str,
+        since: f64,
+        bucket: f64,
+        limit: usize,
+    ) -> Result<Vec<NodeBucket>, StoreError> {
+        self.with(|c| nodes::buckets(c, owner, since, bucket, limit))
     }
 
     fn series_between(

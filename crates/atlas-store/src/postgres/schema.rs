@@ -143,6 +143,22 @@ CREATE INDEX sessions_expiry ON sessions(expires_at);
 ALTER TABLE runs ADD COLUMN spec TEXT;
 ALTER TABLE runs ADD COLUMN inputs TEXT;
 "#,
+    // 8: node samples pushed by node agents, per owner.
+    r#"
+CREATE TABLE node_samples (
+    owner TEXT NOT NULL,
+    target TEXT NOT NULL,
+    node TEXT NOT NULL,
+    time DOUBLE PRECISION NOT NULL,
+    cores DOUBLE PRECISION NOT NULL,
+    capacity DOUBLE PRECISION,
+    rss_bytes BIGINT,
+    processes BIGINT,
+    jobs TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (owner, target, node, time)
+);
+CREATE INDEX node_samples_by_time ON node_samples(owner, time);
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

@@ -1,13 +1,21 @@
-//! `atlas node-agent [--listen ADDR] [--interval 1s]`: one per host. Samples what runs on the
-//! node (`atlas_agent::node`) and serves it over HTTP: Prometheus text at `/metrics`, and at
-//! `/usage?minutes=N` the average cores used over the last N minutes (what `atlas nodes` reads).
-//! `scripts/node-agents-up` starts one in every host of the namespaced cluster; stop it by PID.
+//! `atlas node-agent [--listen ADDR] [--interval 1s] [--server URL --target T]`: one per host.
+//! Samples what runs on the node (`atlas_agent::node`) and serves it over HTTP: Prometheus text
+//! at `/metrics`, and at `/usage?minutes=N` the average cores used over the last N minutes
+//! (what `atlas nodes` reads). With `--server` (and the token in `ATLAS_TOKEN`, never on the
+//! command line) it also pushes a sample every `--push-every` to `atlas serve`, for the
+//! dashboard's nodes page: the same pushing thread as the job agent's, its backlog bounded to
+//! an hour of samples while the server is away. `scripts/node-agents-up` starts one in every
+//! host of the namespaced cluster; stop it by PID.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::io::Write;
+
 use atlas_agent::node::NodeSampler;
+use atlas_agent::push::{PushTarget, Pusher};
+use atlas_spec::node_record::NodeRecord;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::Router;
@@ -22,7 +30,25 @@ pub struct Args {
     /// Sampling interval (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
     interval: Duration,
+    /// Push samples to this `atlas serve` (its token in ATLAS_TOKEN).
+    #[arg(long, requires = "target")]
+    server: Option<String>,
+    /// The target this node belongs to, as atlas.toml names it (for --server).
+    #[arg(long)]
+    target: Option<String>,
+    /// The node's name (default: the host name; on Kubernetes, the node's, from NODE_NAME).
+    #[arg(long)]
+    node: Option<String>,
+    /// The node's cores in all (default: the CPUs this process may use).
+    #[arg(long)]
+    cores: Option<f64>,
+    /// How often a sample is pushed (the average since the last).
+    #[arg(long, default_value = "5s", value_parser = super::parse_interval)]
+    push_every: Duration,
 }
+
+/// Samples kept while the server is away: an hour at the shortest push interval.
+const PUSH_BACKLOG: usize = 3600;
 
 #[derive(Clone)]
 struct Shared {
@@ -31,10 +57,23 @@ struct Shared {
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
+    let host = match args
+        .node
+        .clone()
+        .or_else(|| std::env::var("NODE_NAME").ok())
+    {
+        Some(name) => name,
+        None => atlas_agent::host::host_name(0),
+    };
+    atlas_spec::check_name(&host)
+        .map_err(|e| Failure::input(format!("the node's name `{host}`: {e} (give --node)")))?;
     let shared = Shared {
-        host: atlas_agent::host::host_name(0),
+        host,
         sampler: Arc::new(Mutex::new(NodeSampler::new())),
     };
+    if let Some(server) = &args.server {
+        start_pushing(&args, server, &shared)?;
+    }
     let sampler = shared.sampler.clone();
     let interval = args.interval;
     std::thread::spawn(move || loop {
@@ -59,6 +98,77 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .await
             .map_err(|e| Failure::environment(format!("atlas node-agent: {e}")))
     })
+}
+
+/// Checks the push settings and starts a thread that pushes a sample every `--push-every`.
+fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failure> {
+    let target = args.target.clone().unwrap_or_default();
+    atlas_spec::check_name(&target)
+        .map_err(|e| Failure::input(format!("--target `{target}`: {e}")))?;
+    let rest = server
+        .strip_prefix("http://")
+        .or_else(|| server.strip_prefix("https://"));
+    let well_formed = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && server.len() <= 2048
+        && !server.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return Err(Failure::input(format!(
+            "--server `{}` is not an http(s) URL",
+            server.escape_debug()
+        )));
+    }
+    let token = std::env::var("ATLAS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Failure::input(
+                "--server needs the user's token in ATLAS_TOKEN (`atlas user add NAME` prints one)",
+            )
+        })?;
+    let capacity = match args.cores {
+        Some(c) if c.is_finite() && c > 0.0 => Some(c),
+        Some(c) => {
+            return Err(Failure::input(format!(
+                "--cores {c}: give a positive number"
+            )))
+        }
+        None => std::thread::available_parallelism()
+            .ok()
+            .map(|n| n.get() as f64),
+    };
+    let push = PushTarget {
+        server: server.trim_end_matches('/').to_string(),
+        token,
+    };
+    let warnings: atlas_agent::Warnings =
+        Arc::new(|w: atlas_agent::AgentWarning| eprintln!("atlas node-agent: {w}"));
+    let mut pusher = Pusher::start_at(push, "/api/v1/nodes/samples", Some(PUSH_BACKLOG), warnings);
+    let (sampler, node, every) = (shared.sampler.clone(), shared.host.clone(), args.push_every);
+    std::thread::spawn(move || loop {
+        std::thread::sleep(every);
+        let line = {
+            let s = sampler.lock().expect("not poisoned");
+            let (Some((cores, _)), Some(latest)) =
+                (s.average(every.as_secs_f64() / 60.0), s.latest())
+            else {
+                continue;
+            };
+            let record = NodeRecord {
+                target: target.clone(),
+                node: node.clone(),
+                time: atlas_agent::spool::unix_now(),
+                cores,
+                capacity,
+                rss_bytes: Some(latest.rss_bytes),
+                processes: Some(latest.processes),
+                jobs: latest.jobs.clone(),
+            };
+            serde_json::to_string(&record).unwrap_or_default()
+        };
+        let _ = writeln!(pusher, "{line}");
+        let _ = pusher.flush();
+    });
+    Ok(())
 }
 
 #[derive(serde::Deserialize)]

@@ -1,4 +1,4 @@
-//! `atlas serve [--addr 127.0.0.1:8080] [--db FILE|URL]`: the REST API, Prometheus metrics,
+//! `atlas serve [--addr 127.0.0.1:8080]… [--db FILE|URL]`: the REST API, Prometheus metrics,
 //! agent ingest and the live dashboard over the store (crate `atlas-server`). On PostgreSQL
 //! several servers may run over one database.
 
@@ -13,9 +13,11 @@ use crate::exit::Failure;
     after_help = "Examples:\n  atlas user add ada && atlas serve\n  atlas serve --addr 0.0.0.0:8080 --secure-cookies"
 )]
 pub struct Args {
-    /// Where to listen. Loopback by default; anything else exposes the API to the network.
+    /// Where to listen; give it again for more addresses (loopback and the test cluster's
+    /// bridge, 10.231.0.1, so its hosts' agents can push). Loopback by default; anything else
+    /// exposes the API to that network.
     #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: SocketAddr,
+    addr: Vec<SocketAddr>,
     /// The database: a file or a postgres:// URL (default: $ATLAS_DB or
     /// $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
@@ -59,8 +61,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::environment(format!("cannot start the server's runtime: {e}")))?;
     runtime.block_on(async {
-        let listener = atlas_server::listen(args.addr)
-            .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.addr)))?;
+        let listeners = args
+            .addr
+            .iter()
+            .map(|addr| {
+                atlas_server::listen(*addr)
+                    .map_err(|e| Failure::environment(format!("cannot listen on {addr}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let addresses: Vec<String> = args.addr.iter().map(|a| format!("http://{a}")).collect();
         let users = state
             .read(|s| s.users())
             .await
@@ -68,8 +77,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .unwrap_or(0);
         let cap = atlas_server::net::connection_cap(args.max_connections);
         eprintln!(
-            "atlas serve: http://{} (database {}; at most {cap} connections; {users} user(s){})",
-            args.addr,
+            "atlas serve: {} (database {}; at most {cap} connections; {users} user(s){})",
+            addresses.join(" and "),
             state.location(),
             if users == 0 {
                 ": add one with `atlas user add NAME`"
@@ -77,7 +86,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 ""
             }
         );
-        atlas_server::serve(listener, state)
+        atlas_server::serve(listeners, state)
             .await
             .map_err(|e| Failure::environment(format!("the server stopped: {e}")))
     })

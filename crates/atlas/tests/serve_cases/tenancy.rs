@@ -17,12 +17,22 @@ crate::on_both_stores!(
 /// What of Ada's must never reach Bob: her ids, her workflow's name, her metric's name.
 const ADA_RUN: &str = "r-fa512e3b";
 const ADA_EXPERIMENT: &str = "e-fa512e3b";
-const SECRETS: [&str; 4] = [
+const SECRETS: [&str; 5] = [
     ADA_RUN,
     ADA_EXPERIMENT,
     "ada-secret-flow",
     "ada_secret_metric",
+    "ada-secret-node",
 ];
+
+/// A node sample of `node`, now.
+fn node_sample(node: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{{\"target\":\"cluster\",\"node\":\"{node}\",\"time\":{now},\"cores\":0.5}}\n")
+}
 
 fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
     let mut store = db.open();
@@ -71,15 +81,26 @@ fn ada_runs_something(server: &Server, ada: &str) {
         body.as_bytes(),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/nodes/samples", server.url),
+        &[("Authorization", &format!("Bearer {ada}"))],
+        node_sample("ada-secret-node").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
-/// `method path` as `token`, with a record of Ada's run as the body of anything but GET.
+/// `method path` as `token`, with a record of Ada's run as the body of anything but GET (a
+/// node sample of the caller's own for the node samples' route).
 fn call(server: &Server, method: &str, path: &str, token: &str) -> crate::support::http::Reply {
     let record = format!(
         "{{\"run\":\"{ADA_RUN}\",\"seq\":99,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n"
     );
+    let sample = node_sample("bobs-node");
     let body = if method == "get" {
         &b""[..]
+    } else if path.starts_with("/api/v1/nodes") {
+        sample.as_bytes()
     } else {
         record.as_bytes()
     };

@@ -4,6 +4,8 @@
 //! named by `ATLAS_TEST_POSTGRES` (`scripts/postgres-up`), dropped after the test.
 //! [`on_both_stores!`] runs a case once on each.
 
+#![allow(dead_code)] // each test binary uses part of this
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

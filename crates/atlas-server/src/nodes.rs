@@ -1,0 +1,137 @@
+//! Node samples: node agents push them (`POST /api/v1/nodes/samples`, JSON lines of
+//! [`NodeRecord`], at most [`crate::MAX_BATCH_BYTES`]); the dashboard's nodes page reads them
+//! (`GET /api/v1/nodes?minutes=N`: each node's latest sample and its use averaged over time
+//! buckets, at most [`MAX_COLUMNS`] per node). Node samples belong to the user whose token
+//! pushed them, and a user reads their own only (the store filters by owner in the query).
+
+use atlas_spec::node_record::NodeRecord;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::{now, User};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Buckets per node at most (the heat map's columns).
+pub const MAX_COLUMNS: f64 = 120.0;
+/// The shortest bucket (a node agent pushes every few seconds).
+pub const MIN_BUCKET_SECONDS: f64 = 5.0;
+/// The most buckets one answer holds, all nodes together.
+pub const MAX_BUCKETS: usize = 120_000;
+/// The longest window, in minutes (the store keeps a week).
+pub const MAX_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
+/// Parses and checks a batch: every non-empty line must be a node record within bounds.
+fn parse_batch(body: &[u8]) -> Result<Vec<NodeRecord>, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not UTF-8: {e}"),
+        )
+    })?;
+    let bad = |i: usize, message: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("line {}: {message}", i + 1),
+        )
+        .with("line", i + 1)
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let record: NodeRecord = serde_json::from_str(line)
+                .map_err(|e| bad(i, format!("not a node sample: {e}")))?;
+            record
+                .check()
+                .map_err(|e| bad(i, e.to_string()).with("field", e.field()))?;
+            Ok(record)
+        })
+        .collect()
+}
+
+/// `POST /api/v1/nodes/samples`.
+pub async fn ingest(
+    State(state): State<AppState>,
+    user: User,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let samples = parse_batch(&body)?;
+    let count = samples.len();
+    let _permit = state
+        .inner
+        .ingest_permits
+        .acquire()
+        .await
+        .map_err(ApiError::internal)?;
+    let inserted = state
+        .write(move |s| s.ingest_node_samples(&user.0, &samples, now()))
+        .await?;
+    Ok(Json(json!({"samples": count, "inserted": inserted})))
+}
+
+#[derive(Deserialize)]
+pub struct Window {
+    /// The last N minutes (default 60).
+    minutes: Option<String>,
+}
+
+/// `GET /api/v1/nodes`.
+pub async fn nodes(
+    State(state): State<AppState>,
+    user: User,
+    Query(window): Query<Window>,
+) -> Result<Json<Value>, ApiError> {
+    let minutes = match window.minutes.as_deref() {
+        None => 60.0,
+        Some(text) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|m| m.is_finite() && *m > 0.0 && *m <= MAX_MINUTES)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("`minutes` must be a number of minutes in (0, {MAX_MINUTES}]"),
+                )
+            })?,
+    };
+    let now = now();
+    let since = now - minutes * 60.0;
+    let bucket = (minutes * 60.0 / MAX_COLUMNS).max(MIN_BUCKET_SECONDS);
+    let (latest, buckets) = state
+        .read(move |s| {
+            Ok((
+                s.latest_node_samples(&user.0, since)?,
+                s.node_buckets(&user.0, since, bucket, MAX_BUCKETS)?,
+            ))
+        })
+        .await?;
+    Ok(Json(json!({
+        "now": now,
+        "since": since,
+        "bucketSeconds": bucket,
+        "nodes": latest,
+        "buckets": buckets,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_sample_is_named_by_line_and_field() {
+        let good = r#"{"target":"cluster","node":"n1","time":1900000000,"cores":0.5}"#;
+        assert_eq!(parse_batch(good.as_bytes()).unwrap().len(), 1);
+        let body = format!("{good}\n\n{}\n", good.replace("n1", "../n1"));
+        let err = parse_batch(body.as_bytes()).unwrap_err();
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.starts_with("line 3: `node`"), "{}", err.message);
+        let err = parse_batch(b"{\"node\": 1}").unwrap_err();
+        assert!(err.message.contains("not a node sample"), "{}", err.message);
+    }
+}
