@@ -3,10 +3,13 @@
 //! A node's use is the CPU its processes used, summed from each process's own user and system
 //! time (`/proc/PID/stat`, without the reaped children's, which would count them twice) between
 //! samples, in cores; with their resident memory, how many there are, and the share of each
-//! Slurm job (`SLURM_JOB_ID` in the process's environment). Where several hosts share one kernel
-//! (the namespaced test cluster), a process is on the node whose UTS namespace it is in, so a
-//! node never shows the machine's counters as its own; on a real host every process is in the
-//! host's namespace and the figures are the node's. The kernel's own threads are not counted.
+//! job: a Slurm job (`SLURM_JOB_ID` in the process's environment) or a Kubernetes pod (`pod-UID`,
+//! from the kubepods cgroup the process is in). Where several hosts share one kernel (the
+//! namespaced test cluster), a process is on the node whose UTS namespace it is in
+//! ([`Scope::Uts`]), so a node never shows the machine's counters as its own; on a Kubernetes
+//! node every pod has a UTS namespace of its own, so there the agent (a DaemonSet with the
+//! host's PID namespace) counts every process ([`Scope::Host`]). The kernel's own threads are
+//! not counted.
 //!
 //! A window of samples (up to an hour) gives the average use over the last N minutes.
 
@@ -29,6 +32,16 @@ pub struct NodeSample {
     pub processes: u32,
     /// Cores per Slurm job id.
     pub jobs: BTreeMap<String, f64>,
+}
+
+/// Which processes are the node's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Those in the agent's own UTS namespace (a host of the namespaced cluster, a plain host).
+    #[default]
+    Uts,
+    /// Every process the agent can see (a DaemonSet pod in the host's PID namespace).
+    Host,
 }
 
 /// A process seen before: its CPU seconds then, and its job.
@@ -55,10 +68,20 @@ impl Default for NodeSampler {
 }
 
 impl NodeSampler {
+    /// A sampler of the processes in this UTS namespace ([`Scope::Uts`]).
     pub fn new() -> NodeSampler {
+        NodeSampler::with_scope(Scope::Uts)
+    }
+
+    /// A sampler of the processes `scope` takes.
+    pub fn with_scope(scope: Scope) -> NodeSampler {
         let kernel = crate::procfs::Kernel::new();
+        let uts = match scope {
+            Scope::Uts => std::fs::read_link("/proc/self/ns/uts").ok(),
+            Scope::Host => None,
+        };
         NodeSampler {
-            uts: std::fs::read_link("/proc/self/ns/uts").ok(),
+            uts,
             ticks: kernel.ticks_per_second,
             page: kernel.page_size,
             seen: HashMap::new(),
@@ -80,7 +103,9 @@ impl NodeSampler {
             if pid == me || next.len() >= MAX_PROCESSES {
                 continue;
             }
-            if std::fs::read_link(format!("/proc/{pid}/ns/uts")).ok() != self.uts {
+            if self.uts.is_some()
+                && std::fs::read_link(format!("/proc/{pid}/ns/uts")).ok() != self.uts
+            {
                 continue;
             }
             let Some((cpu, pages)) = self.stat(pid) else {
@@ -88,7 +113,7 @@ impl NodeSampler {
             };
             let (before, job) = match self.seen.remove(&pid) {
                 Some(seen) => (Some(seen.cpu), seen.job),
-                None => (None, slurm_job(pid)),
+                None => (None, slurm_job(pid).or_else(|| pod_of(pid))),
             };
             // A process first seen after the baseline counts from its start.
             let used = match (before, self.last) {
@@ -179,9 +204,47 @@ fn slurm_job(pid: i32) -> Option<String> {
     })
 }
 
+/// The Kubernetes pod a process runs in (`pod-UID`), from its cgroup path: the kubelet puts
+/// each pod under `kubepods…/pod<UID>` (cgroupfs driver) or `kubepods-…-pod<UID>.slice`
+/// (systemd driver, with `_` for `-`).
+fn pod_of(pid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    pod_in_cgroups(&text)
+}
+
+fn pod_in_cgroups(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|line| line.splitn(3, ':').nth(2))
+        .filter(|path| path.contains("kubepods"))
+        .flat_map(|path| path.split('/'))
+        .find_map(|part| {
+            let uid = match part.rfind("-pod") {
+                Some(at) => part[at + 4..].strip_suffix(".slice")?,
+                None => part.strip_prefix("pod")?,
+            };
+            let uid = uid.replace('_', "-");
+            (uid.len() == 36 && uid.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'))
+                .then(|| format!("pod-{uid}"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_in_a_kubepods_cgroup_belongs_to_its_pod() {
+        let uid = "0b6f3a8e-6c2e-4c1a-9f0e-2d3c4b5a6978";
+        let cgroupfs = format!("12:cpu,cpuacct:/kubepods/besteffort/pod{uid}/4f5e\n0::/\n");
+        assert_eq!(pod_in_cgroups(&cgroupfs), Some(format!("pod-{uid}")));
+        let systemd = format!(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-1.scope\n",
+            uid.replace('-', "_")
+        );
+        assert_eq!(pod_in_cgroups(&systemd), Some(format!("pod-{uid}")));
+        assert_eq!(pod_in_cgroups("0::/user.slice/session-1.scope\n"), None);
+        assert_eq!(pod_in_cgroups("4:memory:/kubepods/podnot-a-uid/x\n"), None);
+    }
 
     #[test]
     fn a_busy_process_shows_as_cores_and_the_window_averages() {

@@ -126,7 +126,9 @@ pub fn logs(
 
 /// Asks each node's agent (`atlas node-agent`, at the node's address) for its average use over
 /// the last `minutes`; a node whose agent does not answer keeps `used: None` with the reason.
-/// Slurm nodes only (Kubernetes nodes get their agent as a DaemonSet, not read here yet).
+/// Slurm nodes are asked through the login node when the target is reached over SSH;
+/// Kubernetes nodes at their InternalIP (the DaemonSet of `atlas emit k8s --node-agent` answers
+/// on the node's network).
 pub fn measure(target: &Named, nodes: &mut [Node], minutes: f64) {
     let port = target.target.node_agent_port.unwrap_or(9101);
     let ssh = target
@@ -269,6 +271,10 @@ async fn kubernetes_nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
 fn kubernetes_node(k8s: &K8sNode, requested: Option<&(f64, f64, f64)>) -> Node {
     let mut node = Node::new(k8s.metadata.name.clone().unwrap_or_default());
     let status = k8s.status.as_ref();
+    node.address = status
+        .and_then(|s| s.addresses.as_ref())
+        .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+        .map(|a| a.address.clone());
     let allocatable = status.and_then(|s| s.allocatable.as_ref());
     let have = |name: &str, parse: fn(&Quantity) -> f64| {
         allocatable.and_then(|a| a.get(name)).map_or(0.0, parse)

@@ -702,3 +702,121 @@ fn nodes_lists_the_kubernetes_node_with_its_allocatable_and_requests() {
     let class = node["class"].as_str().unwrap();
     assert!(["idle", "unknown"].contains(&class), "{node}");
 }
+
+/// An image holding this build's `atlas` (on the base image), pushed to the test registry.
+fn node_agent_image() -> String {
+    let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let base = "localhost/atlas-base:bookworm";
+    if !Command::new("podman")
+        .args(["image", "exists", base])
+        .status()
+        .unwrap()
+        .success()
+    {
+        assert!(Command::new(scripts.join("base-image"))
+            .status()
+            .unwrap()
+            .success());
+    }
+    let dir = std::env::temp_dir().join(format!("atlas-node-agent-image-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_atlas"), dir.join("atlas")).unwrap();
+    std::fs::write(
+        dir.join("Containerfile"),
+        format!("FROM {base}\nCOPY atlas /usr/local/bin/atlas\n"),
+    )
+    .unwrap();
+    let tag = format!(
+        "127.0.0.1:5000/atlas-test/atlas-node-agent:{}",
+        std::process::id()
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new("podman").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["build", "-q", "-t", &tag, &dir.display().to_string()]);
+    run(&["push", "-q", "--tls-verify=false", &tag]);
+    let _ = std::fs::remove_dir_all(&dir);
+    tag
+}
+
+#[test]
+fn the_node_agent_runs_as_a_daemon_set_and_measures_the_node_and_its_pods() {
+    let Some(kubeconfig) = kubeconfig() else {
+        return;
+    };
+    let ns = Namespace::new(&kubeconfig, "agent");
+    let p = project(
+        "cluster-node-agent",
+        &ns,
+        WORKFLOW,
+        "under_used_minutes = 0.05\n",
+    );
+    let image = node_agent_image();
+    let (code, yaml, stderr) = p.atlas(&[
+        "emit",
+        "k8s",
+        "--node-agent",
+        "--image",
+        &image,
+        "--namespace",
+        &ns.name,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let file = p.dir.join("node-agent.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let (ok, out) = ns.kubectl(&["apply", "-f", &file.display().to_string()]);
+    assert!(ok, "the server takes the objects as emitted: {out}");
+    // A pod whose processes the agent should find by their cgroup.
+    let (ok, out) = ns.in_ns(&[
+        "run",
+        "sleeper",
+        "--image",
+        &image,
+        "--restart=Never",
+        "--command",
+        "--",
+        "sleep",
+        "300",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = ns.in_ns(&[
+        "rollout",
+        "status",
+        "daemonset/atlas-node-agent",
+        "--timeout=180s",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = ns.in_ns(&[
+        "wait",
+        "pod/sleeper",
+        "--for=condition=Ready",
+        "--timeout=180s",
+    ]);
+    assert!(ok, "{out}");
+    let (_, uid) = ns.in_ns(&["get", "pod", "sleeper", "-o", "jsonpath={.metadata.uid}"]);
+    // Measured on the node, through the node's address.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let (code, stdout, stderr) = p.atlas(&["nodes", "--target", "k8s", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let node = &out["nodes"][0];
+    assert!(node["used"]["cores"].is_number(), "{node}");
+    let address = node["address"].as_str().unwrap();
+    let metrics = ureq::get(&format!("http://{address}:9101/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let line = format!("job=\"pod-{}\"", uid.trim());
+    assert!(metrics.contains(&line), "{line} not in {metrics}");
+    assert!(
+        metrics.contains("atlas_node_cpu_cores{host=\"localhost\"}"),
+        "the node's name from the downward API: {metrics}"
+    );
+}

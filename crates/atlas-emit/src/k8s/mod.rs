@@ -28,6 +28,7 @@ use serde::Serialize;
 mod array;
 pub mod crds;
 pub mod gpu;
+pub mod node_agent;
 pub mod pod;
 mod server;
 mod shape;
@@ -115,6 +116,9 @@ pub enum Object {
     JobSet(Box<JobSet>),
     BuildConfig(Box<BuildConfig>),
     ImageStream(Box<ImageStream>),
+    Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
+    ServiceAccount(Box<k8s_openapi::api::core::v1::ServiceAccount>),
+    DaemonSet(Box<k8s_openapi::api::apps::v1::DaemonSet>),
 }
 
 /// A workflow field with no Kubernetes counterpart, or mapped approximately.

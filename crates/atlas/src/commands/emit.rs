@@ -43,7 +43,22 @@ enum FlavorArg {
 #[derive(clap::Args)]
 struct K8sArgs {
     /// A Workflow (atlas.yaml) or a job script (imported first).
-    workflow: PathBuf,
+    #[arg(required_unless_present = "node_agent")]
+    workflow: Option<PathBuf>,
+    /// Instead of a workflow's objects: `atlas node-agent` on every node, as a DaemonSet (with
+    /// its Namespace and ServiceAccount); give --image (any image Atlas built has the binary).
+    #[arg(long, conflicts_with = "workflow", requires = "image")]
+    node_agent: bool,
+    /// The node agent's namespace.
+    #[arg(long, default_value = "atlas-system", requires = "node_agent")]
+    namespace: String,
+    /// The node agents push to this `atlas serve` (the token from Secret `atlas-node-agent`,
+    /// key `token`, in the namespace).
+    #[arg(long, requires = "node_agent")]
+    server: Option<String>,
+    /// The target the nodes belong to, as atlas.toml names it (for the pushed samples).
+    #[arg(long, default_value = "kubernetes", requires = "node_agent")]
+    target: String,
     /// The job's shape (auto: from the array and the launcher).
     #[arg(long, value_enum, default_value = "auto")]
     flavor: FlavorArg,
@@ -101,7 +116,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
             return super::write_output(None, &crds.join("---\n"));
         }
     };
-    let mut workflow = super::load_workflow_or_script(&args.workflow)?;
+    if args.node_agent {
+        return node_agent(&args);
+    }
+    let path = args.workflow.as_deref().unwrap_or(std::path::Path::new(""));
+    let mut workflow = super::load_workflow_or_script(path)?;
     if let Some(base) = &args.base_image {
         workflow
             .spec
@@ -157,32 +176,81 @@ pub fn run(args: Args) -> Result<(), Failure> {
         },
     };
     let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
-    match &args.output {
-        None => super::write_output(None, &k8s::to_yaml(&emitted.objects))?,
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                Failure::environment(format!("cannot create {}: {e}", dir.display()))
-            })?;
-            for (i, object) in emitted.objects.iter().enumerate() {
-                let (kind, name) = k8s::kind_and_name(object);
-                let file = dir.join(format!("{:02}-{}-{name}.yaml", i + 1, kind.to_lowercase()));
-                super::write_output(Some(&file), &k8s::to_yaml(std::slice::from_ref(object)))?;
-            }
-            eprintln!(
-                "wrote {} object(s) to {}",
-                emitted.objects.len(),
-                dir.display()
-            );
-        }
-    }
+    write_objects(&args, &emitted.objects)?;
     eprintln!(
         "{}: flavor {} for Kubernetes {}",
-        args.workflow.display(),
+        path.display(),
         emitted.flavor,
         options.server
     );
     for gap in &emitted.gaps {
         eprintln!("  {}: {}", gap.field, gap.note);
+    }
+    Ok(())
+}
+
+/// The objects as one YAML stream on stdout, or one file per object in `-o DIR`.
+fn write_objects(args: &K8sArgs, objects: &[k8s::Object]) -> Result<(), Failure> {
+    let Some(dir) = &args.output else {
+        return super::write_output(None, &k8s::to_yaml(objects));
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
+    for (i, object) in objects.iter().enumerate() {
+        let (kind, name) = k8s::kind_and_name(object);
+        let file = dir.join(format!("{:02}-{}-{name}.yaml", i + 1, kind.to_lowercase()));
+        super::write_output(Some(&file), &k8s::to_yaml(std::slice::from_ref(object)))?;
+    }
+    eprintln!("wrote {} object(s) to {}", objects.len(), dir.display());
+    Ok(())
+}
+
+/// `--node-agent`: the DaemonSet that runs `atlas node-agent` on every node.
+fn node_agent(args: &K8sArgs) -> Result<(), Failure> {
+    let check = |what: &str, name: &str| {
+        atlas_spec::check_name(name).map_err(|e| Failure::input(format!("{what} `{name}`: {e}")))
+    };
+    if !atlas_spec::is_dns1123_label(&args.namespace) {
+        return Err(Failure::input(format!(
+            "--namespace `{}` is not a Kubernetes namespace name (lower-case letters, digits and `-`, at most 63)",
+            args.namespace.escape_debug()
+        )));
+    }
+    check("--target", &args.target)?;
+    let image = args.image.clone().unwrap_or_default();
+    if image.is_empty()
+        || image.len() > 512
+        || image.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Failure::input(format!(
+            "--image `{}` is not an image reference",
+            image.escape_debug()
+        )));
+    }
+    let server = match &args.server {
+        Some(url) if super::is_http_url(url) => {
+            Some((url.clone(), k8s::node_agent::NAME.to_string()))
+        }
+        Some(url) => {
+            return Err(Failure::input(format!(
+                "--server `{}` is not an http(s) URL",
+                url.escape_debug()
+            )))
+        }
+        None => None,
+    };
+    let options = k8s::node_agent::NodeAgentOptions {
+        namespace: args.namespace.clone(),
+        image,
+        target: args.target.clone(),
+        server,
+    };
+    write_objects(args, &k8s::node_agent::node_agent_objects(&options))?;
+    if args.server.is_some() {
+        eprintln!(
+            "the agents read their token from Secret {} (key {}): kubectl -n {} create secret generic {} --from-literal={}=TOKEN",
+            k8s::node_agent::NAME, k8s::node_agent::TOKEN_KEY, args.namespace, k8s::node_agent::NAME, k8s::node_agent::TOKEN_KEY
+        );
     }
     Ok(())
 }

@@ -213,3 +213,14 @@ pub fn load_workflow_or_script(path: &Path) -> Result<atlas_spec::Workflow, Fail
     );
     Ok(imported.workflow)
 }
+
+/// Whether `text` is an `http://` or `https://` URL with a host, without spaces or control
+/// characters, at most 2 KiB (a server to push to).
+pub fn is_http_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && text.len() <= 2048
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use std::io::Write;
 
-use atlas_agent::node::NodeSampler;
+use atlas_agent::node::{NodeSampler, Scope};
 use atlas_agent::push::{PushTarget, Pusher};
 use atlas_spec::node_record::NodeRecord;
 use axum::extract::{Query, State};
@@ -30,6 +30,11 @@ pub struct Args {
     /// Sampling interval (e.g. 1s, 500ms).
     #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
     interval: Duration,
+    /// Which processes are the node's: those in this UTS namespace (a host of the namespaced
+    /// test cluster, a plain host), or every one this agent sees (a Kubernetes DaemonSet pod
+    /// with the host's PID namespace, where each pod has a UTS namespace of its own).
+    #[arg(long, value_enum, default_value = "uts")]
+    scope: ScopeArg,
     /// Push samples to this `atlas serve` (its token in ATLAS_TOKEN).
     #[arg(long, requires = "target")]
     server: Option<String>,
@@ -45,6 +50,12 @@ pub struct Args {
     /// How often a sample is pushed (the average since the last).
     #[arg(long, default_value = "5s", value_parser = super::parse_interval)]
     push_every: Duration,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScopeArg {
+    Uts,
+    Host,
 }
 
 /// Samples kept while the server is away: an hour at the shortest push interval.
@@ -69,7 +80,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(|e| Failure::input(format!("the node's name `{host}`: {e} (give --node)")))?;
     let shared = Shared {
         host,
-        sampler: Arc::new(Mutex::new(NodeSampler::new())),
+        sampler: Arc::new(Mutex::new(NodeSampler::with_scope(match args.scope {
+            ScopeArg::Uts => Scope::Uts,
+            ScopeArg::Host => Scope::Host,
+        }))),
     };
     if let Some(server) = &args.server {
         start_pushing(&args, server, &shared)?;
@@ -105,13 +119,7 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
     let target = args.target.clone().unwrap_or_default();
     atlas_spec::check_name(&target)
         .map_err(|e| Failure::input(format!("--target `{target}`: {e}")))?;
-    let rest = server
-        .strip_prefix("http://")
-        .or_else(|| server.strip_prefix("https://"));
-    let well_formed = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
-        && server.len() <= 2048
-        && !server.chars().any(|c| c.is_whitespace() || c.is_control());
-    if !well_formed {
+    if !super::is_http_url(server) {
         return Err(Failure::input(format!(
             "--server `{}` is not an http(s) URL",
             server.escape_debug()
@@ -227,7 +235,7 @@ async fn metrics(State(shared): State<Shared>) -> String {
             .collect();
         gauge(
             "atlas_node_job_cpu_cores",
-            "CPU in use by each Slurm job's processes on the node, in cores.",
+            "CPU in use by each job's processes on the node (Slurm job id, or pod-UID), in cores.",
             jobs,
         );
     }

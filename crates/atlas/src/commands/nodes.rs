@@ -63,10 +63,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
     for target in chosen {
         match atlas_backends::nodes::nodes(target) {
             Ok(mut nodes) => {
-                if target.target.kind == Kind::Slurm {
-                    let minutes = thresholds(target).minutes;
-                    atlas_backends::nodes::measure(target, &mut nodes, minutes);
-                }
+                let minutes = thresholds(target).minutes;
+                atlas_backends::nodes::measure(target, &mut nodes, minutes);
                 listed.push((target, nodes));
             }
             Err(e) => failed.push(format!("{}: {e}", target.name)),
