@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use atlas_capacity::backfill::{Candidate, Reservation};
+use atlas_capacity::plan::{Pending, Running};
 use atlas_capacity::{Node, NodeState, Resources, Usage};
 use k8s_openapi::api::core::v1::{Node as K8sNode, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -219,6 +220,62 @@ pub fn queue(target: &Named) -> Result<(Vec<Reservation>, Vec<Candidate>), Backe
     Ok(atlas_capacity::slurm::parse_pending(&pending, &now))
 }
 
+/// A Slurm target's queue as one snapshot: its running and pending jobs, the time on the
+/// login node when it was read (Unix seconds, in the zone Slurm prints), and the step its
+/// backfill plans in (`bf_resolution`, 60 s unless SchedulerParameters says).
+pub fn queue_snapshot(
+    target: &Named,
+) -> Result<(Vec<Running>, Vec<Pending>, f64, f64), BackendError> {
+    if target.target.kind != Kind::Slurm {
+        return Err(BackendError::Unusable(format!(
+            "target `{}` is not a slurm target: only Slurm predicts start times",
+            target.name
+        )));
+    }
+    let format = atlas_capacity::slurm::QUEUE_FORMAT;
+    let date = ["date", "+%Y-%m-%dT%H:%M:%S"];
+    let squeue = ["squeue", "-h", "-t", "R,PD", "-o", format];
+    let config = ["scontrol", "show", "config"];
+    let [now, queue, config] = match &target.target.host {
+        Some(host) => {
+            let ssh = crate::remote::Ssh::new(host, target.target.ssh_config.as_deref());
+            [ssh.run(&date)?, ssh.run(&squeue)?, ssh.run(&config)?]
+        }
+        None => {
+            let run = |argv: &[&str]| {
+                crate::process::output(argv[0], &argv[1..]).map_err(|why| {
+                    BackendError::Unusable(format!("target `{}`: {why}", target.name))
+                })
+            };
+            [run(&date)?, run(&squeue)?, run(&config)?]
+        }
+    };
+    let now = atlas_capacity::slurm::seconds(now.trim()).ok_or_else(|| {
+        BackendError::Unusable(format!(
+            "target `{}`: `date` printed `{}`, not a time",
+            target.name,
+            now.trim().chars().take(40).collect::<String>()
+        ))
+    })?;
+    let (running, pending) = atlas_capacity::slurm::parse_queue(&queue);
+    Ok((running, pending, now, backfill_resolution(&config)))
+}
+
+/// `bf_resolution` from `scontrol show config`'s SchedulerParameters; 60 s when not set.
+fn backfill_resolution(config: &str) -> f64 {
+    config
+        .lines()
+        .find(|l| l.trim_start().starts_with("SchedulerParameters"))
+        .and_then(|l| l.split_once('='))
+        .and_then(|(_, v)| {
+            v.split(',')
+                .find_map(|p| p.trim().strip_prefix("bf_resolution="))
+                .and_then(|n| n.trim().parse::<f64>().ok())
+        })
+        .filter(|r| *r >= 1.0)
+        .unwrap_or(60.0)
+}
+
 async fn kubernetes_nodes(target: &Named) -> Result<Vec<Node>, BackendError> {
     let cluster = crate::kubernetes::connect(target).await?;
     let fail = |what: &str, e| crate::kubernetes::api_error(&cluster, what, e);
@@ -328,6 +385,17 @@ fn mebibytes(q: &Quantity) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_backfill_step_is_read_from_the_scheduler_parameters() {
+        let config = "SchedulerTimeSlice      = 30 sec\nSchedulerParameters     = bf_interval=2,bf_resolution=30\n";
+        assert_eq!(backfill_resolution(config), 30.0);
+        assert_eq!(
+            backfill_resolution("SchedulerParameters = bf_interval=2\n"),
+            60.0
+        );
+        assert_eq!(backfill_resolution(""), 60.0);
+    }
 
     #[test]
     fn quantities_read_as_kubernetes_writes_them() {

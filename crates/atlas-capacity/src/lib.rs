@@ -4,6 +4,7 @@
 
 pub mod backfill;
 pub mod node;
+pub mod plan;
 pub mod scenario;
 pub mod slurm;
 

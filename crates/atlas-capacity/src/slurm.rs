@@ -195,6 +195,56 @@ pub fn parse_pending(
     (reservations, candidates)
 }
 
+/// The `squeue` format [`parse_queue`] reads: id, state, priority, nodes, CPUs, time limit,
+/// start (expected, for a pending job), end, node list, over-subscription (`NO`: exclusive).
+pub const QUEUE_FORMAT: &str = "%i|%T|%Q|%D|%C|%l|%S|%e|%N|%h";
+
+/// The running and pending jobs of `squeue -h -t R,PD -o QUEUE_FORMAT` output, times in
+/// seconds since 1970 as Slurm prints them (the zone of `date` on the same host). A running
+/// job without an end is left out (it holds its nodes for good, as a down node does not).
+pub fn parse_queue(text: &str) -> (Vec<crate::plan::Running>, Vec<crate::plan::Pending>) {
+    let (mut running, mut pending) = (Vec::new(), Vec::new());
+    for line in text.lines().take(MAX_NODES) {
+        let fields: Vec<&str> = line.split('|').map(str::trim).collect();
+        let [id, state, priority, nodes, cpus, limit, start, end, list, shared] = fields[..] else {
+            continue;
+        };
+        if id.is_empty() {
+            continue;
+        }
+        let count: u32 = nodes.parse().unwrap_or(1).max(1);
+        let cpus_per_node = cpus.parse::<f64>().unwrap_or(1.0) / f64::from(count);
+        match state {
+            "RUNNING" | "COMPLETING" => {
+                if let Some(ends_at) = seconds_of(end) {
+                    running.push(crate::plan::Running {
+                        job: id.to_string(),
+                        nodes: expand_hosts(list),
+                        cpus_per_node,
+                        ends_at,
+                    });
+                }
+            }
+            "PENDING" => pending.push(crate::plan::Pending {
+                job: id.to_string(),
+                priority: priority.parse().unwrap_or(0.0),
+                nodes: count,
+                cpus_per_node,
+                exclusive: shared == "NO",
+                time_limit: time_limit(limit),
+                scheduler_start: seconds_of(start),
+            }),
+            _ => {}
+        }
+    }
+    (running, pending)
+}
+
+/// Seconds since 1970 of `YYYY-MM-DDTHH:MM:SS` as Slurm prints it (and `date +%FT%T`).
+pub fn seconds(text: &str) -> Option<f64> {
+    seconds_of(text)
+}
+
 /// Seconds since 1970 of `YYYY-MM-DDTHH:MM:SS` (the same zone as whatever it is compared with).
 fn seconds_of(text: &str) -> Option<f64> {
     let (date, time) = text.trim().split_once('T')?;
@@ -301,6 +351,32 @@ mod pending_tests {
         assert_eq!(candidates[0].cpus_per_node, 2.0);
         assert_eq!(candidates[0].walltime, Some(3600.0));
         assert_eq!(candidates[1].walltime, None);
+    }
+
+    #[test]
+    fn the_queue_gives_running_and_pending_jobs() {
+        let text =
+            "203|RUNNING|4294901758|1|2|2:00|2026-12-02T00:43:20|2026-12-02T00:45:20|head|NO\n\
+                    206|PENDING|4294901755|3|3|1:00|2026-12-02T00:45:23|2026-12-02T00:46:23||NO\n\
+                    207|PENDING|4294901754|1|1|UNLIMITED|N/A|N/A||OK\n\
+                    208|COMPLETED|1|1|1|1:00|N/A|N/A||OK\nbroken\n";
+        let (running, pending) = parse_queue(text);
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].nodes, ["head"]);
+        assert_eq!(running[0].cpus_per_node, 2.0);
+        assert_eq!(
+            running[0].ends_at - seconds("2026-12-02T00:43:20").unwrap(),
+            120.0
+        );
+        assert_eq!(pending.len(), 2);
+        assert!(pending[0].exclusive && !pending[1].exclusive);
+        assert_eq!(pending[0].nodes, 3);
+        assert_eq!(pending[0].time_limit, Some(60.0));
+        assert!(pending[0].scheduler_start.is_some());
+        assert_eq!(
+            (pending[1].time_limit, pending[1].scheduler_start),
+            (None, None)
+        );
     }
 
     #[test]

@@ -795,3 +795,107 @@ fn a_targets_environment_reaches_the_job_over_ssh_verbatim() {
     assert!(log.contains(&format!("[{value}]")), "{log}");
     assert!(!std::path::Path::new("/tmp/atlas-env-pwned").exists());
 }
+
+#[test]
+fn the_backfill_plan_agrees_with_slurms_expected_starts() {
+    let Some(config) = ssh_config() else {
+        return;
+    };
+    let p = project("plan", &config, "");
+    // Three jobs hold the hosts; a queue of mixed shapes waits behind them.
+    let mut jobs = Vec::new();
+    for (i, minutes) in ["2", "3", "4"].iter().enumerate() {
+        let name = format!("plan-hold{i}");
+        jobs.push(ssh(
+            &config,
+            &[
+                "sbatch",
+                "--parsable",
+                "-N",
+                "1",
+                "--exclusive",
+                "-t",
+                minutes,
+                "-J",
+                &name,
+                "--wrap",
+                "'sleep 600'",
+            ],
+        ));
+    }
+    let shapes = [
+        ("1", "--ntasks-per-node=1", "10"),
+        ("1", "--exclusive", "2"),
+        ("2", "--ntasks-per-node=1", "8"),
+        ("1", "--exclusive", "8"),
+        ("2", "--ntasks-per-node=1", "7"),
+        ("3", "--exclusive", "8"),
+        ("1", "--ntasks-per-node=2", "10"),
+        ("1", "--exclusive", "1"),
+        ("2", "--ntasks-per-node=2", "1"),
+        ("3", "--ntasks-per-node=1", "4"),
+    ];
+    for (i, (nodes, shape, minutes)) in shapes.iter().enumerate() {
+        let name = format!("plan-{i}");
+        jobs.push(ssh(
+            &config,
+            &[
+                "sbatch",
+                "--parsable",
+                "-N",
+                nodes,
+                shape,
+                "-t",
+                minutes,
+                "-J",
+                &name,
+                "--wrap",
+                "'sleep 600'",
+            ],
+        ));
+    }
+    struct Cancel<'a>(&'a std::path::Path, Vec<String>);
+    impl Drop for Cancel<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("ssh")
+                .arg("-F")
+                .arg(self.0)
+                .arg("head")
+                .arg("scancel")
+                .args(&self.1)
+                .status();
+        }
+    }
+    let _cancel = Cancel(&config, jobs.iter().map(|j| j.trim().to_string()).collect());
+    // Slurm's backfill has given every pending job a start, and two readings agree.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut previous = String::new();
+    loop {
+        let starts = ssh(
+            &config,
+            &["squeue", "-h", "-t", "PD", "--start", "-o", "'%i|%S'"],
+        );
+        let known =
+            starts.lines().count() == shapes.len() && starts.lines().all(|l| !l.ends_with("N/A"));
+        if known && starts == previous {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm gave no starts: {starts}"
+        );
+        previous = starts;
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    let (code, stdout, stderr) = p.atlas_in(
+        &p.dir.join("project"),
+        &p.dir.join("db/atlas.db").display().to_string(),
+        &[
+            "backfill", "plan", "--target", "cluster", "--format", "json",
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(plan["compared"], shapes.len(), "{stdout}");
+    assert_eq!(plan["agree"], plan["compared"], "{stdout}");
+}

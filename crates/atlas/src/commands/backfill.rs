@@ -3,6 +3,8 @@
 //! delaying a reserved job, and why each fits or not (`atlas_capacity::backfill`).
 //! `atlas backfill launch --target T WORKFLOW…`: runs the workflows that fit, each on the nodes
 //! that make it fit (`--nodelist`) with its walltime, as an experiment labelled `backfill`.
+//! `atlas backfill plan --target T`: when each pending job will start by Atlas's model of the
+//! scheduler (`atlas_capacity::plan`) beside when Slurm itself expects it, and how many agree.
 
 use std::path::PathBuf;
 
@@ -32,6 +34,15 @@ enum What {
         targets: Vec<String>,
         /// Workflows or job scripts to place (default: the queue's pending jobs).
         workflows: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: super::format::ListFormat,
+    },
+    /// When each pending job of a Slurm target starts by Atlas's plan, beside Slurm's own
+    /// expected start: a check of Atlas's model of the scheduler.
+    Plan {
+        /// The Slurm target.
+        #[arg(long = "target")]
+        target: String,
         #[arg(long, value_enum, default_value = "table")]
         format: super::format::ListFormat,
     },
@@ -69,6 +80,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             workflows,
             interval,
         } => return launch(&target, &workflows, interval),
+        What::Plan { target, format } => return plan(&target, format),
     };
     let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
     let chosen: Vec<&Named> = all
@@ -142,18 +154,75 @@ fn candidate(path: &std::path::Path) -> Result<Candidate, Failure> {
     })
 }
 
-/// Plans the workflows on `target` and runs each that fits on its nodes; those that do not
-/// are said with the reason (exit 1 when none fits).
-fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Result<(), Failure> {
-    let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
-    let target = all
-        .iter()
+/// The Slurm target named `name`.
+fn slurm_target(all: &[Named], name: &str) -> Result<Named, Failure> {
+    all.iter()
         .find(|t| t.name == name && t.target.kind == Kind::Slurm)
+        .cloned()
         .ok_or_else(|| {
             Failure::input(format!(
                 "`{name}` is not a slurm target (see `atlas targets`)"
             ))
-        })?;
+        })
+}
+
+/// How close Atlas's start must be to Slurm's to agree (Slurm prints whole seconds).
+const AGREE_SECONDS: f64 = 1.0;
+
+/// `atlas backfill plan`: Atlas's plan of the pending jobs beside Slurm's expected starts.
+fn plan(name: &str, format: super::format::ListFormat) -> Result<(), Failure> {
+    let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
+    let target = slurm_target(&all, name)?;
+    let nodes = atlas_backends::nodes::nodes(&target).map_err(Failure::environment)?;
+    let (running, pending, now, step) =
+        atlas_backends::nodes::queue_snapshot(&target).map_err(Failure::environment)?;
+    let planned = atlas_capacity::plan::plan_starts(&nodes, &running, &pending, now, step);
+    let compared: Vec<_> = planned
+        .iter()
+        .filter_map(|p| Some((p.start? - p.scheduler_start?).abs()))
+        .collect();
+    let agree = compared.iter().filter(|d| **d <= AGREE_SECONDS).count();
+    match format {
+        super::format::ListFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "target": name, "now": now, "resolutionSeconds": step, "running": running.len(),
+                "jobs": planned, "compared": compared.len(), "agree": agree,
+                "agreeWithinSeconds": AGREE_SECONDS,
+            }))
+            .unwrap_or_default()
+        ),
+        super::format::ListFormat::Table => {
+            let at = |t: Option<f64>| t.map_or("-".to_string(), |t| format!("+{:.0} s", t - now));
+            println!(
+                "{name}: {} running, {} pending; plan steps of {step:.0} s (bf_resolution)",
+                running.len(),
+                pending.len()
+            );
+            println!("  {:<10} {:>10} {:>10}  nodes", "job", "slurm", "atlas");
+            for p in &planned {
+                println!(
+                    "  {:<10} {:>10} {:>10}  {}",
+                    p.job,
+                    at(p.scheduler_start),
+                    at(p.start),
+                    p.nodes.join(",")
+                );
+            }
+            println!(
+                "{agree} of {} start(s) agree within {AGREE_SECONDS:.0} s",
+                compared.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Plans the workflows on `target` and runs each that fits on its nodes; those that do not
+/// are said with the reason (exit 1 when none fits).
+fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Result<(), Failure> {
+    let all = targets::load(&targets::config_files()).map_err(Failure::input)?;
+    let target = &slurm_target(&all, name)?;
     let mut workflows = Vec::new();
     for path in paths {
         workflows.push((
