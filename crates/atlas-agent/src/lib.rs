@@ -6,6 +6,7 @@
 //! from different places are comparable.
 
 mod cgroup;
+pub mod freeze;
 pub mod gpu;
 pub mod host;
 mod load;

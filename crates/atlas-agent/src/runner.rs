@@ -2,21 +2,19 @@
 //! process group, sampled every interval, its output logged and scanned, its end classified.
 //! Lifecycle: start → phases (sample, watch walltime and signals) → end record → flush.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use atlas_spec::record::{FailureCause, PhaseStatus, RecordBody};
-use atlas_spec::{Phase, Stream, Workflow};
+use atlas_spec::{Phase, Workflow};
 
 use crate::cgroup::JobCgroup;
 use crate::gpu::{self, GpuDevices};
-use crate::output::{pump, Recognisers};
-use crate::process::{classify, own_cpu_seconds, reap, try_reap};
+use crate::process::{own_cpu_seconds, try_reap};
 use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures, TreeScanner};
 use crate::signals;
+
+mod phase;
 use crate::spool::SpoolWriter;
 use crate::warning::Warnings;
 
@@ -268,215 +266,6 @@ impl Agent<'_> {
             .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
     }
 
-    fn run_phase(
-        &mut self,
-        index: u32,
-        phase: &Phase,
-    ) -> std::io::Result<(PhaseStatus, Option<FailureCause>)> {
-        self.spool.append(RecordBody::PhaseStart {
-            phase: phase.name.clone(),
-            index,
-        })?;
-        let recognisers = match Recognisers::new(&phase.patterns) {
-            Ok(r) => r,
-            Err(e) => return self.end_failed_to_start(phase, e.to_string()),
-        };
-        let run_dir = atlas_spec::RunDir::new(&self.config.run_dir);
-        let (out_log, err_log) = match (
-            run_dir.log(&phase.name, Stream::Stdout),
-            run_dir.log(&phase.name, Stream::Stderr),
-        ) {
-            (Ok(out), Ok(err)) => (out, err),
-            (Err(e), _) | (_, Err(e)) => {
-                return self.end_failed_to_start(phase, format!("phase name: {e}"));
-            }
-        };
-        if phase.run.trim().is_empty() {
-            return self.end_failed_to_start(phase, "the phase has no command".into());
-        }
-        let dir = self.working_directory(phase);
-        if !dir.is_dir() {
-            return self.end_failed_to_start(
-                phase,
-                format!("the working directory {} does not exist", dir.display()),
-            );
-        }
-        let oom_before = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
-        let script = match &self.workflow.spec.environment.setup {
-            Some(setup) => format!("{setup}\n{}", phase.run),
-            None => phase.run.clone(),
-        };
-        let mut child = Command::new("bash");
-        child
-            .arg("-c")
-            .arg(&script)
-            .current_dir(&dir)
-            .envs(&self.workflow.spec.environment.variables)
-            .env("ATLAS_RUN_ID", &self.config.run_id)
-            .env("ATLAS_PHASE", &phase.name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        // SAFETY: the closure only calls pthread_sigmask, which is async-signal-safe.
-        let child = unsafe { child.pre_exec(signals::unblock_in_child) }.spawn();
-        let mut child = match child {
-            Ok(c) => c,
-            Err(e) => return self.end_failed_to_start(phase, format!("cannot start bash: {e}")),
-        };
-        let pid = child.id() as i32;
-        self.phase_pid = Some(pid);
-        let phase_started = Instant::now();
-        let (tx, rx) = channel();
-        let recognisers = std::sync::Arc::new(recognisers);
-        let out = child.stdout.take().expect("piped");
-        let err = child.stderr.take().expect("piped");
-        self.spawn_pump(out, out_log, false, &phase.name, &recognisers, &tx);
-        self.spawn_pump(err, err_log, true, &phase.name, &recognisers, &tx);
-        spawn_waiter(pid, tx.clone());
-        let wake = std::sync::Mutex::new(tx);
-        signals::on_signal(move || {
-            if let Ok(tx) = wake.lock() {
-                let _ = tx.send(Msg::Signal);
-            }
-        });
-
-        let mut next_sample = Instant::now();
-        let mut stopping: Option<(FailureCause, Instant)> = None;
-        let mut killed = false;
-        let mut pumps_done = 0;
-        loop {
-            let now = Instant::now();
-            let mut wake = next_sample;
-            if let Some((_, kill_at)) = stopping.as_ref().filter(|_| !killed) {
-                wake = wake.min(*kill_at);
-            }
-            if let Some(deadline) = self.deadline.filter(|_| stopping.is_none()) {
-                wake = wake.min(deadline);
-            }
-            match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                Ok(Msg::Record(body)) => {
-                    self.spool.append(*body)?;
-                }
-                Ok(Msg::Exited) => break,
-                Ok(Msg::PumpDone) => pumps_done += 1,
-                Ok(Msg::Signal) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            let now = Instant::now();
-            if now >= next_sample {
-                self.sample(Some(&phase.name))?;
-                next_sample += self.config.interval;
-                if next_sample < now {
-                    next_sample = now + self.config.interval;
-                }
-            }
-            if let Some(signal) = signals::take() {
-                signals::to_group(pid, signal);
-                self.spool.append(RecordBody::Signal { signal })?;
-                self.spool.flush()?;
-                stopping
-                    .get_or_insert((FailureCause::Cancelled { signal }, now + self.config.grace));
-            }
-            if let Some(deadline) = self.deadline {
-                if now >= deadline && stopping.is_none() {
-                    signals::to_group(pid, libc::SIGTERM);
-                    let limit_seconds = self
-                        .workflow
-                        .spec
-                        .resources
-                        .walltime
-                        .map_or(0, |w| w.as_secs());
-                    stopping = Some((
-                        FailureCause::WalltimeExceeded { limit_seconds },
-                        now + self.config.grace,
-                    ));
-                }
-            }
-            if let Some((_, kill_at)) = &stopping {
-                if now >= *kill_at && !killed {
-                    signals::to_group(pid, libc::SIGKILL);
-                    killed = true;
-                }
-            }
-            self.spool.sync_if_due()?;
-        }
-        let wall_seconds = phase_started.elapsed().as_secs_f64();
-        // The phase's shell is a zombie now: its figures are final. Sample, then reap.
-        self.sample(Some(&phase.name))?;
-        let (status_word, usage) = reap(pid);
-        self.phase_pid = None;
-        self.reaped_cpu.0 += usage.0;
-        self.reaped_cpu.1 += usage.1;
-        drain_pumps(&rx, &mut self.spool, pumps_done)?;
-        let oom_after = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
-        let oom_in_cgroup = matches!((oom_before, oom_after), (Some(b), Some(a)) if a > b);
-        let (status, exit_code, signal, cause) = classify(
-            status_word,
-            stopping.map(|s| s.0),
-            oom_in_cgroup,
-            self.cgroup.is_some(),
-        );
-        self.spool.append(RecordBody::PhaseEnd {
-            phase: phase.name.clone(),
-            status,
-            exit_code,
-            signal,
-            cause: cause.clone(),
-            wall_seconds,
-            cpu_user_seconds: usage.0,
-            cpu_system_seconds: usage.1,
-            max_rss_bytes: usage.2,
-        })?;
-        self.spool.flush()?;
-        Ok((status, cause))
-    }
-
-    fn spawn_pump(
-        &self,
-        input: impl std::io::Read + Send + 'static,
-        log: PathBuf,
-        is_stderr: bool,
-        phase: &str,
-        recognisers: &std::sync::Arc<Recognisers>,
-        tx: &Sender<Msg>,
-    ) {
-        let (phase, recognisers, tx) = (phase.to_string(), recognisers.clone(), tx.clone());
-        let passthrough = self.config.passthrough;
-        std::thread::spawn(move || {
-            // Never through a link planted where the log goes.
-            let log = std::os::unix::fs::OpenOptionsExt::custom_flags(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true),
-                libc::O_NOFOLLOW,
-            )
-            .open(&log)
-            .map(std::io::BufWriter::new);
-            let mut sink: Box<dyn std::io::Write> = match (passthrough, is_stderr) {
-                (false, _) => Box::new(std::io::sink()),
-                (true, false) => Box::new(std::io::stdout()),
-                (true, true) => Box::new(std::io::stderr()),
-            };
-            let mut emit = |body| {
-                let _ = tx.send(Msg::Record(Box::new(body)));
-            };
-            match log {
-                Ok(log) => pump(input, log, &mut sink, &phase, &recognisers, &mut emit),
-                Err(_) => pump(
-                    input,
-                    std::io::sink(),
-                    &mut sink,
-                    &phase,
-                    &recognisers,
-                    &mut emit,
-                ),
-            }
-            let _ = tx.send(Msg::PumpDone);
-        });
-    }
-
     /// One job sample (and one node sample, labelled as such).
     fn sample(&mut self, phase: Option<&str>) -> std::io::Result<()> {
         let tree = sample_tree(&mut self.scanner, &self.kernel);
@@ -545,47 +334,4 @@ impl Agent<'_> {
             try_reap(pid);
         }
     }
-}
-
-/// Waits (without reaping) for `pid` to exit, then says so.
-fn spawn_waiter(pid: i32, tx: Sender<Msg>) {
-    std::thread::spawn(move || {
-        // SAFETY: waitid with WNOWAIT leaves the child a zombie for the agent to sample and reap.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            while libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            ) != 0
-            {
-                if *libc::__errno_location() != libc::EINTR {
-                    break;
-                }
-            }
-        }
-        let _ = tx.send(Msg::Exited);
-    });
-}
-
-/// Output still in the pipes after the shell ended (up to 2 s, in case a daemon keeps them open).
-fn drain_pumps(
-    rx: &std::sync::mpsc::Receiver<Msg>,
-    spool: &mut SpoolWriter,
-    already_done: u32,
-) -> std::io::Result<()> {
-    let until = Instant::now() + Duration::from_secs(2);
-    let mut done = already_done;
-    while done < 2 {
-        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
-            Ok(Msg::Record(body)) => {
-                spool.append(*body)?;
-            }
-            Ok(Msg::PumpDone) => done += 1,
-            Ok(Msg::Exited | Msg::Signal) => {}
-            Err(_) => break,
-        }
-    }
-    Ok(())
 }

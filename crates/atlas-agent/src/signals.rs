@@ -1,11 +1,14 @@
 //! SIGTERM and SIGINT to the agent: a dedicated thread waits for them (`sigwait`), remembers
 //! the signal and wakes the run loop, which forwards it to the job's process group, records
 //! it and flushes the spool. No polling: the run loop sleeps until a sample or a signal is due.
+//! SIGUSR2 is the control signal (`atlas windows freeze|wake`): it is not forwarded; the run
+//! loop reads the run directory's `control` file instead.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Mutex, Once};
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+static CONTROL: AtomicBool = AtomicBool::new(false);
 static WAKE: Mutex<Option<Box<dyn Fn() + Send>>> = Mutex::new(None);
 static INSTALL: Once = Once::new();
 
@@ -16,6 +19,7 @@ fn stop_signals() -> libc::sigset_t {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
         set
     }
 }
@@ -30,13 +34,18 @@ pub fn install() {
         unsafe {
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
             libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGUSR2, libc::SIG_DFL);
             libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         }
         std::thread::spawn(move || loop {
             let mut signal: libc::c_int = 0;
             // SAFETY: sigwait on a set blocked in every thread of the process.
             if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
-                RECEIVED.store(signal, Ordering::SeqCst);
+                if signal == libc::SIGUSR2 {
+                    CONTROL.store(true, Ordering::SeqCst);
+                } else {
+                    RECEIVED.store(signal, Ordering::SeqCst);
+                }
                 if let Some(wake) = WAKE.lock().ok().as_ref().and_then(|w| w.as_ref()) {
                     wake();
                 }
@@ -60,7 +69,12 @@ pub fn take() -> Option<i32> {
     }
 }
 
-/// For a job process between fork and exec: SIGTERM/SIGINT unblocked again.
+/// Whether the control signal (SIGUSR2) came since the last call.
+pub fn take_control() -> bool {
+    CONTROL.swap(false, Ordering::SeqCst)
+}
+
+/// For a job process between fork and exec: SIGTERM/SIGINT/SIGUSR2 unblocked again.
 pub fn unblock_in_child() -> std::io::Result<()> {
     let set = stop_signals();
     // SAFETY: async-signal-safe call between fork and exec.

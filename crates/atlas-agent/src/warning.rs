@@ -17,6 +17,12 @@ pub enum AgentWarning {
         /// What it answered (`HTTP 401`).
         why: String,
     },
+    /// A freeze was asked for a run that cannot be frozen; it keeps running.
+    #[error("cannot freeze: {why}")]
+    CannotFreeze {
+        /// Why.
+        why: String,
+    },
 }
 
 /// Where warnings go. Called from the agent's own threads (the pushing one among them).

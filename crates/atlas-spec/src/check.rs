@@ -72,7 +72,47 @@ pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
         })?;
     }
     check_phases(workflow)?;
+    check_checkpoint(workflow)?;
     check_variables(workflow)
+}
+
+/// The checkpoint's signal is one the agent may send, its path names a file, its grace is at
+/// most an hour.
+fn check_checkpoint(workflow: &Workflow) -> Result<(), Violation> {
+    let Some(checkpoint) = &workflow.spec.checkpoint else {
+        return Ok(());
+    };
+    if checkpoint.signal_number().is_none() {
+        let known: Vec<&str> = crate::CHECKPOINT_SIGNALS.iter().map(|(n, _)| *n).collect();
+        return Err(violation(
+            "spec.checkpoint.signal".into(),
+            "signal",
+            &checkpoint.signal,
+            format!(
+                "`{}` is not a signal a checkpoint may be asked with ({})",
+                checkpoint.signal.escape_debug(),
+                known.join(", ")
+            ),
+        ));
+    }
+    let path = checkpoint.path.trim();
+    if path.is_empty() || path.ends_with('/') {
+        return Err(violation(
+            "spec.checkpoint.path".into(),
+            "path",
+            &checkpoint.path,
+            "the checkpoint's path must name a file".into(),
+        ));
+    }
+    if checkpoint.grace() > std::time::Duration::from_secs(3600) || checkpoint.grace().is_zero() {
+        return Err(violation(
+            "spec.checkpoint.grace".into(),
+            "grace",
+            "",
+            "the checkpoint's grace must be more than 0 and at most 1h".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Fields that hold shell text, where line breaks and tabs belong: exactly

@@ -214,6 +214,39 @@ pub enum RecordBody {
         /// Signal number.
         signal: i32,
     },
+    /// The agent asked the job to save its state (a window closed, `atlas windows freeze`).
+    #[serde(rename_all = "camelCase")]
+    Freeze {
+        /// The phase that was running.
+        phase: String,
+        /// The signal sent to its processes.
+        signal: i32,
+    },
+    /// The job's processes are stopped until a wake.
+    #[serde(rename_all = "camelCase")]
+    Frozen {
+        phase: String,
+        /// A checkpoint landed (and passed its check) before the job was stopped; `false`:
+        /// frozen without checkpoint (`reason` says why), never a clean freeze.
+        clean: bool,
+        /// The checkpoint's size, when one landed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        checkpoint_bytes: Option<u64>,
+        /// Seconds from the signal to the checkpoint landing (or to the grace's end).
+        quiesce_seconds: f64,
+        /// Seconds from the signal to the job's processes gone.
+        stop_seconds: f64,
+        /// Why the freeze was not clean.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Woken after a freeze: the phase starts again, from its checkpoint (`ATLAS_RESUME=1`).
+    #[serde(rename_all = "camelCase")]
+    Wake {
+        phase: String,
+        /// How long it was frozen.
+        frozen_seconds: f64,
+    },
     /// The run ended.
     #[serde(rename_all = "camelCase")]
     RunEnd {
@@ -238,6 +271,8 @@ pub enum RunStatus {
     Submitted,
     /// Its agent started.
     Running,
+    /// Stopped by a window's close (or `atlas windows freeze`) until a wake.
+    Frozen,
     /// Ended, every phase succeeded.
     Succeeded,
     /// Ended otherwise (a phase failed, the run was refused, cancelled or lost).
@@ -301,6 +336,7 @@ macro_rules! status_words {
 status_words!(RunStatus {
     Submitted => "submitted",
     Running => "running",
+    Frozen => "frozen",
     Succeeded => "succeeded",
     Failed => "failed",
 });

@@ -194,6 +194,22 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             cpu_busy_fraction: _,
         }
         | RecordBody::Signal { signal: _ } => Ok(()),
+        RecordBody::Freeze { phase, signal: _ }
+        | RecordBody::Wake {
+            phase,
+            frozen_seconds: _,
+        } => name("phase", phase),
+        RecordBody::Frozen {
+            phase,
+            reason,
+            clean: _,
+            checkpoint_bytes: _,
+            quiesce_seconds: _,
+            stop_seconds: _,
+        } => {
+            name("phase", phase)?;
+            reason.as_deref().map_or(Ok(()), |r| text("reason", r))
+        }
         RecordBody::Metric {
             phase,
             name: metric,

@@ -51,6 +51,12 @@ impl RunDir {
         &self.root
     }
 
+    /// What `atlas windows` asks of the agent (`freeze` or `wake`), read when the agent gets
+    /// SIGUSR2.
+    pub fn control(&self) -> PathBuf {
+        self.root.join("control")
+    }
+
     /// The records the agent writes.
     pub fn spool(&self) -> PathBuf {
         self.root.join("spool.jsonl")

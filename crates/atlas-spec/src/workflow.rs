@@ -121,6 +121,65 @@ pub struct WorkflowSpec {
     /// The container image to build or use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<Image>,
+    /// How the job saves its state when asked to stop for a while (an after-hours window's
+    /// close, `atlas windows freeze`), and how to tell that it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// How a job saves its state on request: the signal it reacts to, the file it writes, how long
+/// it may take, and an optional command that tells a usable checkpoint from a broken one. A
+/// checkpoint has landed when the file exists, is not empty, was written after the signal, and
+/// the command (if any) exits 0. The job resumes from it when `ATLAS_RESUME=1` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Checkpoint {
+    /// The signal that asks the job to save its state: `USR1`, `USR2`, `TERM`, `INT`, `HUP`
+    /// (default `USR1`).
+    #[serde(default = "default_checkpoint_signal")]
+    pub signal: String,
+    /// The checkpoint file, relative to the phase's working directory (or absolute).
+    pub path: String,
+    /// How long the job has to write it (default 2 minutes), after which it is stopped anyway
+    /// (`frozen without checkpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace: Option<Duration>,
+    /// A command run in the phase's working directory that exits 0 for a usable checkpoint
+    /// (`ATLAS_CHECKPOINT` holds its path).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validate: Option<String>,
+}
+
+fn default_checkpoint_signal() -> String {
+    "USR1".to_string()
+}
+
+/// The signals a checkpoint may be asked with, by name and number (Linux).
+pub const CHECKPOINT_SIGNALS: &[(&str, i32)] = &[
+    ("USR1", 10),
+    ("USR2", 12),
+    ("TERM", 15),
+    ("INT", 2),
+    ("HUP", 1),
+];
+
+impl Checkpoint {
+    /// The signal's number, when its name is one of [`CHECKPOINT_SIGNALS`] (`SIG` prefix
+    /// allowed).
+    pub fn signal_number(&self) -> Option<i32> {
+        let name = self.signal.strip_prefix("SIG").unwrap_or(&self.signal);
+        CHECKPOINT_SIGNALS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, number)| *number)
+    }
+
+    /// The grace period (default 2 minutes).
+    pub fn grace(&self) -> std::time::Duration {
+        self.grace
+            .map(std::time::Duration::from)
+            .unwrap_or(std::time::Duration::from_secs(120))
+    }
 }
 
 /// Resources requested for the job (or for the first component of a heterogeneous job).

@@ -18,6 +18,7 @@ pub use crate::postgres::PgStore;
 pub use model::{
     ExperimentDetail, ExperimentRow, GpuSummary, HostRow, IngestStats, MetricPoint, MetricSummary,
     NewRun, NodeBucket, PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
+    WindowRow,
 };
 pub use sqlite::SqliteStore;
 

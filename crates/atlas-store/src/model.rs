@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use atlas_spec::record::{PhaseState, RunStatus};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A run as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -37,6 +37,30 @@ pub struct RunRow {
     pub node: Option<String>,
     /// The user the run belongs to (`atlas serve` shows a user their own runs).
     pub owner: Option<String>,
+    /// Each time the run was frozen (a window's close, `atlas windows freeze`), in order.
+    pub windows: Vec<WindowRow>,
+}
+
+/// One freeze of a run, and its wake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowRow {
+    /// The phase that was running.
+    pub phase: String,
+    /// When it was frozen (Unix seconds).
+    pub frozen_at: f64,
+    /// A checkpoint landed before the job was stopped.
+    pub clean: bool,
+    pub checkpoint_bytes: Option<u64>,
+    /// Seconds from the signal to the checkpoint (or to the grace's end).
+    pub quiesce_seconds: f64,
+    /// Seconds from the signal to the job's processes gone.
+    pub stop_seconds: f64,
+    /// Why it was not clean.
+    pub reason: Option<String>,
+    /// When it was woken (Unix seconds), and how long it was frozen.
+    pub woken_at: Option<f64>,
+    pub frozen_seconds: Option<f64>,
 }
 
 /// A phase with what was measured in it.

@@ -162,4 +162,8 @@ CREATE TABLE node_samples (
 );
 CREATE INDEX node_samples_by_time ON node_samples(owner, time);
 "#,
+    // 9: each run's freezes and wakes (after-hours windows), rebuilt from its records.
+    r#"
+ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
+"#,
 ];

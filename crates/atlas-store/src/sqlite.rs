@@ -18,7 +18,9 @@ use crate::model::{
     PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 use crate::schema::MIGRATIONS;
-use crate::summary::{ended_phase, is_lifecycle, summarise_gpus, PhaseSummary};
+use crate::summary::{
+    ended_phase, is_lifecycle, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES,
+};
 use crate::{NodeBucket, Store, StoreError};
 use atlas_spec::node_record::NodeRecord;
 
@@ -255,7 +257,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -281,6 +283,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         agent_version: r.get(18)?,
         node: r.get(19)?,
         owner: r.get(20)?,
+        windows: serde_json::from_str(&r.get::<_, String>(21)?).unwrap_or_default(),
     })
 }
 
@@ -344,10 +347,10 @@ fn replay(tx: &Transaction<'_>, run: &str, fresh: &[u64]) -> rusqlite::Result<()
         params![run],
     )?;
     let events: Vec<Record> = tx
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT seq, time, mono, body FROM events WHERE run_id = ?1
-             AND type IN ('runStart', 'phaseStart', 'phaseEnd', 'runEnd') ORDER BY seq",
-        )?
+             AND type IN ({LIFECYCLE_TYPES}) ORDER BY seq"
+        ))?
         .query_map(params![run], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -375,6 +378,15 @@ fn replay(tx: &Transaction<'_>, run: &str, fresh: &[u64]) -> rusqlite::Result<()
         if matches!(event.body, RecordBody::RunEnd { .. }) {
             break;
         }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e.body, RecordBody::Frozen { .. }))
+    {
+        tx.execute(
+            "UPDATE runs SET windows = ?2 WHERE id = ?1",
+            params![run, windows(&events)],
+        )?;
     }
     Ok(())
 }
@@ -458,6 +470,18 @@ fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Resul
             tx.execute(
                 "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5, agent_cpu_seconds = ?6 WHERE id = ?1",
                 params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds, agent_cpu_seconds],
+            )?;
+        }
+        RecordBody::Frozen { .. } => {
+            tx.execute(
+                "UPDATE runs SET status = 'frozen' WHERE id = ?1 AND status = 'running'",
+                params![r.run],
+            )?;
+        }
+        RecordBody::Wake { .. } => {
+            tx.execute(
+                "UPDATE runs SET status = 'running' WHERE id = ?1 AND status = 'frozen'",
+                params![r.run],
             )?;
         }
         _ => {}

@@ -4,7 +4,7 @@
 
 use atlas_spec::record::{GpuSample, Record, RecordBody};
 
-use crate::model::GpuSummary;
+use crate::model::{GpuSummary, WindowRow};
 
 /// What a batch of new job samples adds to their phase's summary.
 pub(crate) struct PhaseSummary<'a> {
@@ -75,7 +75,48 @@ pub(crate) fn is_lifecycle(body: &RecordBody) -> bool {
             | RecordBody::PhaseStart { .. }
             | RecordBody::PhaseEnd { .. }
             | RecordBody::RunEnd { .. }
+            | RecordBody::Frozen { .. }
+            | RecordBody::Wake { .. }
     )
+}
+
+/// The lifecycle records' types, as the events table names them (for the replay's query).
+pub(crate) const LIFECYCLE_TYPES: &str =
+    "'runStart', 'phaseStart', 'phaseEnd', 'runEnd', 'frozen', 'wake'";
+
+/// A run's freezes and wakes, from its lifecycle records in sequence order, as JSON.
+pub(crate) fn windows(events: &[Record]) -> String {
+    let mut windows: Vec<WindowRow> = Vec::new();
+    for r in events {
+        match &r.body {
+            RecordBody::Frozen {
+                phase,
+                clean,
+                checkpoint_bytes,
+                quiesce_seconds,
+                stop_seconds,
+                reason,
+            } => windows.push(WindowRow {
+                phase: phase.clone(),
+                frozen_at: r.time,
+                clean: *clean,
+                checkpoint_bytes: *checkpoint_bytes,
+                quiesce_seconds: *quiesce_seconds,
+                stop_seconds: *stop_seconds,
+                reason: reason.clone(),
+                woken_at: None,
+                frozen_seconds: None,
+            }),
+            RecordBody::Wake { frozen_seconds, .. } => {
+                if let Some(last) = windows.last_mut().filter(|w| w.woken_at.is_none()) {
+                    last.woken_at = Some(r.time);
+                    last.frozen_seconds = Some(*frozen_seconds);
+                }
+            }
+            _ => {}
+        }
+    }
+    serde_json::to_string(&windows).unwrap_or_else(|_| "[]".into())
 }
 
 /// Peaks, means and energy of a phase's GPU samples (in Rust, so the SQL stays portable).

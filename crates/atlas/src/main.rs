@@ -46,6 +46,8 @@ enum Command {
     Nodes(commands::nodes::Args),
     /// Backfill: where a workflow or pending job could start now without delaying a reservation.
     Backfill(commands::backfill::Args),
+    /// After-hours windows by hand: freeze a target's runs (checkpoint, stop) or wake them.
+    Windows(commands::windows::Args),
     /// Load agent spools into the store (safe to repeat).
     Ingest(commands::ingest::Args),
     /// Serve the REST API, Prometheus metrics and the live dashboard: `atlas serve`.
@@ -89,6 +91,7 @@ fn main() {
         Command::Targets(args) => commands::targets::run(args),
         Command::Nodes(args) => commands::nodes::run(args),
         Command::Backfill(args) => commands::backfill::run(args),
+        Command::Windows(args) => commands::windows::run(args),
         Command::Agent(args) => commands::agent::run(args),
         Command::AgentHost(args) => commands::agent_host::run(args),
         Command::NodeAgent(args) => commands::node_agent::run(args),

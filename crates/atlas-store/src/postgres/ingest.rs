@@ -19,7 +19,7 @@ use postgres::types::ToSql;
 use postgres::Transaction;
 
 use crate::model::IngestStats;
-use crate::summary::{is_lifecycle, PhaseSummary};
+use crate::summary::{is_lifecycle, windows, PhaseSummary, LIFECYCLE_TYPES};
 use crate::StoreError;
 
 /// The second key of the per-run advisory lock (the first is the run id's hash).
@@ -337,8 +337,10 @@ fn replay(tx: &mut Transaction<'_>, run: &str, fresh: &[u64]) -> Result<(), Stor
     )?;
     let events: Vec<Record> = tx
         .query(
-            "SELECT seq, time, mono, body FROM events WHERE run_id = $1
-             AND type IN ('runStart', 'phaseStart', 'phaseEnd', 'runEnd') ORDER BY seq",
+            &format!(
+                "SELECT seq, time, mono, body FROM events WHERE run_id = $1
+             AND type IN ({LIFECYCLE_TYPES}) ORDER BY seq"
+            ),
             &[&run],
         )?
         .into_iter()
@@ -359,6 +361,15 @@ fn replay(tx: &mut Transaction<'_>, run: &str, fresh: &[u64]) -> Result<(), Stor
         if matches!(event.body, RecordBody::RunEnd { .. }) {
             break;
         }
+    }
+    if events
+        .iter()
+        .any(|e| matches!(e.body, RecordBody::Frozen { .. }))
+    {
+        tx.execute(
+            "UPDATE runs SET windows = $2 WHERE id = $1",
+            &[&run, &windows(&events)],
+        )?;
     }
     Ok(())
 }
@@ -431,6 +442,18 @@ fn apply_event(tx: &mut Transaction<'_>, r: &Record, fresh: bool) -> Result<(), 
             tx.execute(
                 "UPDATE runs SET status = $2, cause = $3, ended_at = $4, wall_seconds = $5, agent_cpu_seconds = $6 WHERE id = $1",
                 &[&r.run, &status.as_str(), &cause.as_ref().map(|c| c.to_string()), &r.time, wall_seconds, agent_cpu_seconds],
+            )?;
+        }
+        RecordBody::Frozen { .. } => {
+            tx.execute(
+                "UPDATE runs SET status = 'frozen' WHERE id = $1 AND status = 'running'",
+                &[&r.run],
+            )?;
+        }
+        RecordBody::Wake { .. } => {
+            tx.execute(
+                "UPDATE runs SET status = 'running' WHERE id = $1 AND status = 'frozen'",
+                &[&r.run],
             )?;
         }
         _ => {}

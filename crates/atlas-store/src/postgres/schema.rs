@@ -159,6 +159,10 @@ CREATE TABLE node_samples (
 );
 CREATE INDEX node_samples_by_time ON node_samples(owner, time);
 "#,
+    // 9: each run's freezes and wakes (after-hours windows), rebuilt from its records.
+    r#"
+ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

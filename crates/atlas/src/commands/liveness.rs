@@ -31,7 +31,7 @@ fn host_name() -> String {
 /// Judges one run; ends it when its agent is gone.
 pub fn settle(store: &mut dyn Store, run: &str) -> Result<Liveness, atlas_store::StoreError> {
     let detail = store.run(run)?;
-    if detail.run.status != RunStatus::Running {
+    if !matches!(detail.run.status, RunStatus::Running | RunStatus::Frozen) {
         return Ok(Liveness::Unchanged);
     }
     let Some((host, agent)) = store.agent_process(&detail.run.id)? else {

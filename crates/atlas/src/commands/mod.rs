@@ -24,6 +24,7 @@ pub mod show;
 pub mod targets;
 pub mod user;
 pub mod validate;
+pub mod windows;
 
 use std::path::Path;
 

@@ -165,6 +165,31 @@ fn launch_line(r: &atlas_store::RunRow) -> Option<String> {
     (!parts.is_empty()).then(|| format!("launch: {}\n", parts.join("  ")))
 }
 
+/// One freeze: when, in which phase, its checkpoint (or why none), and its wake.
+fn window_line(n: usize, w: &atlas_store::WindowRow) -> String {
+    let checkpoint = match (w.clean, w.checkpoint_bytes) {
+        (true, Some(bytes)) => format!(
+            "checkpoint {} in {}",
+            format::bytes(bytes as i64),
+            format::seconds(w.quiesce_seconds)
+        ),
+        _ => format!(
+            "frozen without checkpoint ({})",
+            w.reason.as_deref().unwrap_or("none landed")
+        ),
+    };
+    let woken = match w.frozen_seconds {
+        Some(frozen) => format!("woken after {}", format::seconds(frozen)),
+        None => "still frozen".into(),
+    };
+    format!(
+        "window {n}: frozen {} UTC in {}, {checkpoint}, stopped {} after the signal, {woken}\n",
+        format::time(w.frozen_at),
+        w.phase,
+        format::seconds(w.stop_seconds)
+    )
+}
+
 /// The run as a readable table.
 pub fn table(d: &RunDetail) -> String {
     let r = &d.run;
@@ -197,6 +222,9 @@ pub fn table(d: &RunDetail) -> String {
     }
     if let Some(line) = launch_line(r) {
         out += &line;
+    }
+    for (i, w) in r.windows.iter().enumerate() {
+        out += &window_line(i + 1, w);
     }
     out += &format!(
         "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",
@@ -291,6 +319,7 @@ mod tests {
             agent_version: None,
             node: None,
             owner: None,
+            windows: Vec::new(),
         }
     }
 

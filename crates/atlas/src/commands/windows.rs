@@ -1,0 +1,186 @@
+//! `atlas windows freeze TARGET` and `atlas windows wake TARGET`: a window's close and open by
+//! hand, for the runs of TARGET now. A freeze asks each running run's agent (on this host:
+//! SIGUSR2, with `freeze` in the run directory's `control` file) to have the job save its
+//! checkpoint and stop; a wake asks each frozen one to start again from it. Each command waits
+//! until the store shows the run frozen (or running again), up to the checkpoint's grace and
+//! the agent's stop time (`atlas run`, following the run's spool, keeps the store up to date),
+//! and says what happened: the checkpoint's size and how long it took, or why there is none.
+//!
+//! Runs whose workflow has no `spec.checkpoint` are not frozen (they would lose their work);
+//! runs whose agent is on another host are not reached from here (said so).
+
+use std::time::{Duration, Instant};
+
+use atlas_spec::record::RunStatus;
+use atlas_store::{RunFilter, RunRow, Store};
+
+use crate::exit::Failure;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas windows freeze local\n  atlas runs --status frozen\n  atlas windows wake local"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+    /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long, global = true)]
+    db: Option<std::path::PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Freeze the running runs of TARGET: checkpoint, then stop (a window's close).
+    Freeze { target: String },
+    /// Wake the frozen runs of TARGET: start again from their checkpoint (a window's open).
+    Wake { target: String },
+}
+
+/// How long the agent needs beyond the checkpoint's grace to stop the job and record it.
+const SETTLE: Duration = Duration::from_secs(15);
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let (target, freeze) = match &args.what {
+        What::Freeze { target } => (target, true),
+        What::Wake { target } => (target, false),
+    };
+    atlas_spec::check_name(target)
+        .map_err(|e| Failure::input(format!("target `{target}`: {e}")))?;
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let wanted = if freeze {
+        RunStatus::Running
+    } else {
+        RunStatus::Frozen
+    };
+    let filter = RunFilter {
+        owner: Some(super::user::current()),
+        status: Some(wanted),
+        ..Default::default()
+    };
+    let runs: Vec<RunRow> = store
+        .runs_filtered(&filter)
+        .map_err(Failure::environment)?
+        .into_iter()
+        .filter(|r| r.target == *target)
+        .collect();
+    if runs.is_empty() {
+        let state = if freeze { "running" } else { "frozen" };
+        println!("{target}: no {state} run of yours; nothing to do");
+        return Ok(());
+    }
+    let mut asked = Vec::new();
+    for run in &runs {
+        match ask(store.as_ref(), run, freeze) {
+            Ok(grace) => asked.push((run.id.clone(), grace)),
+            Err(why) => eprintln!("{}: not {}: {why}", run.id, verb(freeze)),
+        }
+    }
+    let mut failed = asked.len() < runs.len();
+    for (id, grace) in asked {
+        failed |= !wait(store.as_ref(), &id, freeze, grace + SETTLE)?;
+    }
+    if failed {
+        return Err(Failure::JobFailed(String::new()));
+    }
+    Ok(())
+}
+
+fn verb(freeze: bool) -> &'static str {
+    if freeze {
+        "frozen"
+    } else {
+        "woken"
+    }
+}
+
+/// Writes the request into the run's directory and signals its agent; the checkpoint's grace.
+fn ask(store: &dyn Store, run: &RunRow, freeze: bool) -> Result<Duration, String> {
+    let spec = store.run_spec(&run.id).map_err(|e| e.to_string())?;
+    let workflow = spec
+        .workflow
+        .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok())
+        .ok_or("its workflow is not in the store")?;
+    let checkpoint = workflow
+        .spec
+        .checkpoint
+        .ok_or("its workflow has no spec.checkpoint, so freezing it would lose its work")?;
+    let (host, agent) = store
+        .agent_process(&run.id)
+        .map_err(|e| e.to_string())?
+        .ok_or("its agent has not reported where it runs")?;
+    let here = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    if host != here.trim() {
+        return Err(format!("its agent runs on {host}, not on this host"));
+    }
+    if !atlas_agent::procfs::is_alive(agent.pid, agent.start) {
+        return Err("its agent is gone (see `atlas show`)".into());
+    }
+    let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+    let control = atlas_spec::RunDir::new(dir).control();
+    let word = if freeze { "freeze\n" } else { "wake\n" };
+    std::fs::write(&control, word)
+        .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
+    // SAFETY: kill(2) on the agent's pid, checked alive with its start time just above.
+    if unsafe { libc::kill(agent.pid as i32, libc::SIGUSR2) } != 0 {
+        return Err(format!(
+            "cannot signal its agent: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if freeze {
+        println!(
+            "{}: asked to checkpoint (SIG{} to its job, up to {} s) and stop",
+            run.id,
+            checkpoint.signal.trim_start_matches("SIG"),
+            checkpoint.grace().as_secs()
+        );
+    } else {
+        println!("{}: asked to start again from its checkpoint", run.id);
+    }
+    Ok(checkpoint.grace())
+}
+
+/// Waits until the run is frozen (or running again, or over); whether it got there.
+fn wait(store: &dyn Store, id: &str, freeze: bool, within: Duration) -> Result<bool, Failure> {
+    let until = Instant::now() + within;
+    loop {
+        let run = store.run(id).map_err(Failure::environment)?.run;
+        let arrived = if freeze {
+            run.status == RunStatus::Frozen
+        } else {
+            run.status != RunStatus::Frozen
+        };
+        if arrived || run.status.is_over() {
+            say(&run, freeze);
+            return Ok(arrived && !run.status.is_over() || (!freeze && run.status.is_over()));
+        }
+        if Instant::now() >= until {
+            eprintln!("{id}: not {} after {} s", verb(freeze), within.as_secs());
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn say(run: &RunRow, freeze: bool) {
+    let Some(window) = run.windows.last().filter(|_| freeze) else {
+        println!("{}: {}", run.id, run.status);
+        return;
+    };
+    match (window.clean, window.checkpoint_bytes) {
+        (true, Some(bytes)) => println!(
+            "{}: frozen in phase {}, checkpoint {} written in {:.1} s, job stopped {:.1} s after the signal",
+            run.id,
+            window.phase,
+            super::format::bytes(bytes as i64),
+            window.quiesce_seconds,
+            window.stop_seconds
+        ),
+        _ => println!(
+            "{}: frozen without checkpoint in phase {}: {}",
+            run.id,
+            window.phase,
+            window.reason.as_deref().unwrap_or("no checkpoint")
+        ),
+    }
+}

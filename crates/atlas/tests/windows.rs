@@ -1,0 +1,184 @@
+//! After-hours windows by hand on the local target: the example's training (examples/biggan-mini,
+//! 6 epochs here) frozen twice with `atlas windows freeze local` and woken with `wake`, ends
+//! with the same model, bit for bit, and the same accuracy as a run that was never frozen. Its
+//! freezes are in the store (`windows`) with their checkpoints; a freeze without a checkpoint
+//! is refused for a workflow that has none.
+
+mod support {
+    pub mod project;
+}
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::project::{copy_example, metric, Project};
+
+/// The example's workflow, shortened to 6 epochs.
+fn project(tag: &str) -> Project {
+    let p = Project::new(tag, "[targets.local]\nkind = \"local\"\ngpus = false\n");
+    copy_example("biggan-mini", &p.dir, false);
+    let workflow = std::fs::read_to_string(p.dir.join("atlas.yaml")).unwrap();
+    assert!(
+        workflow.contains("--epochs 20"),
+        "the example trains 20 epochs"
+    );
+    std::fs::write(
+        p.dir.join("atlas.yaml"),
+        workflow.replace("--epochs 20", "--epochs 6"),
+    )
+    .unwrap();
+    p
+}
+
+/// `atlas run atlas.yaml --on local` in the background.
+fn start(p: &Project) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "atlas.yaml", "--on", "local", "--interval", "500ms"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("XDG_DATA_HOME", p.dir.join("data"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run's train phase has printed `epochs` epochs.
+fn wait_for_epochs(p: &Project, epochs: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(run) = p.runs().first() {
+            let id = run["id"].as_str().unwrap().to_string();
+            let detail = p.show(&id);
+            let losses = detail["phases"][1]["metrics"]
+                .as_array()
+                .and_then(|m| m.iter().find(|m| m["name"] == "loss"))
+                .and_then(|m| m["count"].as_u64())
+                .unwrap_or(0);
+            if detail["phases"][1]["status"] == "running" && losses >= epochs as u64 {
+                return id;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "train never reached {epochs} epochs"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn status(p: &Project, id: &str) -> String {
+    p.show(id)["status"].as_str().unwrap().to_string()
+}
+
+/// Whether two saved models hold the same arrays, bit for bit.
+fn same_model(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let script = "import sys, numpy as np\na, b = np.load(sys.argv[1]), np.load(sys.argv[2])\nsys.exit(0 if sorted(a.files) == sorted(b.files) and all(a[k].tobytes() == b[k].tobytes() for k in a.files) else 1)";
+    // The interpreter the example runs with (Debian's, which has NumPy).
+    let python = std::env::var("ATLAS_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    Command::new(python)
+        .args(["-c", script])
+        .arg(a)
+        .arg(b)
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
+    let p = project("windows");
+    // Uninterrupted.
+    let (code, _, stderr) = p.atlas(&["run", "atlas.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let plain = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let accuracy = metric(&p.show(&plain), 2, "accuracy").unwrap();
+    std::fs::rename(p.dir.join("data/model.npz"), p.dir.join("plain-model.npz")).unwrap();
+    // Frozen and woken twice.
+    let mut run = start(&p);
+    for round in 1..=2 {
+        let id = wait_for_epochs(&p, round * 2);
+        let (code, stdout, stderr) = p.atlas(&["windows", "freeze", "local"]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert!(
+            stdout.contains("frozen in phase train, checkpoint"),
+            "{stdout}"
+        );
+        assert_eq!(status(&p, &id), "frozen");
+        let window = &p.show(&id)["windows"][round - 1];
+        assert_eq!(window["clean"], true, "{window}");
+        assert!(
+            window["checkpointBytes"].as_u64().unwrap() > 1000,
+            "{window}"
+        );
+        // Nothing of the job runs while it is frozen: its checkpoint stays as it was.
+        let checkpoint = p.dir.join("data/train.ckpt.npz");
+        let written = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        assert_eq!(
+            std::fs::metadata(&checkpoint).unwrap().modified().unwrap(),
+            written,
+            "the job kept running while frozen"
+        );
+        let (code, stdout, stderr) = p.atlas(&["windows", "wake", "local"]);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_ne!(status(&p, &id), "frozen", "{stdout}");
+    }
+    let ended = run.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(ended.success(), "{stderr}");
+    let resumed = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let detail = p.show(&resumed);
+    assert_eq!(detail["status"], "succeeded");
+    assert_eq!(detail["windows"].as_array().unwrap().len(), 2, "{detail}");
+    assert!(detail["windows"][1]["frozenSeconds"].as_f64().unwrap() >= 3.0);
+    assert_eq!(metric(&detail, 2, "accuracy"), Some(accuracy));
+    assert!(
+        same_model(
+            &p.dir.join("plain-model.npz"),
+            &p.dir.join("data/model.npz")
+        ),
+        "the resumed training computed a different model"
+    );
+    let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("no frozen run"), "{stdout}");
+}
+
+#[test]
+fn a_workflow_without_a_checkpoint_is_not_frozen() {
+    let p = Project::new(
+        "windows-none",
+        "[targets.local]\nkind = \"local\"\ngpus = false\n",
+    );
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: plain}\nspec:\n  phases: [{name: main, run: 'sleep 8'}]\n",
+    )
+    .unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "w.yaml", "--on", "local"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("XDG_DATA_HOME", p.dir.join("data"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while p
+        .runs()
+        .first()
+        .map(|r| r["status"] != "running")
+        .unwrap_or(true)
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, _, stderr) = p.atlas(&["windows", "freeze", "local"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no spec.checkpoint"), "{stderr}");
+    assert!(run.wait().unwrap().success(), "it ran to its end");
+}
