@@ -3,6 +3,11 @@
 //! exists, is a regular file, is not empty, was modified at or after the signal, and the
 //! workflow's `validate` command (if any) exits 0 within the time left.
 //!
+//! "Modified at or after the signal" allows [`CLOCK_SLACK`]: the kernel stamps files from a
+//! coarse clock that can be a few milliseconds behind the one the agent reads, so a checkpoint
+//! written right after the signal could look older than it; a file that has not changed since
+//! the signal never counts.
+//!
 //! The run loop (`runner/phase.rs`) does the rest: it sends the checkpoint signal, polls
 //! [`landed`] until the grace ends, stops the job's processes, records `frozen` (clean or not),
 //! waits for a wake, and starts the phase again with `ATLAS_RESUME=1`.
@@ -10,6 +15,9 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
+
+/// How far behind the signal a new checkpoint's time may look (the kernel's coarse clock).
+pub const CLOCK_SLACK: Duration = Duration::from_millis(50);
 
 /// What `atlas windows` asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +43,8 @@ pub fn read_control(run_dir: &Path) -> Option<Control> {
 pub struct Freezing {
     pub signalled: Instant,
     pub signalled_wall: SystemTime,
+    /// The checkpoint's modification time when the signal went (none: there was none).
+    pub before: Option<SystemTime>,
     pub deadline: Instant,
     pub checkpoint: PathBuf,
     pub validate: Option<String>,
@@ -55,7 +65,7 @@ impl Freezing {
     /// is over; `None` while the job still has time.
     pub fn poll(&self, now: Instant) -> Option<Quiesced> {
         let took = now.duration_since(self.signalled).as_secs_f64();
-        if let Some(bytes) = landed(&self.checkpoint, self.signalled_wall) {
+        if let Some(bytes) = landed(&self.checkpoint, self.signalled_wall, self.before) {
             let check = match &self.validate {
                 None => Ok(()),
                 Some(command) => validate(
@@ -94,10 +104,17 @@ impl Freezing {
     }
 }
 
-/// The checkpoint's size when it is a non-empty regular file modified at or after `since`.
-pub fn landed(path: &Path, since: SystemTime) -> Option<u64> {
+/// When the file was last modified, if it exists.
+pub fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).ok()?.modified().ok()
+}
+
+/// The checkpoint's size when it is a non-empty regular file modified at or after `since`
+/// (less [`CLOCK_SLACK`]) and not the one that was there at the signal (`before`).
+pub fn landed(path: &Path, since: SystemTime, before: Option<SystemTime>) -> Option<u64> {
     let meta = std::fs::metadata(path).ok()?;
-    let fresh = meta.modified().ok()? >= since;
+    let at = meta.modified().ok()?;
+    let fresh = at >= since.checked_sub(CLOCK_SLACK).unwrap_or(since) && Some(at) != before;
     (meta.is_file() && meta.len() > 0 && fresh).then_some(meta.len())
 }
 
@@ -140,17 +157,28 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.ckpt");
         let before = SystemTime::now() - Duration::from_secs(5);
-        assert_eq!(landed(&path, before), None, "missing");
+        assert_eq!(landed(&path, before, None), None, "missing");
         std::fs::write(&path, b"").unwrap();
-        assert_eq!(landed(&path, before), None, "empty");
+        assert_eq!(landed(&path, before, None), None, "empty");
         std::fs::write(&path, b"weights").unwrap();
-        assert_eq!(landed(&path, before), Some(7));
+        assert_eq!(landed(&path, before, None), Some(7));
         let later = SystemTime::now() + Duration::from_secs(60);
-        assert_eq!(landed(&path, later), None, "stale: older than the signal");
+        assert_eq!(
+            landed(&path, later, None),
+            None,
+            "stale: older than the signal"
+        );
+        let unchanged = modified(&path);
+        assert_eq!(
+            landed(&path, before, unchanged),
+            None,
+            "the one there at the signal"
+        );
         let now = Instant::now();
         let freezing = |validate: Option<&str>, grace: u64| Freezing {
             signalled: now,
             signalled_wall: before,
+            before: None,
             deadline: now + Duration::from_secs(grace),
             checkpoint: path.clone(),
             validate: validate.map(str::to_string),

@@ -388,13 +388,16 @@ impl Agent<'_> {
             return Ok(None);
         };
         let signal = checkpoint.signal_number().unwrap_or(libc::SIGUSR1);
+        let before = freeze::modified(&path);
         let signalled_wall = SystemTime::now();
         let signalled = Instant::now();
         // To the phase's processes but not its shell, which a USR1 would end (as Slurm's
-        // `--signal` without `B:` reaches the job's steps, not the batch script).
-        for child in crate::procfs::descendants(pid) {
+        // `--signal` without `B:` reaches the job's steps, not the batch script). A shell that
+        // ran its last command in place (bash execs it) is that command now: it gets it too.
+        let leader = (!is_shell(pid)).then_some(pid);
+        for process in leader.into_iter().chain(crate::procfs::descendants(pid)) {
             // SAFETY: plain kill(2) on a process of the job.
-            unsafe { libc::kill(child, signal) };
+            unsafe { libc::kill(process, signal) };
         }
         self.spool.append(RecordBody::Freeze {
             phase: phase.name.clone(),
@@ -404,6 +407,7 @@ impl Agent<'_> {
         Ok(Some(Freezing {
             signalled,
             signalled_wall,
+            before,
             deadline: signalled + checkpoint.grace(),
             checkpoint: path,
             validate: checkpoint.validate.clone(),
@@ -481,6 +485,12 @@ impl Agent<'_> {
             let _ = tx.send(Msg::PumpDone);
         });
     }
+}
+
+/// Whether `pid` runs a shell (its command name), which the checkpoint signal must spare.
+fn is_shell(pid: i32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    matches!(comm.trim(), "bash" | "sh" | "dash" | "zsh" | "ksh")
 }
 
 /// Waits (without reaping) for `pid` to exit, then says so.
