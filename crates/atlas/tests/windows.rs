@@ -1,6 +1,7 @@
-//! After-hours windows by hand on the local target: the example's training (examples/biggan-mini,
-//! 6 epochs here) frozen twice with `atlas windows freeze local` and woken with `wake`, ends
-//! with the same model, bit for bit, and the same accuracy as a run that was never frozen. Its
+//! After-hours windows by hand on the local and podman targets: the example's training
+//! (examples/biggan-mini, 6 epochs here) frozen twice with `atlas windows freeze TARGET` and woken
+//! with `wake`, ends with the same model, bit for bit, and the same accuracy as a run that was
+//! never frozen. Its
 //! freezes are in the store (`windows`) with their checkpoints; a freeze without a checkpoint
 //! is refused for a workflow that has none.
 
@@ -13,9 +14,12 @@ use std::time::{Duration, Instant};
 
 use support::project::{copy_example, metric, Project};
 
-/// The example's workflow, shortened to 6 epochs.
+/// The example's workflow, shortened to 6 epochs, with targets `local` and `podman`.
 fn project(tag: &str) -> Project {
-    let p = Project::new(tag, "[targets.local]\nkind = \"local\"\ngpus = false\n");
+    let p = Project::new(
+        tag,
+        "[targets.local]\nkind = \"local\"\ngpus = false\n[targets.podman]\nkind = \"podman\"\ngpus = false\n",
+    );
     copy_example("biggan-mini", &p.dir, false);
     let workflow = std::fs::read_to_string(p.dir.join("atlas.yaml")).unwrap();
     assert!(
@@ -30,10 +34,10 @@ fn project(tag: &str) -> Project {
     p
 }
 
-/// `atlas run atlas.yaml --on local` in the background.
-fn start(p: &Project) -> Child {
+/// `atlas run atlas.yaml --on TARGET` in the background.
+fn start(p: &Project, target: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(["run", "atlas.yaml", "--on", "local", "--interval", "500ms"])
+        .args(["run", "atlas.yaml", "--on", target, "--interval", "500ms"])
         .current_dir(&p.dir)
         .env("ATLAS_DB", p.dir.join("db/atlas.db"))
         .env("XDG_DATA_HOME", p.dir.join("data"))
@@ -44,11 +48,13 @@ fn start(p: &Project) -> Child {
         .unwrap()
 }
 
-/// Waits until the run's train phase has printed `epochs` epochs.
-fn wait_for_epochs(p: &Project, epochs: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(120);
+/// Waits until the newest run (after the `before` there were) has printed `epochs` epochs in
+/// its train phase.
+fn wait_for_epochs(p: &Project, before: usize, epochs: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        if let Some(run) = p.runs().first() {
+        let runs = p.runs();
+        if let Some(run) = runs.first().filter(|_| runs.len() > before) {
             let id = run["id"].as_str().unwrap().to_string();
             let detail = p.show(&id);
             let losses = detail["phases"][1]["metrics"]
@@ -86,34 +92,34 @@ fn same_model(a: &std::path::Path, b: &std::path::Path) -> bool {
         .success()
 }
 
-#[test]
-fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
-    let p = project("windows");
-    // Uninterrupted.
-    let (code, _, stderr) = p.atlas(&["run", "atlas.yaml", "--on", "local"]);
-    assert_eq!(code, 0, "{stderr}");
-    let plain = p.runs()[0]["id"].as_str().unwrap().to_string();
-    let accuracy = metric(&p.show(&plain), 2, "accuracy").unwrap();
-    std::fs::rename(p.dir.join("data/model.npz"), p.dir.join("plain-model.npz")).unwrap();
-    // Frozen and woken twice.
-    let mut run = start(&p);
+/// Runs the workflow on `target`, freezing and waking it twice during training; checks each
+/// freeze; returns the run's id once it succeeded.
+fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
+    let before = p.runs().len();
+    let mut run = start(p, target);
+    let mut id = String::new();
     for round in 1..=2 {
-        let id = wait_for_epochs(&p, round * 2);
-        let (code, stdout, stderr) = p.atlas(&["windows", "freeze", "local"]);
+        id = wait_for_epochs(p, before, round * 2);
+        let (code, stdout, stderr) = p.atlas(&["windows", "freeze", target]);
         assert_eq!(code, 0, "{stdout}{stderr}");
         assert!(
             stdout.contains("frozen in phase train, checkpoint"),
             "{stdout}"
         );
-        assert_eq!(status(&p, &id), "frozen");
-        let window = &p.show(&id)["windows"][round - 1];
+        let detail = p.show(&id);
+        assert_eq!(detail["status"], "frozen");
+        let window = &detail["windows"][round - 1];
         assert_eq!(window["clean"], true, "{window}");
         assert!(
             window["checkpointBytes"].as_u64().unwrap() > 1000,
             "{window}"
         );
+        // The signal reached the training itself (bash had exec'd it), which saved on it.
+        let dir = detail["runDir"].as_str().unwrap().to_string();
+        let log = std::fs::read_to_string(format!("{dir}/logs/train.out")).unwrap();
+        assert_eq!(log.matches("checkpoint saved at").count(), round, "{log}");
         // Nothing of the job runs while it is frozen: its checkpoint stays as it was.
-        let checkpoint = p.dir.join("data/train.ckpt.npz");
+        let checkpoint = checkpoint_of(p, &dir);
         let written = std::fs::metadata(&checkpoint).unwrap().modified().unwrap();
         std::thread::sleep(Duration::from_secs(3));
         assert_eq!(
@@ -121,30 +127,98 @@ fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
             written,
             "the job kept running while frozen"
         );
-        let (code, stdout, stderr) = p.atlas(&["windows", "wake", "local"]);
+        let (code, stdout, stderr) = p.atlas(&["windows", "wake", target]);
         assert_eq!(code, 0, "{stdout}{stderr}");
-        assert_ne!(status(&p, &id), "frozen", "{stdout}");
+        assert_ne!(status(p, &id), "frozen", "{stdout}");
     }
     let ended = run.wait().unwrap();
     let mut stderr = String::new();
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(ended.success(), "{stderr}");
-    let resumed = p.runs()[0]["id"].as_str().unwrap().to_string();
-    let detail = p.show(&resumed);
+    let detail = p.show(&id);
     assert_eq!(detail["status"], "succeeded");
     assert_eq!(detail["windows"].as_array().unwrap().len(), 2, "{detail}");
     assert!(detail["windows"][1]["frozenSeconds"].as_f64().unwrap() >= 3.0);
-    assert_eq!(metric(&detail, 2, "accuracy"), Some(accuracy));
+    id
+}
+
+/// Where a run's checkpoint is: the project's `data/` here, its copy of the project in a
+/// container's run directory.
+fn checkpoint_of(p: &Project, run_dir: &str) -> std::path::PathBuf {
+    let in_container = std::path::Path::new(run_dir).join("work/data/train.ckpt.npz");
+    if in_container.exists() {
+        in_container
+    } else {
+        p.dir.join("data/train.ckpt.npz")
+    }
+}
+
+/// The model a run saved: in the project's `data/` here, in its copy of the project in a
+/// container's run directory.
+fn model_of(p: &Project, id: &str) -> std::path::PathBuf {
+    let dir = p.show(id)["runDir"].as_str().unwrap().to_string();
+    let in_container = std::path::Path::new(&dir).join("work/data/model.npz");
+    if in_container.exists() {
+        in_container
+    } else {
+        p.dir.join("data/model.npz")
+    }
+}
+
+/// An uninterrupted run on `target`: its accuracy and a copy of its model.
+fn uninterrupted(p: &Project, target: &str) -> (f64, std::path::PathBuf) {
+    let (code, _, stderr) = p.atlas(&["run", "atlas.yaml", "--on", target]);
+    assert_eq!(code, 0, "{stderr}");
+    let plain = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let accuracy = metric(&p.show(&plain), 2, "accuracy").unwrap();
+    let model = p.dir.join("plain-model.npz");
+    std::fs::rename(model_of(p, &plain), &model).unwrap();
+    (accuracy, model)
+}
+
+#[test]
+fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
+    let p = project("windows");
+    let (accuracy, model) = uninterrupted(&p, "local");
+    let id = freeze_and_wake_twice(&p, "local");
+    assert_eq!(metric(&p.show(&id), 2, "accuracy"), Some(accuracy));
     assert!(
-        same_model(
-            &p.dir.join("plain-model.npz"),
-            &p.dir.join("data/model.npz")
-        ),
+        same_model(&model, &model_of(&p, &id)),
         "the resumed training computed a different model"
     );
     let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("no frozen run"), "{stdout}");
+}
+
+#[test]
+fn a_podman_run_frozen_and_woken_twice_ends_with_the_same_model() {
+    if !podman_available() {
+        return;
+    }
+    let p = project("windows-podman");
+    let (accuracy, model) = uninterrupted(&p, "podman");
+    let id = freeze_and_wake_twice(&p, "podman");
+    assert_eq!(metric(&p.show(&id), 2, "accuracy"), Some(accuracy));
+    assert!(
+        same_model(&model, &model_of(&p, &id)),
+        "the resumed training in the container computed a different model"
+    );
+}
+
+fn podman_available() -> bool {
+    let up = Command::new("podman")
+        .args(["image", "exists", "localhost/atlas-base:bookworm"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        up || !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
+        "podman and the base image are required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/base-image"
+    );
+    if !up {
+        eprintln!("skipped: no podman or no base image (run scripts/base-image)");
+    }
+    up
 }
 
 #[test]

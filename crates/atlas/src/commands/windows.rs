@@ -7,10 +7,14 @@
 //! and says what happened: the checkpoint's size and how long it took, or why there is none.
 //!
 //! Runs whose workflow has no `spec.checkpoint` are not frozen (they would lose their work);
-//! runs whose agent is on another host are not reached from here (said so).
+//! runs whose agent is on another host are not reached from here (said so). A podman run's
+//! agent is its container's PID 1, signalled with `podman kill --signal USR2`; the container
+//! stays, with nothing but its agent running, until the wake. Slurm and Kubernetes runs are
+//! refused (not built yet).
 
 use std::time::{Duration, Instant};
 
+use atlas_backends::target::Kind;
 use atlas_spec::record::RunStatus;
 use atlas_store::{RunFilter, RunRow, Store};
 
@@ -68,9 +72,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
         println!("{target}: no {state} run of yours; nothing to do");
         return Ok(());
     }
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let kind = targets
+        .iter()
+        .find(|t| t.name == *target)
+        .map(|t| t.target.kind)
+        .unwrap_or(Kind::Local);
+    if !matches!(kind, Kind::Local | Kind::Podman) {
+        return Err(Failure::input(format!(
+            "target `{target}` is {kind:?}: `atlas windows` freezes local and podman runs so far"
+        )));
+    }
     let mut asked = Vec::new();
     for run in &runs {
-        match ask(store.as_ref(), run, freeze) {
+        match ask(store.as_ref(), run, kind, freeze) {
             Ok(grace) => asked.push((run.id.clone(), grace)),
             Err(why) => eprintln!("{}: not {}: {why}", run.id, verb(freeze)),
         }
@@ -93,17 +109,8 @@ fn verb(freeze: bool) -> &'static str {
     }
 }
 
-/// Writes the request into the run's directory and signals its agent; the checkpoint's grace.
-fn ask(store: &dyn Store, run: &RunRow, freeze: bool) -> Result<Duration, String> {
-    let spec = store.run_spec(&run.id).map_err(|e| e.to_string())?;
-    let workflow = spec
-        .workflow
-        .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok())
-        .ok_or("its workflow is not in the store")?;
-    let checkpoint = workflow
-        .spec
-        .checkpoint
-        .ok_or("its workflow has no spec.checkpoint, so freezing it would lose its work")?;
+/// The agent on this host, found by the pid and start time its runStart recorded.
+fn signal_agent(store: &dyn Store, run: &RunRow) -> Result<(), String> {
     let (host, agent) = store
         .agent_process(&run.id)
         .map_err(|e| e.to_string())?
@@ -115,17 +122,56 @@ fn ask(store: &dyn Store, run: &RunRow, freeze: bool) -> Result<Duration, String
     if !atlas_agent::procfs::is_alive(agent.pid, agent.start) {
         return Err("its agent is gone (see `atlas show`)".into());
     }
-    let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
-    let control = atlas_spec::RunDir::new(dir).control();
-    let word = if freeze { "freeze\n" } else { "wake\n" };
-    std::fs::write(&control, word)
-        .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
     // SAFETY: kill(2) on the agent's pid, checked alive with its start time just above.
     if unsafe { libc::kill(agent.pid as i32, libc::SIGUSR2) } != 0 {
         return Err(format!(
             "cannot signal its agent: {}",
             std::io::Error::last_os_error()
         ));
+    }
+    Ok(())
+}
+
+/// The agent in a podman container is its PID 1: `podman kill --signal USR2`; the control
+/// file is in the run directory, which the container mounts at /atlas/run.
+fn signal_container(run: &RunRow) -> Result<(), String> {
+    let name = run
+        .scheduler_id
+        .as_deref()
+        .filter(|n| atlas_spec::check_name(n).is_ok())
+        .ok_or("its container is not known")?;
+    let out = std::process::Command::new("podman")
+        .args(["kill", "--signal", "USR2", name])
+        .output()
+        .map_err(|e| format!("cannot run podman: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "podman kill: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the request into the run's directory and signals its agent; the checkpoint's grace.
+fn ask(store: &dyn Store, run: &RunRow, kind: Kind, freeze: bool) -> Result<Duration, String> {
+    let spec = store.run_spec(&run.id).map_err(|e| e.to_string())?;
+    let workflow = spec
+        .workflow
+        .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok())
+        .ok_or("its workflow is not in the store")?;
+    let checkpoint = workflow
+        .spec
+        .checkpoint
+        .ok_or("its workflow has no spec.checkpoint, so freezing it would lose its work")?;
+    let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+    let control = atlas_spec::RunDir::new(dir).control();
+    let word = if freeze { "freeze\n" } else { "wake\n" };
+    std::fs::write(&control, word)
+        .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
+    match kind {
+        Kind::Podman => signal_container(run)?,
+        _ => signal_agent(store, run)?,
     }
     if freeze {
         println!(
