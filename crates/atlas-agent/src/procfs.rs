@@ -104,6 +104,33 @@ pub fn read_process(pid: i32, kernel: &Kernel) -> Option<ProcessFigures> {
     Some(figures)
 }
 
+/// A process's reads and writes through system calls, with those of every child it has waited
+/// for (`/proc/PID/io` holds them: the kernel adds a reaped child's counts to its parent's);
+/// readable while the process is a zombie not yet reaped.
+pub fn io_of(pid: i32) -> Option<atlas_spec::record::PhaseIo> {
+    let text = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    let mut io = atlas_spec::record::PhaseIo::default();
+    let mut seen = 0;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<u64>() else {
+            continue;
+        };
+        let slot = match key {
+            "rchar" => &mut io.read_chars,
+            "wchar" => &mut io.write_chars,
+            "syscr" => &mut io.read_calls,
+            "syscw" => &mut io.write_calls,
+            _ => continue,
+        };
+        *slot = value;
+        seen += 1;
+    }
+    (seen == 4).then_some(io)
+}
+
 /// Field 22 of /proc/PID/stat (start time, clock ticks after boot) and field 4 (parent).
 fn start_and_parent(stat: &str) -> Option<(u64, i32)> {
     let mut fields = stat.get(stat.rfind(')')? + 2..)?.split_whitespace();

@@ -232,6 +232,7 @@ impl Agent<'_> {
             cpu_user_seconds: 0.0,
             cpu_system_seconds: 0.0,
             max_rss_bytes: 0,
+            io: None,
         })?;
         Ok(())
     }
@@ -252,6 +253,7 @@ impl Agent<'_> {
             cpu_user_seconds: 0.0,
             cpu_system_seconds: 0.0,
             max_rss_bytes: 0,
+            io: None,
         })?;
         self.spool.flush()?;
         Ok((PhaseStatus::Failed, Some(cause)))

@@ -1,6 +1,8 @@
 //! Phase markers in a job script: `# atlas: phase NAME` starts a phase, `# atlas: pattern REGEX`
 //! adds an output pattern to it, `# atlas: packages NAME…` and `# atlas: pip SPEC…` list the
-//! software a container image of the workflow needs (`spec.image`). They are comments to every scheduler, so the script still runs
+//! software a container image of the workflow needs (`spec.image`), `# atlas: checkpoint FILE
+//! [signal=USR1] [grace=2m]` says how the job saves its state for after-hours windows
+//! (`spec.checkpoint`). They are comments to every scheduler, so the script still runs
 //! unchanged where it came from. Lines before the first marker are the setup that runs before
 //! every phase; without markers the whole body is one phase, `main`.
 
@@ -14,6 +16,7 @@ enum Marker<'a> {
     Pattern(&'a str),
     Packages(&'a str),
     Pip(&'a str),
+    Checkpoint(&'a str),
 }
 
 fn marker<'a>(line: &Line<'a>) -> Option<Marker<'a>> {
@@ -30,6 +33,7 @@ fn marker<'a>(line: &Line<'a>) -> Option<Marker<'a>> {
         "pattern" => Some(Marker::Pattern(value)),
         "packages" => Some(Marker::Packages(value)),
         "pip" => Some(Marker::Pip(value)),
+        "checkpoint" => Some(Marker::Checkpoint(value)),
         _ => None,
     }
 }
@@ -50,6 +54,51 @@ fn add_image_software(b: &mut Builder, line: &Line<'_>, words: &str, pip: bool) 
         &mut image.packages
     };
     list.extend(words.split_whitespace().map(String::from));
+}
+
+/// Sets `spec.checkpoint` from a `checkpoint` marker: the file, then `signal=` and `grace=`.
+fn set_checkpoint(b: &mut Builder, line: &Line<'_>, words: &str) {
+    let mut words = words.split_whitespace();
+    let Some(path) = words.next() else {
+        b.warn(
+            Some(line.number),
+            "an `atlas: checkpoint` marker needs the checkpoint's file; ignored",
+        );
+        return;
+    };
+    let mut checkpoint = atlas_spec::Checkpoint {
+        signal: "USR1".into(),
+        path: path.to_string(),
+        grace: None,
+        validate: None,
+    };
+    for word in words {
+        match word.split_once('=') {
+            Some(("signal", signal)) => checkpoint.signal = signal.to_string(),
+            Some(("grace", grace)) => match grace.parse::<atlas_spec::Duration>() {
+                Ok(grace) => checkpoint.grace = Some(grace),
+                Err(e) => b.warn(
+                    Some(line.number),
+                    format!("checkpoint grace `{grace}`: {e}; the default (2m) is kept"),
+                ),
+            },
+            _ => b.warn(
+                Some(line.number),
+                format!("`{word}` is not `signal=SIG` or `grace=DURATION`; ignored"),
+            ),
+        }
+    }
+    if checkpoint.signal_number().is_none() {
+        b.warn(
+            Some(line.number),
+            format!(
+                "checkpoint signal `{}` is not USR1, USR2, TERM, INT or HUP; USR1 is used",
+                checkpoint.signal
+            ),
+        );
+        checkpoint.signal = "USR1".into();
+    }
+    b.workflow.spec.checkpoint = Some(checkpoint);
 }
 
 /// The lines of one phase.
@@ -100,6 +149,7 @@ pub(crate) fn split(b: &mut Builder, body: &[Line<'_>], shell: Option<String>) {
             },
             Some(Marker::Packages(words)) => add_image_software(b, line, words, false),
             Some(Marker::Pip(words)) => add_image_software(b, line, words, true),
+            Some(Marker::Checkpoint(words)) => set_checkpoint(b, line, words),
             None => match sections.last_mut() {
                 Some(section) => section.lines.push(*line),
                 None => setup.push(*line),
@@ -162,6 +212,21 @@ mod tests {
             .workflow;
         assert_eq!(w.spec.phases.len(), 1);
         assert_eq!(w.spec.environment.setup, None);
+    }
+
+    #[test]
+    fn a_checkpoint_marker_sets_the_checkpoint() {
+        let script = "#!/bin/bash\n#SBATCH -N 1\n# atlas: checkpoint ck.npz signal=SIGUSR2 grace=30s\n# atlas: phase a\necho a\n# atlas: checkpoint\n";
+        let import = crate::import(script, &Default::default()).unwrap();
+        let checkpoint = import.workflow.spec.checkpoint.unwrap();
+        assert_eq!(checkpoint.path, "ck.npz");
+        assert_eq!(checkpoint.signal_number(), Some(12));
+        assert_eq!(checkpoint.grace().as_secs(), 30);
+        assert!(import
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("needs the checkpoint's file")));
     }
 
     #[test]

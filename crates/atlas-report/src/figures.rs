@@ -360,6 +360,21 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
     );
     for p in &d.phases {
         let wall = p.wall_seconds.filter(|w| *w > 0.0);
+        if let Some(io) = p.io {
+            for (what, bytes) in [("read", io.read_chars), ("written", io.write_chars)] {
+                let key = format!("phase.{}.logical.{what}", p.name);
+                put(
+                    def(
+                        &format!("{key}Bytes"),
+                        DataAccess,
+                        &format!("phase {}: bytes {what} by the job", p.name),
+                        Unit::Bytes,
+                        Neither,
+                    ),
+                    Some(bytes as f64),
+                );
+            }
+        }
         for (what, bytes) in [("read", p.read_bytes), ("written", p.write_bytes)] {
             let Some(bytes) = bytes else { continue };
             let key = format!("phase.{}.{what}", p.name);
@@ -367,7 +382,7 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
                 def(
                     &format!("{key}Bytes"),
                     DataAccess,
-                    &format!("phase {}: bytes {what}", p.name),
+                    &format!("phase {}: storage bytes {what}", p.name),
                     Unit::Bytes,
                     Neither,
                 ),
@@ -387,15 +402,45 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
     }
     let read: i64 = d.phases.iter().filter_map(|p| p.read_bytes).sum();
     let written: i64 = d.phases.iter().filter_map(|p| p.write_bytes).sum();
+    if d.phases.iter().any(|p| p.io.is_some()) {
+        let io: Vec<_> = d.phases.iter().filter_map(|p| p.io).collect();
+        let logical = |f: fn(&atlas_spec::record::PhaseIo) -> u64| io.iter().map(f).sum::<u64>();
+        put(
+            def(
+                "logicalReadBytes",
+                DataAccess,
+                "bytes read by the job (its read calls; cache or storage)",
+                Unit::Bytes,
+                Neither,
+            ),
+            Some(logical(|i| i.read_chars) as f64),
+        );
+        put(
+            def(
+                "logicalWriteBytes",
+                DataAccess,
+                "bytes written by the job (its write calls)",
+                Unit::Bytes,
+                Neither,
+            ),
+            Some(logical(|i| i.write_chars) as f64),
+        );
+    }
     put(
-        def("readBytes", DataAccess, "bytes read", Unit::Bytes, Neither),
+        def(
+            "readBytes",
+            DataAccess,
+            "storage bytes read (page-cache misses)",
+            Unit::Bytes,
+            Neither,
+        ),
         Some(read as f64),
     );
     put(
         def(
             "writeBytes",
             DataAccess,
-            "bytes written",
+            "storage bytes written",
             Unit::Bytes,
             Neither,
         ),
@@ -406,7 +451,7 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             def(
                 "readRate",
                 DataAccess,
-                "read rate",
+                "storage read rate",
                 Unit::BytesPerSecond,
                 Neither,
             ),
@@ -416,7 +461,7 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             def(
                 "writeRate",
                 DataAccess,
-                "write rate",
+                "storage write rate",
                 Unit::BytesPerSecond,
                 Neither,
             ),

@@ -32,6 +32,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
         samples: 10,
         peak_processes: Some(1),
         peak_processes_at: Some(1000.6),
+        io: None,
         metrics: vec![MetricSummary {
             name: "imgs_per_s".into(),
             count: 3,

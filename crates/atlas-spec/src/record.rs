@@ -129,6 +129,10 @@ pub enum RecordBody {
         cpu_system_seconds: f64,
         /// Largest resident set of one process, bytes (rusage `ru_maxrss`).
         max_rss_bytes: u64,
+        /// What the phase's processes read and wrote through system calls (absent from older
+        /// agents, and where the kernel does not say).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        io: Option<PhaseIo>,
     },
     /// Figures of the job's own processes.
     #[serde(rename_all = "camelCase")]
@@ -261,6 +265,23 @@ pub enum RecordBody {
         #[serde(default)]
         agent_cpu_seconds: f64,
     },
+}
+
+/// A phase's reads and writes as its processes made them (`/proc/PID/io` of the phase's shell
+/// when it ended, which holds every process it waited for): the job's data volume, whether the
+/// bytes came from storage or the page cache. Storage bytes (`read_bytes`/`write_bytes`) are the
+/// samples'.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseIo {
+    /// Bytes read (`rchar`: read(2), pread(2) and the like, files, pipes and sockets alike).
+    pub read_chars: u64,
+    /// Bytes written (`wchar`).
+    pub write_chars: u64,
+    /// Read system calls (`syscr`).
+    pub read_calls: u64,
+    /// Write system calls (`syscw`).
+    pub write_calls: u64,
 }
 
 /// Where a run stands, as the store keeps it: registered, its agent running, or ended.

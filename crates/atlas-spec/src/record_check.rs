@@ -160,6 +160,7 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             cpu_user_seconds: _,
             cpu_system_seconds: _,
             max_rss_bytes: _,
+            io: _,
         } => name("phase", phase).and_then(|()| cause(why)),
         RecordBody::Sample {
             phase,

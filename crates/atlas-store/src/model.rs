@@ -81,8 +81,13 @@ pub struct PhaseRow {
     pub max_rss_bytes: Option<i64>,
     /// Largest sampled RSS of all the job's processes together.
     pub peak_job_rss_bytes: Option<i64>,
+    /// Bytes the job's processes read from and wrote to storage (`read_bytes`/`write_bytes`
+    /// over the samples: page-cache misses and write-back, not the job's data volume).
     pub read_bytes: Option<i64>,
     pub write_bytes: Option<i64>,
+    /// What the job's processes read and wrote through system calls: its data volume.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io: Option<atlas_spec::record::PhaseIo>,
     pub samples: i64,
     /// The most processes of the job at once, and when that was first sampled (unix time).
     pub peak_processes: Option<i64>,

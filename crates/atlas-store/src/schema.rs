@@ -166,4 +166,9 @@ CREATE INDEX node_samples_by_time ON node_samples(owner, time);
     r#"
 ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
 "#,
+    // 10: what each phase read and wrote through system calls (JSON: readChars, writeChars,
+    // readCalls, writeCalls), from its phaseEnd.
+    r#"
+ALTER TABLE phases ADD COLUMN io TEXT;
+"#,
 ];

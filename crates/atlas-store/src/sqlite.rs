@@ -452,13 +452,15 @@ fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Resul
             cpu_user_seconds,
             cpu_system_seconds,
             max_rss_bytes,
+            io,
         } => {
+            let io = io.and_then(|io| serde_json::to_string(&io).ok());
             tx.execute(
-                "INSERT INTO phases (run_id, name, status, wall_seconds, exit_code, signal, cause, cpu_user_seconds, cpu_system_seconds, max_rss_bytes)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                "INSERT INTO phases (run_id, name, status, wall_seconds, exit_code, signal, cause, cpu_user_seconds, cpu_system_seconds, max_rss_bytes, io)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (run_id, name) DO UPDATE SET status = ?3, wall_seconds = ?4, exit_code = ?5, signal = ?6, cause = ?7,
-                   cpu_user_seconds = ?8, cpu_system_seconds = ?9, max_rss_bytes = ?10",
-                params![r.run, phase, status.as_str(), wall_seconds, exit_code, signal, cause.as_ref().map(|c| c.to_string()), cpu_user_seconds, cpu_system_seconds, *max_rss_bytes as i64],
+                   cpu_user_seconds = ?8, cpu_system_seconds = ?9, max_rss_bytes = ?10, io = ?11",
+                params![r.run, phase, status.as_str(), wall_seconds, exit_code, signal, cause.as_ref().map(|c| c.to_string()), cpu_user_seconds, cpu_system_seconds, *max_rss_bytes as i64, io],
             )?;
         }
         RecordBody::RunEnd {
@@ -739,7 +741,7 @@ impl Store for SqliteStore {
                 "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
                         p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
                         p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples,
-                        p.job_max_processes, p.job_max_processes_at
+                        p.job_max_processes, p.job_max_processes_at, p.io
                  FROM phases p WHERE p.run_id = ?1 ORDER BY p.position",
             )?;
             let mut phases: Vec<PhaseRow> = stmt
@@ -762,6 +764,9 @@ impl Store for SqliteStore {
                         samples: r.get(14)?,
                         peak_processes: r.get(15)?,
                         peak_processes_at: r.get(16)?,
+                        io: r
+                            .get::<_, Option<String>>(17)?
+                            .and_then(|t| serde_json::from_str(&t).ok()),
                         metrics: Vec::new(),
                         gpu: None,
                     })

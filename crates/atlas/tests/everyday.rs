@@ -267,3 +267,29 @@ fn second_look_fixes_hold() {
     assert_eq!(code, 2);
     assert!(err.contains("more than one experiment"), "{err}");
 }
+
+/// Issue 21, item 1: a phase that reads a file the page cache holds read 8 MiB by its calls and
+/// (next to) nothing from storage; the report lists both figures, each under its own name.
+#[test]
+fn a_cached_read_counts_as_read_by_the_job_not_from_storage() {
+    let p = Project::new("logical-io", "");
+    let w = format!(
+        "{HEAD}  phases:\n  - {{name: write, run: 'head -c 4194304 /dev/zero > blob'}}\n  - {{name: read, run: 'cat blob > /dev/null; cat blob > /dev/null'}}\n"
+    );
+    std::fs::write(p.dir.join("w.yaml"), w).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let detail = p.show(&id);
+    let read = &detail["phases"][1];
+    let logical = read["io"]["readChars"].as_u64().unwrap();
+    assert!(logical >= 8 << 20, "{read}");
+    let storage = read["readBytes"].as_i64().unwrap_or(0);
+    assert!(storage < 1 << 20, "a cached file came from storage: {read}");
+    let written = detail["phases"][0]["io"]["writeChars"].as_u64().unwrap();
+    assert!(written >= 4 << 20, "{detail}");
+    let (code, report, _) = p.atlas(&["compare", &id, "--format", "json"]);
+    assert_eq!(code, 0);
+    assert!(report.contains("bytes read by the job"), "{report}");
+    assert!(report.contains("storage bytes read"), "{report}");
+}

@@ -17,7 +17,7 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use atlas_spec::record::{FailureCause, PhaseStatus, RecordBody};
+use atlas_spec::record::{FailureCause, PhaseIo, PhaseStatus, RecordBody};
 use atlas_spec::{Phase, Stream};
 
 use super::{Agent, Msg};
@@ -42,6 +42,8 @@ struct Start {
 struct Stretch {
     status_word: i32,
     usage: (f64, f64, u64),
+    /// What the stretch's processes read and wrote (the shell's `/proc/PID/io` at its end).
+    io: Option<PhaseIo>,
     stopping: Option<FailureCause>,
     /// Frozen: how the checkpoint went, and seconds from the signal to the processes gone.
     frozen: Option<(Quiesced, f64)>,
@@ -71,6 +73,7 @@ impl Agent<'_> {
         let started = Instant::now();
         let mut frozen_for = Duration::ZERO;
         let mut usage = (0.0, 0.0, 0u64);
+        let mut io: Option<PhaseIo> = None;
         let mut resume = false;
         loop {
             let stretch = match self.run_stretch(phase, &start, resume)? {
@@ -82,6 +85,7 @@ impl Agent<'_> {
                 usage.1 + stretch.usage.1,
                 usage.2.max(stretch.usage.2),
             );
+            io = add_io(io, stretch.io);
             let Some((quiesced, stop_seconds)) = stretch.frozen else {
                 let oom_after = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
                 let oom = matches!((oom_before, oom_after), (Some(b), Some(a)) if a > b);
@@ -92,7 +96,8 @@ impl Agent<'_> {
                     self.cgroup.is_some(),
                 );
                 let wall = started.elapsed().saturating_sub(frozen_for);
-                return self.end_phase(phase, (status, exit_code, signal, cause), wall, usage);
+                let ended = (status, exit_code, signal, cause);
+                return self.end_phase(phase, ended, wall, (usage, io));
             };
             self.spool.append(RecordBody::Frozen {
                 phase: phase.name.clone(),
@@ -120,7 +125,7 @@ impl Agent<'_> {
                     let cause = FailureCause::Cancelled { signal };
                     let ended = (PhaseStatus::Failed, None, None, Some(cause));
                     let wall = started.elapsed().saturating_sub(frozen_for);
-                    return self.end_phase(phase, ended, wall, usage);
+                    return self.end_phase(phase, ended, wall, (usage, io));
                 }
             }
         }
@@ -137,7 +142,7 @@ impl Agent<'_> {
             Option<FailureCause>,
         ),
         wall: Duration,
-        usage: (f64, f64, u64),
+        (usage, io): ((f64, f64, u64), Option<PhaseIo>),
     ) -> std::io::Result<(PhaseStatus, Option<FailureCause>)> {
         self.spool.append(RecordBody::PhaseEnd {
             phase: phase.name.clone(),
@@ -149,6 +154,7 @@ impl Agent<'_> {
             cpu_user_seconds: usage.0,
             cpu_system_seconds: usage.1,
             max_rss_bytes: usage.2,
+            io,
         })?;
         self.spool.flush()?;
         Ok((status, cause))
@@ -244,6 +250,7 @@ impl Agent<'_> {
         let watched = self.watch(pid, phase, start, &rx)?;
         // The phase's shell is a zombie now: its figures are final. Sample, then reap.
         self.sample(Some(&phase.name))?;
+        let io = crate::procfs::io_of(pid);
         let (status_word, usage) = reap(pid);
         self.phase_pid = None;
         self.reaped_cpu.0 += usage.0;
@@ -252,6 +259,7 @@ impl Agent<'_> {
         Ok(Ok(Stretch {
             status_word,
             usage,
+            io,
             stopping: watched.stopping,
             frozen: watched.frozen,
         }))
@@ -484,6 +492,19 @@ impl Agent<'_> {
             }
             let _ = tx.send(Msg::PumpDone);
         });
+    }
+}
+
+/// Two stretches' reads and writes together (none when neither was read).
+fn add_io(a: Option<PhaseIo>, b: Option<PhaseIo>) -> Option<PhaseIo> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(PhaseIo {
+            read_chars: a.read_chars + b.read_chars,
+            write_chars: a.write_chars + b.write_chars,
+            read_calls: a.read_calls + b.read_calls,
+            write_calls: a.write_calls + b.write_calls,
+        }),
+        (a, b) => a.or(b),
     }
 }
 

@@ -424,13 +424,15 @@ fn apply_event(tx: &mut Transaction<'_>, r: &Record, fresh: bool) -> Result<(), 
             cpu_user_seconds,
             cpu_system_seconds,
             max_rss_bytes,
+            io,
         } => {
+            let io = io.and_then(|io| serde_json::to_string(&io).ok());
             tx.execute(
-                "INSERT INTO phases (run_id, name, status, wall_seconds, exit_code, signal, cause, cpu_user_seconds, cpu_system_seconds, max_rss_bytes)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                "INSERT INTO phases (run_id, name, status, wall_seconds, exit_code, signal, cause, cpu_user_seconds, cpu_system_seconds, max_rss_bytes, io)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (run_id, name) DO UPDATE SET status = $3, wall_seconds = $4, exit_code = $5, signal = $6, cause = $7,
-                   cpu_user_seconds = $8, cpu_system_seconds = $9, max_rss_bytes = $10",
-                &[&r.run, phase, &status.as_str(), wall_seconds, &exit_code.map(i64::from), &signal.map(i64::from), &cause.as_ref().map(|c| c.to_string()), cpu_user_seconds, cpu_system_seconds, &(*max_rss_bytes as i64)],
+                   cpu_user_seconds = $8, cpu_system_seconds = $9, max_rss_bytes = $10, io = $11",
+                &[&r.run, phase, &status.as_str(), wall_seconds, &exit_code.map(i64::from), &signal.map(i64::from), &cause.as_ref().map(|c| c.to_string()), cpu_user_seconds, cpu_system_seconds, &(*max_rss_bytes as i64), &io],
             )?;
         }
         RecordBody::RunEnd {

@@ -317,7 +317,7 @@ pub(super) fn run(c: &mut Client, id: &str) -> Result<RunDetail, StoreError> {
             "SELECT p.name, p.position, p.status, p.started_at, p.wall_seconds, p.exit_code, p.signal, p.cause,
                     p.cpu_user_seconds, p.cpu_system_seconds, p.max_rss_bytes,
                     p.job_peak_rss, p.job_read_max - p.job_read_min, p.job_write_max - p.job_write_min, p.job_samples,
-                    p.job_max_processes, p.job_max_processes_at, p.job_gpu_samples
+                    p.job_max_processes, p.job_max_processes_at, p.job_gpu_samples, p.io
              FROM phases p WHERE p.run_id = $1 ORDER BY p.position NULLS FIRST",
             &[&id],
         )?
@@ -372,6 +372,9 @@ fn phase_row(r: &Row) -> Result<PhaseRow, StoreError> {
         samples: r.get(14),
         peak_processes: r.get(15),
         peak_processes_at: r.get(16),
+        io: r
+            .get::<_, Option<&str>>(18)
+            .and_then(|t| serde_json::from_str(t).ok()),
         metrics: Vec::new(),
         gpu: (r.get::<_, i64>(17) > 0).then(Default::default),
     })

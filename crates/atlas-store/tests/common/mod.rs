@@ -175,6 +175,7 @@ pub fn phase_end(run: &str, seq: u64, phase: &str, status: PhaseStatus) -> Recor
             cpu_user_seconds: 2.0,
             cpu_system_seconds: 0.2,
             max_rss_bytes: 280,
+            io: None,
         },
     )
 }

@@ -226,8 +226,10 @@ pub fn table(d: &RunDetail) -> String {
     for (i, w) in r.windows.iter().enumerate() {
         out += &window_line(i + 1, w);
     }
+    // READ and WRITTEN are what the job's calls moved (its data volume, cache or not); DISK-R
+    // and DISK-W what reached storage (page-cache misses, write-back).
     out += &format!(
-        "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",
+        "\n{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
         "PHASE",
         "STATUS",
         "WALL",
@@ -236,6 +238,8 @@ pub fn table(d: &RunDetail) -> String {
         "PEAK-RSS",
         "READ",
         "WRITTEN",
+        "DISK-R",
+        "DISK-W",
         "METRICS / CAUSE"
     );
     for p in &d.phases {
@@ -276,14 +280,17 @@ pub fn table(d: &RunDetail) -> String {
         }
         let opt_s = |v: Option<f64>| v.map(format::seconds).unwrap_or_else(|| "-".into());
         let opt_b = |v: Option<i64>| v.map(format::bytes).unwrap_or_else(|| "-".into());
+        let calls = |f: fn(&atlas_spec::record::PhaseIo) -> u64| p.io.map(|io| f(&io) as i64);
         out += &format!(
-            "{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10}  {}\n",
+            "{:<14} {:<10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>10} {:>10} {:>10}  {}\n",
             p.name,
             p.status,
             opt_s(p.wall_seconds),
             opt_s(p.cpu_user_seconds),
             opt_s(p.cpu_system_seconds),
             opt_b(p.peak_job_rss_bytes.max(p.max_rss_bytes)),
+            opt_b(calls(|io| io.read_chars)),
+            opt_b(calls(|io| io.write_chars)),
             opt_b(p.read_bytes),
             opt_b(p.write_bytes),
             tail
