@@ -338,6 +338,42 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
         ),
         scale_out,
     );
+    // After-hours windows: how long a freeze took to empty the target, and the time frozen.
+    if !r.windows.is_empty() {
+        let longest_stop = r.windows.iter().map(|w| w.stop_seconds).reduce(f64::max);
+        put(
+            def(
+                "freezeStopSeconds",
+                Elasticity,
+                "freeze: close to no job process (longest)",
+                Unit::Seconds,
+                Lower,
+            ),
+            longest_stop,
+        );
+        let frozen: f64 = r.windows.iter().filter_map(|w| w.frozen_seconds).sum();
+        put(
+            def(
+                "frozenSeconds",
+                Elasticity,
+                "time frozen (windows closed)",
+                Unit::Seconds,
+                Neither,
+            ),
+            Some(frozen),
+        );
+        let checkpoint = r.windows.iter().filter_map(|w| w.checkpoint_bytes).max();
+        put(
+            def(
+                "checkpointBytes",
+                Elasticity,
+                "checkpoint size (largest)",
+                Unit::Bytes,
+                Neither,
+            ),
+            checkpoint.map(|b| b as f64),
+        );
+    }
     put(
         def(
             "stageInSeconds",

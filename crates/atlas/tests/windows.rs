@@ -189,6 +189,12 @@ fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
     let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("no frozen run"), "{stdout}");
+    // The freezes' figures are in the comparison's elasticity dimension.
+    let (code, report, stderr) = p.atlas(&["compare", &id, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    for key in ["freezeStopSeconds", "frozenSeconds", "checkpointBytes"] {
+        assert!(report.contains(key), "{key} not in {report}");
+    }
 }
 
 #[test]
