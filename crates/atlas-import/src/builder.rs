@@ -120,6 +120,18 @@ pub(crate) struct Builder {
     component: usize,
     /// The job name as the script wrote it.
     pub job_name: Option<String>,
+    /// A signal the scheduler sends before the time limit (`--signal`, `-wa`/`-wt`): the
+    /// checkpoint's signal and grace, with the entries that said them; `spec.checkpoint` takes
+    /// them once a `# atlas: checkpoint FILE` marker gives the file ([`Builder::finish_checkpoint`]).
+    pub checkpoint_hint: CheckpointHint,
+}
+
+/// What the directives say about checkpointing.
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointHint {
+    pub signal: Option<String>,
+    pub grace: Option<atlas_spec::Duration>,
+    pub entries: Vec<usize>,
 }
 
 impl Builder {
@@ -135,6 +147,31 @@ impl Builder {
             owned: Vec::new(),
             component: 0,
             job_name: None,
+            checkpoint_hint: CheckpointHint::default(),
+        }
+    }
+
+    /// Fills `spec.checkpoint`'s signal and grace from the directives where the marker did not
+    /// give them; without a marker the directives are reported as needing one.
+    pub fn finish_checkpoint(&mut self, marker_signal: bool, marker_grace: bool) {
+        let hint = std::mem::take(&mut self.checkpoint_hint);
+        let Some(checkpoint) = self.workflow.spec.checkpoint.as_mut() else {
+            for e in hint.entries {
+                self.unsupported(
+                    e,
+                    "a signal before the time limit; with a `# atlas: checkpoint FILE` marker it becomes spec.checkpoint's signal and grace",
+                );
+            }
+            return;
+        };
+        if let (Some(signal), false) = (hint.signal, marker_signal) {
+            checkpoint.signal = signal;
+        }
+        if let (Some(grace), false) = (hint.grace, marker_grace) {
+            checkpoint.grace = Some(grace);
+        }
+        for e in hint.entries {
+            self.report.directives[e].field = Some("spec.checkpoint".into());
         }
     }
 

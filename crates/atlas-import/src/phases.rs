@@ -56,16 +56,18 @@ fn add_image_software(b: &mut Builder, line: &Line<'_>, words: &str, pip: bool) 
     list.extend(words.split_whitespace().map(String::from));
 }
 
-/// Sets `spec.checkpoint` from a `checkpoint` marker: the file, then `signal=` and `grace=`.
-fn set_checkpoint(b: &mut Builder, line: &Line<'_>, words: &str) {
+/// Sets `spec.checkpoint` from a `checkpoint` marker: the file, then `signal=` and `grace=`
+/// (which win over the directives'); whether it gave the signal and the grace.
+fn set_checkpoint(b: &mut Builder, line: &Line<'_>, words: &str) -> (bool, bool) {
     let mut words = words.split_whitespace();
     let Some(path) = words.next() else {
         b.warn(
             Some(line.number),
             "an `atlas: checkpoint` marker needs the checkpoint's file; ignored",
         );
-        return;
+        return (false, false);
     };
+    let mut given = (false, false);
     let mut checkpoint = atlas_spec::Checkpoint {
         signal: "USR1".into(),
         path: path.to_string(),
@@ -74,9 +76,15 @@ fn set_checkpoint(b: &mut Builder, line: &Line<'_>, words: &str) {
     };
     for word in words {
         match word.split_once('=') {
-            Some(("signal", signal)) => checkpoint.signal = signal.to_string(),
+            Some(("signal", signal)) => {
+                checkpoint.signal = signal.to_string();
+                given.0 = true;
+            }
             Some(("grace", grace)) => match grace.parse::<atlas_spec::Duration>() {
-                Ok(grace) => checkpoint.grace = Some(grace),
+                Ok(grace) => {
+                    checkpoint.grace = Some(grace);
+                    given.1 = true;
+                }
                 Err(e) => b.warn(
                     Some(line.number),
                     format!("checkpoint grace `{grace}`: {e}; the default (2m) is kept"),
@@ -99,6 +107,7 @@ fn set_checkpoint(b: &mut Builder, line: &Line<'_>, words: &str) {
         checkpoint.signal = "USR1".into();
     }
     b.workflow.spec.checkpoint = Some(checkpoint);
+    given
 }
 
 /// The lines of one phase.
@@ -115,6 +124,17 @@ fn text(lines: &[Line<'_>]) -> String {
 
 /// Sets `spec.phases` (and `spec.environment.setup`) from the body lines.
 pub(crate) fn split(b: &mut Builder, body: &[Line<'_>], shell: Option<String>) {
+    let mut marker_gave = (false, false);
+    split_sections(b, body, shell, &mut marker_gave);
+    b.finish_checkpoint(marker_gave.0, marker_gave.1);
+}
+
+fn split_sections(
+    b: &mut Builder,
+    body: &[Line<'_>],
+    shell: Option<String>,
+    marker_gave: &mut (bool, bool),
+) {
     let mut setup: Vec<Line<'_>> = Vec::new();
     let mut sections: Vec<Section<'_>> = Vec::new();
     for line in body {
@@ -149,7 +169,7 @@ pub(crate) fn split(b: &mut Builder, body: &[Line<'_>], shell: Option<String>) {
             },
             Some(Marker::Packages(words)) => add_image_software(b, line, words, false),
             Some(Marker::Pip(words)) => add_image_software(b, line, words, true),
-            Some(Marker::Checkpoint(words)) => set_checkpoint(b, line, words),
+            Some(Marker::Checkpoint(words)) => *marker_gave = set_checkpoint(b, line, words),
             None => match sections.last_mut() {
                 Some(section) => section.lines.push(*line),
                 None => setup.push(*line),

@@ -397,3 +397,53 @@ fn lsf_one_task_is_one_per_host_and_a_limit_never_replaces_the_reservation() {
     let limit_only = lsf("#BSUB -M 2000\n");
     assert_eq!(limit_only.memory_per_node.unwrap().bytes(), 2000 * 1024);
 }
+
+fn script(text: &str) -> Import {
+    import(text, &ImportOptions::default()).unwrap()
+}
+
+#[test]
+fn a_warning_signal_before_the_limit_is_the_checkpoints_signal_and_grace() {
+    // sbatch(1): "--signal=[{R|B}:]<sig_num>[@sig_time] ... send it sig_time seconds before
+    // its end time ... Due to the resolution of event handling by Slurm, the signal may be sent
+    // up to 60 seconds earlier than specified. sig_time ... by default 60."
+    let with = script("#!/bin/bash\n#SBATCH --signal=B:USR1@120\n#SBATCH -t 10\n# atlas: checkpoint ck.npz\npython3 train.py\n");
+    let checkpoint = with.workflow.spec.checkpoint.clone().unwrap();
+    assert_eq!(
+        (checkpoint.signal.as_str(), checkpoint.grace().as_secs()),
+        ("USR1", 120)
+    );
+    assert_eq!(status_of(&with, 2, "--signal"), Status::Mapped);
+    let default_lead = script("#SBATCH --signal=12\n# atlas: checkpoint ck.npz\ntrue\n");
+    let checkpoint = default_lead.workflow.spec.checkpoint.unwrap();
+    assert_eq!(
+        (checkpoint.signal.as_str(), checkpoint.grace().as_secs()),
+        ("USR2", 60)
+    );
+    // Without the marker there is no file to check: reported, not mapped.
+    let without = script("#SBATCH --signal=USR1@90\ntrue\n");
+    assert!(without.workflow.spec.checkpoint.is_none());
+    assert_eq!(status_of(&without, 1, "--signal"), Status::Unsupported);
+    let kill = script("#SBATCH --signal=KILL@30\n# atlas: checkpoint ck.npz\ntrue\n");
+    assert_eq!(status_of(&kill, 1, "--signal"), Status::Unsupported);
+    assert_eq!(
+        kill.workflow.spec.checkpoint.clone().unwrap().signal,
+        "USR1"
+    );
+    // bsub(1): "-wa 'signal' Specifies the job action to be taken before a job control action
+    // occurs ... -wt '[hour:]minute' Specifies the amount of time before a job control action
+    // occurs that a job warning action is to be taken." The marker's own words win.
+    let lsf = script("#BSUB -wa USR2\n#BSUB -wt 1:30\n# atlas: checkpoint ck.npz\ntrue\n");
+    let checkpoint = lsf.workflow.spec.checkpoint.unwrap();
+    assert_eq!(
+        (checkpoint.signal.as_str(), checkpoint.grace().as_secs()),
+        ("USR2", 5400)
+    );
+    let long = script("#BSUB -wa USR1\n#BSUB -wt 8:00\n# atlas: checkpoint ck.npz\ntrue\n");
+    assert_eq!(
+        long.workflow.spec.checkpoint.unwrap().grace().as_secs(),
+        6 * 3600
+    );
+    let marker_wins = script("#BSUB -wa USR2\n# atlas: checkpoint ck.npz signal=HUP\ntrue\n");
+    assert_eq!(marker_wins.workflow.spec.checkpoint.unwrap().signal, "HUP");
+}

@@ -104,12 +104,13 @@ fn check_checkpoint(workflow: &Workflow) -> Result<(), Violation> {
             "the checkpoint's path must name a file".into(),
         ));
     }
-    if checkpoint.grace() > std::time::Duration::from_secs(3600) || checkpoint.grace().is_zero() {
+    if checkpoint.grace() > std::time::Duration::from_secs(6 * 3600) || checkpoint.grace().is_zero()
+    {
         return Err(violation(
             "spec.checkpoint.grace".into(),
             "grace",
             "",
-            "the checkpoint's grace must be more than 0 and at most 1h".into(),
+            "the checkpoint's grace must be more than 0 and at most 6h".into(),
         ));
     }
     Ok(())

@@ -32,6 +32,8 @@ pub(crate) enum Act {
     Depend,
     Env,
     Stage,
+    WarnAction,
+    WarnTime,
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -113,6 +115,8 @@ static OPTIONS: &[OptDef<Act>] = &[
     ),
     opt(&["-csm"], Val, Unsupported("CSM allocation")),
     opt(&["-t"], Val, Unsupported("a termination deadline")),
+    opt(&["-wa"], Val, WarnAction),
+    opt(&["-wt"], Val, WarnTime),
     opt(&["-c"], Val, Unsupported("a CPU time limit")),
     opt(&["-C"], Val, Unsupported("a core file size limit")),
     opt(&["-D"], Val, Unsupported("a data segment limit")),
@@ -273,6 +277,12 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
         Depend => depend(b, e, value),
         Env => env(b, e, value),
         Stage => stage(b, e, value),
+        // bsub(1): -wa sends the signal -wt ([hour:]minute) before the run limit.
+        WarnAction => super::hint_checkpoint(b, e, Some(value.trim_matches('\'')), None),
+        WarnTime => match lsf_time(value) {
+            Ok((lead, _)) => super::hint_checkpoint(b, e, None, Some(lead)),
+            Err(why) => b.invalid(e, why.to_string()),
+        },
         Ignore(why) => b.ignored(e, why),
         Unsupported(why) => b.unsupported(e, why),
     }

@@ -195,3 +195,48 @@ pub(crate) fn set_name(b: &mut Builder, e: usize, name: &str) {
     }
     b.set_text(e, Field::Name, name);
 }
+
+/// A signal as a directive names it (`USR1`, `SIGUSR1`, `10`) when it is one a checkpoint may
+/// be asked with (`atlas_spec::CHECKPOINT_SIGNALS`), by its name.
+pub(crate) fn checkpoint_signal(text: &str) -> Option<String> {
+    let text = text.trim();
+    let name = text.strip_prefix("SIG").unwrap_or(text);
+    atlas_spec::CHECKPOINT_SIGNALS
+        .iter()
+        .find(|(n, number)| n.eq_ignore_ascii_case(name) || name.parse::<i32>() == Ok(*number))
+        .map(|(n, _)| n.to_string())
+}
+
+/// Records a scheduler's warning signal (and its lead time) for `spec.checkpoint`.
+pub(crate) fn hint_checkpoint(
+    b: &mut Builder,
+    e: usize,
+    signal: Option<&str>,
+    grace: Option<atlas_spec::Duration>,
+) {
+    if let Some(signal) = signal {
+        match checkpoint_signal(signal) {
+            Some(name) => b.checkpoint_hint.signal = Some(name),
+            None => {
+                return b.unsupported(
+                    e,
+                    format!(
+                    "signal `{signal}`: a checkpoint is asked with USR1, USR2, TERM, INT or HUP"
+                ),
+                )
+            }
+        }
+    }
+    if let Some(grace) = grace {
+        let most = atlas_spec::Duration::from_secs(6 * 3600);
+        if grace.as_secs() > most.as_secs() {
+            b.note(e, "a checkpoint's grace is at most 6h; 6h is used");
+        }
+        b.checkpoint_hint.grace = Some(if grace.as_secs() > most.as_secs() {
+            most
+        } else {
+            grace
+        });
+    }
+    b.checkpoint_hint.entries.push(e);
+}

@@ -31,6 +31,7 @@ pub(crate) enum Act {
     Gres,
     TypedGpus(Field),
     Export,
+    Signal,
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -202,11 +203,7 @@ static OPTIONS: &[OptDef<Act>] = &[
         Val,
         Unsupported("licenses are a Slurm-managed resource"),
     ),
-    opt(
-        &["--signal"],
-        Val,
-        Unsupported("a warning signal before the time limit"),
-    ),
+    opt(&["--signal"], Val, Signal),
     opt(&["--cpus-per-gpu"], Val, Unsupported("CPUs per GPU")),
     opt(&["--ntasks-per-core"], Val, Unsupported("tasks per core")),
     opt(
@@ -349,11 +346,28 @@ fn read_directive(b: &mut Builder, line: &Line<'_>, rest: &str) {
     );
 }
 
+/// `--signal=[{R|B}:]SIG[@SECONDS]`: Slurm sends SIG that long (default 60 s) before the time
+/// limit (sbatch(1)); a checkpoint's signal and grace.
+fn signal(b: &mut Builder, e: usize, value: &str) {
+    let value = value.trim();
+    let value = value
+        .split_once(':')
+        .filter(|(flags, _)| flags.chars().all(|c| matches!(c, 'R' | 'B')))
+        .map_or(value, |(_, rest)| rest);
+    let (signal, lead) = value.split_once('@').unwrap_or((value, "60"));
+    let grace = match lead.trim().parse::<u64>() {
+        Ok(seconds) if seconds > 0 => Some(atlas_spec::Duration::from_secs(seconds)),
+        _ => return b.invalid(e, format!("`{lead}` is not a number of seconds")),
+    };
+    super::hint_checkpoint(b, e, Some(signal), grace);
+}
+
 fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
     match act {
         Text(field) => set_text(b, e, field, value),
         Count(field) => set_count(b, e, field, value),
         Name => set_name(b, e, value),
+        Signal => signal(b, e, value),
         Nodes => nodes(b, e, value),
         Memory(field) => mem(b, e, field, value),
         Time => match slurm_time(value) {
