@@ -490,6 +490,16 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             "the baseline `{baseline}` has no successful run: no ratios or verdicts (choose another with --baseline)"
         ));
     }
+    if let Some(wall) = figures.iter().find(|f| f.def.key == "wallSeconds") {
+        let values: Vec<&[f64]> = wall.targets.iter().map(|t| t.values.as_slice()).collect();
+        if let Some((n, cv)) = stats::runs_to_detect(&values, 0.02) {
+            notes.push(format!(
+                "to tell a 2 % difference in wall time apart with this spread (up to {:.1} % from run to run), about {n} runs per {} are needed (two-sided 5 %, power 80 %)",
+                cv * 100.0,
+                if options.by == GroupBy::Target { "target" } else { "group" }
+            ));
+        }
+    }
     if indicative {
         notes.push(format!("fewer than 3 successful runs for some {}: the result is indicative only (with --repeat 5 or more each gets a bootstrap interval)", if options.by == GroupBy::Target { "target" } else { "group" }));
     }

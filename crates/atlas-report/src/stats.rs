@@ -234,9 +234,46 @@ pub fn verdict(ratio: &Estimate, better: Better) -> Verdict {
     }
 }
 
+/// How many runs per group it takes to tell apart two groups whose medians differ by
+/// `difference` (0.02: 2 %), for figures that vary as the most varied group's do: a two-sided
+/// test at 5 % with 80 % power, n = 2 (1.96 + 0.84)² CV² / difference² (normal approximation).
+/// Returns it with that coefficient of variation; none without a group of 2 or more values, or
+/// when the values do not vary.
+pub fn runs_to_detect(groups: &[&[f64]], difference: f64) -> Option<(usize, f64)> {
+    let cv = groups
+        .iter()
+        .filter(|v| v.len() >= 2)
+        .filter_map(|v| {
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+            (mean > 0.0).then(|| var.sqrt() / mean)
+        })
+        .reduce(f64::max)?;
+    if !(cv > 0.0 && difference > 0.0) {
+        return None;
+    }
+    let n = 2.0 * (1.96f64 + 0.84).powi(2) * cv * cv / (difference * difference);
+    Some(((n.ceil() as usize).max(2), cv))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_runs_needed_follow_the_spread() {
+        // Values 98, 100, 102: sd 2, mean 100, CV 2 %; 2 % apart needs 2 · 2.8² · 1 = 15.68 → 16.
+        let (n, cv) = runs_to_detect(&[&[98.0, 100.0, 102.0], &[50.0]], 0.02).unwrap();
+        assert_eq!(n, 16);
+        assert!((cv - 0.02).abs() < 1e-12);
+        assert_eq!(
+            runs_to_detect(&[&[1.0]], 0.02),
+            None,
+            "one value has no spread"
+        );
+        assert_eq!(runs_to_detect(&[&[5.0, 5.0]], 0.02), None, "no variation");
+    }
 
     #[test]
     fn medians_by_hand() {
