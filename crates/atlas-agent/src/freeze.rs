@@ -128,14 +128,28 @@ fn validate(command: &str, dir: &Path, checkpoint: &Path, within: Duration) -> R
         .env("ATLAS_CHECKPOINT", checkpoint)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot start it: {e}"))?;
+    // Its last line on stderr says why, bounded.
+    let said = |child: &mut std::process::Child| {
+        let mut text = String::new();
+        if let Some(err) = child.stderr.take() {
+            let _ = err.take(4096).read_to_string(&mut text);
+        }
+        text.lines()
+            .last()
+            .map(|l| format!(": {}", l.chars().take(200).collect::<String>()))
+            .unwrap_or_default()
+    };
     let until = Instant::now() + within.max(Duration::from_secs(1));
     loop {
         match child.try_wait() {
             Ok(Some(status)) if status.success() => return Ok(()),
-            Ok(Some(status)) => return Err(format!("exit {}", status.code().unwrap_or(-1))),
+            Ok(Some(status)) => {
+                let why = said(&mut child);
+                return Err(format!("exit {}{why}", status.code().unwrap_or(-1)));
+            }
             Ok(None) if Instant::now() < until => std::thread::sleep(Duration::from_millis(50)),
             Ok(None) => {
                 let _ = child.kill();

@@ -247,6 +247,22 @@ impl TreeScanner {
     }
 }
 
+/// The processes whose parent is `pid` (one pass over /proc).
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/stat"))
+                .ok()
+                .and_then(|s| start_and_parent(&s))
+                .is_some_and(|(_, parent)| parent == pid)
+        })
+        .collect()
+}
+
 /// All descendants of `root` (not `root` itself), in one full pass over /proc.
 pub fn descendants(root: i32) -> Vec<i32> {
     TreeScanner::new(root).descendants()

@@ -19,6 +19,21 @@ use crate::warning::{AgentWarning, Warnings};
 
 /// Where a job agent's records go.
 pub const RECORDS: &str = "/api/v1/records";
+/// Where a node agent's samples go.
+pub const NODE_SAMPLES: &str = "/api/v1/nodes/samples";
+
+/// What a pusher sends, and so how it treats the server's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// A job's records: the spool keeps them all, a 404 is a run not registered yet (retried),
+    /// any other refusal stops the pushing.
+    Records,
+    /// A node agent's samples, with no spool behind them: at most `max_backlog` are kept while
+    /// the server is away (the oldest go first); a batch the server refuses (400, 413) is
+    /// dropped and the next ones still go; a wrong address or token (401, 403, 404, 405) stops
+    /// the pushing; failing to reach the server is said once per outage.
+    NodeSamples { max_backlog: usize },
+}
 
 /// Lines per POST at most.
 pub const BATCH: usize = 500;
@@ -60,18 +75,15 @@ impl Pusher {
     /// Starts the pushing thread for a job's records; a refusal that ends the pushing goes to
     /// `warnings`. The backlog is unbounded: the spool holds the same lines.
     pub fn start(target: PushTarget, warnings: Warnings) -> Pusher {
-        Pusher::start_at(target, RECORDS, None, warnings)
+        Pusher::start_for(target, Lines::Records, warnings)
     }
 
-    /// Starts a pushing thread that posts to `path` (`/api/v1/nodes/samples`), keeping at most
-    /// `max_backlog` lines while the server is away (the oldest go first) when there is no
-    /// spool behind it.
-    pub fn start_at(
-        target: PushTarget,
-        path: &'static str,
-        max_backlog: Option<usize>,
-        warnings: Warnings,
-    ) -> Pusher {
+    /// Starts a pushing thread for `lines`.
+    pub fn start_for(target: PushTarget, lines: Lines, warnings: Warnings) -> Pusher {
+        let (path, max_backlog) = match lines {
+            Lines::Records => (RECORDS, None),
+            Lines::NodeSamples { max_backlog } => (NODE_SAMPLES, Some(max_backlog)),
+        };
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
             .name("atlas-push".into())
@@ -80,6 +92,7 @@ impl Pusher {
                     target,
                     path,
                     max_backlog,
+                    lines,
                 };
                 push_loop(&route, &rx, &warnings)
             })
@@ -122,8 +135,10 @@ impl Drop for Pusher {
 /// What a POST's answer means for the batch.
 enum Sent {
     Done,
-    Retry,
+    Retry(String),
     GiveUp(String),
+    /// Refused for what it holds: dropped, the next batch still goes.
+    Drop(String),
 }
 
 /// Where a pushing thread posts, and how much it may hold.
@@ -131,6 +146,7 @@ struct Route {
     target: PushTarget,
     path: &'static str,
     max_backlog: Option<usize>,
+    lines: Lines,
 }
 
 fn post(agent: &ureq::Agent, route: &Route, body: &[u8]) -> Sent {
@@ -143,11 +159,16 @@ fn post(agent: &ureq::Agent, route: &Route, body: &[u8]) -> Sent {
         .send(body)
     {
         Ok(_) => Sent::Done,
-        Err(ureq::Error::StatusCode(code)) if code == 404 || code >= 500 || code == 429 => {
-            Sent::Retry
+        Err(ureq::Error::StatusCode(code)) => {
+            let why = format!("HTTP {code}");
+            match (route.lines, code) {
+                (_, c) if c >= 500 || c == 429 => Sent::Retry(why),
+                (Lines::Records, 404) => Sent::Retry(why),
+                (Lines::NodeSamples { .. }, 400 | 413) => Sent::Drop(why),
+                _ => Sent::GiveUp(why),
+            }
         }
-        Err(ureq::Error::StatusCode(code)) => Sent::GiveUp(format!("HTTP {code}")),
-        Err(_) => Sent::Retry,
+        Err(e) => Sent::Retry(e.to_string()),
     }
 }
 
@@ -160,6 +181,7 @@ fn push_loop(route: &Route, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
     let mut backoff = Duration::from_millis(500);
     let mut next_try = Instant::now();
     let mut closed_at: Option<Instant> = None;
+    let mut failing = false;
     loop {
         let wait = if backlog.is_empty() || closed_at.is_some() {
             Duration::from_millis(200)
@@ -197,15 +219,32 @@ fn push_loop(route: &Route, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
                 backlog.drain(..n);
                 backoff = Duration::from_millis(500);
                 next_try = Instant::now();
+                failing = false;
             }
-            Sent::Retry => {
+            Sent::Retry(why) => {
+                if !failing && route.lines != Lines::Records {
+                    warnings(AgentWarning::PushFailing {
+                        server: route.target.server.clone(),
+                        why,
+                    });
+                }
+                failing = true;
                 next_try = Instant::now() + backoff;
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
-            Sent::GiveUp(why) => {
-                warnings(AgentWarning::PushRefused {
+            Sent::Drop(why) => {
+                warnings(AgentWarning::SamplesDropped {
                     server: route.target.server.clone(),
+                    count: n,
                     why,
+                });
+                backlog.drain(..n);
+            }
+            Sent::GiveUp(why) => {
+                let server = route.target.server.clone();
+                warnings(match route.lines {
+                    Lines::Records => AgentWarning::PushRefused { server, why },
+                    Lines::NodeSamples { .. } => AgentWarning::NodePushStopped { server, why },
                 });
                 // Keep the spool's writes from piling up here.
                 while rx.recv().is_ok() {}
@@ -224,7 +263,20 @@ mod tests {
 
     /// Answers one request with `status` after reading it whole.
     fn answer_once(listener: TcpListener, status: &'static str) -> JoinHandle<()> {
+        answer(listener, vec![status])
+    }
+
+    /// Answers one request per status, in order, each after reading it whole.
+    fn answer(listener: TcpListener, statuses: Vec<&'static str>) -> JoinHandle<()> {
         std::thread::spawn(move || {
+            for status in statuses {
+                reply(&listener, status);
+            }
+        })
+    }
+
+    fn reply(listener: &TcpListener, status: &str) {
+        {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream);
             let mut length = 0;
@@ -244,7 +296,7 @@ mod tests {
             let reply =
                 format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
             reader.get_mut().write_all(reply.as_bytes()).unwrap();
-        })
+        }
     }
 
     #[test]
@@ -270,6 +322,42 @@ mod tests {
                 server,
                 why: "HTTP 401".into()
             }]
+        );
+    }
+
+    #[test]
+    fn a_refused_batch_of_node_samples_is_dropped_and_the_next_one_still_goes() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let answering = answer(listener, vec!["400 Bad Request", "200 OK"]);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let target = PushTarget {
+            server: server.clone(),
+            token: "t".into(),
+        };
+        let lines = Lines::NodeSamples { max_backlog: 10 };
+        let mut pusher = Pusher::start_for(
+            target,
+            lines,
+            Arc::new(move |w| sink.lock().unwrap().push(w)),
+        );
+        pusher.write_all(b"{\"bad\":1}\n").unwrap();
+        pusher.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        pusher.write_all(b"{\"good\":1}\n").unwrap();
+        pusher.flush().unwrap();
+        answering.join().unwrap();
+        drop(pusher);
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            *seen,
+            [AgentWarning::SamplesDropped {
+                server,
+                count: 1,
+                why: "HTTP 400".into()
+            }],
+            "dropped once, then the second batch was taken"
         );
     }
 }

@@ -81,6 +81,9 @@ struct Agent<'a> {
     self_pid: i32,
     /// The running phase's shell: reaped by `run_phase`, never as an orphan.
     phase_pid: Option<i32>,
+    /// A freeze asked while the last phase was ending (when its signal went): the run freezes
+    /// before the next phase starts.
+    pending_freeze: Option<Instant>,
 }
 
 /// Runs `workflow` with the GPU source `gpus`; returns how it ended.
@@ -130,6 +133,7 @@ pub fn run(
         previous_node: None,
         self_pid: std::process::id() as i32,
         phase_pid: None,
+        pending_freeze: None,
     };
     agent.start_record()?;
     let mut first_failure: Option<FailureCause> = None;
@@ -138,6 +142,14 @@ pub fn run(
         if failed {
             agent.skip(phase)?;
             continue;
+        }
+        if let Some(asked) = agent.pending_freeze.take() {
+            if let Some(signal) = agent.freeze_between(phase, asked)? {
+                first_failure.get_or_insert(FailureCause::Cancelled { signal });
+                failed = true;
+                agent.skip(phase)?;
+                continue;
+            }
         }
         let (status, cause) = agent.run_phase(index as u32, phase)?;
         if status == PhaseStatus::Failed {

@@ -17,6 +17,20 @@ pub enum AgentWarning {
         /// What it answered (`HTTP 401`).
         why: String,
     },
+    /// The server cannot be reached (said once per outage); the pusher keeps trying.
+    #[error("cannot reach {server} ({why}); retrying")]
+    PushFailing { server: String, why: String },
+    /// The server refused a batch of node samples for what it held; they are dropped.
+    #[error("{server} refused {count} node sample(s) ({why}); dropped, the next ones still go")]
+    SamplesDropped {
+        server: String,
+        count: usize,
+        why: String,
+    },
+    /// The server refused node samples in a way that will not heal (a wrong address or
+    /// token): the node agent stops pushing (it still serves /metrics and /usage).
+    #[error("{server} refused the node samples ({why}): no more pushing; check --server and ATLAS_TOKEN")]
+    NodePushStopped { server: String, why: String },
     /// A freeze was asked for a run that cannot be frozen; it keeps running.
     #[error("cannot freeze: {why}")]
     CannotFreeze {

@@ -25,8 +25,12 @@ pub const MAX_BUCKETS: usize = 120_000;
 /// The longest window, in minutes (the store keeps a week).
 pub const MAX_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 
-/// Parses and checks a batch: every non-empty line must be a node record within bounds.
-fn parse_batch(body: &[u8]) -> Result<Vec<NodeRecord>, ApiError> {
+/// How far ahead of the server's clock a sample may be (clock skew).
+pub const MAX_AHEAD_SECONDS: f64 = 300.0;
+
+/// Parses and checks a batch: every non-empty line must be a node record within bounds, taken
+/// at most [`MAX_AHEAD_SECONDS`] after `now` and within the week kept before it.
+fn parse_batch(body: &[u8], now: f64) -> Result<Vec<NodeRecord>, ApiError> {
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -49,6 +53,13 @@ fn parse_batch(body: &[u8]) -> Result<Vec<NodeRecord>, ApiError> {
             record
                 .check()
                 .map_err(|e| bad(i, e.to_string()).with("field", e.field()))?;
+            if record.time > now + MAX_AHEAD_SECONDS {
+                let ahead = record.time - now;
+                return Err(bad(i, format!("`time` is {ahead:.0} s ahead of the server's clock (at most {MAX_AHEAD_SECONDS:.0})")).with("field", "time"));
+            }
+            if record.time < now - atlas_store::NODE_RETENTION_SECONDS {
+                return Err(bad(i, "`time` is older than the week the server keeps".into()).with("field", "time"));
+            }
             Ok(record)
         })
         .collect()
@@ -60,7 +71,7 @@ pub async fn ingest(
     user: User,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let samples = parse_batch(&body)?;
+    let samples = parse_batch(&body, now())?;
     let count = samples.len();
     let _permit = state
         .inner
@@ -125,13 +136,26 @@ mod tests {
 
     #[test]
     fn a_bad_sample_is_named_by_line_and_field() {
+        let now = 1_900_000_000.0;
         let good = r#"{"target":"cluster","node":"n1","time":1900000000,"cores":0.5}"#;
-        assert_eq!(parse_batch(good.as_bytes()).unwrap().len(), 1);
+        assert_eq!(parse_batch(good.as_bytes(), now).unwrap().len(), 1);
         let body = format!("{good}\n\n{}\n", good.replace("n1", "../n1"));
-        let err = parse_batch(body.as_bytes()).unwrap_err();
+        let err = parse_batch(body.as_bytes(), now).unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
         assert!(err.message.starts_with("line 3: `node`"), "{}", err.message);
-        let err = parse_batch(b"{\"node\": 1}").unwrap_err();
+        let err = parse_batch(b"{\"node\": 1}", now).unwrap_err();
         assert!(err.message.contains("not a node sample"), "{}", err.message);
+        let err = parse_batch(good.as_bytes(), now - 3600.0).unwrap_err();
+        assert!(
+            err.message.contains("ahead of the server's clock"),
+            "{}",
+            err.message
+        );
+        let err = parse_batch(good.as_bytes(), now + 8.0 * 86_400.0).unwrap_err();
+        assert!(
+            err.message.contains("older than the week"),
+            "{}",
+            err.message
+        );
     }
 }

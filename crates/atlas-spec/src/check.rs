@@ -96,7 +96,8 @@ fn check_checkpoint(workflow: &Workflow) -> Result<(), Violation> {
         ));
     }
     let path = checkpoint.path.trim();
-    if path.is_empty() || path.ends_with('/') {
+    let last = path.rsplit('/').next().unwrap_or("");
+    if path.is_empty() || matches!(last, "" | "." | "..") {
         return Err(violation(
             "spec.checkpoint.path".into(),
             "path",

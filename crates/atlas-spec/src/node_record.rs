@@ -67,6 +67,9 @@ impl NodeRecord {
         cores("cores", self.cores)?;
         if let Some(capacity) = self.capacity {
             cores("capacity", capacity)?;
+            if capacity <= 0.0 {
+                return Err(RecordError::OutOfRange { field: "capacity" });
+            }
         }
         if self.rss_bytes.is_some_and(|b| b > i64::MAX as u64) {
             return Err(RecordError::OutOfRange { field: "rssBytes" });

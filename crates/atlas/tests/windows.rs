@@ -262,3 +262,95 @@ fn a_workflow_without_a_checkpoint_is_not_frozen() {
     assert!(stderr.contains("no spec.checkpoint"), "{stderr}");
     assert!(run.wait().unwrap().success(), "it ran to its end");
 }
+
+/// A workflow of small shell phases with a checkpoint `ck` and a 2 s grace, started in the
+/// background on the local target: the project, the `atlas run` and the run's id once its
+/// phase `phase` has run for half a second.
+#[allow(clippy::zombie_processes)] // the caller waits for it; a failed test leaves it to end
+fn tiny(tag: &str, phases: &str, phase: usize) -> (Project, Child, String) {
+    let p = Project::new(tag, "[targets.local]\nkind = \"local\"\ngpus = false\n");
+    let workflow = format!(
+        "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {{name: tiny}}\nspec:\n  checkpoint: {{path: ck, grace: 2s}}\n  phases:\n{phases}"
+    );
+    std::fs::write(p.dir.join("atlas.yaml"), workflow).unwrap();
+    std::fs::write(
+        p.dir.join("job.sh"),
+        "echo resume=${ATLAS_RESUME:-no}\ntrap 'echo $i > ck' USR1\nfor i in $(seq 40); do sleep 0.1; done\n",
+    )
+    .unwrap();
+    let child = start(&p, "local");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let id = p
+            .runs()
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_string());
+        if let Some(id) = id.filter(|id| p.show(id)["phases"][phase]["status"] == "running") {
+            std::thread::sleep(Duration::from_millis(500));
+            return (p, child, id);
+        }
+        assert!(Instant::now() < deadline, "the phase never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_script_run_by_bash_gets_the_signal_and_a_freeze_without_checkpoint_restarts_from_scratch() {
+    // `bash job.sh` is exec'd by the phase's shell: the script itself traps USR1.
+    let (p, mut run, id) = tiny(
+        "windows-script",
+        "  - {name: main, run: 'bash job.sh'}\n",
+        0,
+    );
+    let (code, stdout, stderr) = p.atlas(&["windows", "freeze", "local"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(p.show(&id)["windows"][0]["clean"], true);
+    let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("from its checkpoint"), "{stdout}");
+    assert!(run.wait().unwrap().success());
+    // A job that ignores the signal: frozen without checkpoint (exit 1), and woken without
+    // ATLAS_RESUME, so it does not take an old file for its own.
+    let (p, mut run, id) = tiny(
+        "windows-deaf",
+        "  - {name: main, run: \"trap '' USR1; bash job.sh\"}\n",
+        0,
+    );
+    std::fs::write(p.dir.join("ck"), "stale").unwrap();
+    let (code, stdout, stderr) = p.atlas(&["windows", "freeze", "local"]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stdout.contains("frozen without checkpoint"), "{stdout}");
+    assert_eq!(p.show(&id)["windows"][0]["clean"], false);
+    let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("from the start of its phase"), "{stdout}");
+    assert!(run.wait().unwrap().success());
+    let dir = p.show(&id)["runDir"].as_str().unwrap().to_string();
+    let log = std::fs::read_to_string(format!("{dir}/logs/main.out")).unwrap();
+    assert_eq!(log.matches("resume=no").count(), 2, "{log}");
+}
+
+#[test]
+fn a_phase_that_ends_during_the_grace_freezes_the_run_before_the_next_phase() {
+    // The signal ends phase one's `sleep`; the shell goes on and the phase ends: the run is
+    // frozen before phase two, which starts only at the wake.
+    let phases = "  - {name: one, run: 'sleep 3; true'}\n  - {name: two, run: 'echo two'}\n";
+    let (p, mut run, id) = tiny("windows-between", phases, 0);
+    let (code, stdout, stderr) = p.atlas(&["windows", "freeze", "local"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("frozen before phase two"), "{stdout}");
+    let detail = p.show(&id);
+    assert_eq!(detail["status"], "frozen");
+    assert_eq!(detail["phases"][1]["status"], "pending", "{detail}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(p.show(&id)["phases"][1]["status"], "pending");
+    let (code, _, _) = p.atlas(&["windows", "wake", "local"]);
+    assert_eq!(code, 0);
+    assert!(run.wait().unwrap().success());
+    let detail = p.show(&id);
+    let woken = detail["windows"][0]["wokenAt"].as_f64().unwrap();
+    assert!(
+        detail["phases"][1]["startedAt"].as_f64().unwrap() >= woken,
+        "{detail}"
+    );
+}

@@ -47,6 +47,8 @@ struct Stretch {
     stopping: Option<FailureCause>,
     /// Frozen: how the checkpoint went, and seconds from the signal to the processes gone.
     frozen: Option<(Quiesced, f64)>,
+    /// A freeze was asked but the phase ended first (when the signal went).
+    pending: Option<Instant>,
 }
 
 /// What ended a frozen wait.
@@ -74,9 +76,9 @@ impl Agent<'_> {
         let mut frozen_for = Duration::ZERO;
         let mut usage = (0.0, 0.0, 0u64);
         let mut io: Option<PhaseIo> = None;
-        let mut resume = false;
+        let (mut resume, mut again) = (false, false);
         loop {
-            let stretch = match self.run_stretch(phase, &start, resume)? {
+            let stretch = match self.run_stretch(phase, &start, resume, again)? {
                 Ok(stretch) => stretch,
                 Err(message) => return self.end_failed_to_start(phase, message),
             };
@@ -86,6 +88,9 @@ impl Agent<'_> {
                 usage.2.max(stretch.usage.2),
             );
             io = add_io(io, stretch.io);
+            if stretch.frozen.is_none() {
+                self.pending_freeze = stretch.pending;
+            }
             let Some((quiesced, stop_seconds)) = stretch.frozen else {
                 let oom_after = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
                 let oom = matches!((oom_before, oom_after), (Some(b), Some(a)) if a > b);
@@ -99,6 +104,9 @@ impl Agent<'_> {
                 let ended = (status, exit_code, signal, cause);
                 return self.end_phase(phase, ended, wall, (usage, io));
             };
+            // Only a checkpoint that landed (and passed its check) is resumed from; without one
+            // the phase starts again from the start.
+            let from_checkpoint = quiesced.clean;
             self.spool.append(RecordBody::Frozen {
                 phase: phase.name.clone(),
                 clean: quiesced.clean,
@@ -119,7 +127,8 @@ impl Agent<'_> {
                         frozen_seconds: frozen.as_secs_f64(),
                     })?;
                     self.spool.flush()?;
-                    resume = true;
+                    resume = from_checkpoint;
+                    again = true;
                 }
                 Woken::Stopped(signal) => {
                     let cause = FailureCause::Cancelled { signal };
@@ -200,13 +209,15 @@ impl Agent<'_> {
         Some(start.dir.join(&checkpoint.path))
     }
 
-    /// Starts the phase's shell and watches it until it exits; `Err` with a message when it
-    /// cannot start.
+    /// Starts the phase's shell (`resume`: from its checkpoint; `again`: after a freeze, its
+    /// logs appended to) and watches it until it exits; `Err` with a message when it cannot
+    /// start.
     fn run_stretch(
         &mut self,
         phase: &Phase,
         start: &Start,
         resume: bool,
+        again: bool,
     ) -> std::io::Result<Result<Stretch, String>> {
         let mut child = Command::new("bash");
         child
@@ -238,8 +249,8 @@ impl Agent<'_> {
         let out = child.stdout.take().expect("piped");
         let err = child.stderr.take().expect("piped");
         let logs = [(&start.out_log, false), (&start.err_log, true)];
-        self.spawn_pump(out, logs[0], resume, &phase.name, &start.recognisers, &tx);
-        self.spawn_pump(err, logs[1], resume, &phase.name, &start.recognisers, &tx);
+        self.spawn_pump(out, logs[0], again, &phase.name, &start.recognisers, &tx);
+        self.spawn_pump(err, logs[1], again, &phase.name, &start.recognisers, &tx);
         spawn_waiter(pid, tx.clone());
         let wake = std::sync::Mutex::new(tx);
         signals::on_signal(move || {
@@ -262,6 +273,7 @@ impl Agent<'_> {
             io,
             stopping: watched.stopping,
             frozen: watched.frozen,
+            pending: watched.pending,
         }))
     }
 }
@@ -271,6 +283,7 @@ struct Watched {
     pumps_done: u32,
     stopping: Option<FailureCause>,
     frozen: Option<(Quiesced, f64)>,
+    pending: Option<Instant>,
 }
 
 impl Agent<'_> {
@@ -367,14 +380,16 @@ impl Agent<'_> {
             }
             self.spool.sync_if_due()?;
         }
-        let frozen = match (freezing, quiesced) {
-            (Some(f), Some(q)) => Some((q, f.signalled.elapsed().as_secs_f64())),
-            _ => None,
+        let (frozen, pending) = match (freezing, quiesced) {
+            (Some(f), Some(q)) => (Some((q, f.signalled.elapsed().as_secs_f64())), None),
+            (Some(f), None) => (None, Some(f.signalled)),
+            _ => (None, None),
         };
         Ok(Watched {
             pumps_done,
             stopping: stopping.map(|s| s.0),
             frozen,
+            pending,
         })
     }
 
@@ -399,11 +414,16 @@ impl Agent<'_> {
         let before = freeze::modified(&path);
         let signalled_wall = SystemTime::now();
         let signalled = Instant::now();
-        // To the phase's processes but not its shell, which a USR1 would end (as Slurm's
-        // `--signal` without `B:` reaches the job's steps, not the batch script). A shell that
-        // ran its last command in place (bash execs it) is that command now: it gets it too.
-        let leader = (!is_shell(pid)).then_some(pid);
-        for process in leader.into_iter().chain(crate::procfs::descendants(pid)) {
+        // To the commands the phase's shell runs, not to the shell, which a USR1 would end (as
+        // Slurm's `--signal` without `B:` reaches the job's steps, not the batch script), nor
+        // to their own children (a script's `sleep` or `tee`), which would die of it. A shell
+        // that ran its last command in its own place (bash execs it) is that command now.
+        let targets = if is_phase_shell(pid, &start.script) {
+            crate::procfs::children(pid)
+        } else {
+            vec![pid]
+        };
+        for process in targets {
             // SAFETY: plain kill(2) on a process of the job.
             unsafe { libc::kill(process, signal) };
         }
@@ -421,6 +441,42 @@ impl Agent<'_> {
             validate: checkpoint.validate.clone(),
             dir: start.dir.clone(),
         }))
+    }
+
+    /// A freeze asked while the previous phase was ending: nothing of the job runs, so the run is
+    /// frozen here, before `next`, until the wake (the phase then starts from its start);
+    /// `Some(signal)` when a stop signal came instead.
+    pub(super) fn freeze_between(
+        &mut self,
+        next: &Phase,
+        asked: Instant,
+    ) -> std::io::Result<Option<i32>> {
+        let took = asked.elapsed().as_secs_f64();
+        self.spool.append(RecordBody::Frozen {
+            phase: next.name.clone(),
+            clean: true,
+            checkpoint_bytes: None,
+            quiesce_seconds: took,
+            stop_seconds: took,
+            reason: Some(
+                "between phases: the one before ended while it was asked to checkpoint".into(),
+            ),
+        })?;
+        self.spool.flush()?;
+        let waiting = Instant::now();
+        match self.wait_for_wake()? {
+            Woken::Yes => {
+                let frozen = waiting.elapsed();
+                self.deadline = self.deadline.map(|d| d + frozen);
+                self.spool.append(RecordBody::Wake {
+                    phase: next.name.clone(),
+                    frozen_seconds: frozen.as_secs_f64(),
+                })?;
+                self.spool.flush()?;
+                Ok(None)
+            }
+            Woken::Stopped(signal) => Ok(Some(signal)),
+        }
     }
 
     /// Nothing of the job runs: waits for a wake, or a stop signal (recorded).
@@ -508,10 +564,13 @@ fn add_io(a: Option<PhaseIo>, b: Option<PhaseIo>) -> Option<PhaseIo> {
     }
 }
 
-/// Whether `pid` runs a shell (its command name), which the checkpoint signal must spare.
-fn is_shell(pid: i32) -> bool {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    matches!(comm.trim(), "bash" | "sh" | "dash" | "zsh" | "ksh")
+/// Whether `pid` is still the phase's own shell (`bash -c SCRIPT`), rather than a command it
+/// exec'd in its place (which may be another bash, running the user's script).
+fn is_phase_shell(pid: i32, script: &str) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|b| *b == 0);
+    let (_, dash_c, text) = (args.next(), args.next(), args.next());
+    dash_c == Some(b"-c".as_slice()) && text == Some(script.as_bytes())
 }
 
 /// Waits (without reaping) for `pid` to exit, then says so.

@@ -146,7 +146,13 @@ fn container(options: &NodeAgentOptions) -> Container {
     }
 }
 
-/// The Namespace, ServiceAccount and DaemonSet.
+/// Whether a namespace exists on every cluster (`default`, `kube-*`): it is used, never
+/// emitted, so that deleting the emitted objects cannot delete it.
+pub fn is_system_namespace(name: &str) -> bool {
+    name == "default" || name.starts_with("kube-")
+}
+
+/// The Namespace (unless it is a system one), ServiceAccount and DaemonSet.
 pub fn node_agent_objects(options: &NodeAgentOptions) -> Vec<Object> {
     let namespace = Namespace {
         metadata: meta(&options.namespace, None),
@@ -197,11 +203,15 @@ pub fn node_agent_objects(options: &NodeAgentOptions) -> Vec<Object> {
         }),
         ..Default::default()
     };
-    vec![
-        Object::Namespace(Box::new(namespace)),
-        Object::ServiceAccount(Box::new(account)),
-        Object::DaemonSet(Box::new(daemon_set)),
-    ]
+    let namespace =
+        (!is_system_namespace(&options.namespace)).then(|| Object::Namespace(Box::new(namespace)));
+    namespace
+        .into_iter()
+        .chain([
+            Object::ServiceAccount(Box::new(account)),
+            Object::DaemonSet(Box::new(daemon_set)),
+        ])
+        .collect()
 }
 
 #[cfg(test)]

@@ -47,7 +47,11 @@ struct K8sArgs {
     workflow: Option<PathBuf>,
     /// Instead of a workflow's objects: `atlas node-agent` on every node, as a DaemonSet (with
     /// its Namespace and ServiceAccount); give --image (any image Atlas built has the binary).
-    #[arg(long, conflicts_with = "workflow", requires = "image")]
+    #[arg(
+        long,
+        conflicts_with_all = ["workflow", "flavor", "openshift", "registry", "base_image", "gpu_product", "co_locate", "rdma_resource", "server_version", "context"],
+        requires = "image"
+    )]
     node_agent: bool,
     /// The node agent's namespace.
     #[arg(long, default_value = "atlas-system", requires = "node_agent")]

@@ -11,10 +11,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use atlas_agent::node::{NodeSampler, Scope};
-use atlas_agent::push::{PushTarget, Pusher};
+use atlas_agent::push::{Lines, PushTarget, Pusher};
 use atlas_spec::node_record::NodeRecord;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -133,8 +134,9 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
                 "--server needs the user's token in ATLAS_TOKEN (`atlas user add NAME` prints one)",
             )
         })?;
+    let most = atlas_spec::node_record::MAX_NODE_CORES;
     let capacity = match args.cores {
-        Some(c) if c.is_finite() && c > 0.0 => Some(c),
+        Some(c) if c.is_finite() && c > 0.0 && c <= most => Some(c),
         Some(c) => {
             return Err(Failure::input(format!(
                 "--cores {c}: give a positive number"
@@ -150,7 +152,10 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
     };
     let warnings: atlas_agent::Warnings =
         Arc::new(|w: atlas_agent::AgentWarning| eprintln!("atlas node-agent: {w}"));
-    let mut pusher = Pusher::start_at(push, "/api/v1/nodes/samples", Some(PUSH_BACKLOG), warnings);
+    let lines = Lines::NodeSamples {
+        max_backlog: PUSH_BACKLOG,
+    };
+    let mut pusher = Pusher::start_for(push, lines, warnings);
     let (sampler, node, every) = (shared.sampler.clone(), shared.host.clone(), args.push_every);
     std::thread::spawn(move || loop {
         std::thread::sleep(every);
@@ -169,7 +174,7 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
                 capacity,
                 rss_bytes: Some(latest.rss_bytes),
                 processes: Some(latest.processes),
-                jobs: latest.jobs.clone(),
+                jobs: busiest(&latest.jobs),
             };
             serde_json::to_string(&record).unwrap_or_default()
         };
@@ -177,6 +182,20 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
         let _ = pusher.flush();
     });
     Ok(())
+}
+
+/// The jobs a sample may name (the server's bound): the busiest, when a node runs more.
+fn busiest(jobs: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    let most = atlas_spec::MAX_LIST_ITEMS;
+    if jobs.len() <= most {
+        return jobs.clone();
+    }
+    let mut all: Vec<(&String, &f64)> = jobs.iter().collect();
+    all.sort_by(|a, b| b.1.total_cmp(a.1));
+    all.into_iter()
+        .take(most)
+        .map(|(j, c)| (j.clone(), *c))
+        .collect()
 }
 
 #[derive(serde::Deserialize)]
@@ -187,19 +206,25 @@ struct Window {
 async fn usage(
     State(shared): State<Shared>,
     Query(window): Query<Window>,
-) -> axum::Json<serde_json::Value> {
-    let minutes = window.minutes.unwrap_or(10.0).clamp(0.0, 60.0);
+) -> Result<axum::Json<serde_json::Value>, (axum::http::StatusCode, String)> {
+    let minutes = window.minutes.unwrap_or(10.0);
+    if !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0) {
+        return Err((
+            axum::http::StatusCode::BAD_REQUEST,
+            "minutes: give a number above 0 and at most 60\n".into(),
+        ));
+    }
     let sampler = shared.sampler.lock().expect("not poisoned");
     let (cores, covered) = sampler.average(minutes).unzip();
     let latest = sampler.latest();
-    axum::Json(serde_json::json!({
+    Ok(axum::Json(serde_json::json!({
         "host": shared.host,
         "cores": cores,
         "windowMinutes": covered,
         "rssBytes": latest.map(|s| s.rss_bytes),
         "processes": latest.map(|s| s.processes),
         "jobs": latest.map(|s| s.jobs.clone()),
-    }))
+    })))
 }
 
 async fn metrics(State(shared): State<Shared>) -> String {

@@ -166,8 +166,12 @@ fn launch_line(r: &atlas_store::RunRow) -> Option<String> {
 }
 
 /// One freeze: when, in which phase, its checkpoint (or why none), and its wake.
-fn window_line(n: usize, w: &atlas_store::WindowRow) -> String {
+fn window_line(n: usize, w: &atlas_store::WindowRow, over: bool) -> String {
     let checkpoint = match (w.clean, w.checkpoint_bytes) {
+        (true, None) => format!(
+            "between phases ({})",
+            w.reason.as_deref().unwrap_or("nothing running")
+        ),
         (true, Some(bytes)) => format!(
             "checkpoint {} in {}",
             format::bytes(bytes as i64),
@@ -180,6 +184,7 @@ fn window_line(n: usize, w: &atlas_store::WindowRow) -> String {
     };
     let woken = match w.frozen_seconds {
         Some(frozen) => format!("woken after {}", format::seconds(frozen)),
+        None if over => "ended while frozen (not woken)".into(),
         None => "still frozen".into(),
     };
     format!(
@@ -224,7 +229,7 @@ pub fn table(d: &RunDetail) -> String {
         out += &line;
     }
     for (i, w) in r.windows.iter().enumerate() {
-        out += &window_line(i + 1, w);
+        out += &window_line(i + 1, w, r.status.is_over());
     }
     // READ and WRITTEN are what the job's calls moved (its data volume, cache or not); DISK-R
     // and DISK-W what reached storage (page-cache misses, write-back).

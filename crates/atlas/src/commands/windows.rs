@@ -50,6 +50,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     atlas_spec::check_name(target)
         .map_err(|e| Failure::input(format!("target `{target}`: {e}")))?;
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let kind = targets
+        .iter()
+        .find(|t| t.name == *target)
+        .map(|t| t.target.kind)
+        .ok_or_else(|| {
+            Failure::input(format!(
+                "no target `{target}` here (see `atlas targets`; run this where the runs' atlas.toml is)"
+            ))
+        })?;
+    if !matches!(kind, Kind::Local | Kind::Podman) {
+        return Err(Failure::input(format!(
+            "target `{target}` is {kind:?}: `atlas windows` freezes local and podman runs so far"
+        )));
+    }
     let (store, _) = super::db::open(args.db.as_deref())?;
     let wanted = if freeze {
         RunStatus::Running
@@ -72,18 +88,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
         println!("{target}: no {state} run of yours; nothing to do");
         return Ok(());
     }
-    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
-        .map_err(Failure::input)?;
-    let kind = targets
-        .iter()
-        .find(|t| t.name == *target)
-        .map(|t| t.target.kind)
-        .unwrap_or(Kind::Local);
-    if !matches!(kind, Kind::Local | Kind::Podman) {
-        return Err(Failure::input(format!(
-            "target `{target}` is {kind:?}: `atlas windows` freezes local and podman runs so far"
-        )));
-    }
     let mut asked = Vec::new();
     for run in &runs {
         match ask(store.as_ref(), run, kind, freeze) {
@@ -96,7 +100,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
         failed |= !wait(store.as_ref(), &id, freeze, grace + SETTLE)?;
     }
     if failed {
-        return Err(Failure::JobFailed(String::new()));
+        return Err(Failure::JobFailed(
+            "not every run got there (above); a run frozen without its checkpoint loses the work since its last one".into(),
+        ));
     }
     Ok(())
 }
@@ -181,7 +187,12 @@ fn ask(store: &dyn Store, run: &RunRow, kind: Kind, freeze: bool) -> Result<Dura
             checkpoint.grace().as_secs()
         );
     } else {
-        println!("{}: asked to start again from its checkpoint", run.id);
+        let from = match run.windows.last() {
+            Some(w) if w.clean && w.checkpoint_bytes.is_some() => "from its checkpoint",
+            Some(w) if w.clean => "with its next phase",
+            _ => "from the start of its phase (it was frozen without a checkpoint)",
+        };
+        println!("{}: asked to start again {from}", run.id);
     }
     Ok(checkpoint.grace())
 }
@@ -198,10 +209,19 @@ fn wait(store: &dyn Store, id: &str, freeze: bool, within: Duration) -> Result<b
         };
         if arrived || run.status.is_over() {
             say(&run, freeze);
-            return Ok(arrived && !run.status.is_over() || (!freeze && run.status.is_over()));
+            // A freeze without a checkpoint got there, but lost work: not a success.
+            let clean = !freeze || run.windows.last().is_some_and(|w| w.clean);
+            return Ok(
+                clean && (arrived && !run.status.is_over() || (!freeze && run.status.is_over()))
+            );
         }
         if Instant::now() >= until {
-            eprintln!("{id}: not {} after {} s", verb(freeze), within.as_secs());
+            eprintln!(
+                "{id}: not {} after {} s in the store; if its `atlas run` is gone, `atlas ingest` its spool ({}/spool.jsonl) to see where it is",
+                verb(freeze),
+                within.as_secs(),
+                run.run_dir.as_deref().unwrap_or("its run directory")
+            );
             return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -214,6 +234,12 @@ fn say(run: &RunRow, freeze: bool) {
         return;
     };
     match (window.clean, window.checkpoint_bytes) {
+        (true, None) => println!(
+            "{}: frozen before phase {} ({})",
+            run.id,
+            window.phase,
+            window.reason.as_deref().unwrap_or("between phases")
+        ),
         (true, Some(bytes)) => println!(
             "{}: frozen in phase {}, checkpoint {} written in {:.1} s, job stopped {:.1} s after the signal",
             run.id,
