@@ -105,8 +105,8 @@ pub fn read_process(pid: i32, kernel: &Kernel) -> Option<ProcessFigures> {
 }
 
 /// A process's reads and writes through system calls, with those of every child it has waited
-/// for (`/proc/PID/io` holds them: the kernel adds a reaped child's counts to its parent's);
-/// readable while the process is a zombie not yet reaped.
+/// for (`/proc/PID/io` holds them: the kernel adds a reaped child's counts to its parent's).
+/// Another user's process, or (for an unprivileged reader) a zombie, gives none.
 pub fn io_of(pid: i32) -> Option<atlas_spec::record::PhaseIo> {
     let text = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     let mut io = atlas_spec::record::PhaseIo::default();

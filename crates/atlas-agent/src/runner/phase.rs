@@ -261,8 +261,19 @@ impl Agent<'_> {
         let watched = self.watch(pid, phase, start, &rx)?;
         // The phase's shell is a zombie now: its figures are final. Sample, then reap.
         self.sample(Some(&phase.name))?;
-        let io = crate::procfs::io_of(pid);
+        // What the shell and every process it waited for read and wrote: the kernel adds it
+        // to the agent's own counts when the agent reaps the shell (a zombie's own /proc/PID/io
+        // is closed to an unprivileged parent), so the difference across the reap is the phase's.
+        let before = crate::procfs::io_of(self.self_pid);
         let (status_word, usage) = reap(pid);
+        let io = before
+            .zip(crate::procfs::io_of(self.self_pid))
+            .map(|(b, a)| PhaseIo {
+                read_chars: a.read_chars.saturating_sub(b.read_chars),
+                write_chars: a.write_chars.saturating_sub(b.write_chars),
+                read_calls: a.read_calls.saturating_sub(b.read_calls),
+                write_calls: a.write_calls.saturating_sub(b.write_calls),
+            });
         self.phase_pid = None;
         self.reaped_cpu.0 += usage.0;
         self.reaped_cpu.1 += usage.1;
