@@ -14,6 +14,20 @@ use std::process::Command;
 use support::project::Project;
 use support::server::{free_port, get, Db, Kind, Server};
 
+/// Cancels the Slurm jobs it holds when dropped (a test that fails leaves none behind).
+struct Cancel<'a>(&'a std::path::Path, Vec<String>);
+
+impl Drop for Cancel<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("ssh")
+            .arg("-F")
+            .arg(self.0)
+            .args(["head", "scancel"])
+            .args(&self.1)
+            .status();
+    }
+}
+
 /// The ssh config `scripts/cluster-up` wrote, when its login node answers.
 fn ssh_config() -> Option<PathBuf> {
     let path = std::env::var_os("ATLAS_TEST_CLUSTER_SSH")
@@ -540,17 +554,7 @@ fn nodes_lists_every_host_with_its_allocation_and_class() {
     );
     let job = held.trim().to_string();
     assert!(!job.is_empty(), "sbatch gave no job id");
-    struct Cancel<'a>(&'a std::path::Path, String);
-    impl Drop for Cancel<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("ssh")
-                .arg("-F")
-                .arg(self.0)
-                .args(["head", "scancel", &self.1])
-                .status();
-        }
-    }
-    let _cancel = Cancel(&config, job.clone());
+    let _cancel = Cancel(&config, vec![job.clone()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while ssh(&config, &["squeue", "-h", "-j", &job, "-o", "%T"]).trim() != "RUNNING" {
         assert!(
@@ -676,17 +680,6 @@ fn backfill_fits_a_short_job_before_a_reservation_and_not_a_long_one() {
         "--wrap",
         "true",
     ]);
-    struct Cancel<'a>(&'a std::path::Path, Vec<String>);
-    impl Drop for Cancel<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("ssh")
-                .arg("-F")
-                .arg(self.0)
-                .args(["head", "scancel"])
-                .args(&self.1)
-                .status();
-        }
-    }
     let _cancel = Cancel(&config, vec![busy.clone(), waiting.clone()]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
@@ -853,18 +846,6 @@ fn the_backfill_plan_agrees_with_slurms_expected_starts() {
                 "'sleep 600'",
             ],
         ));
-    }
-    struct Cancel<'a>(&'a std::path::Path, Vec<String>);
-    impl Drop for Cancel<'_> {
-        fn drop(&mut self) {
-            let _ = Command::new("ssh")
-                .arg("-F")
-                .arg(self.0)
-                .arg("head")
-                .arg("scancel")
-                .args(&self.1)
-                .status();
-        }
     }
     let _cancel = Cancel(&config, jobs.iter().map(|j| j.trim().to_string()).collect());
     // Slurm's backfill has given every pending job a start, and two readings agree.

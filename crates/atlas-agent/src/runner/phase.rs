@@ -107,30 +107,21 @@ impl Agent<'_> {
             // Only a checkpoint that landed (and passed its check) is resumed from; without one
             // the phase starts again from the start.
             let from_checkpoint = quiesced.clean;
-            self.spool.append(RecordBody::Frozen {
+            let record = RecordBody::Frozen {
                 phase: phase.name.clone(),
                 clean: quiesced.clean,
                 checkpoint_bytes: quiesced.checkpoint_bytes,
                 quiesce_seconds: quiesced.quiesce_seconds,
                 stop_seconds,
                 reason: quiesced.reason,
-            })?;
-            self.spool.flush()?;
-            let waiting = Instant::now();
-            match self.wait_for_wake()? {
-                Woken::Yes => {
-                    let frozen = waiting.elapsed();
+            };
+            match self.frozen_until_woken(record, &phase.name)? {
+                Ok(frozen) => {
                     frozen_for += frozen;
-                    self.deadline = self.deadline.map(|d| d + frozen);
-                    self.spool.append(RecordBody::Wake {
-                        phase: phase.name.clone(),
-                        frozen_seconds: frozen.as_secs_f64(),
-                    })?;
-                    self.spool.flush()?;
                     resume = from_checkpoint;
                     again = true;
                 }
-                Woken::Stopped(signal) => {
+                Err(signal) => {
                     let cause = FailureCause::Cancelled { signal };
                     let ended = (PhaseStatus::Failed, None, None, Some(cause));
                     let wall = started.elapsed().saturating_sub(frozen_for);
@@ -463,7 +454,7 @@ impl Agent<'_> {
         asked: Instant,
     ) -> std::io::Result<Option<i32>> {
         let took = asked.elapsed().as_secs_f64();
-        self.spool.append(RecordBody::Frozen {
+        let record = RecordBody::Frozen {
             phase: next.name.clone(),
             clean: true,
             checkpoint_bytes: None,
@@ -472,7 +463,18 @@ impl Agent<'_> {
             reason: Some(
                 "between phases: the one before ended while it was asked to checkpoint".into(),
             ),
-        })?;
+        };
+        Ok(self.frozen_until_woken(record, &next.name)?.err())
+    }
+
+    /// Records `frozen`, waits for the wake and records it (the walltime limit moved by the
+    /// time frozen): how long it was frozen, or the stop signal that came instead.
+    fn frozen_until_woken(
+        &mut self,
+        frozen: RecordBody,
+        phase: &str,
+    ) -> std::io::Result<Result<Duration, i32>> {
+        self.spool.append(frozen)?;
         self.spool.flush()?;
         let waiting = Instant::now();
         match self.wait_for_wake()? {
@@ -480,13 +482,13 @@ impl Agent<'_> {
                 let frozen = waiting.elapsed();
                 self.deadline = self.deadline.map(|d| d + frozen);
                 self.spool.append(RecordBody::Wake {
-                    phase: next.name.clone(),
+                    phase: phase.to_string(),
                     frozen_seconds: frozen.as_secs_f64(),
                 })?;
                 self.spool.flush()?;
-                Ok(None)
+                Ok(Ok(frozen))
             }
-            Woken::Stopped(signal) => Ok(Some(signal)),
+            Woken::Stopped(signal) => Ok(Err(signal)),
         }
     }
 
