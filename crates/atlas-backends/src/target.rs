@@ -40,6 +40,10 @@ pub struct Target {
     /// More sbatch options, each a whole option (`--qos=normal`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sbatch_options: Vec<String>,
+    /// References and thresholds for `atlas compare` (`accuracy >= 0.9`, `wall <= 60s ±10%`;
+    /// `atlas_report::checks`), at most 64 of at most 200 characters each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<String>,
     /// Base image for containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
@@ -137,6 +141,7 @@ impl Target {
             partition: None,
             account: None,
             sbatch_options: Vec::new(),
+            checks: Vec::new(),
             image: None,
             runtime: None,
             run_options: Vec::new(),
@@ -363,6 +368,18 @@ fn check_remote(file: &Path, name: &str, target: &Target) -> Result<(), TargetEr
             "under_used_percent",
             p.to_string(),
             "must be from 0 to 100",
+        ));
+    }
+    if target.checks.len() > 64
+        || target
+            .checks
+            .iter()
+            .any(|c| c.len() > 200 || c.chars().any(char::is_control))
+    {
+        return Err(setting(
+            "checks",
+            format!("{} check(s)", target.checks.len()),
+            "at most 64 checks of at most 200 characters, one line each",
         ));
     }
     if target.node_agent_port == Some(0) {

@@ -15,6 +15,7 @@ use serde::Serialize;
 pub use group::{BadGrouping, GroupBy};
 
 pub mod alike;
+pub mod checks;
 pub mod figures;
 mod group;
 pub mod prices;
@@ -177,6 +178,9 @@ pub struct Report {
     pub price_sheet_date: String,
     pub currency: String,
     pub prices: BTreeMap<String, String>,
+    /// The targets' references and thresholds, judged (`checks`; absent when none are set).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<checks::CheckResult>,
 }
 
 /// Loads the selected runs with what the report needs from their run directories.
@@ -519,5 +523,6 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         price_sheet_date: options.prices.date.clone(),
         currency: options.prices.currency.clone(),
         prices,
+        checks: Vec::new(),
     })
 }

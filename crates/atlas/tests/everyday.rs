@@ -293,3 +293,45 @@ fn a_cached_read_counts_as_read_by_the_job_not_from_storage() {
     assert!(report.contains("bytes read by the job"), "{report}");
     assert!(report.contains("storage bytes read"), "{report}");
 }
+
+/// Issue 21, item 4: a target's references and thresholds are judged in the comparison, and
+/// `--check` exits 1 when one fails.
+#[test]
+fn checks_pass_and_fail_with_the_exit_code() {
+    let p = Project::new(
+        "checks",
+        "[targets.local]\nkind = \"local\"\ngpus = false\nchecks = [\"accuracy >= 0.5\", \"wall <= 0.001s\", \"wall <= 1h ±10%\"]\n",
+    );
+    let w = format!("{HEAD}  phases:\n  - {{name: one, run: 'echo accuracy=0.9', patterns: ['accuracy=(?P<accuracy>[0-9.]+)']}}\n");
+    std::fs::write(p.dir.join("w.yaml"), w).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (code, out, _) = p.atlas(&["compare", &id]);
+    assert_eq!(code, 0, "without --check the report only says");
+    assert!(
+        out.contains("Check: local: accuracy >= 0.5: pass (0.9 against 0.5)"),
+        "{out}"
+    );
+    assert!(out.contains("Check: local: wall <= 0.001s: FAIL"), "{out}");
+    assert!(out.contains("Check: local: wall <= 1h ±10%: pass"), "{out}");
+    let (code, json, _) = p.atlas(&["compare", &id, "--format", "json"]);
+    assert_eq!(code, 0);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["checks"].as_array().unwrap().len(), 3, "{json}");
+    assert_eq!(report["checks"][2]["limit"], 3960.0);
+    let (code, _, stderr) = p.atlas(&["compare", &id, "--check"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("1 check(s) failed: local: wall <= 0.001s"),
+        "{stderr}"
+    );
+    std::fs::write(
+        p.dir.join("atlas.toml"),
+        "[targets.local]\nkind = \"local\"\ngpus = false\nchecks = [\"accuracy => 0.5\"]\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["compare", &id]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("target `local`: checks:"), "{stderr}");
+}

@@ -124,6 +124,14 @@ pub fn html(report: &Report) -> String {
         body += &format!("<li><b>{}</b>: {}</li>\n", escape(target), escape(source));
     }
     body += "</ul>\n";
+    let checks = super::text::check_lines(report);
+    if !checks.is_empty() {
+        body += "<h2>Checks</h2>\n<ul>\n";
+        for line in checks {
+            body += &format!("<li>{}</li>\n", escape(&line));
+        }
+        body += "</ul>\n";
+    }
     body += &format!("<h2>Method</h2>\n<p>{}</p>\n", escape(super::METHOD));
     format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n", escape(&title))
 }

@@ -159,8 +159,28 @@ pub fn terminal(report: &Report, colour: bool) -> String {
     for l in verdict_lines(report) {
         out += &format!("Verdict: {l}\n");
     }
+    for l in check_lines(report) {
+        out += &format!("Check: {l}\n");
+    }
     out += &format!("\n{}\n", super::METHOD);
     out
+}
+
+/// Each judged reference or threshold: `local: accuracy >= 0.9: pass (0.9806)`.
+pub(crate) fn check_lines(report: &Report) -> Vec<String> {
+    report
+        .checks
+        .iter()
+        .map(|c| {
+            let verdict = if c.pass { "pass" } else { "FAIL" };
+            let value = match (c.value, &c.figure) {
+                (Some(v), _) => format!("{v} against {}", c.limit),
+                (None, Some(key)) => format!("no value of {key}"),
+                (None, None) => "no such figure in the report".into(),
+            };
+            format!("{}: {}: {verdict} ({value})", c.target, c.check)
+        })
+        .collect()
 }
 
 /// Markdown, for pasting into issues.
@@ -189,6 +209,9 @@ pub fn markdown(report: &Report) -> String {
     out += "\n";
     for l in verdict_lines(report) {
         out += &format!("- **Verdict**: {l}\n");
+    }
+    for l in check_lines(report) {
+        out += &format!("- **Check**: {l}\n");
     }
     out += &format!("\n{}\n", super::METHOD);
     out

@@ -22,7 +22,7 @@ enum OutputFormat {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas compare e-3f9a1c2e\n  atlas compare r-1 r-2 --baseline local --format html -o report.html\n  atlas compare r-1 r-2 r-3 r-4 --by label:lr\n  atlas compare e-3f9a1c2e --by param:batch-size --format json"
+    after_help = "Examples:\n  atlas compare e-3f9a1c2e\n  atlas compare r-1 r-2 --baseline local --format html -o report.html\n  atlas compare r-1 r-2 r-3 r-4 --by label:lr\n  atlas compare e-3f9a1c2e --by param:batch-size --format json\n  atlas compare e-3f9a1c2e --check   (exit 1 when a target's `checks` fail)"
 )]
 pub struct Args {
     /// An experiment id (`e-…`), or one or more run ids.
@@ -49,6 +49,9 @@ pub struct Args {
     /// Refuse to compare runs that differ in more than their target.
     #[arg(long)]
     strict: bool,
+    /// Exit 1 when a target's references or thresholds (`checks` in atlas.toml) fail.
+    #[arg(long)]
+    check: bool,
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -64,9 +67,20 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
     let target_prices: BTreeMap<String, String> = targets
-        .into_iter()
-        .filter_map(|t| Some((t.name, t.target.price?)))
+        .iter()
+        .filter_map(|t| Some((t.name.clone(), t.target.price.clone()?)))
         .collect();
+    let mut checks = Vec::new();
+    for t in targets.iter().filter(|t| !t.target.checks.is_empty()) {
+        let parsed = t
+            .target
+            .checks
+            .iter()
+            .map(|c| atlas_report::checks::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::input(format!("target `{}`: checks: {e}", t.name)))?;
+        checks.push((t.name.clone(), parsed));
+    }
     let selection = match args.ids.as_slice() {
         [one] if one.starts_with("e-") => Selection::Experiment(one.clone()),
         ids => Selection::Runs(ids.to_vec()),
@@ -88,7 +102,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         target_prices,
         by: args.by,
     };
-    let report = atlas_report::compare(loaded, &options).map_err(failure)?;
+    let mut report = atlas_report::compare(loaded, &options).map_err(failure)?;
+    if report.by == "target" {
+        report.checks = atlas_report::checks::evaluate(&report, &checks);
+    }
     let format = match args.format {
         OutputFormat::Terminal => Format::Terminal {
             colour: args.output.is_none()
@@ -103,6 +120,21 @@ pub fn run(args: Args) -> Result<(), Failure> {
     super::write_output(args.output.as_deref(), &render(&report, format))?;
     if let Some(path) = &args.output {
         eprintln!("wrote {}", path.display());
+    }
+    if args.check {
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| !c.pass)
+            .map(|c| format!("{}: {}", c.target, c.check))
+            .collect();
+        if !failed.is_empty() {
+            return Err(Failure::JobFailed(format!(
+                "{} check(s) failed: {}",
+                failed.len(),
+                failed.join("; ")
+            )));
+        }
     }
     // Nothing to compare when no run succeeded: the report is written (it shows the runs), and
     // the exit says why, with each run's cause.
