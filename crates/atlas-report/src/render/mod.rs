@@ -23,6 +23,8 @@ pub enum Format {
 /// How the report's numbers were made, said in every format.
 pub const METHOD: &str = "Method: medians over the counted runs. Intervals: with 5 runs or more a 95 % percentile bootstrap interval of the median (2,000 resamples, fixed seed); with 2-4 runs the range of the values (not a confidence interval); with 1 run none, and no verdict. A ratio uses the smaller of the two run counts. A verdict is better/worse only when the ratio's interval excludes 1.";
 
+pub use text::check_lines;
+
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Terminal { colour } => text::terminal(report, colour),

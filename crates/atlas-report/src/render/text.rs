@@ -167,7 +167,7 @@ pub fn terminal(report: &Report, colour: bool) -> String {
 }
 
 /// Each judged reference or threshold: `local: accuracy >= 0.9: pass (0.9806)`.
-pub(crate) fn check_lines(report: &Report) -> Vec<String> {
+pub fn check_lines(report: &Report) -> Vec<String> {
     report
         .checks
         .iter()

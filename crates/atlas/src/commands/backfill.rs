@@ -276,7 +276,8 @@ fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Resul
             labels,
             interval,
             db: None,
-        });
+        })
+        .map(|_| ());
         if outcome.is_ok() {
             outcome = result;
         }

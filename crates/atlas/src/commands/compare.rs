@@ -57,6 +57,81 @@ pub struct Args {
     db: Option<PathBuf>,
 }
 
+/// The targets' checks as atlas.toml gives them, parsed; a check that does not parse is an
+/// input error naming its target.
+fn target_checks(
+    targets: &[atlas_backends::target::Named],
+) -> Result<Vec<(String, Vec<atlas_report::checks::Check>)>, Failure> {
+    let mut checks = Vec::new();
+    for t in targets.iter().filter(|t| !t.target.checks.is_empty()) {
+        let parsed = t
+            .target
+            .checks
+            .iter()
+            .map(|c| atlas_report::checks::parse(c))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::input(format!("target `{}`: checks: {e}", t.name)))?;
+        checks.push((t.name.clone(), parsed));
+    }
+    Ok(checks)
+}
+
+/// `atlas run --check`: the experiment's comparison (default options), its checks printed;
+/// exit 1 when one fails.
+pub(crate) fn check_experiment(
+    experiment: &str,
+    db: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let checks = target_checks(&targets)?;
+    if checks.is_empty() {
+        return Err(Failure::input(
+            "--check: no target here has `checks` in atlas.toml (docs/compare.md)",
+        ));
+    }
+    let (store, _) = super::db::open(db)?;
+    let selection = Selection::Experiment(experiment.to_string());
+    let loaded =
+        atlas_report::load(&*store, &selection).map_err(|e| Failure::environment(e.to_string()))?;
+    let options = Options {
+        baseline: None,
+        unit: None,
+        strict: false,
+        prices: PriceSheet::load(None).map_err(Failure::input)?,
+        target_prices: targets
+            .iter()
+            .filter_map(|t| Some((t.name.clone(), t.target.price.clone()?)))
+            .collect(),
+        by: atlas_report::GroupBy::Target,
+    };
+    let mut report =
+        atlas_report::compare(loaded, &options).map_err(|e| Failure::environment(e.to_string()))?;
+    report.checks = atlas_report::checks::evaluate(&report, &checks);
+    for line in atlas_report::render::check_lines(&report) {
+        eprintln!("check: {line}");
+    }
+    failed_checks(&report)
+}
+
+/// Exit 1 naming the checks that failed.
+fn failed_checks(report: &atlas_report::Report) -> Result<(), Failure> {
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|c| !c.pass)
+        .map(|c| format!("{}: {}", c.target, c.check))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::JobFailed(format!(
+        "{} check(s) failed: {}",
+        failed.len(),
+        failed.join("; ")
+    )))
+}
+
 pub fn run(args: Args) -> Result<(), Failure> {
     let extra = match &args.prices {
         Some(path) => Some((path.clone(), super::read_text(path)?)),
@@ -70,17 +145,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .filter_map(|t| Some((t.name.clone(), t.target.price.clone()?)))
         .collect();
-    let mut checks = Vec::new();
-    for t in targets.iter().filter(|t| !t.target.checks.is_empty()) {
-        let parsed = t
-            .target
-            .checks
-            .iter()
-            .map(|c| atlas_report::checks::parse(c))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| Failure::input(format!("target `{}`: checks: {e}", t.name)))?;
-        checks.push((t.name.clone(), parsed));
-    }
+    let checks = target_checks(&targets)?;
     let selection = match args.ids.as_slice() {
         [one] if one.starts_with("e-") => Selection::Experiment(one.clone()),
         ids => Selection::Runs(ids.to_vec()),
@@ -122,19 +187,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         eprintln!("wrote {}", path.display());
     }
     if args.check {
-        let failed: Vec<String> = report
-            .checks
-            .iter()
-            .filter(|c| !c.pass)
-            .map(|c| format!("{}: {}", c.target, c.check))
-            .collect();
-        if !failed.is_empty() {
-            return Err(Failure::JobFailed(format!(
-                "{} check(s) failed: {}",
-                failed.len(),
-                failed.join("; ")
-            )));
-        }
+        failed_checks(&report)?;
     }
     // Nothing to compare when no run succeeded: the report is written (it shows the runs), and
     // the exit says why, with each run's cause.

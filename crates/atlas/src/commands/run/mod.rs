@@ -43,6 +43,10 @@ pub struct Args {
     /// Sampling interval of the agent.
     #[arg(long, default_value = "1s", value_parser = super::parse_interval)]
     interval: Duration,
+    /// Judge the targets' references and thresholds (`checks` in atlas.toml) on the experiment
+    /// once it has run, and exit 1 when one fails.
+    #[arg(long)]
+    check: bool,
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -60,7 +64,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let targets = chosen_targets(&args.targets)?;
     let workflow = super::load_workflow_or_script(&args.workflow)?;
-    launch(&Launch {
+    let experiment = launch(&Launch {
         workflow_path: &args.workflow,
         workflow: &workflow,
         targets: &targets,
@@ -70,7 +74,11 @@ pub fn run(args: Args) -> Result<(), Failure> {
         labels: args.labels.iter().cloned().collect(),
         interval: args.interval,
         db: args.db.as_deref(),
-    })
+    })?;
+    if args.check {
+        super::compare::check_experiment(&experiment, args.db.as_deref())?;
+    }
+    Ok(())
 }
 
 /// One experiment to run, as `atlas run` (or `atlas backfill launch`) was asked.
@@ -86,8 +94,8 @@ pub(crate) struct Launch<'a> {
     pub db: Option<&'a std::path::Path>,
 }
 
-/// Checks the inputs, runs the experiment with live progress, and says how it ended.
-pub(crate) fn launch(l: &Launch<'_>) -> Result<(), Failure> {
+/// Checks the inputs, runs the experiment with live progress, and says how it ended; its id.
+pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
     let project_dir = std::env::current_dir()
         .map_err(|e| Failure::environment(format!("cannot read the current directory: {e}")))?;
     let (mut store, db_path) = super::db::open(l.db)?;
@@ -126,7 +134,8 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<(), Failure> {
     let mut terminal = terminal::Terminal::new(&l.workflow.metadata.name, &names);
     let summary =
         run_experiment(&mut *store, &plan, &mut terminal).map_err(Failure::environment)?;
-    finish(&summary)
+    finish(&summary)?;
+    Ok(summary.experiment.clone())
 }
 
 /// The targets named with `--on`, each known; an unknown one is an input error.
