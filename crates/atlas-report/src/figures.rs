@@ -106,30 +106,13 @@ impl Request {
                 nodes: 1.0,
             };
         };
-        let r = &w.spec.resources;
-        let nodes = r.nodes.unwrap_or(1).max(1);
-        let tasks = r
-            .tasks
-            .or(r.tasks_per_node.map(|t| t * nodes))
-            .unwrap_or(1)
-            .max(1);
-        let cores = f64::from(tasks * r.cpus_per_task.unwrap_or(1).max(1));
-        let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
-        let memory = r
-            .memory_per_node
-            .map(|m| gib(m.bytes()) * f64::from(nodes))
-            .or_else(|| r.memory_per_cpu.map(|m| gib(m.bytes()) * cores));
-        let gpus = r
-            .gpus
-            .or(r.gpus_per_node.map(|g| g * nodes))
-            .or(r.gpus_per_task.map(|g| g * tasks))
-            .unwrap_or(0);
+        let t = w.spec.resources.totals();
         Request {
-            cores,
-            tasks: f64::from(tasks),
-            memory_gib: memory,
-            gpus: f64::from(gpus),
-            nodes: f64::from(nodes),
+            cores: f64::from(t.cores),
+            tasks: f64::from(t.tasks),
+            memory_gib: t.memory_bytes.map(|b| b as f64 / f64::from(1u32 << 30)),
+            gpus: f64::from(t.gpus),
+            nodes: f64::from(t.nodes),
         }
     }
 }

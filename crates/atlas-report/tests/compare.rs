@@ -75,6 +75,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
                 agent_version: Some("0.1.0".into()),
                 node: Some("Test CPU, 2 CPUs, 4.0 GiB".into()),
                 owner: None,
+                tenant: None,
                 windows: Vec::new(),
             },
             phases: vec![phase],

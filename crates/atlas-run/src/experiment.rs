@@ -36,8 +36,10 @@ pub struct Plan<'a> {
     pub agent: &'a Path,
     /// The workflow's inputs, checked before the experiment.
     pub inputs: &'a [VerifiedInput],
-    /// The user the runs belong to.
+    /// The user who starts the runs.
     pub owner: Option<String>,
+    /// The tenant the runs belong to (`None`: the owner's alone).
+    pub tenant: Option<String>,
 }
 
 /// How often a running job is looked at: a stat of its spool and a `try_wait` (Slurm's watch
@@ -81,6 +83,7 @@ pub fn run_experiment(
             nodes: &[],
             labels: with_label(&plan.labels, "nodes", &nodes.to_string()),
             owner: plan.owner.clone(),
+            tenant: plan.tenant.clone(),
             ..*plan
         })
         .collect();

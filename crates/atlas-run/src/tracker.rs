@@ -85,6 +85,7 @@ impl Tracker {
         let inputs = (!plan.inputs.is_empty())
             .then(|| serde_json::to_value(plan.inputs).ok())
             .flatten();
+        let totals = plan.workflow.spec.resources.totals();
         store.create_run(&NewRun {
             id: run_id.clone(),
             spec: Some(spec),
@@ -97,6 +98,9 @@ impl Tracker {
             labels: plan.labels.clone(),
             submitted_at: now(),
             owner: plan.owner.clone(),
+            tenant: plan.tenant.clone(),
+            cores: f64::from(totals.cores),
+            gpus: f64::from(totals.gpus),
         })?;
         let backend = atlas_backends::backend(target);
         let array = plan
@@ -382,6 +386,10 @@ impl Tracker {
             labels: parent.labels,
             submitted_at: parent.submitted_at,
             owner: parent.owner,
+            tenant: parent.tenant,
+            // The parent counts the whole array's request.
+            cores: 0.0,
+            gpus: 0.0,
         })?;
         Ok(())
     }

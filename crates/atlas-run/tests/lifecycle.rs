@@ -144,6 +144,7 @@ impl Sandbox {
             agent: &agent,
             inputs: &[],
             owner: Some("ada".into()),
+            tenant: None,
         };
         run_experiment(&mut self.store, &plan, observer).unwrap()
     }

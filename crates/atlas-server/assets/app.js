@@ -19,8 +19,18 @@ const when = (t) => t ? new Date(t * 1000).toLocaleString() : "";
 const badge = (s) => `<span class="status ${esc(s)}">${esc(s)}</span>`;
 const mib = (b) => b / 1048576;
 
-function runsTable(runs) {
-  if (!runs.length) return `<p class="muted">No runs yet: <code>atlas run WORKFLOW --on TARGET</code>.</p>`;
+// Why a user sees no runs: who they are, their tenants, and how a run comes to be theirs.
+function noRuns(me) {
+  if (!me) return `<p class="muted">No runs yet: <code>atlas run WORKFLOW --on TARGET</code>.</p>`;
+  const tenants = me.tenants.length
+    ? `a member of ${me.tenants.map((t) => `<b>${esc(t.name)}</b> (${esc(t.role)})`).join(", ")}`
+    : "in no tenant";
+  return `<div class="muted" id="no-runs"><p>No runs you can see yet. You are signed in as <b>${esc(me.user)}</b>, ${tenants}.</p>` +
+    `<p>${esc(me.why)}</p><p>Start one as yourself: <code>ATLAS_USER=${esc(me.user)} atlas run WORKFLOW --on TARGET</code>.</p></div>`;
+}
+
+function runsTable(runs, me) {
+  if (!runs.length) return noRuns(me);
   return `<table><thead><tr><th>Run</th><th>Workflow</th><th>Target</th><th>Status</th><th>Submitted</th><th>Wall</th><th>Cause</th></tr></thead><tbody>` +
     runs.map((r) => `<tr data-run="${esc(r.id)}"><td><a href="/runs/${esc(r.id)}">${esc(r.id)}</a></td><td>${esc(r.workflow)}</td><td>${esc(r.target)}</td>` +
       `<td>${badge(r.status)}</td><td>${when(r.submittedAt)}</td><td>${secs(r.wallSeconds)}</td><td class="cause">${esc(r.cause)}</td></tr>`).join("") + `</tbody></table>`;
@@ -29,8 +39,8 @@ function runsTable(runs) {
 async function home() {
   document.title = "Atlas · runs";
   const draw = async () => {
-    const [runs, experiments] = await Promise.all([api("/api/v1/runs"), api("/api/v1/experiments")]);
-    app.innerHTML = `<h1>Runs</h1><div id="runs">${runsTable(runs)}</div><h2>Experiments</h2>` +
+    const [runs, experiments, me] = await Promise.all([api("/api/v1/runs"), api("/api/v1/experiments"), api("/api/v1/me")]);
+    app.innerHTML = `<h1>Runs</h1><div id="runs">${runsTable(runs, me)}</div><h2>Experiments</h2>` +
       (experiments.length ? `<table><thead><tr><th>Experiment</th><th>Workflow</th><th>Runs</th><th>Succeeded</th><th>Created</th></tr></thead><tbody>` +
         experiments.map((e) => `<tr><td><a href="/experiments/${esc(e.id)}">${esc(e.id)}</a></td><td>${esc(e.workflow)}</td><td>${e.runs}</td><td>${e.succeeded}</td><td>${when(e.createdAt)}</td></tr>`).join("") +
         `</tbody></table>` : `<p class="muted">No experiments yet.</p>`);

@@ -75,6 +75,9 @@ fn register(db: &str, runs: std::ops::Range<u64>) {
                 labels: serde_json::json!({}),
                 submitted_at: 1.7e9,
                 owner: Some("bench".into()),
+                tenant: None,
+                cores: 0.0,
+                gpus: 0.0,
             })
             .unwrap();
     }

@@ -33,12 +33,28 @@ pub(crate) async fn owned_run(
 ) -> Result<RunDetail, ApiError> {
     let (owner, typed) = (user.0.clone(), id.clone());
     let detail = state
-        .read(move |s| match s.owned_run_id(&owner, &id)? {
+        .read(move |s| match s.visible_run_id(&owner, &id)? {
             Some(full) => s.run(&full).map(Some),
             None => Ok(None),
         })
         .await?;
     detail.ok_or_else(|| ApiError::not_found(&format!("run `{typed}`")))
+}
+
+/// `GET /api/v1/me`: the caller, their tenants and roles, and the rule that decides which runs
+/// they see (the dashboard shows it when they see none).
+pub async fn me(State(state): State<AppState>, user: User) -> Result<Json<Value>, ApiError> {
+    let name = user.0.clone();
+    let tenants = state.read(move |s| s.memberships(&name)).await?;
+    let tenants: Vec<Value> = tenants
+        .iter()
+        .map(|(t, role)| json!({"name": t, "role": role.as_str()}))
+        .collect();
+    Ok(Json(json!({
+        "user": user.0,
+        "tenants": tenants,
+        "why": "A run belongs to the user who started it (ATLAS_USER, else USER, where `atlas run` ran) and to their tenant (--tenant or ATLAS_TENANT when they are in several). You see your tenants' runs and your own runs of no tenant.",
+    })))
 }
 
 #[derive(Deserialize)]
@@ -74,7 +90,7 @@ pub async fn runs(
         },
     };
     let filter = RunFilter {
-        owner: Some(user.0.clone()),
+        visible_to: Some(user.0.clone()),
         status: q.status,
         labels,
         submitted_from: q.from,
@@ -212,7 +228,7 @@ async fn owned_experiment(
 ) -> Result<atlas_store::ExperimentDetail, ApiError> {
     let (owner, typed) = (user.0.clone(), id.clone());
     let detail = state
-        .read(move |s| match s.owned_experiment_id(&owner, &id)? {
+        .read(move |s| match s.visible_experiment_id(&owner, &id)? {
             Some(full) => s.experiment(&full).map(Some),
             None => Ok(None),
         })
@@ -227,7 +243,9 @@ pub async fn experiments(
     user: User,
 ) -> Result<Json<Vec<atlas_store::ExperimentRow>>, ApiError> {
     let name = user.0.clone();
-    Ok(Json(state.read(move |s| s.owned_experiments(&name)).await?))
+    Ok(Json(
+        state.read(move |s| s.visible_experiments(&name)).await?,
+    ))
 }
 
 /// `GET /api/v1/experiments/{id}`: the experiment and its runs.

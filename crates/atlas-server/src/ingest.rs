@@ -1,7 +1,8 @@
 //! `POST /api/v1/records`: an agent's records as JSON lines (the spool's own format), at most
 //! [`crate::MAX_BATCH_BYTES`] (else 413). A line that is not a record, or a record with a
 //! field the record rule refuses (`atlas_spec::record::Record::check`: names, bounds, control characters), gives 400 naming it (`record`, `line`, `field`);
-//! a run that is not the token's user's gives 403 (404 when it does not exist). Ingest is the
+//! a run the token's user cannot see gives 404, as one that does not exist; one of their
+//! tenant's that they do not own gives 403 (its owner's agent pushes it). Ingest is the
 //! store's idempotent path, so a batch sent twice (an agent that did not see the answer) adds
 //! nothing; the answer comes after the transaction has committed, so an acknowledged record
 //! survives the server being killed. At most [`crate::INGEST_PERMITS`] batches are written at
@@ -106,10 +107,17 @@ pub async fn records(
                     },
                 };
                 if owner.as_deref() != Some(name.as_str()) {
-                    return Ok(Err((
-                        StatusCode::FORBIDDEN,
-                        format!("run `{run}` is not yours"),
-                    )));
+                    // A run the caller cannot see is answered as if it did not exist; one of
+                    // their tenant's is theirs to read, not to write.
+                    let seen = s.visible_run_id(&name, run)?.as_deref() == Some(run.as_str());
+                    return Ok(Err(if seen {
+                        (
+                            StatusCode::FORBIDDEN,
+                            format!("run `{run}` is pushed by its owner's agent, not by another member of its tenant"),
+                        )
+                    } else {
+                        (StatusCode::NOT_FOUND, format!("no run `{run}`"))
+                    }));
                 }
             }
             Ok(Ok(unclaimed))

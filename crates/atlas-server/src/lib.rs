@@ -214,6 +214,7 @@ impl AppState {
 /// route added here is tested for tenancy without anyone remembering to.
 pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
     vec![
+        ("/api/v1/me", get(api::me)),
         ("/api/v1/runs", get(api::runs)),
         ("/api/v1/runs/{id}", get(api::run)),
         ("/api/v1/runs/{id}/samples", get(api::samples)),

@@ -16,7 +16,7 @@ fn op(summary: &str, params: &[(&str, &str, &str)], response: &str) -> Value {
     json!({"summary": summary, "parameters": parameters,
            "responses": {"200": {"description": response},
                          "401": {"description": "no valid token"},
-                         "404": {"description": "no such run or experiment, or not yours"}}})
+                         "404": {"description": "no such run or experiment, or one the caller cannot see"}}})
 }
 
 const ID: (&str, &str, &str) = (
@@ -35,11 +35,12 @@ pub fn spec() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Atlas API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Runs, phases, samples and comparisons of Atlas experiments. Every path needs `Authorization: Bearer TOKEN` (`atlas user add NAME`) or the dashboard's session cookie; a user sees their own runs."},
+                 "description": "Runs, phases, samples and comparisons of Atlas experiments. Every path needs `Authorization: Bearer TOKEN` (`atlas user add NAME`) or the dashboard's session cookie; a user sees the runs of their tenants (teams) and their own runs of no tenant; anything else is 404, as if it did not exist."},
         "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
         "security": [{"token": []}],
         "paths": {
-            "/api/v1/runs": {"get": op("The user's runs, newest first", &[("status", "query", "only runs with this status"), ("label", "query", "only runs with this label, key=value"), ("from", "query", "Unix seconds: only runs submitted at or after this time"), ("to", "query", "Unix seconds: only runs submitted before this time"), ("limit", "query", "at most this many (default 200)")], "an array of runs")},
+            "/api/v1/me": {"get": op("Who the caller is: their name, their tenants with their role in each, and how runs come to be theirs", &[], "{user, tenants: [{name, role}], why}")},
+            "/api/v1/runs": {"get": op("The runs the user sees (their tenants' and their own), newest first", &[("status", "query", "only runs with this status"), ("label", "query", "only runs with this label, key=value"), ("from", "query", "Unix seconds: only runs submitted at or after this time"), ("to", "query", "Unix seconds: only runs submitted before this time"), ("limit", "query", "at most this many (default 200)")], "an array of runs")},
             "/api/v1/runs/{id}": {"get": op("A run with its phases and their summaries", &[ID], "the run")},
             "/api/v1/runs/{id}/samples": {"get": op("Job samples (CPU seconds, RSS, GPU %, phase), downsampled", &[ID, ("from", "query", "unix seconds"), ("to", "query", "unix seconds"), ("width", "query", "at most this many points (default 500)")], "an array of points")},
             "/api/v1/runs/{id}/metrics": {"get": op("App metric values parsed from the job's output", &[ID], "an array of {seq, time, phase, name, value}")},
@@ -56,8 +57,8 @@ pub fn spec() -> Value {
                 "responses": {"200": {"description": "{records, inserted, duplicates}"},
                               "400": {"description": "a line that is not a record, or a field over its bound (`record`, `line`, `field`)"},
                               "401": {"description": "no valid token"},
-                              "403": {"description": "a run of another user"},
-                              "404": {"description": "no such run"},
+                              "403": {"description": "a run of the caller's tenant that another member owns (its owner's agent pushes it)"},
+                              "404": {"description": "no such run, or one the caller cannot see"},
                               "413": {"description": "more than 4 MiB"}}}},
             "/api/v1/nodes/samples": {"post": {
                 "summary": "Node samples from node agents (JSON lines: target, node, time, cores, capacity, rssBytes, processes, jobs); idempotent per (target, node, time); the pushing user's",

@@ -31,7 +31,7 @@ pub async fn metrics(
     let running = state
         .read(move |s| {
             let running = RunFilter {
-                owner: Some(name),
+                visible_to: Some(name),
                 status: Some(atlas_spec::record::RunStatus::Running),
                 ..RunFilter::default()
             };

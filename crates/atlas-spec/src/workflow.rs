@@ -230,6 +230,51 @@ pub struct Resources {
     pub constraint: Option<String>,
 }
 
+/// What a job asks for in all, from its [`Resources`] as the schedulers count them: nodes (1
+/// when not said), tasks (`tasks`, else tasks per node × nodes, else 1), cores (tasks × CPUs
+/// per task), GPUs (for the job, else per node × nodes, else per task × tasks) and memory.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Totals {
+    pub nodes: u32,
+    pub tasks: u32,
+    pub cores: u32,
+    pub gpus: u32,
+    /// Bytes, when the job said (per node × nodes, else per CPU × cores).
+    pub memory_bytes: Option<u64>,
+}
+
+impl Resources {
+    /// What the job asks for in all.
+    pub fn totals(&self) -> Totals {
+        let nodes = self.nodes.unwrap_or(1).max(1);
+        let tasks = self
+            .tasks
+            .or(self.tasks_per_node.map(|t| t.saturating_mul(nodes)))
+            .unwrap_or(1)
+            .max(1);
+        let cores = tasks.saturating_mul(self.cpus_per_task.unwrap_or(1).max(1));
+        let memory_bytes = self
+            .memory_per_node
+            .map(|m| m.bytes().saturating_mul(u64::from(nodes)))
+            .or_else(|| {
+                self.memory_per_cpu
+                    .map(|m| m.bytes().saturating_mul(u64::from(cores)))
+            });
+        let gpus = self
+            .gpus
+            .or(self.gpus_per_node.map(|g| g.saturating_mul(nodes)))
+            .or(self.gpus_per_task.map(|g| g.saturating_mul(tasks)))
+            .unwrap_or(0);
+        Totals {
+            nodes,
+            tasks,
+            cores,
+            gpus,
+            memory_bytes,
+        }
+    }
+}
+
 /// One further component of a heterogeneous job.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! The Atlas store: experiments, runs, phases, samples, app metrics, users and browser
+//! The Atlas store: experiments, runs, phases, samples, app metrics, users, tenants and browser
 //! sessions, behind the [`Store`] trait. Two implementations: [`SqliteStore`], the embedded
 //! default (one file, WAL mode), and [`PgStore`], PostgreSQL for shared deployments (several
 //! `atlas serve` processes over one database). [`open`] picks one by its location.
@@ -13,6 +13,7 @@ pub mod postgres;
 mod schema;
 mod sqlite;
 mod summary;
+pub mod tenancy;
 
 pub use crate::postgres::PgStore;
 pub use model::{
@@ -21,6 +22,7 @@ pub use model::{
     WindowRow,
 };
 pub use sqlite::SqliteStore;
+pub use tenancy::{Member, Quotas, Role, TenantRow, Usage};
 
 use std::collections::BTreeMap;
 
@@ -55,6 +57,12 @@ pub enum StoreError {
     /// No experiment with this id.
     #[error("no experiment `{0}` in the store (see `atlas experiments`)")]
     NoSuchExperiment(String),
+    /// A tenant with this name exists already.
+    #[error("a tenant named `{0}` exists already (see `atlas tenant list`)")]
+    TenantExists(String),
+    /// No tenant with this name.
+    #[error("no tenant `{0}` (see `atlas tenant list`)")]
+    NoSuchTenant(String),
     /// A user with this name exists already.
     #[error("a user named `{0}` exists already (see `atlas user list`)")]
     UserExists(String),
@@ -202,8 +210,9 @@ pub trait Store {
     fn runs_filtered(&self, filter: &RunFilter) -> Result<Vec<RunRow>, StoreError>;
     /// All experiments, newest first.
     fn experiments(&self) -> Result<Vec<ExperimentRow>, StoreError>;
-    /// `owner`'s experiments (those with runs, all of them `owner`'s), newest first.
-    fn owned_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError>;
+    /// The experiments `user` sees (those with runs, all of them seen by `user`: see
+    /// [`tenancy::visible_sql`]), newest first.
+    fn visible_experiments(&self, user: &str) -> Result<Vec<ExperimentRow>, StoreError>;
     /// One experiment with its runs. A unique prefix of the id is enough.
     fn experiment(&self, id: &str) -> Result<ExperimentDetail, StoreError>;
     /// One run with its phases. A unique prefix of the id is enough.
@@ -219,12 +228,13 @@ pub trait Store {
     fn users(&self) -> Result<Vec<UserRow>, StoreError>;
     /// Who a run belongs to: `None` when there is no such run, `Some(None)` when it has no owner.
     fn run_owner(&self, run: &str) -> Result<Option<Option<String>>, StoreError>;
-    /// The id of `owner`'s run that is `prefix`, or else the only one of theirs that starts with
-    /// it; other users' runs are not looked at, so a prefix says nothing about them.
-    fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError>;
-    /// The id of `owner`'s experiment (one with runs, all of them `owner`'s) that is `prefix`,
-    /// or else the only one of theirs that starts with it.
-    fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError>;
+    /// The id of the run `user` sees that is `prefix`, or else the only one they see that
+    /// starts with it; runs they do not see are not looked at, so a prefix says nothing of them.
+    fn visible_run_id(&self, user: &str, prefix: &str) -> Result<Option<String>, StoreError>;
+    /// The id of the experiment `user` sees (one with runs, all of them seen by `user`) that is
+    /// `prefix`, or else the only one they see that starts with it.
+    fn visible_experiment_id(&self, user: &str, prefix: &str)
+        -> Result<Option<String>, StoreError>;
     /// Gives an ownerless run (an array task the agent reported first) to `owner`.
     fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError>;
     /// Starts a session for `user` until `expires_at` (Unix seconds); sessions that have
@@ -269,6 +279,24 @@ pub trait Store {
         after: i64,
         limit: usize,
     ) -> Result<Vec<MetricPoint>, StoreError>;
+
+    // Tenants (teams): members with roles, quotas, usage.
+
+    /// Adds a tenant; a name that exists is an error.
+    fn add_tenant(&mut self, name: &str, now: f64) -> Result<(), StoreError>;
+    /// Every tenant with its members and quotas, by name.
+    fn tenants(&self) -> Result<Vec<TenantRow>, StoreError>;
+    /// Makes `user` a member of `tenant` with `role` (a member already has their role changed).
+    fn set_member(&mut self, tenant: &str, user: &str, role: Role) -> Result<(), StoreError>;
+    /// Takes `user` out of `tenant`; whether they were a member.
+    fn remove_member(&mut self, tenant: &str, user: &str) -> Result<bool, StoreError>;
+    /// Replaces `tenant`'s quotas.
+    fn set_quotas(&mut self, tenant: &str, quotas: &Quotas) -> Result<(), StoreError>;
+    /// The tenants `user` is a member of, with their role, by tenant name.
+    fn memberships(&self, user: &str) -> Result<Vec<(String, Role)>, StoreError>;
+    /// What `tenant`'s runs hold now and have used since `since` (Unix seconds; running runs
+    /// count up to `now`).
+    fn usage(&self, tenant: &str, since: f64, now: f64) -> Result<Usage, StoreError>;
 
     // Node samples (`atlas node-agent --server`), each owner's own.
 

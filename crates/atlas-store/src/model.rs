@@ -35,8 +35,10 @@ pub struct RunRow {
     pub agent_version: Option<String>,
     /// The node's type as the agent saw it (CPU model, CPUs, memory).
     pub node: Option<String>,
-    /// The user the run belongs to (`atlas serve` shows a user their own runs).
+    /// The user who started the run.
     pub owner: Option<String>,
+    /// The tenant (team) the run belongs to: its members see it. `None`: the owner's alone.
+    pub tenant: Option<String>,
     /// Each time the run was frozen (a window's close, `atlas windows freeze`), in order.
     pub windows: Vec<WindowRow>,
 }
@@ -220,6 +222,11 @@ pub struct NewRun {
     pub submitted_at: f64,
     /// The user the run belongs to.
     pub owner: Option<String>,
+    /// The tenant it belongs to (its members see it); `None`: the owner's alone.
+    pub tenant: Option<String>,
+    /// The cores and GPUs it asks for, in all (a tenant's hour quotas count them).
+    pub cores: f64,
+    pub gpus: f64,
 }
 
 /// What a run was started with ([`NewRun::spec`], [`NewRun::inputs`]); `None` for runs
@@ -263,8 +270,8 @@ pub struct MetricPoint {
 /// Which runs `Store::runs_filtered` lists (newest first); every condition given must hold.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RunFilter {
-    /// Only this user's runs.
-    pub owner: Option<String>,
+    /// Only the runs this user sees: their tenants' and their own of no tenant.
+    pub visible_to: Option<String>,
     /// Only runs with this status.
     pub status: Option<RunStatus>,
     /// Only runs with every one of these labels (key, value).

@@ -171,4 +171,24 @@ ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
     r#"
 ALTER TABLE phases ADD COLUMN io TEXT;
 "#,
+    // 11: tenants (teams) with their quotas (JSON), members with a role, and each run's
+    // tenant (NULL: the owner's alone) and the cores and GPUs it asked for (quotas in hours).
+    r#"
+CREATE TABLE tenants (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    quotas TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE tenant_members (
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    user_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (tenant, user_name)
+);
+CREATE INDEX tenant_members_by_user ON tenant_members(user_name, tenant);
+ALTER TABLE runs ADD COLUMN tenant TEXT;
+ALTER TABLE runs ADD COLUMN cores REAL NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN gpus REAL NOT NULL DEFAULT 0;
+CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
+"#,
 ];

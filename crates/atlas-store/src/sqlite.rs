@@ -5,6 +5,7 @@
 mod live;
 mod nodes;
 mod sessions;
+mod tenants;
 mod users;
 
 use std::collections::BTreeMap;
@@ -21,7 +22,7 @@ use crate::schema::MIGRATIONS;
 use crate::summary::{
     ended_phase, is_lifecycle, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES,
 };
-use crate::{NodeBucket, Store, StoreError};
+use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, Usage};
 use atlas_spec::node_record::NodeRecord;
 
 /// The store in a SQLite file.
@@ -257,7 +258,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -284,6 +285,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         node: r.get(19)?,
         owner: r.get(20)?,
         windows: serde_json::from_str(&r.get::<_, String>(21)?).unwrap_or_default(),
+        tenant: r.get(22)?,
     })
 }
 
@@ -517,10 +519,10 @@ impl Store for SqliteStore {
         let store = self.path.clone();
         named(&store, move || {
             self.conn.execute(
-                "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9, ?10, ?11)
-                 ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9, spec = ?10, inputs = ?11",
-                params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner, run.spec, run.inputs.as_ref().map(|v| v.to_string())],
+                "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs, tenant, cores, gpus)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'submitted', ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                 ON CONFLICT (id) DO UPDATE SET experiment_id = ?2, target = ?4, repetition = ?5, run_dir = ?6, labels = ?7, submitted_at = ?8, owner = ?9, spec = ?10, inputs = ?11, tenant = ?12, cores = ?13, gpus = ?14",
+                params![run.id, run.experiment_id, run.workflow, run.target, run.repetition, run.run_dir, run.labels.to_string(), run.submitted_at, run.owner, run.spec, run.inputs.as_ref().map(|v| v.to_string()), run.tenant, run.cores, run.gpus],
             )?;
             Ok(())
         })
@@ -678,7 +680,7 @@ impl Store for SqliteStore {
         named(&store, move || experiment_rows(&self.conn, None))
     }
 
-    fn owned_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError> {
+    fn visible_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError> {
         let store = self.path.clone();
         named(&store, move || experiment_rows(&self.conn, Some(owner)))
     }
@@ -858,15 +860,19 @@ impl Store for SqliteStore {
         named(&self.path, || users::run_owner(&self.conn, run))
     }
 
-    fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+    fn visible_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
         named(&self.path, || {
-            users::owned_run_id(&self.conn, owner, prefix)
+            users::visible_run_id(&self.conn, owner, prefix)
         })
     }
 
-    fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+    fn visible_experiment_id(
+        &self,
+        owner: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, StoreError> {
         named(&self.path, || {
-            users::owned_experiment_id(&self.conn, owner, prefix)
+            users::visible_experiment_id(&self.conn, owner, prefix)
         })
     }
 
@@ -895,6 +901,42 @@ impl Store for SqliteStore {
 
     fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
         named(&self.path, || sessions::delete_session(&self.conn, id_hash))
+    }
+
+    fn add_tenant(&mut self, name: &str, now: f64) -> Result<(), StoreError> {
+        named(&self.path, || tenants::add_tenant(&self.conn, name, now))
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        named(&self.path, || tenants::tenants(&self.conn))
+    }
+
+    fn set_member(&mut self, tenant: &str, user: &str, role: Role) -> Result<(), StoreError> {
+        named(&self.path, || {
+            tenants::set_member(&self.conn, tenant, user, role)
+        })
+    }
+
+    fn remove_member(&mut self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        named(&self.path, || {
+            tenants::remove_member(&self.conn, tenant, user)
+        })
+    }
+
+    fn set_quotas(&mut self, tenant: &str, quotas: &Quotas) -> Result<(), StoreError> {
+        named(&self.path, || {
+            tenants::set_quotas(&self.conn, tenant, quotas)
+        })
+    }
+
+    fn memberships(&self, user: &str) -> Result<Vec<(String, Role)>, StoreError> {
+        named(&self.path, || tenants::memberships(&self.conn, user))
+    }
+
+    fn usage(&self, tenant: &str, since: f64, now: f64) -> Result<Usage, StoreError> {
+        named(&self.path, || {
+            tenants::usage(&self.conn, tenant, since, now)
+        })
     }
 
     fn ingest_node_samples(
@@ -964,12 +1006,13 @@ impl Store for SqliteStore {
     }
 }
 
-/// The experiments, newest first; with an owner, only those whose runs are all theirs.
+/// The experiments, newest first; with a user, only those whose runs they all see.
 fn experiment_rows(
     conn: &Connection,
-    owner: Option<&str>,
+    user: Option<&str>,
 ) -> Result<Vec<ExperimentRow>, StoreError> {
-    let mut stmt = conn.prepare(
+    let visible = crate::tenancy::visible_sql("r", "?1");
+    let mut stmt = conn.prepare(&format!(
         "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
                 (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
                 (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
@@ -977,11 +1020,11 @@ fn experiment_rows(
          FROM experiments e
          WHERE ?1 IS NULL OR (EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
-                               AND (r.owner IS NULL OR r.owner <> ?1)))
-         ORDER BY e.created_at DESC, e.id",
-    )?;
+                               AND NOT {visible}))
+         ORDER BY e.created_at DESC, e.id"
+    ))?;
     let mut rows: Vec<ExperimentRow> = stmt
-        .query_map([owner], |r| {
+        .query_map([user], |r| {
             let labels: String = r.get(3)?;
             Ok(ExperimentRow {
                 id: r.get(0)?,
@@ -1021,8 +1064,9 @@ fn runs_filtered(conn: &Connection, filter: &RunFilter) -> Result<Vec<RunRow>, S
         args.push(value);
         *sql += &clause.replace('?', &format!("?{}", args.len()));
     };
-    if let Some(owner) = &filter.owner {
-        arg(&mut sql, " AND owner = ?", Value::Text(owner.clone()));
+    if let Some(user) = &filter.visible_to {
+        let clause = format!(" AND {}", crate::tenancy::visible_sql("runs", "?"));
+        arg(&mut sql, &clause, Value::Text(user.clone()));
     }
     if let Some(status) = &filter.status {
         arg(

@@ -11,7 +11,7 @@ use atlas_spec::record::RunStatus;
 use std::collections::BTreeMap;
 
 use atlas_spec::record::{GpuSample, PhaseStatus, Record, RecordBody};
-use atlas_store::{IngestStats, MetricSummary, RunFilter, StoreError};
+use atlas_store::{IngestStats, MetricSummary, Quotas, Role, RunFilter, StoreError};
 use common::{new_run, record, records, Fixture};
 
 on_both_stores!(
@@ -29,6 +29,8 @@ on_both_stores!(
     a_session_finds_its_user_until_it_expires_or_is_deleted,
     runs_are_filtered_by_owner_status_label_time_and_limit,
     experiments_list_with_their_targets_and_owners,
+    a_tenants_members_see_its_runs_and_nobody_else_does,
+    tenants_keep_members_roles_and_quotas_and_count_usage,
     a_phase_start_before_its_run_start_ingests,
     a_run_start_after_the_run_end_does_not_reopen_the_run,
     a_runs_workflow_and_inputs_are_kept_with_it,
@@ -321,7 +323,7 @@ fn a_prefix_resolves_among_the_owners_runs_and_experiments_only(f: &mut Fixture)
             .unwrap();
     }
     store.create_run(&new_run("r-fa9", None, None)).unwrap();
-    let run = |owner: &str, prefix: &str| store.owned_run_id(owner, prefix).unwrap();
+    let run = |owner: &str, prefix: &str| store.visible_run_id(owner, prefix).unwrap();
     assert_eq!(
         run("ada", "r-fa").as_deref(),
         Some("r-fa1"),
@@ -336,7 +338,8 @@ fn a_prefix_resolves_among_the_owners_runs_and_experiments_only(f: &mut Fixture)
     assert_eq!(run("bob", "r-fa1"), None);
     assert_eq!(run("ada", ""), None);
     assert_eq!(run("ada", "r-f_1"), None, "no LIKE wildcards");
-    let experiment = |owner: &str, prefix: &str| store.owned_experiment_id(owner, prefix).unwrap();
+    let experiment =
+        |owner: &str, prefix: &str| store.visible_experiment_id(owner, prefix).unwrap();
     assert_eq!(experiment("ada", "e-f").as_deref(), Some("e-fa1"));
     assert_eq!(experiment("bob", "e-f").as_deref(), Some("e-fa2"));
     assert_eq!(experiment("carol", "e-f"), None);
@@ -407,7 +410,7 @@ fn runs_are_filtered_by_owner_status_label_time_and_limit(f: &mut Fixture) {
             .collect()
     };
     let ada = || RunFilter {
-        owner: Some("ada".into()),
+        visible_to: Some("ada".into()),
         ..RunFilter::default()
     };
     assert_eq!(ids(RunFilter::default()), ["r-3", "r-2", "r-1", "r-0"]);
@@ -511,7 +514,7 @@ fn experiments_list_with_their_targets_and_owners(f: &mut Fixture) {
     assert_eq!(e1.labels, labels);
     let of = |owner: &str| -> Vec<String> {
         store
-            .owned_experiments(owner)
+            .visible_experiments(owner)
             .unwrap()
             .into_iter()
             .map(|e| e.id)
@@ -540,6 +543,153 @@ fn experiments_list_with_their_targets_and_owners(f: &mut Fixture) {
 }
 
 /// A two-phase run as an agent spools it: the first phase fails, the second is skipped.
+/// A run of `tenant` (or of its owner alone) in experiment `experiment`.
+fn tenant_run(
+    store: &mut dyn atlas_store::Store,
+    run: &str,
+    experiment: &str,
+    owner: &str,
+    tenant: Option<&str>,
+) {
+    let _ = store.create_experiment(experiment, "w", &serde_json::json!({}), 1.0);
+    let mut new = new_run(run, Some(experiment), Some(owner));
+    new.tenant = tenant.map(String::from);
+    store.create_run(&new).unwrap();
+}
+
+fn a_tenants_members_see_its_runs_and_nobody_else_does(f: &mut Fixture) {
+    let store = &mut *f.store;
+    for t in ["vision", "speech"] {
+        store.add_tenant(t, 1.0).unwrap();
+    }
+    store.set_member("vision", "ada", Role::Admin).unwrap();
+    store.set_member("vision", "vic", Role::Viewer).unwrap();
+    store.set_member("speech", "bob", Role::Member).unwrap();
+    tenant_run(store, "r-v1", "e-v1", "ada", Some("vision"));
+    tenant_run(store, "r-s1", "e-s1", "bob", Some("speech"));
+    // Ada's own run of no tenant: hers alone, not her team's.
+    tenant_run(store, "r-a1", "e-a1", "ada", None);
+    // An experiment with runs of two tenants is seen by nobody whole.
+    tenant_run(store, "r-m1", "e-m1", "ada", Some("vision"));
+    tenant_run(store, "r-m2", "e-m1", "bob", Some("speech"));
+    let seen = |store: &dyn atlas_store::Store, user: &str| -> Vec<String> {
+        let filter = RunFilter {
+            visible_to: Some(user.into()),
+            ..RunFilter::default()
+        };
+        let mut ids: Vec<String> = store
+            .runs_filtered(&filter)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(seen(store, "ada"), ["r-a1", "r-m1", "r-v1"]);
+    assert_eq!(
+        seen(store, "vic"),
+        ["r-m1", "r-v1"],
+        "a viewer reads the tenant's runs"
+    );
+    assert_eq!(seen(store, "bob"), ["r-m2", "r-s1"]);
+    assert_eq!(seen(store, "eve"), Vec::<String>::new());
+    assert_eq!(
+        store.visible_run_id("vic", "r-v").unwrap().as_deref(),
+        Some("r-v1")
+    );
+    assert_eq!(store.visible_run_id("bob", "r-v1").unwrap(), None);
+    assert_eq!(store.visible_run_id("vic", "r-a1").unwrap(), None);
+    let experiments = |store: &dyn atlas_store::Store, user: &str| -> Vec<String> {
+        let mut ids: Vec<String> = store
+            .visible_experiments(user)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(experiments(store, "ada"), ["e-a1", "e-v1"]);
+    assert_eq!(experiments(store, "vic"), ["e-v1"]);
+    assert_eq!(experiments(store, "bob"), ["e-s1"]);
+    assert_eq!(store.visible_experiment_id("bob", "e-m1").unwrap(), None);
+    assert_eq!(
+        store
+            .visible_experiment_id("vic", "e-v")
+            .unwrap()
+            .as_deref(),
+        Some("e-v1")
+    );
+    // Taken out of the tenant, Vic sees none of it at once.
+    assert!(store.remove_member("vision", "vic").unwrap());
+    assert!(!store.remove_member("vision", "vic").unwrap());
+    assert_eq!(seen(store, "vic"), Vec::<String>::new());
+    assert_eq!(store.visible_run_id("vic", "r-v1").unwrap(), None);
+}
+
+fn tenants_keep_members_roles_and_quotas_and_count_usage(f: &mut Fixture) {
+    let store = &mut *f.store;
+    store.add_tenant("vision", 5.0).unwrap();
+    assert!(matches!(
+        store.add_tenant("vision", 6.0),
+        Err(StoreError::TenantExists(_))
+    ));
+    assert!(matches!(
+        store.set_member("nope", "ada", Role::Member),
+        Err(StoreError::NoSuchTenant(_))
+    ));
+    store.set_member("vision", "ada", Role::Member).unwrap();
+    store.set_member("vision", "ada", Role::Admin).unwrap();
+    let quotas = Quotas {
+        runs: Some(2),
+        core_hours: Some(10.0),
+        gpu_hours: None,
+        period_days: Some(1.0),
+    };
+    store.set_quotas("vision", &quotas).unwrap();
+    assert!(matches!(
+        store.set_quotas("nope", &quotas),
+        Err(StoreError::NoSuchTenant(_))
+    ));
+    let tenants = store.tenants().unwrap();
+    assert_eq!(tenants.len(), 1);
+    assert_eq!(tenants[0].name, "vision");
+    assert_eq!(tenants[0].created_at, 5.0);
+    assert_eq!(tenants[0].members.len(), 1);
+    assert_eq!(tenants[0].members[0].role, Role::Admin);
+    assert_eq!(tenants[0].quotas, quotas);
+    assert_eq!(
+        store.memberships("ada").unwrap(),
+        [("vision".to_string(), Role::Admin)]
+    );
+    // Runs of 4 cores and 1 GPU: one ended, one running, one submitted before the period.
+    for (run, submitted) in [("r-u1", 1000.0), ("r-u2", 5000.0), ("r-old", 10.0)] {
+        let mut new = new_run(run, None, Some("ada"));
+        new.tenant = Some("vision".into());
+        new.submitted_at = submitted;
+        (new.cores, new.gpus) = (4.0, 1.0);
+        store.create_run(&new).unwrap();
+    }
+    // r-u1's spool whole (it ended), r-u2's up to its first metric (running); `now` is half
+    // an hour after r-u2 started, as the store recorded it.
+    store.ingest(&records("r-u1")).unwrap();
+    store.ingest(&records("r-u2")[..4]).unwrap();
+    let r1 = store.run("r-u1").unwrap().run;
+    let r2 = store.run("r-u2").unwrap().run;
+    assert_eq!(r2.status, RunStatus::Running, "{r2:?}");
+    let now = r2.started_at.unwrap() + 1800.0;
+    let usage = store.usage("vision", 500.0, now).unwrap();
+    assert_eq!(usage.active_runs, 2, "r-u2 running and r-old submitted");
+    let expected = 4.0 * (r1.wall_seconds.unwrap() + 1800.0) / 3600.0;
+    assert!(
+        (usage.core_hours - expected).abs() < 1e-9,
+        "{usage:?} vs {expected}"
+    );
+    assert!((usage.gpu_hours - expected / 4.0).abs() < 1e-9, "{usage:?}");
+    assert_eq!(store.usage("nobody", 0.0, now).unwrap(), Default::default());
+}
+
 fn spool(run: &str) -> Vec<Record> {
     vec![
         common::run_start(run, 1, &["prep", "train"]),

@@ -54,6 +54,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Add users (each gets an API token) or list them.
     User(commands::user::Args),
+    /// Tenants (teams): add them, their members' roles and their quotas; list them.
+    Tenant(commands::tenant::Args),
     /// Print a shell completion script: `atlas completions bash > /etc/bash_completion.d/atlas`.
     Completions(commands::completions::Args),
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
@@ -97,6 +99,7 @@ fn main() {
         Command::NodeAgent(args) => commands::node_agent::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::User(args) => commands::user::run(args),
+        Command::Tenant(args) => commands::tenant::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
     };
     if let Err(failure) = result {

@@ -12,6 +12,10 @@ mod support {
     pub mod project;
 }
 
+// Tenants' namespaces, quotas and roles (tests/cluster_cases/).
+#[path = "cluster_cases/tenants.rs"]
+mod tenants;
+
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -239,4 +239,14 @@ fn pages_without_a_session_go_to_the_login_page() {
         "return document.body.innerText.includes('not known here')",
         20,
     );
+    // A new user with a good token sees no runs, and is told why and whose they would be.
+    let token = server.add_user("newbie");
+    log_in(&browser, &server, &token);
+    let told = browser.wait_for(
+        "return document.querySelector('#no-runs')?.innerText || null",
+        20,
+    );
+    let told = told.as_str().unwrap();
+    assert!(told.contains("signed in as newbie, in no tenant"), "{told}");
+    assert!(told.contains("ATLAS_USER=newbie atlas run"), "{told}");
 }

@@ -18,6 +18,8 @@ mod limits;
 mod sessions;
 #[path = "serve_cases/tenancy.rs"]
 mod tenancy;
+#[path = "serve_cases/tenants.rs"]
+mod tenants;
 
 use std::process::Command;
 
@@ -59,6 +61,9 @@ fn register(db: &Db, id: &str, owner: &str) {
             labels: serde_json::json!({}),
             submitted_at: 1.0,
             owner: Some(owner.into()),
+            tenant: None,
+            cores: 0.0,
+            gpus: 0.0,
         })
         .unwrap();
 }
@@ -385,6 +390,9 @@ fn the_runs_listing_filters_by_status_label_and_time_in_the_store(kind: Kind) {
             labels: serde_json::json!({ "team": team }),
             submitted_at: 100.0 + i as f64,
             owner: Some("ada".into()),
+            tenant: None,
+            cores: 0.0,
+            gpus: 0.0,
         };
         store.create_run(&run).unwrap();
         run.id = format!("r-bob{i}");

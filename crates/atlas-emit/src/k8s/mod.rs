@@ -32,6 +32,7 @@ pub mod node_agent;
 pub mod pod;
 mod server;
 mod shape;
+pub mod tenant;
 
 pub use server::ServerVersion;
 
@@ -119,6 +120,10 @@ pub enum Object {
     Namespace(Box<k8s_openapi::api::core::v1::Namespace>),
     ServiceAccount(Box<k8s_openapi::api::core::v1::ServiceAccount>),
     DaemonSet(Box<k8s_openapi::api::apps::v1::DaemonSet>),
+    ResourceQuota(Box<k8s_openapi::api::core::v1::ResourceQuota>),
+    LimitRange(Box<k8s_openapi::api::core::v1::LimitRange>),
+    Role(Box<k8s_openapi::api::rbac::v1::Role>),
+    RoleBinding(Box<k8s_openapi::api::rbac::v1::RoleBinding>),
 }
 
 /// A workflow field with no Kubernetes counterpart, or mapped approximately.

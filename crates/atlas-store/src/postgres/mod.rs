@@ -16,6 +16,7 @@ mod nodes;
 mod queries;
 mod schema;
 pub mod scratch;
+mod tenants;
 mod users;
 
 use std::cell::{RefCell, RefMut};
@@ -30,7 +31,7 @@ use crate::model::{
     ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, NewRun, RunDetail, RunFilter,
     RunRow, RunSpec, SeriesPoint, UserRow,
 };
-use crate::{NodeBucket, Store, StoreError};
+use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, Usage};
 use atlas_spec::node_record::NodeRecord;
 
 pub use schema::MIGRATIONS;
@@ -242,7 +243,7 @@ impl Store for PgStore {
         self.with(|c| queries::experiments(c, None))
     }
 
-    fn owned_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError> {
+    fn visible_experiments(&self, owner: &str) -> Result<Vec<ExperimentRow>, StoreError> {
         self.with(|c| queries::experiments(c, Some(owner)))
     }
 
@@ -270,12 +271,16 @@ impl Store for PgStore {
         self.with(|c| users::run_owner(c, run))
     }
 
-    fn owned_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| users::owned_run_id(c, owner, prefix))
+    fn visible_run_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| users::visible_run_id(c, owner, prefix))
     }
 
-    fn owned_experiment_id(&self, owner: &str, prefix: &str) -> Result<Option<String>, StoreError> {
-        self.with(|c| users::owned_experiment_id(c, owner, prefix))
+    fn visible_experiment_id(
+        &self,
+        owner: &str,
+        prefix: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.with(|c| users::visible_experiment_id(c, owner, prefix))
     }
 
     fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError> {
@@ -298,6 +303,34 @@ impl Store for PgStore {
 
     fn delete_session(&mut self, id_hash: &str) -> Result<(), StoreError> {
         self.with(|c| users::delete_session(c, id_hash))
+    }
+
+    fn add_tenant(&mut self, name: &str, now: f64) -> Result<(), StoreError> {
+        self.with(|c| tenants::add_tenant(c, name, now))
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        self.with(tenants::tenants)
+    }
+
+    fn set_member(&mut self, tenant: &str, user: &str, role: Role) -> Result<(), StoreError> {
+        self.with(|c| tenants::set_member(c, tenant, user, role))
+    }
+
+    fn remove_member(&mut self, tenant: &str, user: &str) -> Result<bool, StoreError> {
+        self.with(|c| tenants::remove_member(c, tenant, user))
+    }
+
+    fn set_quotas(&mut self, tenant: &str, quotas: &Quotas) -> Result<(), StoreError> {
+        self.with(|c| tenants::set_quotas(c, tenant, quotas))
+    }
+
+    fn memberships(&self, user: &str) -> Result<Vec<(String, Role)>, StoreError> {
+        self.with(|c| tenants::memberships(c, user))
+    }
+
+    fn usage(&self, tenant: &str, since: f64, now: f64) -> Result<Usage, StoreError> {
+        self.with(|c| tenants::usage(c, tenant, since, now))
     }
 
     fn ingest_node_samples(

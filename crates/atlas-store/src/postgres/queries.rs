@@ -16,7 +16,7 @@ use crate::model::{
 use crate::summary::summarise_gpus;
 use crate::StoreError;
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant";
 
 /// A status word of a row as its enum; a word this Atlas does not know is an error.
 fn status<T: std::str::FromStr<Err = atlas_spec::record::UnknownStatus>>(
@@ -52,6 +52,7 @@ fn run_row(r: &Row) -> Result<RunRow, StoreError> {
         node: r.get(19),
         owner: r.get(20),
         windows: serde_json::from_str(r.get(21)).unwrap_or_default(),
+        tenant: r.get(22),
     })
 }
 
@@ -83,10 +84,10 @@ pub(super) fn run_spec(c: &mut Client, run: &str) -> Result<RunSpec, StoreError>
 
 pub(super) fn create_run(c: &mut Client, run: &NewRun) -> Result<(), StoreError> {
     c.execute(
-        "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9, $10, $11)
-         ON CONFLICT (id) DO UPDATE SET experiment_id = $2, target = $4, repetition = $5, run_dir = $6, labels = $7, submitted_at = $8, owner = $9, spec = $10, inputs = $11",
-        &[&run.id, &run.experiment_id, &run.workflow, &run.target, &run.repetition, &run.run_dir, &run.labels.to_string(), &run.submitted_at, &run.owner, &run.spec, &run.inputs.as_ref().map(|v| v.to_string())],
+        "INSERT INTO runs (id, experiment_id, workflow, target, repetition, run_dir, labels, status, submitted_at, owner, spec, inputs, tenant, cores, gpus)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'submitted', $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (id) DO UPDATE SET experiment_id = $2, target = $4, repetition = $5, run_dir = $6, labels = $7, submitted_at = $8, owner = $9, spec = $10, inputs = $11, tenant = $12, cores = $13, gpus = $14",
+        &[&run.id, &run.experiment_id, &run.workflow, &run.target, &run.repetition, &run.run_dir, &run.labels.to_string(), &run.submitted_at, &run.owner, &run.spec, &run.inputs.as_ref().map(|v| v.to_string()), &run.tenant, &run.cores, &run.gpus],
     )?;
     Ok(())
 }
@@ -180,8 +181,9 @@ pub(super) fn runs_filtered(c: &mut Client, filter: &RunFilter) -> Result<Vec<Ru
         args.push(value);
         *sql += &clause.replace('?', &format!("${}", args.len()));
     };
-    if let Some(owner) = &filter.owner {
-        arg(&mut sql, " AND owner = ?", Box::new(owner.clone()));
+    if let Some(user) = &filter.visible_to {
+        let clause = format!(" AND {}", crate::tenancy::visible_sql("runs", "?::text"));
+        arg(&mut sql, &clause, Box::new(user.clone()));
     }
     if let Some(status) = &filter.status {
         arg(
@@ -216,13 +218,14 @@ pub(super) fn runs_filtered(c: &mut Client, filter: &RunFilter) -> Result<Vec<Ru
     c.query(&sql, &params)?.iter().map(run_row).collect()
 }
 
-/// The experiments, newest first; with an owner, only those whose runs are all theirs.
+/// The experiments, newest first; with a user, only those whose runs they all see.
 pub(super) fn experiments(
     c: &mut Client,
-    owner: Option<&str>,
+    user: Option<&str>,
 ) -> Result<Vec<ExperimentRow>, StoreError> {
+    let visible = crate::tenancy::visible_sql("r", "$1");
     let rows = c.query(
-        "SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
+        &format!("SELECT e.id, e.workflow, e.created_at, e.labels, e.differences,
                 (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id),
                 (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'succeeded'),
                 (SELECT count(*) FROM runs r WHERE r.experiment_id = e.id AND r.status = 'failed'),
@@ -231,9 +234,9 @@ pub(super) fn experiments(
          FROM experiments e
          WHERE $1::text IS NULL OR (EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
-                               AND (r.owner IS NULL OR r.owner <> $1)))
-         ORDER BY e.created_at DESC, e.id",
-        &[&owner],
+                               AND NOT {visible}))
+         ORDER BY e.created_at DESC, e.id"),
+        &[&user],
     )?;
     Ok(rows
         .iter()

@@ -168,6 +168,26 @@ ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
     r#"
 ALTER TABLE phases ADD COLUMN io TEXT;
 "#,
+    // 11: tenants (teams) with their quotas (JSON), members with a role, and each run's
+    // tenant (NULL: the owner's alone) and the cores and GPUs it asked for (quotas in hours).
+    r#"
+CREATE TABLE tenants (
+    name TEXT PRIMARY KEY,
+    created_at DOUBLE PRECISION NOT NULL,
+    quotas TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE tenant_members (
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    user_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    PRIMARY KEY (tenant, user_name)
+);
+CREATE INDEX tenant_members_by_user ON tenant_members(user_name, tenant);
+ALTER TABLE runs ADD COLUMN tenant TEXT;
+ALTER TABLE runs ADD COLUMN cores DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN gpus DOUBLE PRECISION NOT NULL DEFAULT 0;
+CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

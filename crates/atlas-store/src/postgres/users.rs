@@ -52,32 +52,37 @@ pub(super) fn run_owner(c: &mut Client, run: &str) -> Result<Option<Option<Strin
     )
 }
 
-pub(super) fn owned_run_id(
+pub(super) fn visible_run_id(
     c: &mut Client,
     owner: &str,
     prefix: &str,
 ) -> Result<Option<String>, StoreError> {
+    let visible = crate::tenancy::visible_sql("runs", "$1");
     owned_id(
         c,
-        "SELECT id FROM runs WHERE owner = $1 AND left(id, length($2)) = $2
-         ORDER BY id = $2 DESC LIMIT 2",
+        &format!(
+            "SELECT id FROM runs WHERE {visible} AND left(id, length($2)) = $2
+             ORDER BY id = $2 DESC LIMIT 2"
+        ),
         owner,
         prefix,
     )
 }
 
-pub(super) fn owned_experiment_id(
+pub(super) fn visible_experiment_id(
     c: &mut Client,
     owner: &str,
     prefix: &str,
 ) -> Result<Option<String>, StoreError> {
+    let visible = crate::tenancy::visible_sql("r", "$1");
     owned_id(
         c,
-        "SELECT e.id FROM experiments e WHERE left(e.id, length($2)) = $2
-           AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
-           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
-                           AND (r.owner IS NULL OR r.owner <> $1))
-         ORDER BY e.id = $2 DESC LIMIT 2",
+        &format!(
+            "SELECT e.id FROM experiments e WHERE left(e.id, length($2)) = $2
+               AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id AND NOT {visible})
+             ORDER BY e.id = $2 DESC LIMIT 2"
+        ),
         owner,
         prefix,
     )

@@ -62,15 +62,18 @@ pub(crate) fn run_owner(
 
 /// The id of `owner`'s run that is `prefix`, or else the only one of theirs that starts with
 /// it; other users' runs are not looked at, so a prefix says nothing about them.
-pub(crate) fn owned_run_id(
+pub(crate) fn visible_run_id(
     conn: &Connection,
     owner: &str,
     prefix: &str,
 ) -> Result<Option<String>, StoreError> {
+    let visible = crate::tenancy::visible_sql("runs", "?1");
     owned_id(
         conn,
-        "SELECT id FROM runs WHERE owner = ?1 AND substr(id, 1, length(?2)) = ?2
-         ORDER BY id = ?2 DESC LIMIT 2",
+        &format!(
+            "SELECT id FROM runs WHERE {visible} AND substr(id, 1, length(?2)) = ?2
+             ORDER BY id = ?2 DESC LIMIT 2"
+        ),
         owner,
         prefix,
     )
@@ -78,18 +81,20 @@ pub(crate) fn owned_run_id(
 
 /// The id of `owner`'s experiment (one with runs, all of them `owner`'s) that is `prefix`,
 /// or else the only one of theirs that starts with it.
-pub(crate) fn owned_experiment_id(
+pub(crate) fn visible_experiment_id(
     conn: &Connection,
     owner: &str,
     prefix: &str,
 ) -> Result<Option<String>, StoreError> {
+    let visible = crate::tenancy::visible_sql("r", "?1");
     owned_id(
         conn,
-        "SELECT e.id FROM experiments e WHERE substr(e.id, 1, length(?2)) = ?2
-           AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
-           AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id
-                           AND (r.owner IS NULL OR r.owner <> ?1))
-         ORDER BY e.id = ?2 DESC LIMIT 2",
+        &format!(
+            "SELECT e.id FROM experiments e WHERE substr(e.id, 1, length(?2)) = ?2
+               AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
+               AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id AND NOT {visible})
+             ORDER BY e.id = ?2 DESC LIMIT 2"
+        ),
         owner,
         prefix,
     )

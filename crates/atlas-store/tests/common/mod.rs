@@ -221,5 +221,8 @@ pub fn new_run(id: &str, experiment: Option<&str>, owner: Option<&str>) -> atlas
         labels: serde_json::json!({}),
         submitted_at: 1.0,
         owner: owner.map(String::from),
+        tenant: None,
+        cores: 0.0,
+        gpus: 0.0,
     }
 }

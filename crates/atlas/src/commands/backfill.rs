@@ -276,6 +276,7 @@ fn launch(name: &str, paths: &[PathBuf], interval: std::time::Duration) -> Resul
             labels,
             interval,
             db: None,
+            tenant: super::tenant::from_env(),
         })
         .map(|_| ());
         if outcome.is_ok() {

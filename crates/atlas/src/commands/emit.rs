@@ -43,8 +43,21 @@ enum FlavorArg {
 #[derive(clap::Args)]
 struct K8sArgs {
     /// A Workflow (atlas.yaml) or a job script (imported first).
-    #[arg(required_unless_present = "node_agent")]
+    #[arg(required_unless_present_any = ["node_agent", "tenant"])]
     workflow: Option<PathBuf>,
+    /// Instead of a workflow's objects: tenant T's Namespace, ResourceQuota (its runs quota),
+    /// LimitRange, and the ServiceAccount, Role and RoleBinding Atlas runs its Jobs as, with
+    /// its members bound to the built-in admin/edit/view roles (from the store).
+    #[arg(
+        long,
+        value_name = "T",
+        conflicts_with_all = ["workflow", "node_agent", "flavor", "openshift", "image", "registry", "base_image", "gpu_product", "co_locate", "rdma_resource", "server_version", "context"]
+    )]
+    tenant: Option<String>,
+    /// The database the tenant is read from (default: $ATLAS_DB or
+    /// $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long, requires = "tenant")]
+    db: Option<PathBuf>,
     /// Instead of a workflow's objects: `atlas node-agent` on every node, as a DaemonSet (with
     /// its Namespace and ServiceAccount); give --image (any image Atlas built has the binary).
     #[arg(
@@ -122,6 +135,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     if args.node_agent {
         return node_agent(&args);
+    }
+    if let Some(tenant) = &args.tenant {
+        return tenant_objects(&args, tenant);
     }
     let path = args.workflow.as_deref().unwrap_or(std::path::Path::new(""));
     let mut workflow = super::load_workflow_or_script(path)?;
@@ -206,6 +222,49 @@ fn write_objects(args: &K8sArgs, objects: &[k8s::Object]) -> Result<(), Failure>
         super::write_output(Some(&file), &k8s::to_yaml(std::slice::from_ref(object)))?;
     }
     eprintln!("wrote {} object(s) to {}", objects.len(), dir.display());
+    Ok(())
+}
+
+/// `--tenant T`: the tenant's namespace, quota and runner identity, from the store.
+fn tenant_objects(args: &K8sArgs, tenant: &str) -> Result<(), Failure> {
+    use k8s::tenant::{MemberRole, TenantOptions, RUNNER};
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let row = store
+        .tenants()
+        .map_err(Failure::environment)?
+        .into_iter()
+        .find(|t| t.name == tenant)
+        .ok_or_else(|| {
+            Failure::input(format!(
+                "no tenant `{}` (see `atlas tenant list`)",
+                tenant.escape_debug()
+            ))
+        })?;
+    let members = row
+        .members
+        .iter()
+        .map(|m| {
+            let role = match m.role {
+                atlas_store::Role::Admin => MemberRole::Admin,
+                atlas_store::Role::Member => MemberRole::Member,
+                atlas_store::Role::Viewer => MemberRole::Viewer,
+            };
+            (m.user.clone(), role)
+        })
+        .collect();
+    let options = TenantOptions {
+        name: row.name.clone(),
+        runs: row.quotas.runs,
+        members,
+    };
+    let objects = k8s::tenant::tenant_objects(&options).map_err(Failure::input)?;
+    write_objects(args, &objects)?;
+    if row.quotas.core_hours.is_some() || row.quotas.gpu_hours.is_some() {
+        eprintln!("  core- and GPU-hour quotas have no Kubernetes counterpart: `atlas run` checks them before submitting");
+    }
+    eprintln!(
+        "runs of `{tenant}` go to namespace {tenant} on kubernetes targets that name none; Atlas can run as ServiceAccount {RUNNER} there"
+    );
     Ok(())
 }
 

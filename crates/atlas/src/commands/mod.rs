@@ -22,6 +22,7 @@ pub mod schema;
 pub mod serve;
 pub mod show;
 pub mod targets;
+pub mod tenant;
 pub mod user;
 pub mod validate;
 pub mod windows;

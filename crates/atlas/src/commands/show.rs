@@ -331,6 +331,7 @@ mod tests {
             agent_version: None,
             node: None,
             owner: None,
+            tenant: None,
             windows: Vec::new(),
         }
     }

@@ -37,7 +37,7 @@ pub fn current() -> String {
 
 /// A user name: the name rule (`atlas_spec::check_name`: no `.` or `..`, no separators), in
 /// lowercase.
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     atlas_spec::check_name(name).is_ok() && !name.bytes().any(|b| b.is_ascii_uppercase())
 }
 

@@ -73,7 +73,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         RunStatus::Frozen
     };
     let filter = RunFilter {
-        owner: Some(super::user::current()),
+        visible_to: Some(super::user::current()),
         status: Some(wanted),
         ..Default::default()
     };

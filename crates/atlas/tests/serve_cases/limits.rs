@@ -31,6 +31,9 @@ fn register(db: &Db, id: &str) {
             labels: serde_json::json!({}),
             submitted_at: 1.0,
             owner: Some("ada".into()),
+            tenant: None,
+            cores: 0.0,
+            gpus: 0.0,
         })
         .unwrap();
 }
@@ -51,6 +54,9 @@ fn only_the_tasks_of_a_runs_array_can_be_pushed(kind: Kind) {
             run_dir: std::env::temp_dir().join("r-arr").display().to_string(),
             labels: serde_json::json!({}),
             owner: Some("ada".into()),
+            tenant: None,
+            cores: 0.0,
+            gpus: 0.0,
             ..NewRun::default()
         })
         .unwrap();

@@ -1,7 +1,8 @@
-//! One user never sees another's runs: every API route, taken from the OpenAPI document (so a
-//! route added without this check fails here), called with a second user's token on the first
-//! user's run and experiment ids, full and as prefixes; and a prefix resolves among the caller's
-//! own runs only, its 404 naming what was typed and nothing else.
+//! One user never sees another's runs, nor one tenant another's: every API route, taken from
+//! the OpenAPI document (so a route added without this check fails here), called with a
+//! stranger's token on the first user's run and experiment ids, full and as prefixes, answers
+//! 404 (never a 403 that confirms the id); a member of the run's tenant, a viewer too, reads
+//! it; and a prefix resolves among the caller's own runs only, its 404 naming what was typed.
 
 use atlas_store::NewRun;
 
@@ -11,6 +12,7 @@ use crate::support::server::{Db, Kind, Server};
 
 crate::on_both_stores!(
     every_api_route_answers_another_users_ids_with_404_and_none_of_their_data,
+    another_tenant_gets_404_on_every_route_and_a_viewer_of_the_runs_tenant_reads_it,
     a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed,
 );
 
@@ -35,6 +37,17 @@ fn node_sample(node: &str) -> String {
 }
 
 fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
+    create_in(db, run, experiment, owner, workflow, None);
+}
+
+fn create_in(
+    db: &Db,
+    run: &str,
+    experiment: &str,
+    owner: &str,
+    workflow: &str,
+    tenant: Option<&str>,
+) {
     let mut store = db.open();
     let labels = serde_json::json!({});
     let _ = store.create_experiment(experiment, workflow, &labels, 1.0);
@@ -51,18 +64,23 @@ fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
             labels,
             submitted_at: 1.0,
             owner: Some(owner.into()),
+            tenant: tenant.map(String::from),
+            cores: 0.0,
+            gpus: 0.0,
         })
         .unwrap();
 }
 
-/// Ada's run, running, with a phase, a sample and a metric pushed over the API.
-fn ada_runs_something(server: &Server, ada: &str) {
-    create(
+/// Ada's run (of `tenant`, or hers alone), running, with a phase, a sample and a metric pushed
+/// over the API.
+fn ada_runs_something(server: &Server, ada: &str, tenant: Option<&str>) {
+    create_in(
         &server.db,
         ADA_RUN,
         ADA_EXPERIMENT,
         "ada",
         "ada-secret-flow",
+        tenant,
     );
     let head = |seq: u32, kind: &str| {
         format!("{{\"run\":\"{ADA_RUN}\",\"seq\":{seq},\"time\":{seq}.0,\"mono\":{seq}.0,\"type\":\"{kind}\"")
@@ -116,7 +134,68 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kin
     let p = Project::new(&format!("serve-tenancy-{kind:?}"), "");
     let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
     let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
-    ada_runs_something(&server, &ada);
+    ada_runs_something(&server, &ada, None);
+    walk_as_a_stranger(&server, &bob);
+    reads_adas_run(&server, &ada);
+}
+
+/// `atlas ARGS…` on the server's database; it must succeed.
+fn atlas(server: &Server, args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(args)
+        .env("ATLAS_DB", &server.db.location)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn another_tenant_gets_404_on_every_route_and_a_viewer_of_the_runs_tenant_reads_it(kind: Kind) {
+    let p = Project::new(&format!("serve-tenants-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
+    let (ada, bob, vic) = (
+        server.add_user("ada"),
+        server.add_user("bob"),
+        server.add_user("vic"),
+    );
+    atlas(&server, &["tenant", "add", "vision"]);
+    atlas(&server, &["tenant", "add", "speech"]);
+    atlas(
+        &server,
+        &[
+            "tenant", "member", "add", "vision", "ada", "--role", "admin",
+        ],
+    );
+    atlas(
+        &server,
+        &[
+            "tenant", "member", "add", "vision", "vic", "--role", "viewer",
+        ],
+    );
+    atlas(
+        &server,
+        &[
+            "tenant", "member", "add", "speech", "bob", "--role", "admin",
+        ],
+    );
+    ada_runs_something(&server, &ada, Some("vision"));
+    walk_as_a_stranger(&server, &bob);
+    reads_adas_run(&server, &vic);
+    // Vic reads the run but pushes no records for it: they are its owner's to push.
+    let reply = call(&server, "post", "/api/v1/records", &vic);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    // Out of the tenant, Vic's token sees nothing of it any more.
+    atlas(&server, &["tenant", "member", "remove", "vision", "vic"]);
+    walk_as_a_stranger(&server, &vic);
+}
+
+/// Every route of the OpenAPI document, called as `stranger` with Ada's ids: 404 and none of
+/// her data.
+fn walk_as_a_stranger(server: &Server, stranger: &str) {
+    let bob = stranger;
     let spec = send(
         "GET",
         &format!("{}/api/v1/openapi.json", server.url),
@@ -130,11 +209,16 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kin
     for (template, operations) in paths {
         for method in operations.as_object().unwrap().keys() {
             if !template.contains('{') {
-                let reply = call(&server, method, template, &bob);
-                assert!(
-                    [200, 403, 404].contains(&reply.status),
-                    "{method} {template}: {} {}",
-                    reply.status,
+                let reply = call(server, method, template, bob);
+                // Records of Ada's run: 404, as if it did not exist; Bob's own node samples: 200.
+                let expected = if template == "/api/v1/records" {
+                    404
+                } else {
+                    200
+                };
+                assert_eq!(
+                    reply.status, expected,
+                    "{method} {template}: {}",
                     reply.body
                 );
                 // A body names Ada's run (Bob typed it): only that may come back.
@@ -167,7 +251,7 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kin
             };
             for typed in [full, &full[..5]] {
                 let path = template.replace("{id}", typed);
-                let reply = call(&server, method, &path, &bob);
+                let reply = call(server, method, &path, bob);
                 assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
                 assert!(
                     reply.json()["error"].is_string(),
@@ -186,14 +270,18 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kin
         }
     }
     assert!(walked >= 20, "walked {walked} calls");
-    // The check means something: Ada sees her own run where Bob saw nothing.
+}
+
+/// The check means something: `reader` (Ada, or a member of her run's tenant) sees her run
+/// where a stranger saw nothing.
+fn reads_adas_run(server: &Server, reader: &str) {
     for path in [
         "/api/v1/runs",
         "/api/v1/experiments",
         "/metrics",
         "/api/v1/runs/r-fa5/metrics",
     ] {
-        let reply = call(&server, "get", path, &ada);
+        let reply = call(server, "get", path, reader);
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
         assert!(
             SECRETS.iter().any(|s| reply.body.contains(s)),

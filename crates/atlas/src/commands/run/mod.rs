@@ -47,6 +47,10 @@ pub struct Args {
     /// once it has run, and exit 1 when one fails.
     #[arg(long)]
     check: bool,
+    /// The tenant (team) the runs belong to, when you are in several (default: $ATLAS_TENANT,
+    /// else your only one).
+    #[arg(long)]
+    tenant: Option<String>,
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
     #[arg(long)]
     db: Option<PathBuf>,
@@ -74,6 +78,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         labels: args.labels.iter().cloned().collect(),
         interval: args.interval,
         db: args.db.as_deref(),
+        tenant: args.tenant.or_else(super::tenant::from_env),
     })?;
     if args.check {
         super::compare::check_experiment(&experiment, args.db.as_deref())?;
@@ -92,6 +97,8 @@ pub(crate) struct Launch<'a> {
     pub labels: BTreeMap<String, String>,
     pub interval: Duration,
     pub db: Option<&'a std::path::Path>,
+    /// The tenant asked for (`--tenant`, `ATLAS_TENANT`).
+    pub tenant: Option<String>,
 }
 
 /// Checks the inputs, runs the experiment with live progress, and says how it ended; its id.
@@ -99,6 +106,13 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
     let project_dir = std::env::current_dir()
         .map_err(|e| Failure::environment(format!("cannot read the current directory: {e}")))?;
     let (mut store, db_path) = super::db::open(l.db)?;
+    let owner = crate::commands::user::current();
+    let tenant = super::tenant::choose(&*store, &owner, l.tenant.as_deref())?;
+    if let Some(tenant) = &tenant {
+        let runs = u64::from(l.repeat) * l.targets.len() as u64 * l.nodes.len().max(1) as u64;
+        super::tenant::check_quota(&*store, tenant, l.workflow, runs)?;
+    }
+    let targets = super::tenant::in_namespace(l.targets, tenant.as_deref());
     let store_dir = db_path.parent().unwrap_or(&project_dir).to_path_buf();
     let inputs = atlas_backends::data::verify(
         &l.workflow.spec.data.inputs,
@@ -116,7 +130,7 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
     let runs_dir = super::db::runs_dir(&db_path);
     let plan = Plan {
         workflow: l.workflow,
-        targets: l.targets,
+        targets: &targets,
         repeat: l.repeat,
         nodes: l.nodes,
         parallel: l.parallel,
@@ -126,7 +140,8 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
         runs_dir: &runs_dir,
         agent: &agent,
         inputs: &inputs,
-        owner: Some(crate::commands::user::current()),
+        owner: Some(owner),
+        tenant,
     };
     // Ctrl-C / SIGTERM: cancel the running jobs, let their agents record it, start no more.
     atlas_agent::signals::install();

@@ -1,0 +1,195 @@
+//! Tenants from the command line to the API: `atlas tenant add|member add|list`, runs started
+//! by two users of two tenants (`ATLAS_USER=u1 atlas run … --on local`) each reaching its own
+//! tenant's tokens only, and what `atlas run` refuses before submitting anything: a quota that
+//! is full, a viewer, a tenant the user is not in, a choice left open between two tenants.
+
+use std::process::Command;
+
+use crate::support::http::send;
+use crate::support::project::Project;
+use crate::support::server::{Db, Kind, Server};
+
+crate::on_both_stores!(
+    two_users_of_two_tenants_each_reach_their_tenants_run_only,
+    quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted,
+);
+
+const TINY: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tiny}\nspec:\n  resources: {cpusPerTask: 2, walltime: 1h}\n  phases:\n  - {name: a, run: 'echo hi'}\n";
+
+/// `atlas ARGS…` as `user` in the project over `db`: (exit code, stdout, stderr).
+fn atlas_as(p: &Project, db: &Db, user: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(args)
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", &db.location)
+        .env("ATLAS_USER", user)
+        .env_remove("ATLAS_TENANT")
+        .env("XDG_DATA_HOME", p.dir.join("data"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `atlas ARGS…` by the site admin; it must succeed.
+fn admin(p: &Project, db: &Db, args: &[&str]) -> String {
+    let (code, out, err) = atlas_as(p, db, "root", args);
+    assert_eq!(code, 0, "atlas {args:?}: {err}");
+    out
+}
+
+/// The ids of every run in the store, newest first.
+fn run_ids(p: &Project, db: &Db) -> Vec<String> {
+    let out = admin(p, db, &["runs", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    runs.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn get(server: &Server, path: &str, token: &str) -> crate::support::http::Reply {
+    send(
+        "GET",
+        &format!("{}{path}", server.url),
+        &[("Authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+fn two_users_of_two_tenants_each_reach_their_tenants_run_only(kind: Kind) {
+    let p = Project::new(&format!("serve-tenant-runs-{kind:?}"), "");
+    std::fs::write(p.dir.join("w.yaml"), TINY).unwrap();
+    let db = Db::new(kind, &p.dir);
+    let server = Server::start(&p.dir, &db);
+    let (t1, t2) = (server.add_user("u1"), server.add_user("u2"));
+    admin(&p, &db, &["tenant", "add", "team-a"]);
+    admin(&p, &db, &["tenant", "add", "team-b"]);
+    admin(
+        &p,
+        &db,
+        &["tenant", "member", "add", "team-a", "u1", "--role", "admin"],
+    );
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant", "member", "add", "team-b", "u2", "--role", "member",
+        ],
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&admin(&p, &db, &["tenant", "list", "--format", "json"])).unwrap();
+    assert_eq!(list[0]["name"], "team-a", "{list}");
+    assert_eq!(list[0]["members"][0]["user"], "u1");
+    assert_eq!(list[0]["members"][0]["role"], "admin");
+    assert_eq!(list[1]["members"][0]["role"], "member");
+    assert_eq!(list[1]["usage"]["activeRuns"], 0);
+
+    let mut ids = Vec::new();
+    for user in ["u1", "u2"] {
+        let (code, _, err) = atlas_as(&p, &db, user, &["run", "w.yaml", "--on", "local"]);
+        assert_eq!(code, 0, "{err}");
+        ids.push(run_ids(&p, &db)[0].clone());
+    }
+    let (r1, r2) = (&ids[0], &ids[1]);
+    for (token, own, other, tenant) in [(&t1, r1, r2, "team-a"), (&t2, r2, r1, "team-b")] {
+        let reply = get(&server, &format!("/api/v1/runs/{own}"), token);
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["tenant"], tenant, "{}", reply.body);
+        let reply = get(&server, &format!("/api/v1/runs/{other}"), token);
+        assert_eq!(reply.status, 404, "{}", reply.body);
+        let listed = get(&server, "/api/v1/runs", token).json();
+        let listed: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(listed, [own.as_str()]);
+    }
+    let list: serde_json::Value =
+        serde_json::from_str(&admin(&p, &db, &["tenant", "list", "--format", "json"])).unwrap();
+    let hours = list[0]["usage"]["coreHours"].as_f64().unwrap();
+    assert!(hours > 0.0, "2 cores for the run's wall time: {list}");
+}
+
+fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: Kind) {
+    let p = Project::new(&format!("serve-tenant-quotas-{kind:?}"), "");
+    std::fs::write(p.dir.join("w.yaml"), TINY).unwrap();
+    let db = Db::new(kind, &p.dir);
+    admin(&p, &db, &["tenant", "add", "team-a"]);
+    admin(&p, &db, &["tenant", "add", "team-b"]);
+    admin(&p, &db, &["tenant", "member", "add", "team-a", "u1"]);
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant", "member", "add", "team-a", "vic", "--role", "viewer",
+        ],
+    );
+    let run = |user: &str, extra: &[&str]| {
+        let mut args = vec!["run", "w.yaml", "--on", "local"];
+        args.extend_from_slice(extra);
+        atlas_as(&p, &db, user, &args)
+    };
+    let refused = |user: &str, extra: &[&str], why: &str| {
+        let before = run_ids(&p, &db).len();
+        let (code, _, err) = run(user, extra);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(why), "expected {why:?} in: {err}");
+        assert_eq!(run_ids(&p, &db).len(), before, "nothing submitted: {err}");
+    };
+    // Runs at once: two repetitions when one is allowed.
+    admin(
+        &p,
+        &db,
+        &["tenant", "quota", "set", "team-a", "--runs", "1"],
+    );
+    refused("u1", &["--repeat", "2"], "quota is 1 run(s) at once");
+    assert_eq!(run("u1", &[]).0, 0, "one run fits");
+    // Core-hours: the walltime (1 h × 2 cores) could pass 1 core-hour.
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant",
+            "quota",
+            "set",
+            "team-a",
+            "--clear",
+            "--core-hours",
+            "1",
+        ],
+    );
+    refused("u1", &[], "of its 1 in the last 30 days");
+    admin(&p, &db, &["tenant", "quota", "set", "team-a", "--clear"]);
+    // A viewer reads and starts nothing; a stranger to the tenant cannot name it.
+    refused("vic", &[], "viewer of tenant `team-a`");
+    refused(
+        "u1",
+        &["--tenant", "team-b"],
+        "not a member of tenant `team-b`",
+    );
+    // In two tenants, the choice is the user's to make.
+    admin(&p, &db, &["tenant", "member", "add", "team-b", "u1"]);
+    refused("u1", &[], "several tenants (team-a, team-b)");
+    assert_eq!(run("u1", &["--tenant", "team-b"]).0, 0);
+    // Bad names and roles are refused by the command line.
+    let (code, _, err) = atlas_as(&p, &db, "root", &["tenant", "add", "../etc"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = atlas_as(
+        &p,
+        &db,
+        "root",
+        &["tenant", "member", "add", "team-a", "u9", "--role", "owner"],
+    );
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = atlas_as(&p, &db, "root", &["tenant", "add", "team-a"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists already"), "{err}");
+}
