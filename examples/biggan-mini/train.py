@@ -43,8 +43,10 @@ lr = 0.05
 
 
 def save(epoch, first, order, total):
-    """The state, written whole or not at all (a new name, then a rename)."""
-    tmp = args.checkpoint + ".part.npz"
+    """The state, written whole or not at all (a new name, then a rename). The new name is this
+    process's own: runs of one project on local and Slurm share its directory, and with one
+    name for all, one run's rename took the other's file away (FileNotFoundError, exit 1)."""
+    tmp = f"{args.checkpoint}.{os.getpid()}.part.npz"
     np.savez(tmp, epoch=epoch, first=first, order=np.array([] if order is None else order),
              total=total, rng=json.dumps(rng.bit_generator.state),
              **{f"w{k}": w for k, w in enumerate(weights)}, **{f"b{k}": b for k, b in enumerate(biases)})
