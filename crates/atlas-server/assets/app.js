@@ -218,7 +218,44 @@ async function nodesPage() {
   setInterval(() => draw().catch(() => {}), 2000);
 }
 
+// The tenants page: the caller's tenants and role; a tenant's admins see its members, quotas and
+// use, and add, change or remove members (PUT/DELETE /api/v1/tenants/T/members/U).
+const roles = ["admin", "member", "viewer"];
+const quota = (q) => [q.runs != null && `${q.runs} run(s) at once`, q.coreHours != null && `${q.coreHours} core-hours`, q.gpuHours != null && `${q.gpuHours} GPU-hours`]
+  .filter(Boolean).join(", ") + (q.runs != null || q.coreHours != null || q.gpuHours != null ? ` per ${q.periodDays ?? 30} days` : "no quotas");
+function tenantCard(t) {
+  if (t.role !== "admin") return `<section data-tenant="${esc(t.name)}"><h2>${esc(t.name)}</h2><p>You are a <b>${esc(t.role)}</b>; its admins manage its members.</p></section>`;
+  const options = (r) => roles.map((x) => `<option${x === r ? " selected" : ""}>${x}</option>`).join("");
+  return `<section data-tenant="${esc(t.name)}"><h2>${esc(t.name)}</h2><p class="muted">Quotas: ${esc(quota(t.quotas))} · now ${t.usage.activeRuns} run(s) active, ${t.usage.coreHours.toFixed(1)} core-hours</p>` +
+    `<table><thead><tr><th>Member</th><th>Role</th><th></th></tr></thead><tbody>` +
+    t.members.map((m) => `<tr data-user="${esc(m.user)}"><td>${esc(m.user)}</td><td><select class="role">${options(m.role)}</select></td><td><button class="remove">Remove</button></td></tr>`).join("") +
+    `</tbody></table><form class="add"><input name="user" placeholder="user name" required> <select name="role">${options("member")}</select> <button>Add</button></form><p class="error" hidden></p></section>`;
+}
+async function tenantsPage() {
+  document.title = "Atlas · tenants";
+  const draw = async () => {
+    const tenants = await api("/api/v1/tenants");
+    app.innerHTML = `<h1>Tenants</h1>` + (tenants.length ? tenants.map(tenantCard).join("") : `<p class="muted">You are in no tenant: your runs are yours alone. The site admin adds you with <code>atlas tenant member add TENANT USER</code>.</p>`);
+    for (const section of app.querySelectorAll("section[data-tenant]")) {
+      const tenant = section.dataset.tenant, error = section.querySelector(".error");
+      const change = async (user, method, role) => {
+        const r = await fetch(`/api/v1/tenants/${encodeURIComponent(tenant)}/members/${encodeURIComponent(user)}`, {
+          method, credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: method === "PUT" ? JSON.stringify({ role }) : undefined });
+        if (!r.ok) { error.hidden = false; error.textContent = (await r.json().catch(() => ({}))).error || r.statusText; return; }
+        await draw();
+      };
+      for (const row of section.querySelectorAll("tr[data-user]")) {
+        row.querySelector(".role").addEventListener("change", (e) => change(row.dataset.user, "PUT", e.target.value));
+        row.querySelector(".remove").addEventListener("click", () => change(row.dataset.user, "DELETE"));
+      }
+      const form = section.querySelector("form.add");
+      if (form) form.addEventListener("submit", (e) => { e.preventDefault(); change(form.elements.user.value.trim(), "PUT", form.elements.role.value); });
+    }
+  };
+  await draw();
+}
+
 const path = location.pathname;
 const route = path === "/" ? home() : path.startsWith("/runs/") ? runPage(decodeURIComponent(path.slice(6)))
-  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : path === "/nodes" ? nodesPage() : Promise.resolve();
+  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : path === "/nodes" ? nodesPage() : path === "/tenants" ? tenantsPage() : Promise.resolve();
 route.catch((e) => { app.innerHTML = `<p class="error">${esc(e.message)}</p>`; });

@@ -176,7 +176,7 @@ impl FromRequestParts<AppState> for PageUser {
 }
 
 /// `text` percent-encoded for a query value (all but unreserved characters and `/`).
-fn query_escape(text: &str) -> String {
+pub(crate) fn query_escape(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {

@@ -49,17 +49,37 @@ pub struct LoginQuery {
     next: Option<String>,
 }
 
-/// `GET /login`: the form, which comes back to `next` (a path on this server) once logged in.
-/// A token is never taken from the URL: URLs end up in logs, histories and `Referer`s.
-pub async fn login_page(Query(q): Query<LoginQuery>) -> Response {
-    login_form(StatusCode::OK, "", local_target(q.next.as_deref()))
+/// `GET /login`: the form, which comes back to `next` (a path on this server) once logged in,
+/// and the single sign-on link when the server has a provider. A token is never taken from the
+/// URL: URLs end up in logs, histories and `Referer`s.
+pub async fn login_page(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
+    let sso = state.oidc().is_some();
+    login_form(StatusCode::OK, "", local_target(q.next.as_deref()), sso)
 }
 
-fn login_form(status: StatusCode, message: &str, next: &str) -> Response {
+fn login_form(status: StatusCode, message: &str, next: &str, sso: bool) -> Response {
+    let link = if sso {
+        format!(
+            "<p><a class=\"sso\" href=\"/auth/login?next={}\">Sign in with single sign-on</a></p>",
+            html_escape(&crate::auth::query_escape(next))
+        )
+    } else {
+        String::new()
+    };
     let page = LOGIN
         .replace("{{message}}", message)
+        .replace("{{sso}}", &link)
         .replace("{{next}}", &html_escape(next));
     (status, Html(page)).into_response()
+}
+
+/// The login page with why a single sign-on login was refused.
+pub fn login_refused(status: StatusCode, why: &str) -> Response {
+    let message = format!(
+        "<p class=\"error\">Not signed in: {}.</p>",
+        html_escape(why)
+    );
+    login_form(status, &message, "/", false)
 }
 
 /// Where a login may send the browser: `next` when it is a path on this server, else `/`. A
@@ -98,7 +118,12 @@ pub async fn login(
         Ok(Some(user)) => user,
         Ok(None) => {
             let message = "<p class=\"error\">That token is not known here.</p>";
-            return login_form(StatusCode::UNAUTHORIZED, message, &next);
+            return login_form(
+                StatusCode::UNAUTHORIZED,
+                message,
+                &next,
+                state.oidc().is_some(),
+            );
         }
         Err(e) => return e.into_response(),
     };

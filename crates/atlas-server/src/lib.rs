@@ -11,7 +11,8 @@
 //! - the dashboard: pages and assets embedded in the binary, live through server-sent events.
 //!
 //! Every route but the login page, the assets and the OpenAPI document needs a user's token
-//! ([`auth`]); a user sees their own runs only.
+//! ([`auth`]) or a session, started with a token or through single sign-on ([`oidc`]); a user
+//! sees their tenants' runs and their own.
 
 pub mod api;
 pub mod auth;
@@ -22,8 +23,10 @@ pub mod layers;
 pub mod live;
 pub mod net;
 pub mod nodes;
+pub mod oidc;
 pub mod openapi;
 mod prometheus;
+mod tenants;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
@@ -33,7 +36,7 @@ use atlas_backends::target::Named;
 use atlas_report::prices::PriceSheet;
 use atlas_store::{Store, StoreError};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 
 use error::ApiError;
@@ -136,6 +139,8 @@ struct Inner {
     streams: Mutex<live::Streams>,
     /// Records ingested since the server started (for /metrics).
     ingested: AtomicU64,
+    /// Single sign-on, when set up ([`AppState::set_oidc`]).
+    oidc: std::sync::OnceLock<oidc::Oidc>,
 }
 
 impl AppState {
@@ -162,6 +167,7 @@ impl AppState {
                 ingest_permits: tokio::sync::Semaphore::new(INGEST_PERMITS),
                 streams: Mutex::default(),
                 ingested: AtomicU64::new(0),
+                oidc: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -193,6 +199,16 @@ impl AppState {
     /// The store as messages name it (a file, or a URL without its password).
     pub fn location(&self) -> &str {
         &self.inner.location
+    }
+
+    /// Sets up single sign-on (once; a second call is ignored).
+    pub fn set_oidc(&self, oidc: oidc::Oidc) {
+        let _ = self.inner.oidc.set(oidc);
+    }
+
+    /// Single sign-on, when set up.
+    pub fn oidc(&self) -> Option<&oidc::Oidc> {
+        self.inner.oidc.get()
     }
 
     /// How the server is set up.
@@ -235,6 +251,11 @@ pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             post(nodes::ingest).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
         ),
         ("/api/v1/nodes", get(nodes::nodes)),
+        ("/api/v1/tenants", get(tenants::list)),
+        (
+            "/api/v1/tenants/{tenant}/members/{user}",
+            put(tenants::set_member).delete(tenants::remove_member),
+        ),
         ("/metrics", get(prometheus::metrics)),
     ]
 }
@@ -249,11 +270,14 @@ pub fn router(state: AppState) -> Router {
     api.route("/api/v1/openapi.json", get(openapi::document))
         .route("/login", get(dashboard::login_page).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
+        .route("/auth/login", get(oidc::start))
+        .route("/auth/callback", get(oidc::callback))
         .route("/", get(dashboard::page))
         .route("/runs/{id}", get(dashboard::page))
         .route("/experiments/{id}", get(dashboard::page))
         .route("/targets", get(dashboard::page))
         .route("/nodes", get(dashboard::page))
+        .route("/tenants", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(layers::bounded_body))

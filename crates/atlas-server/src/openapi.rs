@@ -68,6 +68,15 @@ pub fn spec() -> Value {
                               "401": {"description": "no valid token"},
                               "413": {"description": "more than 4 MiB"}}}},
             "/api/v1/nodes": {"get": op("The user's nodes: each node's latest sample and its use averaged over time buckets (the nodes page)", &[("minutes", "query", "the last N minutes (default 60, at most a week)")], "{now, since, bucketSeconds, nodes, buckets}")},
+            "/api/v1/tenants": {"get": op("The caller's tenants with their role; for those they administer, also the members, quotas and usage", &[], "an array of tenants")},
+            "/api/v1/tenants/{tenant}/members/{user}": {
+                "put": {"summary": "Make USER a member of TENANT with a role (its admins only)",
+                        "parameters": [{"name": "tenant", "in": "path", "required": true, "description": "a tenant the caller administers", "schema": {"type": "string"}}, {"name": "user", "in": "path", "required": true, "description": "a user name", "schema": {"type": "string"}}],
+                        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"role": {"enum": ["admin", "member", "viewer"]}}}}}},
+                        "responses": {"200": {"description": "{tenant, user, role}"}, "400": {"description": "not a user name or a role"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in"}}},
+                "delete": {"summary": "Take USER out of TENANT (its admins only)",
+                        "parameters": [{"name": "tenant", "in": "path", "required": true, "description": "a tenant the caller administers", "schema": {"type": "string"}}, {"name": "user", "in": "path", "required": true, "description": "a user name", "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "{tenant, user, removed}"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in"}}}},
             "/metrics": {"get": op("Prometheus exposition of the user's running jobs", &[], "text/plain; version=0.0.4")},
         }
     })

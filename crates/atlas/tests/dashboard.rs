@@ -250,3 +250,120 @@ fn pages_without_a_session_go_to_the_login_page() {
     assert!(told.contains("signed in as newbie, in no tenant"), "{told}");
     assert!(told.contains("ATLAS_USER=newbie atlas run"), "{told}");
 }
+
+/// Single sign-on in the browser, through the real provider's own login page (scripts/oidc-up:
+/// alice in group team-a, bob in team-b): each lands on the runs page showing their tenant's
+/// run and not the other's, and logs out. The round trip (login page → provider → runs drawn)
+/// is printed for BENCHMARKS.md.
+#[test]
+fn single_sign_on_through_the_providers_page_shows_each_user_their_tenants_run_only() {
+    let Some(browser) = Browser::start() else {
+        assert!(
+            !required(),
+            "chromium and chromium-driver are required (ATLAS_REQUIRE_INTEGRATION=1)"
+        );
+        return;
+    };
+    let Some(issuer) = std::env::var("ATLAS_TEST_OIDC")
+        .ok()
+        .filter(|s| !s.is_empty())
+    else {
+        assert!(
+            !required(),
+            "an OpenID Connect provider is required: ATLAS_TEST_OIDC=$(scripts/oidc-up | tail -1)"
+        );
+        return;
+    };
+    let p = Project::new("dashboard-sso", "");
+    let db = Db::new(Kind::Sqlite, &p.dir);
+    for t in ["team-a", "team-b"] {
+        let (code, _, stderr) = p.atlas_on(&db.location, &["tenant", "add", t]);
+        assert_eq!(code, 0, "{stderr}");
+        db.open()
+            .create_run(&atlas_store::NewRun {
+                spec: None,
+                inputs: None,
+                id: format!("r-{}0000001", &t[5..]),
+                experiment_id: None,
+                workflow: format!("{t}-flow"),
+                target: "local".into(),
+                repetition: 0,
+                run_dir: p.dir.join(t).display().to_string(),
+                labels: serde_json::json!({}),
+                submitted_at: 1.0,
+                owner: Some("someone".into()),
+                tenant: Some(t.into()),
+                cores: 1.0,
+                gpus: 0.0,
+            })
+            .unwrap();
+    }
+    let secret = p.dir.join("secret");
+    std::fs::write(&secret, "s3cret").unwrap();
+    let server = Server::start_with(
+        &p.dir,
+        &db,
+        free_port(),
+        &[
+            "--oidc-issuer",
+            &issuer,
+            "--oidc-client-secret-file",
+            &secret.display().to_string(),
+            "--oidc-group",
+            "team-a=team-a:admin",
+            "--oidc-group",
+            "team-b=team-b:member",
+        ],
+    );
+    let mut rounds = Vec::new();
+    for (user, own, other) in [
+        ("alice", "r-a0000001", "r-b0000001"),
+        ("bob", "r-b0000001", "r-a0000001"),
+    ] {
+        let started = std::time::Instant::now();
+        browser.goto(&format!("{}/login", server.url));
+        browser.wait_for("return document.querySelector('a.sso') !== null", 20);
+        browser.eval("document.querySelector('a.sso').click(); return true");
+        browser.wait_for(
+            &format!("return location.port === '{}' && document.querySelector('input[name=sub]') !== null", issuer.rsplit(':').next().unwrap()),
+            20,
+        );
+        browser.eval(&format!(
+            "const i = document.querySelector('input[name=sub]'); i.value = '{user}'; i.form.submit(); return true"
+        ));
+        browser.wait_for(
+            &format!("return document.querySelector('tr[data-run=\"{own}\"]') !== null"),
+            20,
+        );
+        rounds.push(started.elapsed().as_secs_f64());
+        assert_eq!(
+            browser.eval(&format!(
+                "return document.querySelector('tr[data-run=\"{other}\"]') === null"
+            )),
+            true,
+            "{user} sees only their tenant's run"
+        );
+        assert_eq!(
+            browser.eval("return document.querySelector('.user').innerText"),
+            user
+        );
+        if user == "alice" {
+            // Alice administers team-a: on the tenants page she adds carol as a viewer.
+            browser.goto(&format!("{}/tenants", server.url));
+            browser.wait_for("return document.querySelector('section[data-tenant=\"team-a\"] form.add') !== null", 20);
+            browser.eval("const f = document.querySelector('form.add'); f.elements.user.value = 'carol'; f.elements.role.value = 'viewer'; f.requestSubmit(); return true");
+            browser.wait_for("return document.querySelector('tr[data-user=\"carol\"] .role')?.value === 'viewer'", 20);
+            let (_, list, _) = p.atlas_on(&db.location, &["tenant", "list", "--format", "json"]);
+            assert!(list.contains("\"carol\""), "{list}");
+        }
+        browser
+            .eval("document.querySelector('form[action=\"/logout\"] button').click(); return true");
+        browser.wait_for("return location.pathname === '/login'", 20);
+    }
+    rounds.sort_by(f64::total_cmp);
+    eprintln!(
+        "login round trip through the provider: median {:.2} s of {}",
+        rounds[rounds.len() / 2],
+        rounds.len()
+    );
+}

@@ -16,6 +16,8 @@ mod errors;
 mod limits;
 #[path = "serve_cases/sessions.rs"]
 mod sessions;
+#[path = "serve_cases/sso.rs"]
+mod sso;
 #[path = "serve_cases/tenancy.rs"]
 mod tenancy;
 #[path = "serve_cases/tenants.rs"]
@@ -279,8 +281,9 @@ fn bad_posts_get_clear_statuses_and_the_server_goes_on(kind: Kind) {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("line 2"), "{body}");
     assert_eq!(send("atl_nobody", &record("r-ada", 1)).0, 401);
+    // Another user's run answers as one that does not exist: nothing confirms it.
     let (code, body) = send(&bob, &record("r-ada", 1));
-    assert_eq!(code, 403, "{body}");
+    assert_eq!(code, 404, "{body}");
     assert_eq!(send(&ada, &record("r-nobody", 1)).0, 404);
     // Too large (announced, so the answer never races the upload).
     let bearer = format!("Bearer {ada}");

@@ -39,6 +39,55 @@ pub struct Args {
     /// most 16 on one run.
     #[arg(long, default_value_t = atlas_server::live::MAX_STREAMS)]
     max_event_streams: usize,
+    /// Single sign-on: the OpenID Connect provider's issuer URL (exactly as its discovery
+    /// document says it). The client secret comes from --oidc-client-secret-file or
+    /// $ATLAS_OIDC_CLIENT_SECRET, never from the command line.
+    #[arg(long, value_name = "URL")]
+    oidc_issuer: Option<String>,
+    /// The client id Atlas is registered under at the provider.
+    #[arg(long, default_value = "atlas", requires = "oidc_issuer")]
+    oidc_client_id: String,
+    /// A file holding the client secret (one line).
+    #[arg(long, value_name = "FILE", requires = "oidc_issuer")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// A provider group that makes its members a tenant's: GROUP=TENANT:ROLE (repeatable).
+    #[arg(long, value_name = "GROUP=TENANT:ROLE", requires = "oidc_issuer", value_parser = atlas_server::oidc::GroupRule::parse)]
+    oidc_group: Vec<atlas_server::oidc::GroupRule>,
+    /// The address browsers reach this server at (for the login's callback and the printed
+    /// login URL; default: http:// and the first --addr).
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+}
+
+/// The single sign-on settings, with the secret from its file or the environment.
+fn oidc_settings(
+    args: &Args,
+    public: &str,
+) -> Result<Option<atlas_server::oidc::Settings>, Failure> {
+    let Some(issuer) = &args.oidc_issuer else {
+        return Ok(None);
+    };
+    let secret = match &args.oidc_client_secret_file {
+        Some(file) => std::fs::read_to_string(file).map_err(|e| {
+            Failure::input(format!("--oidc-client-secret-file {}: {e}", file.display()))
+        })?,
+        None => std::env::var("ATLAS_OIDC_CLIENT_SECRET").map_err(|_| {
+            Failure::input("--oidc-issuer needs the client secret: --oidc-client-secret-file FILE or $ATLAS_OIDC_CLIENT_SECRET")
+        })?,
+    };
+    let secret = secret.trim().to_string();
+    if secret.is_empty() || secret.len() > 4096 {
+        return Err(Failure::input(
+            "the OpenID Connect client secret is empty or longer than 4 KiB",
+        ));
+    }
+    Ok(Some(atlas_server::oidc::Settings {
+        issuer: issuer.clone(),
+        client_id: args.oidc_client_id.clone(),
+        client_secret: secret,
+        redirect: format!("{public}/auth/callback"),
+        groups: args.oidc_group.clone(),
+    }))
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -70,6 +119,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let addresses: Vec<String> = args.addr.iter().map(|a| format!("http://{a}")).collect();
+        let public = args
+            .public_url
+            .clone()
+            .unwrap_or_else(|| addresses[0].clone());
+        let public = public.trim_end_matches('/').to_string();
+        if let Some(oidc) = oidc_settings(&args, &public)? {
+            let issuer = oidc.issuer.clone();
+            let oidc = atlas_server::oidc::Oidc::discover(oidc)
+                .await
+                .map_err(Failure::environment)?;
+            state.set_oidc(oidc);
+            eprintln!("atlas serve: single sign-on through {issuer}");
+        }
         let users = state
             .read(|s| s.users())
             .await
@@ -86,6 +148,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 ""
             }
         );
+        eprintln!("atlas serve: log in at {public}/login");
         atlas_server::serve(listeners, state)
             .await
             .map_err(|e| Failure::environment(format!("the server stopped: {e}")))

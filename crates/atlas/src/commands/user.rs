@@ -62,6 +62,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 store.location()
             );
             println!("{token}");
+            eprintln!(
+                "they log in to the dashboard at its /login with it (`atlas serve` prints the address, http://127.0.0.1:8080/login by default); agents and scripts send it as ATLAS_TOKEN"
+            );
             Ok(())
         }
         Action::List => {

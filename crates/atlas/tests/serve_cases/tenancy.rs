@@ -115,8 +115,10 @@ fn call(server: &Server, method: &str, path: &str, token: &str) -> crate::suppor
         "{{\"run\":\"{ADA_RUN}\",\"seq\":99,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n"
     );
     let sample = node_sample("bobs-node");
-    let body = if method == "get" {
+    let body = if method == "get" || method == "delete" {
         &b""[..]
+    } else if path.starts_with("/api/v1/tenants") {
+        &br#"{"role": "admin"}"#[..]
     } else if path.starts_with("/api/v1/nodes") {
         sample.as_bytes()
     } else {
@@ -240,6 +242,17 @@ fn walk_as_a_stranger(server: &Server, stranger: &str) {
                 .split('}')
                 .next()
                 .unwrap();
+            if param == "tenant" {
+                // Ada's tenant (in the tenant case; a tenant nobody made otherwise), with Bob
+                // trying to make himself its admin or take Ada out.
+                let path = template
+                    .replace("{tenant}", "vision")
+                    .replace("{user}", if method == "put" { "bob" } else { "ada" });
+                let reply = call(server, method, &path, bob);
+                assert_eq!(reply.status, 404, "{method} {path}: {}", reply.body);
+                walked += 1;
+                continue;
+            }
             assert_eq!(
                 param, "id",
                 "{template}: a new path parameter needs its case here"

@@ -36,7 +36,7 @@ fn atlas_as(p: &Project, db: &Db, user: &str, args: &[&str]) -> (i32, String, St
 }
 
 /// `atlas ARGS…` by the site admin; it must succeed.
-fn admin(p: &Project, db: &Db, args: &[&str]) -> String {
+pub(crate) fn admin(p: &Project, db: &Db, args: &[&str]) -> String {
     let (code, out, err) = atlas_as(p, db, "root", args);
     assert_eq!(code, 0, "atlas {args:?}: {err}");
     out
@@ -116,6 +116,45 @@ fn two_users_of_two_tenants_each_reach_their_tenants_run_only(kind: Kind) {
         serde_json::from_str(&admin(&p, &db, &["tenant", "list", "--format", "json"])).unwrap();
     let hours = list[0]["usage"]["coreHours"].as_f64().unwrap();
     assert!(hours > 0.0, "2 cores for the run's wall time: {list}");
+
+    // A tenant's admin manages its members over the API; its other members may not; a
+    // stranger is told nothing of it.
+    let member = |token: &str, method: &str, user: &str, body: &str| {
+        send(
+            method,
+            &format!("{}/api/v1/tenants/team-a/members/{user}", server.url),
+            &[("Authorization", &format!("Bearer {token}"))],
+            body.as_bytes(),
+        )
+    };
+    let viewer = r#"{"role": "viewer"}"#;
+    assert_eq!(member(&t2, "PUT", "u2", r#"{"role": "admin"}"#).status, 404);
+    let reply = member(&t1, "PUT", "u2", viewer);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = member(&t2, "PUT", "u2", r#"{"role": "admin"}"#);
+    assert_eq!(
+        reply.status, 403,
+        "a viewer does not promote themselves: {}",
+        reply.body
+    );
+    assert_eq!(member(&t1, "PUT", "U2", viewer).status, 400);
+    assert_eq!(member(&t1, "PUT", "u2", r#"{"role": "owner"}"#).status, 400);
+    let mine = get(&server, "/api/v1/tenants", &t1).json();
+    assert_eq!(mine[0]["name"], "team-a");
+    assert_eq!(mine[0]["members"].as_array().unwrap().len(), 2, "{mine}");
+    let theirs = get(&server, "/api/v1/tenants", &t2).json();
+    assert!(
+        theirs[0].get("members").is_none(),
+        "members are for admins: {theirs}"
+    );
+    assert_eq!(
+        get(&server, &format!("/api/v1/runs/{r1}"), &t2).status,
+        200,
+        "u2 now reads team-a"
+    );
+    let reply = member(&t1, "DELETE", "u2", "");
+    assert_eq!(reply.json()["removed"], true, "{}", reply.body);
+    assert_eq!(get(&server, &format!("/api/v1/runs/{r1}"), &t2).status, 404);
 }
 
 fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: Kind) {
