@@ -187,6 +187,8 @@ ALTER TABLE runs ADD COLUMN tenant TEXT;
 ALTER TABLE runs ADD COLUMN cores DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN gpus DOUBLE PRECISION NOT NULL DEFAULT 0;
 CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
+CREATE INDEX runs_id_prefix ON runs(id text_pattern_ops);
+CREATE INDEX experiments_id_prefix ON experiments(id text_pattern_ops);
 "#,
 ];
 

@@ -61,7 +61,7 @@ pub(super) fn visible_run_id(
     owned_id(
         c,
         &format!(
-            "SELECT id FROM runs WHERE {visible} AND left(id, length($2)) = $2
+            "SELECT id FROM runs WHERE id LIKE $3 AND left(id, length($2)) = $2 AND {visible}
              ORDER BY id = $2 DESC LIMIT 2"
         ),
         owner,
@@ -78,7 +78,7 @@ pub(super) fn visible_experiment_id(
     owned_id(
         c,
         &format!(
-            "SELECT e.id FROM experiments e WHERE left(e.id, length($2)) = $2
+            "SELECT e.id FROM experiments e WHERE e.id LIKE $3 AND left(e.id, length($2)) = $2
                AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id AND NOT {visible})
              ORDER BY e.id = $2 DESC LIMIT 2"
@@ -88,7 +88,10 @@ pub(super) fn visible_experiment_id(
     )
 }
 
-/// Runs `sql` (at most two ids, an exact match first): the exact match or the only one.
+/// Runs `sql` (at most two ids, an exact match first): the exact match or the only one. `$3`
+/// is the prefix as a LIKE pattern (`\`, `%` and `_` escaped), which the `text_pattern_ops`
+/// indexes of migration 11 answer whatever the database's collation; the exact `left` test
+/// stays beside it.
 fn owned_id(
     c: &mut Client,
     sql: &str,
@@ -98,8 +101,16 @@ fn owned_id(
     if prefix.is_empty() {
         return Ok(None);
     }
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for ch in prefix.chars() {
+        if matches!(ch, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(ch);
+    }
+    pattern.push('%');
     let ids: Vec<String> = c
-        .query(sql, &[&owner, &prefix])?
+        .query(sql, &[&owner, &prefix, &pattern])?
         .iter()
         .map(|r| r.get(0))
         .collect();

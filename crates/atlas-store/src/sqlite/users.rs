@@ -71,7 +71,8 @@ pub(crate) fn visible_run_id(
     owned_id(
         conn,
         &format!(
-            "SELECT id FROM runs WHERE {visible} AND substr(id, 1, length(?2)) = ?2
+            "SELECT id FROM runs WHERE id >= ?2 AND id < ?2 || char(1114111)
+               AND substr(id, 1, length(?2)) = ?2 AND {visible}
              ORDER BY id = ?2 DESC LIMIT 2"
         ),
         owner,
@@ -90,7 +91,8 @@ pub(crate) fn visible_experiment_id(
     owned_id(
         conn,
         &format!(
-            "SELECT e.id FROM experiments e WHERE substr(e.id, 1, length(?2)) = ?2
+            "SELECT e.id FROM experiments e WHERE e.id >= ?2 AND e.id < ?2 || char(1114111)
+               AND substr(e.id, 1, length(?2)) = ?2
                AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id)
                AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = e.id AND NOT {visible})
              ORDER BY e.id = ?2 DESC LIMIT 2"
@@ -100,7 +102,10 @@ pub(crate) fn visible_experiment_id(
     )
 }
 
-/// Runs `sql` (at most two ids, an exact match first): the exact match or the only one.
+/// Runs `sql` (at most two ids, an exact match first): the exact match or the only one. The
+/// queries bound the id to the range that starts with the prefix (ids sort bytewise, and
+/// U+10FFFF after any text), so the primary key's index finds the candidates, and keep the
+/// exact `substr` test beside it.
 fn owned_id(
     conn: &Connection,
     sql: &str,
