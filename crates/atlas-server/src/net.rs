@@ -8,6 +8,8 @@
 //!   open at once, and never more than the process may open files less [`FD_RESERVE`]: a
 //!   semaphore slot is taken before `accept`, so further clients wait in the listen backlog
 //!   ([`LISTEN_BACKLOG`]) instead of the server failing to accept with `EMFILE`.
+//! - With a certificate and key ([`tls_acceptor`]) every connection is TLS (rustls): the
+//!   handshake too must end within the header timeout.
 
 use std::pin::pin;
 use std::sync::Arc;
@@ -69,9 +71,42 @@ pub fn connection_cap(configured: usize) -> usize {
     configured.min(files.saturating_sub(FD_RESERVE)).max(1)
 }
 
+/// A TLS acceptor for a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or SEC1).
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "--tls-cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("--tls-cert and --tls-key do not make a pair: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
 /// Serves on every listener (one connection cap for all) until Ctrl-C or SIGTERM, then gives
-/// open requests [`SHUTDOWN_GRACE`] to finish.
-pub async fn serve(listeners: Vec<TcpListener>, state: AppState) -> std::io::Result<()> {
+/// open requests [`SHUTDOWN_GRACE`] to finish; over TLS with an acceptor.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    state: AppState,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> std::io::Result<()> {
     let config = state.config().clone();
     let app = router(state);
     let slots = Arc::new(Semaphore::new(connection_cap(config.max_connections)));
@@ -97,11 +132,23 @@ pub async fn serve(listeners: Vec<TcpListener>, state: AppState) -> std::io::Res
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_timeout);
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(app.clone());
+        let Some(tls) = &tls else {
+            let connection =
+                graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                let _ = connection.await;
+                drop(slot);
+            });
+            continue;
+        };
+        let (tls, watcher, timeout) = (tls.clone(), graceful.watcher(), config.header_timeout);
         tokio::spawn(async move {
-            let _ = connection.await;
+            if let Ok(Ok(stream)) = tokio::time::timeout(timeout, tls.accept(stream)).await {
+                let _ = watcher
+                    .watch(builder.serve_connection(TokioIo::new(stream), service))
+                    .await;
+            }
             drop(slot);
         });
     }

@@ -17,8 +17,12 @@ fn fill(store: &mut dyn Store) {
     for t in 0..TENANTS {
         let tenant = format!("t{t}");
         store.add_tenant(&tenant, 1.0).unwrap();
-        store.set_member(&tenant, &format!("u{t}-a"), Role::Admin).unwrap();
-        store.set_member(&tenant, &format!("u{t}-b"), Role::Member).unwrap();
+        store
+            .set_member(&tenant, &format!("u{t}-a"), Role::Admin)
+            .unwrap();
+        store
+            .set_member(&tenant, &format!("u{t}-b"), Role::Member)
+            .unwrap();
     }
     for i in 0..TENANTS * PER_TENANT {
         let t = i % TENANTS;
@@ -59,11 +63,14 @@ fn compare(c: &mut Criterion, name: &str, store: &dyn Store) {
     group.bench_function("runs list, 200 of 10,000, unfiltered", |b| {
         b.iter(|| store.runs_filtered(&all).unwrap())
     });
-    group.bench_function("runs list, 200 of 10,000, as a member of 1 of 50 tenants", |b| {
-        b.iter(|| store.runs_filtered(&mine).unwrap())
-    });
+    group.bench_function(
+        "runs list, 200 of 10,000, as a member of 1 of 50 tenants",
+        |b| b.iter(|| store.runs_filtered(&mine).unwrap()),
+    );
     let id = format!("r-{:08x}", 17 + TENANTS * 100);
-    group.bench_function("a run by id, unfiltered", |b| b.iter(|| store.run(&id).unwrap()));
+    group.bench_function("a run by id, unfiltered", |b| {
+        b.iter(|| store.run(&id).unwrap())
+    });
     group.bench_function("a run by id, as a member", |b| {
         b.iter(|| {
             let full = store.visible_run_id("u17-b", &id).unwrap().unwrap();

@@ -22,6 +22,8 @@ mod sso;
 mod tenancy;
 #[path = "serve_cases/tenants.rs"]
 mod tenants;
+#[path = "serve_cases/tls.rs"]
+mod tls;
 
 use std::process::Command;
 

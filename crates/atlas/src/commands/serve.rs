@@ -53,6 +53,13 @@ pub struct Args {
     /// A provider group that makes its members a tenant's: GROUP=TENANT:ROLE (repeatable).
     #[arg(long, value_name = "GROUP=TENANT:ROLE", requires = "oidc_issuer", value_parser = atlas_server::oidc::GroupRule::parse)]
     oidc_group: Vec<atlas_server::oidc::GroupRule>,
+    /// Serve HTTPS with this PEM certificate chain (and --tls-key): session cookies get
+    /// `Secure`, browser posts must come from `https://` pages.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The address browsers reach this server at (for the login's callback and the printed
     /// login URL; default: http:// and the first --addr).
     #[arg(long, value_name = "URL")]
@@ -98,7 +105,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .map_err(Failure::input)?;
     let prices = atlas_report::prices::PriceSheet::load(None).map_err(Failure::input)?;
     let config = atlas_server::Config {
-        secure_cookies: args.secure_cookies,
+        secure_cookies: args.secure_cookies || args.tls_cert.is_some(),
         header_timeout: args.header_timeout,
         max_connections: args.max_connections,
         max_event_streams: args.max_event_streams,
@@ -118,7 +125,18 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     .map_err(|e| Failure::environment(format!("cannot listen on {addr}: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let addresses: Vec<String> = args.addr.iter().map(|a| format!("http://{a}")).collect();
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(atlas_server::net::tls_acceptor(cert, key).map_err(Failure::input)?)
+            }
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let addresses: Vec<String> = args
+            .addr
+            .iter()
+            .map(|a| format!("{scheme}://{a}"))
+            .collect();
         let public = args
             .public_url
             .clone()
@@ -149,7 +167,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             }
         );
         eprintln!("atlas serve: log in at {public}/login");
-        atlas_server::serve(listeners, state)
+        atlas_server::serve(listeners, state, tls)
             .await
             .map_err(|e| Failure::environment(format!("the server stopped: {e}")))
     })
