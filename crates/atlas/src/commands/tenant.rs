@@ -148,7 +148,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 checked("user", &user)?;
                 let role = Role::parse(&role).unwrap_or(Role::Member);
                 store.set_member(&tenant, &user, role).map_err(input)?;
-                eprintln!("`{user}` is now a {} of `{tenant}`", role.as_str());
+                let article = if role == Role::Admin { "an" } else { "a" };
+                eprintln!("`{user}` is now {article} {} of `{tenant}`", role.as_str());
             }
             MemberAction::Remove { tenant, user } => {
                 if !store.remove_member(&tenant, &user).map_err(input)? {
