@@ -40,6 +40,9 @@ pub struct Plan<'a> {
     pub owner: Option<String>,
     /// The tenant the runs belong to (`None`: the owner's alone).
     pub tenant: Option<String>,
+    /// The tenant's runs quota: a run is not submitted when, counting the tenant's runs
+    /// registered before it (by any command), it would be over this.
+    pub max_active_runs: Option<u32>,
 }
 
 /// How often a running job is looked at: a stat of its spool and a `try_wait` (Slurm's watch

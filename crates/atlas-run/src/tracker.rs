@@ -166,6 +166,18 @@ impl Tracker {
         workflow_file: &Path,
         notes: &Notes,
     ) -> Result<(String, f64), BackendError> {
+        if let (Some(tenant), Some(limit)) = (&plan.tenant, plan.max_active_runs) {
+            // Checked again now that the run is registered: commands started at the same
+            // moment all passed the check before registering; the later runs stop here.
+            let rank = store
+                .active_rank(tenant, &self.run_id)
+                .map_err(|e| BackendError::Unusable(e.to_string()))?;
+            if rank > u64::from(limit) {
+                return Err(BackendError::Rejected(format!(
+                    "tenant `{tenant}` would have {rank} runs active, over its quota of {limit} at once (runs started by other commands at the same moment came first); not submitted"
+                )));
+            }
+        }
         let job = job(&self.run_id, &self.run_dir, plan, workflow_file, notes);
         let figures = self.backend.prepare(&job)?;
         store

@@ -145,6 +145,7 @@ impl Sandbox {
             inputs: &[],
             owner: Some("ada".into()),
             tenant: None,
+            max_active_runs: None,
         };
         run_experiment(&mut self.store, &plan, observer).unwrap()
     }

@@ -82,6 +82,10 @@ pub fn login_refused(status: StatusCode, why: &str) -> Response {
     login_form(status, &message, "/", false)
 }
 
+/// The longest `next` a login keeps (longer ones go to `/`): single sign-on holds it for each
+/// login under way.
+pub const MAX_NEXT: usize = 2048;
+
 /// Where a login may send the browser: `next` when it is a path on this server, else `/`. A
 /// local path starts with one `/` (`//host` and `/\host` are other hosts to a browser) and
 /// holds only visible ASCII: browsers drop tabs and newlines from URLs, so `/\t/evil.example`
@@ -90,6 +94,7 @@ pub fn local_target(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
+                && n.len() <= MAX_NEXT
                 && !n.starts_with("//")
                 && !n.contains('\\')
                 && n.bytes().all(|b| b.is_ascii_graphic()) =>
@@ -197,5 +202,11 @@ mod tests {
             assert_eq!(local_target(Some(bad)), "/", "{bad:?}");
         }
         assert_eq!(local_target(None), "/");
+        let long = format!("/{}", "a".repeat(MAX_NEXT));
+        assert_eq!(
+            local_target(Some(&long)),
+            "/",
+            "too long to keep for a login"
+        );
     }
 }

@@ -72,6 +72,29 @@ fn is_task_of_array(store: &dyn atlas_store::Store, parent: &str, run: &str) -> 
     matches!((array, index), (Some(array), Some(index)) if array.contains(index))
 }
 
+/// Whether `user` may push records of `run` (`typed`: the id as the records name it): a run
+/// they cannot see (another tenant's, or theirs in a tenant they were taken out of) is 404, as
+/// if it did not exist; one of their tenant's that another member owns is 403.
+fn may_push(
+    store: &dyn atlas_store::Store,
+    user: &str,
+    run: &str,
+    typed: &str,
+) -> Result<Result<(), (StatusCode, String)>, atlas_store::StoreError> {
+    if store.visible_run_id(user, run)?.as_deref() != Some(run) {
+        return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{typed}`"))));
+    }
+    if store.run_owner(run)?.flatten().as_deref() != Some(user) {
+        return Ok(Err((
+            StatusCode::FORBIDDEN,
+            format!(
+                "run `{typed}` is pushed by its owner's agent, not by another member of its tenant"
+            ),
+        )));
+    }
+    Ok(Ok(()))
+}
+
 /// `POST /api/v1/records`.
 pub async fn records(
     State(state): State<AppState>,
@@ -85,40 +108,28 @@ pub async fn records(
         .read(move |s| {
             let mut unclaimed = Vec::new();
             for run in &runs {
-                let owner = match s.run_owner(run)? {
-                    Some(owner) => owner,
-                    // An array task the agent reports before `atlas run` has registered it.
-                    None => match parent_of(run)
-                        .map(|p| s.run_owner(p).map(|o| (p, o)))
-                        .transpose()?
-                        .and_then(|(p, o)| o.map(|o| (p, o)))
-                    {
-                        Some((parent, owner)) => {
-                            if !is_task_of_array(s, parent, run) {
-                                return Ok(Err((
-                                    StatusCode::BAD_REQUEST,
-                                    format!("`{run}` is not a task of the array of `{parent}`"),
-                                )));
-                            }
-                            unclaimed.push(run.clone());
-                            owner
-                        }
-                        None => return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`")))),
-                    },
-                };
-                if owner.as_deref() != Some(name.as_str()) {
-                    // A run the caller cannot see is answered as if it did not exist; one of
-                    // their tenant's is theirs to read, not to write.
-                    let seen = s.visible_run_id(&name, run)?.as_deref() == Some(run.as_str());
-                    return Ok(Err(if seen {
-                        (
-                            StatusCode::FORBIDDEN,
-                            format!("run `{run}` is pushed by its owner's agent, not by another member of its tenant"),
-                        )
-                    } else {
-                        (StatusCode::NOT_FOUND, format!("no run `{run}`"))
-                    }));
+                if s.run_owner(run)?.is_some() {
+                    if let Err(refused) = may_push(s, &name, run, run)? {
+                        return Ok(Err(refused));
+                    }
+                    continue;
                 }
+                // An array task the agent reports before `atlas run` has registered it: the
+                // parent must be the caller's before anything is said of its array.
+                let Some(parent) = parent_of(run).filter(|p| matches!(s.run_owner(p), Ok(Some(_))))
+                else {
+                    return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`"))));
+                };
+                if let Err(refused) = may_push(s, &name, parent, run)? {
+                    return Ok(Err(refused));
+                }
+                if !is_task_of_array(s, parent, run) {
+                    return Ok(Err((
+                        StatusCode::BAD_REQUEST,
+                        format!("`{run}` is not a task of the array of `{parent}`"),
+                    )));
+                }
+                unclaimed.push(run.clone());
             }
             Ok(Ok(unclaimed))
         })

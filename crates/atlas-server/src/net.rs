@@ -71,6 +71,9 @@ pub fn connection_cap(configured: usize) -> usize {
     configured.min(files.saturating_sub(FD_RESERVE)).max(1)
 }
 
+/// The largest certificate or key file read (`/dev/zero` is not a certificate).
+const MAX_PEM_BYTES: u64 = 1 << 20;
+
 /// A TLS acceptor for a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or SEC1).
 pub fn tls_acceptor(
     cert: &std::path::Path,
@@ -79,8 +82,20 @@ pub fn tls_acceptor(
     use tokio_rustls::rustls;
     use tokio_rustls::rustls::pki_types::pem::PemObject;
     use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect())
+    let read = |flag: &str, path: &std::path::Path| -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut bytes))
+            .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_PEM_BYTES {
+            return Err(format!("{flag} {}: larger than 1 MiB", path.display()));
+        }
+        Ok(bytes)
+    };
+    let (cert_pem, key_pem) = (read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
     if chain.is_empty() {
         return Err(format!(
@@ -88,7 +103,7 @@ pub fn tls_acceptor(
             cert.display()
         ));
     }
-    let private = PrivateKeyDer::from_pem_file(key)
+    let private = PrivateKeyDer::from_pem_slice(&key_pem)
         .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)

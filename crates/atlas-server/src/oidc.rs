@@ -130,6 +130,7 @@ struct Pending {
 
 /// The provider, as discovered at start, and the logins under way.
 pub struct Oidc {
+    issuer: String,
     client: OidcClient,
     http: openidconnect::reqwest::Client,
     groups: Vec<GroupRule>,
@@ -165,6 +166,7 @@ impl Oidc {
         )
         .set_redirect_uri(redirect);
         Ok(Oidc {
+            issuer: settings.issuer.trim_end_matches('/').to_string(),
             client,
             http,
             groups: settings.groups,
@@ -212,8 +214,8 @@ impl Oidc {
             .filter(|p| p.started.elapsed() < PENDING_TTL)
     }
 
-    /// Exchanges the code and checks the ID token: the user's name and groups.
-    async fn finish(&self, code: &str, login: &Pending) -> Result<(String, Vec<String>), String> {
+    /// Exchanges the code and checks the ID token: who signed in.
+    async fn finish(&self, code: &str, login: &Pending) -> Result<SignedIn, String> {
         let exchange = self
             .client
             .exchange_code(AuthorizationCode::new(code.into()))
@@ -242,8 +244,20 @@ impl Oidc {
                 name.chars().take(64).collect::<String>()
             ));
         }
-        Ok((name, claims.additional_claims().groups.clone()))
+        Ok(SignedIn {
+            subject: format!("{} {}", self.issuer, claims.subject().as_str()),
+            name,
+            groups: claims.additional_claims().groups.clone(),
+        })
     }
+}
+
+/// Who signed in: their identity at the provider (issuer and `sub`: the only stable, unique
+/// key), the Atlas name they get the first time, and their groups.
+struct SignedIn {
+    subject: String,
+    name: String,
+    groups: Vec<String>,
 }
 
 /// An error and its causes, on one line.
@@ -359,12 +373,11 @@ pub async fn callback(
             "this login has expired or was already used; sign in again",
         );
     };
-    let (user, groups) = match oidc.finish(code, &login).await {
+    let signed_in = match oidc.finish(code, &login).await {
         Ok(found) => found,
         Err(why) => return refused(StatusCode::UNAUTHORIZED, &why),
     };
     let rules = oidc.groups.clone();
-    let name = user.clone();
     let session = new_session_id().and_then(|id| new_token().map(|t| (id, t)));
     let Ok((id, unusable)) = session else {
         return refused(
@@ -375,18 +388,35 @@ pub async fn callback(
     let (id_hash, now) = (hash_token(&id), now());
     let stored = app
         .write(move |s| {
-            // An API token nobody is shown: single sign-on users log in through the provider.
-            match s.add_user(&name, &hash_token(&unusable), now) {
-                Ok(()) | Err(StoreError::UserExists(_)) => {}
-                Err(e) => return Err(e),
-            }
-            apply_groups(s, &name, &groups, &rules)?;
-            s.create_session(&id_hash, &name, now, now + SESSION_TTL.as_secs_f64())
+            // The user made for this identity; else a new one under the provider's name, with
+            // an API token nobody is shown. An existing account of that name is never taken.
+            let user = match s.user_for_subject(&signed_in.subject)? {
+                Some(user) => user,
+                None => {
+                    let name = signed_in.name;
+                    let hash = hash_token(&unusable);
+                    match s.add_sso_user(&name, &signed_in.subject, &hash, now) {
+                        Ok(()) => name,
+                        Err(StoreError::UserExists(_)) => return Ok(Err(name)),
+                        Err(e) => return Err(e),
+                    }
+                }
+            };
+            apply_groups(s, &user, &signed_in.groups, &rules)?;
+            s.create_session(&id_hash, &user, now, now + SESSION_TTL.as_secs_f64())?;
+            Ok(Ok(user))
         })
         .await;
-    if let Err(e) = stored {
-        return e.into_response();
-    }
+    let user = match stored {
+        Ok(Ok(user)) => user,
+        Ok(Err(taken)) => {
+            return refused(
+                StatusCode::FORBIDDEN,
+                &format!("the user name `{taken}` belongs to another account here (made with a token, or by another identity); single sign-on never takes an account over"),
+            )
+        }
+        Err(e) => return e.into_response(),
+    };
     eprintln!("atlas serve: {user} signed in through single sign-on");
     let https = is_https(&headers, app.config().secure_cookies);
     // Both cookies: an array of headers would keep only the last of two with one name.

@@ -73,10 +73,10 @@ pub fn spec() -> Value {
                 "put": {"summary": "Make USER a member of TENANT with a role (its admins only)",
                         "parameters": [{"name": "tenant", "in": "path", "required": true, "description": "a tenant the caller administers", "schema": {"type": "string"}}, {"name": "user", "in": "path", "required": true, "description": "a user name", "schema": {"type": "string"}}],
                         "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {"role": {"enum": ["admin", "member", "viewer"]}}}}}},
-                        "responses": {"200": {"description": "{tenant, user, role}"}, "400": {"description": "not a user name or a role"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in"}}},
+                        "responses": {"200": {"description": "{tenant, user, role}"}, "400": {"description": "not a user name or a role"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in, or a user with no account"}, "409": {"description": "it would leave the tenant without an admin"}}},
                 "delete": {"summary": "Take USER out of TENANT (its admins only)",
                         "parameters": [{"name": "tenant", "in": "path", "required": true, "description": "a tenant the caller administers", "schema": {"type": "string"}}, {"name": "user", "in": "path", "required": true, "description": "a user name", "schema": {"type": "string"}}],
-                        "responses": {"200": {"description": "{tenant, user, removed}"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in"}}}},
+                        "responses": {"200": {"description": "{tenant, user, removed}"}, "401": {"description": "no valid token"}, "403": {"description": "the caller is in the tenant but not its admin"}, "404": {"description": "a tenant the caller is not in"}, "409": {"description": "it would leave the tenant without an admin"}}}},
             "/metrics": {"get": op("Prometheus exposition of the user's running jobs", &[], "text/plain; version=0.0.4")},
         }
     })

@@ -83,6 +83,30 @@ fn check_user_name(user: &str) -> Result<(), ApiError> {
     ))
 }
 
+/// Whether `user` is `tenant`'s only admin.
+fn is_last_admin(
+    store: &mut dyn atlas_store::Store,
+    tenant: &str,
+    user: &str,
+) -> Result<bool, atlas_store::StoreError> {
+    let tenants = store.tenants()?;
+    let admins: Vec<&str> = tenants
+        .iter()
+        .filter(|t| t.name == tenant)
+        .flat_map(|t| &t.members)
+        .filter(|m| m.role == Role::Admin)
+        .map(|m| m.user.as_str())
+        .collect();
+    Ok(admins == [user])
+}
+
+fn last_admin(tenant: &str) -> (StatusCode, String) {
+    (
+        StatusCode::CONFLICT,
+        format!("`{tenant}` keeps at least one admin: make another member admin first (or the site admin: atlas tenant member …)"),
+    )
+}
+
 #[derive(Deserialize)]
 pub struct MemberBody {
     role: String,
@@ -111,7 +135,25 @@ pub async fn set_member(
         )
     })?;
     let (t, m) = (tenant.clone(), member.clone());
-    state.write(move |s| s.set_member(&t, &m, role)).await?;
+    let refused = state
+        .write(move |s| {
+            // Only someone who has an account: an admin cannot reserve a name for later.
+            if !s.users()?.iter().any(|u| u.name == m) {
+                return Ok(Some((
+                    StatusCode::NOT_FOUND,
+                    format!("no user `{m}` (the site admin adds users)"),
+                )));
+            }
+            if role != Role::Admin && is_last_admin(s, &t, &m)? {
+                return Ok(Some(last_admin(&t)));
+            }
+            s.set_member(&t, &m, role)?;
+            Ok(None)
+        })
+        .await?;
+    if let Some((status, message)) = refused {
+        return Err(ApiError::new(status, message));
+    }
     eprintln!(
         "atlas serve: {} made {member} a {} of {tenant}",
         user.0,
@@ -130,7 +172,15 @@ pub async fn remove_member(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&state, &user, &tenant).await?;
     let (t, m) = (tenant.clone(), member.clone());
-    let removed = state.write(move |s| s.remove_member(&t, &m)).await?;
+    let removed = state
+        .write(move |s| {
+            if is_last_admin(s, &t, &m)? {
+                return Ok(Err(last_admin(&t)));
+            }
+            Ok(Ok(s.remove_member(&t, &m)?))
+        })
+        .await?
+        .map_err(|(status, message)| ApiError::new(status, message))?;
     if removed {
         eprintln!("atlas serve: {} removed {member} from {tenant}", user.0);
     }

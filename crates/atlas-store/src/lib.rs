@@ -222,6 +222,22 @@ pub trait Store {
 
     /// Adds a user with the hash of their token; a name that exists is an error.
     fn add_user(&mut self, name: &str, token_hash: &str, now: f64) -> Result<(), StoreError>;
+    /// The user made for single sign-on identity `subject` (the issuer and the ID token's `sub`).
+    fn user_for_subject(&self, subject: &str) -> Result<Option<String>, StoreError>;
+    /// Adds a user for single sign-on identity `subject`, with an API token nobody is shown
+    /// (`token_hash`); a name that exists is [`StoreError::UserExists`]: a provider's user
+    /// never takes over an account of the same name.
+    fn add_sso_user(
+        &mut self,
+        name: &str,
+        subject: &str,
+        token_hash: &str,
+        now: f64,
+    ) -> Result<(), StoreError>;
+    /// How many of `tenant`'s active runs (submitted, running, frozen) were registered before
+    /// `run` or at the same moment with an id not after it, `run` included: the run quota's
+    /// check after registration, which concurrent `atlas run`s agree on.
+    fn active_rank(&self, tenant: &str, run: &str) -> Result<u64, StoreError>;
     /// The user whose token has this hash.
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
     /// Every user, by name.

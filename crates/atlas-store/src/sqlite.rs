@@ -848,6 +848,33 @@ impl Store for SqliteStore {
         })
     }
 
+    fn user_for_subject(&self, subject: &str) -> Result<Option<String>, StoreError> {
+        named(&self.path, || users::user_for_subject(&self.conn, subject))
+    }
+
+    fn add_sso_user(
+        &mut self,
+        name: &str,
+        subject: &str,
+        token_hash: &str,
+        now: f64,
+    ) -> Result<(), StoreError> {
+        named(&self.path, || {
+            users::add_sso_user(&self.conn, name, subject, token_hash, now)
+        })
+    }
+
+    fn active_rank(&self, tenant: &str, run: &str) -> Result<u64, StoreError> {
+        named(&self.path, || {
+            let n: i64 = self.conn.query_row(
+                &crate::tenancy::rank_sql("?1", "?2"),
+                params![tenant, run],
+                |r| r.get(0),
+            )?;
+            Ok(n.max(0) as u64)
+        })
+    }
+
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         named(&self.path, || users::user_for_token(&self.conn, token_hash))
     }

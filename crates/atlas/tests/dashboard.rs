@@ -348,7 +348,13 @@ fn single_sign_on_through_the_providers_page_shows_each_user_their_tenants_run_o
             user
         );
         if user == "alice" {
-            // Alice administers team-a: on the tenants page she adds carol as a viewer.
+            // Alice administers team-a: on the tenants page she adds carol as a viewer; a name
+            // with no account is refused there, with the server's reason.
+            browser.goto(&format!("{}/tenants", server.url));
+            browser.wait_for("return document.querySelector('form.add') !== null", 20);
+            browser.eval("const f = document.querySelector('form.add'); f.elements.user.value = 'carol'; f.requestSubmit(); return true");
+            browser.wait_for("return document.querySelector('section .error')?.innerText.includes('no user') || null", 20);
+            server.add_user("carol");
             browser.goto(&format!("{}/tenants", server.url));
             browser.wait_for("return document.querySelector('section[data-tenant=\"team-a\"] form.add') !== null", 20);
             browser.eval("const f = document.querySelector('form.add'); f.elements.user.value = 'carol'; f.elements.role.value = 'viewer'; f.requestSubmit(); return true");

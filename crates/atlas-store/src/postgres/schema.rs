@@ -168,8 +168,9 @@ ALTER TABLE runs ADD COLUMN windows TEXT NOT NULL DEFAULT '[]';
     r#"
 ALTER TABLE phases ADD COLUMN io TEXT;
 "#,
-    // 11: tenants (teams) with their quotas (JSON), members with a role, and each run's
-    // tenant (NULL: the owner's alone) and the cores and GPUs it asked for (quotas in hours).
+    // 11: tenants (teams) with their quotas (JSON), members with a role, each run's tenant
+    // (NULL: the owner's alone) and the cores and GPUs it asked for (quotas in hours), and the
+    // single sign-on identity (issuer and `sub`) a user was made for.
     r#"
 CREATE TABLE tenants (
     name TEXT PRIMARY KEY,
@@ -183,6 +184,8 @@ CREATE TABLE tenant_members (
     PRIMARY KEY (tenant, user_name)
 );
 CREATE INDEX tenant_members_by_user ON tenant_members(user_name, tenant);
+ALTER TABLE users ADD COLUMN oidc_subject TEXT;
+CREATE UNIQUE INDEX users_oidc_subject ON users(oidc_subject);
 ALTER TABLE runs ADD COLUMN tenant TEXT;
 ALTER TABLE runs ADD COLUMN cores DOUBLE PRECISION NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN gpus DOUBLE PRECISION NOT NULL DEFAULT 0;

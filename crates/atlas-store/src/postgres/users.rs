@@ -22,6 +22,34 @@ pub(super) fn add_user(
     Ok(())
 }
 
+pub(super) fn user_for_subject(
+    c: &mut Client,
+    subject: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(c.query_opt(
+        "SELECT name FROM users WHERE oidc_subject = $1",
+        &[&subject],
+    )?
+    .map(|r| r.get(0)))
+}
+
+pub(super) fn add_sso_user(
+    c: &mut Client,
+    name: &str,
+    subject: &str,
+    token_hash: &str,
+    now: f64,
+) -> Result<(), StoreError> {
+    let added = c.execute(
+        "INSERT INTO users (name, token_hash, created_at, oidc_subject) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        &[&name, &token_hash, &now, &subject],
+    )?;
+    if added == 0 {
+        return Err(StoreError::UserExists(name.into()));
+    }
+    Ok(())
+}
+
 pub(super) fn user_for_token(
     c: &mut Client,
     token_hash: &str,

@@ -22,6 +22,38 @@ pub(crate) fn add_user(
     Ok(())
 }
 
+/// The user made for single sign-on identity `subject`.
+pub(crate) fn user_for_subject(
+    conn: &Connection,
+    subject: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT name FROM users WHERE oidc_subject = ?1",
+            [subject],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Adds a user for a single sign-on identity; a name that exists is an error.
+pub(crate) fn add_sso_user(
+    conn: &Connection,
+    name: &str,
+    subject: &str,
+    token_hash: &str,
+    now: f64,
+) -> Result<(), StoreError> {
+    let added = conn.execute(
+        "INSERT INTO users (name, token_hash, created_at, oidc_subject) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        params![name, token_hash, now, subject],
+    )?;
+    if added == 0 {
+        return Err(StoreError::UserExists(name.into()));
+    }
+    Ok(())
+}
+
 /// The user whose token has this hash.
 pub(crate) fn user_for_token(
     conn: &Connection,

@@ -341,22 +341,32 @@ pub fn check_quota(
     store: &dyn Store,
     tenant: &str,
     workflow: &atlas_spec::Workflow,
+    nodes: &[u32],
     runs: u64,
-) -> Result<(), Failure> {
+) -> Result<Quotas, Failure> {
     let row = find(store, tenant)?;
     if row.quotas.is_empty() {
-        return Ok(());
+        return Ok(row.quotas);
     }
     let now = atlas_agent::spool::unix_now();
     let since = now - row.quotas.period_seconds();
     let usage = store
         .usage(tenant, since, now)
         .map_err(Failure::environment)?;
-    let totals = workflow.spec.resources.totals();
+    // Each run as it will be registered: at the largest node count asked for.
+    let sizes: Vec<atlas_spec::Totals> = if nodes.is_empty() {
+        vec![workflow.spec.resources.totals()]
+    } else {
+        nodes
+            .iter()
+            .map(|n| workflow.with_nodes(*n).spec.resources.totals())
+            .collect()
+    };
+    let largest = |f: fn(&atlas_spec::Totals) -> u32| sizes.iter().map(f).max().unwrap_or(0);
     let ask = Ask {
         runs,
-        cores: f64::from(totals.cores),
-        gpus: f64::from(totals.gpus),
+        cores: f64::from(largest(|t| t.cores)),
+        gpus: f64::from(largest(|t| t.gpus)),
         walltime_hours: workflow
             .spec
             .resources
@@ -364,5 +374,6 @@ pub fn check_quota(
             .map(|w| std::time::Duration::from(w).as_secs_f64() / 3600.0),
     };
     tenancy::check(tenant, &row.quotas, &usage, &ask)
-        .map_err(|why| Failure::input(format!("{why}; nothing was submitted")))
+        .map_err(|why| Failure::input(format!("{why}; nothing was submitted")))?;
+    Ok(row.quotas)
 }

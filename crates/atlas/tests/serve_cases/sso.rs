@@ -253,6 +253,33 @@ fn a_callback_without_its_state_from_another_browser_forged_or_replayed_is_refus
         401,
         "not an Atlas user name",
     );
+    // A provider user named as an existing account (made with a token) does not take it over.
+    crate::support::server::add_user(&db.location, "dave");
+    let start = send("GET", &format!("{}/auth/login", server.url), &[], b"");
+    let state = set_cookie(&start, "atlas_oidc_state").unwrap();
+    let login = send(
+        "POST",
+        start.header("location"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"sub=dave",
+    );
+    let url = login.header("location").to_string();
+    let cookie = format!("atlas_oidc_state={state}");
+    refused(
+        send("GET", &url, &[("Cookie", &cookie)], b""),
+        403,
+        "belongs to another account",
+    );
+    // Alice again: the same account (found by her identity, not her name).
+    let (session, _, _) = sign_in(&server, "alice");
+    let cookie = format!("atlas_session={session}");
+    let me = send(
+        "GET",
+        &format!("{}/api/v1/me", server.url),
+        &[("Cookie", &cookie)],
+        b"",
+    );
+    assert_eq!(me.json()["user"], "alice");
     // Without a provider, the single sign-on paths are not there.
     let plain = Server::start(&p.dir, &db);
     assert_eq!(

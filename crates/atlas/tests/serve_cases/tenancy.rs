@@ -283,6 +283,17 @@ fn walk_as_a_stranger(server: &Server, stranger: &str) {
         }
     }
     assert!(walked >= 20, "walked {walked} calls");
+    // An array task of Ada's run: 404 too, before anything is said of its array.
+    let task = format!(
+        "{{\"run\":\"{ADA_RUN}-t1\",\"seq\":1,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n"
+    );
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/records", server.url),
+        &[("Authorization", &format!("Bearer {bob}"))],
+        task.as_bytes(),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
 }
 
 /// The check means something: `reader` (Ada, or a member of her run's tenant) sees her run

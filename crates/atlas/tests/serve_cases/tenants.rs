@@ -12,6 +12,7 @@ use crate::support::server::{Db, Kind, Server};
 crate::on_both_stores!(
     two_users_of_two_tenants_each_reach_their_tenants_run_only,
     quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted,
+    runs_started_at_the_same_moment_never_pass_the_run_quota_together,
 );
 
 const TINY: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tiny}\nspec:\n  resources: {cpusPerTask: 2, walltime: 1h}\n  phases:\n  - {name: a, run: 'echo hi'}\n";
@@ -155,6 +156,20 @@ fn two_users_of_two_tenants_each_reach_their_tenants_run_only(kind: Kind) {
     let reply = member(&t1, "DELETE", "u2", "");
     assert_eq!(reply.json()["removed"], true, "{}", reply.body);
     assert_eq!(get(&server, &format!("/api/v1/runs/{r1}"), &t2).status, 404);
+    // Only users with an account; the last admin stays.
+    assert_eq!(member(&t1, "PUT", "nobody-yet", viewer).status, 404);
+    assert_eq!(member(&t1, "DELETE", "u1", "").status, 409);
+    assert_eq!(member(&t1, "PUT", "u1", viewer).status, 409);
+    // Taken out of team-a, u1 no longer pushes records into its runs, even their own.
+    admin(&p, &db, &["tenant", "member", "remove", "team-a", "u1"]);
+    let record = format!("{{\"run\":\"{r1}\",\"seq\":900,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n");
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/records", server.url),
+        &[("Authorization", &format!("Bearer {t1}"))],
+        record.as_bytes(),
+    );
+    assert_eq!(reply.status, 404, "{}", reply.body);
 }
 
 fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: Kind) {
@@ -207,6 +222,36 @@ fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: 
     );
     refused("u1", &[], "of its 1 in the last 30 days");
     admin(&p, &db, &["tenant", "quota", "set", "team-a", "--clear"]);
+    // Core-hours at the size the runs will have: 2 CPUs × 1 task per node × 2 nodes × 1 h.
+    let wide = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: wide}\nspec:\n  resources: {tasksPerNode: 1, cpusPerTask: 2, walltime: 1h}\n  phases:\n  - {name: a, run: 'true'}\n";
+    std::fs::write(p.dir.join("wide.yaml"), wide).unwrap();
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant",
+            "quota",
+            "set",
+            "team-a",
+            "--clear",
+            "--core-hours",
+            "3",
+        ],
+    );
+    let (code, _, err) = atlas_as(
+        &p,
+        &db,
+        "u1",
+        &["run", "wide.yaml", "--on", "local", "--nodes", "2"],
+    );
+    assert_eq!(
+        code, 2,
+        "4 cores for an hour could pass 3 core-hours: {err}"
+    );
+    admin(&p, &db, &["tenant", "quota", "set", "team-a", "--clear"]);
+    // A user name that is not one is refused, not recorded.
+    let (code, _, err) = atlas_as(&p, &db, "Bob", &["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 2, "{err}");
     // A viewer reads and starts nothing; a stranger to the tenant cannot name it.
     refused("vic", &[], "viewer of tenant `team-a`");
     refused(
@@ -231,4 +276,64 @@ fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: 
     let (code, _, err) = atlas_as(&p, &db, "root", &["tenant", "add", "team-a"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("exists already"), "{err}");
+}
+
+/// Three `atlas run`s of one tenant at once, with one run allowed: each passes the check before
+/// registering, and the runs registered later stop before submitting (none is lost).
+fn runs_started_at_the_same_moment_never_pass_the_run_quota_together(kind: Kind) {
+    let p = Project::new(&format!("serve-tenant-race-{kind:?}"), "");
+    let slow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: slow}\nspec:\n  phases:\n  - {name: a, run: 'sleep 5'}\n";
+    std::fs::write(p.dir.join("slow.yaml"), slow).unwrap();
+    let db = Db::new(kind, &p.dir);
+    admin(&p, &db, &["tenant", "add", "team-a"]);
+    admin(&p, &db, &["tenant", "member", "add", "team-a", "u1"]);
+    admin(
+        &p,
+        &db,
+        &["tenant", "quota", "set", "team-a", "--runs", "1"],
+    );
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_atlas"))
+                .args(["run", "slow.yaml", "--on", "local", "--interval", "200ms"])
+                .current_dir(&p.dir)
+                .env("ATLAS_DB", &db.location)
+                .env("ATLAS_USER", "u1")
+                .env_remove("ATLAS_TENANT")
+                .env("XDG_DATA_HOME", p.dir.join("data"))
+                .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        child.wait().unwrap();
+    }
+    let out = admin(&p, &db, &["runs", "--format", "json"]);
+    let runs: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let runs = runs.as_array().unwrap();
+    // The runs that ran never overlapped (a command that registered after the first had ended
+    // may run too, on a slow machine).
+    let mut ran: Vec<(f64, f64)> = runs
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .map(|r| {
+            let start = r["startedAt"].as_f64().unwrap();
+            (start, start + r["wallSeconds"].as_f64().unwrap())
+        })
+        .collect();
+    ran.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(!ran.is_empty(), "one ran: {runs:?}");
+    for pair in ran.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "two ran at once: {runs:?}");
+    }
+    for run in runs.iter().filter(|r| r["status"] != "succeeded") {
+        let cause = run["cause"].as_str().unwrap_or("");
+        assert!(
+            cause.contains("over its quota"),
+            "refused by the quota: {run}"
+        );
+    }
 }

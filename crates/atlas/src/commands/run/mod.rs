@@ -107,10 +107,19 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
         .map_err(|e| Failure::environment(format!("cannot read the current directory: {e}")))?;
     let (mut store, db_path) = super::db::open(l.db)?;
     let owner = crate::commands::user::current();
+    if !crate::commands::user::valid_name(&owner) {
+        return Err(Failure::input(format!(
+            "{:?} ($ATLAS_USER, else $USER) is not a user name: lowercase letters, digits, `-`, `_` and `.`",
+            owner.chars().take(64).collect::<String>()
+        )));
+    }
     let tenant = super::tenant::choose(&*store, &owner, l.tenant.as_deref())?;
+    let mut max_active_runs = None;
     if let Some(tenant) = &tenant {
         let runs = u64::from(l.repeat) * l.targets.len() as u64 * l.nodes.len().max(1) as u64;
-        super::tenant::check_quota(&*store, tenant, l.workflow, runs)?;
+        let quotas = super::tenant::check_quota(&*store, tenant, l.workflow, l.nodes, runs)?;
+        max_active_runs = quotas.runs;
+        eprintln!("runs of tenant `{tenant}`: its members see them");
     }
     let targets = super::tenant::in_namespace(l.targets, tenant.as_deref());
     let store_dir = db_path.parent().unwrap_or(&project_dir).to_path_buf();
@@ -142,6 +151,7 @@ pub(crate) fn launch(l: &Launch<'_>) -> Result<String, Failure> {
         inputs: &inputs,
         owner: Some(owner),
         tenant,
+        max_active_runs,
     };
     // Ctrl-C / SIGTERM: cancel the running jobs, let their agents record it, start no more.
     atlas_agent::signals::install();
