@@ -31,6 +31,7 @@ on_both_stores!(
     experiments_list_with_their_targets_and_owners,
     a_tenants_members_see_its_runs_and_nobody_else_does,
     tenants_keep_members_roles_and_quotas_and_count_usage,
+    a_single_sign_on_identity_finds_its_user_and_never_takes_a_name,
     a_phase_start_before_its_run_start_ingests,
     a_run_start_after_the_run_end_does_not_reopen_the_run,
     a_runs_workflow_and_inputs_are_kept_with_it,
@@ -688,6 +689,51 @@ fn tenants_keep_members_roles_and_quotas_and_count_usage(f: &mut Fixture) {
     );
     assert!((usage.gpu_hours - expected / 4.0).abs() < 1e-9, "{usage:?}");
     assert_eq!(store.usage("nobody", 0.0, now).unwrap(), Default::default());
+}
+
+fn a_single_sign_on_identity_finds_its_user_and_never_takes_a_name(f: &mut Fixture) {
+    let store = &mut *f.store;
+    store.add_user("ada", "token-hash-1", 1.0).unwrap();
+    let subject = "https://login.example.org 0f3a";
+    assert_eq!(store.user_for_subject(subject).unwrap(), None);
+    assert!(matches!(
+        store.add_sso_user("ada", subject, "token-hash-2", 2.0),
+        Err(StoreError::UserExists(_))
+    ));
+    store
+        .add_sso_user("ada2", subject, "token-hash-3", 2.0)
+        .unwrap();
+    assert_eq!(
+        store.user_for_subject(subject).unwrap().as_deref(),
+        Some("ada2")
+    );
+    assert_eq!(store.user_for_subject("https://other 0f3a").unwrap(), None);
+    assert!(
+        store
+            .add_sso_user("ada3", subject, "token-hash-4", 3.0)
+            .is_err(),
+        "one user per identity"
+    );
+    // The run quota's rank: runs of the tenant registered before, by time then id.
+    store.add_tenant("t", 1.0).unwrap();
+    for (run, at) in [("r-2", 5.0), ("r-1", 5.0), ("r-3", 7.0)] {
+        let mut new = new_run(run, None, Some("ada"));
+        (new.tenant, new.submitted_at) = (Some("t".into()), at);
+        store.create_run(&new).unwrap();
+    }
+    let ranks: Vec<u64> = ["r-1", "r-2", "r-3"]
+        .iter()
+        .map(|r| store.active_rank("t", r).unwrap())
+        .collect();
+    assert_eq!(ranks, [1, 2, 3]);
+    store
+        .finish_run("r-1", RunStatus::Failed, "gone", 9.0)
+        .unwrap();
+    assert_eq!(
+        store.active_rank("t", "r-3").unwrap(),
+        2,
+        "ended runs do not count"
+    );
 }
 
 fn spool(run: &str) -> Vec<Record> {
