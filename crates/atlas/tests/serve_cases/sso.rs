@@ -88,8 +88,9 @@ fn get(server: &Server, path: &str, session: &str) -> crate::support::http::Repl
     )
 }
 
-/// A login as `user` through the provider's form: the session, the callback URL and the state.
-fn sign_in(server: &Server, user: &str) -> (String, String, String) {
+/// A login started at the server, the provider's form posted with `form` (`sub=NAME`), and the
+/// callback followed with the state cookie: its answer, the callback URL and the state.
+fn through_provider(server: &Server, form: &[u8]) -> (crate::support::http::Reply, String, String) {
     let start = send(
         "GET",
         &format!("{}/auth/login?next=/runs/x", server.url),
@@ -102,7 +103,7 @@ fn sign_in(server: &Server, user: &str) -> (String, String, String) {
         "POST",
         start.header("location"),
         &[("Content-Type", "application/x-www-form-urlencoded")],
-        format!("sub={user}").as_bytes(),
+        form,
     );
     assert_eq!(login.status, 302, "{}", login.body);
     let callback = login.header("location").to_string();
@@ -111,7 +112,16 @@ fn sign_in(server: &Server, user: &str) -> (String, String, String) {
         "{callback}"
     );
     let cookie = format!("atlas_oidc_state={state}");
-    let back = send("GET", &callback, &[("Cookie", &cookie)], b"");
+    (
+        send("GET", &callback, &[("Cookie", &cookie)], b""),
+        callback,
+        state,
+    )
+}
+
+/// A login as `user` through the provider's form: the session, the callback URL and the state.
+fn sign_in(server: &Server, user: &str) -> (String, String, String) {
+    let (back, callback, state) = through_provider(server, format!("sub={user}").as_bytes());
     assert_eq!(back.status, 303, "{}", back.body);
     assert_eq!(
         back.header("location"),
@@ -238,35 +248,15 @@ fn a_callback_without_its_state_from_another_browser_forged_or_replayed_is_refus
         "already used",
     );
     // A provider user whose name is not an Atlas user name.
-    let start = send("GET", &format!("{}/auth/login", server.url), &[], b"");
-    let state = set_cookie(&start, "atlas_oidc_state").unwrap();
-    let login = send(
-        "POST",
-        start.header("location"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"sub=Eve%2F..",
-    );
-    let url = login.header("location").to_string();
-    let cookie = format!("atlas_oidc_state={state}");
     refused(
-        send("GET", &url, &[("Cookie", &cookie)], b""),
+        through_provider(&server, b"sub=Eve%2F..").0,
         401,
         "not an Atlas user name",
     );
     // A provider user named as an existing account (made with a token) does not take it over.
     crate::support::server::add_user(&db.location, "dave");
-    let start = send("GET", &format!("{}/auth/login", server.url), &[], b"");
-    let state = set_cookie(&start, "atlas_oidc_state").unwrap();
-    let login = send(
-        "POST",
-        start.header("location"),
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"sub=dave",
-    );
-    let url = login.header("location").to_string();
-    let cookie = format!("atlas_oidc_state={state}");
     refused(
-        send("GET", &url, &[("Cookie", &cookie)], b""),
+        through_provider(&server, b"sub=dave").0,
         403,
         "belongs to another account",
     );
