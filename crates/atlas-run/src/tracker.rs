@@ -167,14 +167,17 @@ impl Tracker {
         notes: &Notes,
     ) -> Result<(String, f64), BackendError> {
         if let (Some(tenant), Some(limit)) = (&plan.tenant, plan.max_active_runs) {
-            // Checked again now that the run is registered: commands started at the same
-            // moment all passed the check before registering; the later runs stop here.
-            let rank = store
-                .active_rank(tenant, &self.run_id)
-                .map_err(|e| BackendError::Unusable(e.to_string()))?;
-            if rank > u64::from(limit) {
+            // Counted again now that this run is registered (it is one of them): commands
+            // started at the same moment all passed the first check before registering, so a
+            // run that finds the tenant over its quota stops here. Under a tie all of them may
+            // stop; the quota is never passed.
+            let active = store
+                .usage(tenant, now(), now())
+                .map_err(|e| BackendError::Unusable(e.to_string()))?
+                .active_runs;
+            if active > u64::from(limit) {
                 return Err(BackendError::Rejected(format!(
-                    "tenant `{tenant}` would have {rank} runs active, over its quota of {limit} at once (runs started by other commands at the same moment came first); not submitted"
+                    "tenant `{tenant}` has {active} runs active with this one, over its quota of {limit} at once (runs started by other commands at the same moment); not submitted"
                 )));
             }
         }

@@ -78,13 +78,13 @@ fn is_task_of_array(store: &dyn atlas_store::Store, parent: &str, run: &str) -> 
 fn may_push(
     store: &dyn atlas_store::Store,
     user: &str,
-    run: &str,
+    (run, owner): (&str, Option<String>),
     typed: &str,
 ) -> Result<Result<(), (StatusCode, String)>, atlas_store::StoreError> {
     if store.visible_run_id(user, run)?.as_deref() != Some(run) {
         return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{typed}`"))));
     }
-    if store.run_owner(run)?.flatten().as_deref() != Some(user) {
+    if owner.as_deref() != Some(user) {
         return Ok(Err((
             StatusCode::FORBIDDEN,
             format!(
@@ -108,19 +108,23 @@ pub async fn records(
         .read(move |s| {
             let mut unclaimed = Vec::new();
             for run in &runs {
-                if s.run_owner(run)?.is_some() {
-                    if let Err(refused) = may_push(s, &name, run, run)? {
+                // One look-up of the owner per run (of the parent for an unknown array task).
+                if let Some(owner) = s.run_owner(run)? {
+                    if let Err(refused) = may_push(s, &name, (run, owner), run)? {
                         return Ok(Err(refused));
                     }
                     continue;
                 }
                 // An array task the agent reports before `atlas run` has registered it: the
                 // parent must be the caller's before anything is said of its array.
-                let Some(parent) = parent_of(run).filter(|p| matches!(s.run_owner(p), Ok(Some(_))))
-                else {
+                let parent = match parent_of(run) {
+                    Some(p) => s.run_owner(p)?.map(|owner| (p, owner)),
+                    None => None,
+                };
+                let Some((parent, owner)) = parent else {
                     return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`"))));
                 };
-                if let Err(refused) = may_push(s, &name, parent, run)? {
+                if let Err(refused) = may_push(s, &name, (parent, owner), run)? {
                     return Ok(Err(refused));
                 }
                 if !is_task_of_array(s, parent, run) {

@@ -234,10 +234,6 @@ pub trait Store {
         token_hash: &str,
         now: f64,
     ) -> Result<(), StoreError>;
-    /// How many of `tenant`'s active runs (submitted, running, frozen) were registered before
-    /// `run` or at the same moment with an id not after it, `run` included: the run quota's
-    /// check after registration, which concurrent `atlas run`s agree on.
-    fn active_rank(&self, tenant: &str, run: &str) -> Result<u64, StoreError>;
     /// The user whose token has this hash.
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError>;
     /// Every user, by name.

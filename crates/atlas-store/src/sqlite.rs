@@ -864,17 +864,6 @@ impl Store for SqliteStore {
         })
     }
 
-    fn active_rank(&self, tenant: &str, run: &str) -> Result<u64, StoreError> {
-        named(&self.path, || {
-            let n: i64 = self.conn.query_row(
-                &crate::tenancy::rank_sql("?1", "?2"),
-                params![tenant, run],
-                |r| r.get(0),
-            )?;
-            Ok(n.max(0) as u64)
-        })
-    }
-
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         named(&self.path, || users::user_for_token(&self.conn, token_hash))
     }

@@ -157,16 +157,6 @@ pub fn check(tenant: &str, quotas: &Quotas, usage: &Usage, ask: &Ask) -> Result<
 /// The statuses of a run that holds (or will hold) resources: what the run quota counts.
 pub const ACTIVE_STATUSES: &str = "('submitted', 'running', 'frozen')";
 
-/// The query of [`crate::Store::active_rank`] for the tenant bound at `tenant` and the run at
-/// `run`.
-pub fn rank_sql(tenant: &str, run: &str) -> String {
-    format!(
-        "SELECT count(*) FROM runs r JOIN runs me ON me.id = {run} \
-         WHERE r.tenant = {tenant} AND r.status IN {ACTIVE_STATUSES} \
-           AND (r.submitted_at < me.submitted_at OR (r.submitted_at = me.submitted_at AND r.id <= me.id))"
-    )
-}
-
 /// SQL that is true when the run `alias` is seen by the user bound at `user` (`?1` in SQLite,
 /// `$1` in PostgreSQL): a tenant's run by its members, a run of no tenant by its owner. Never
 /// NULL, so `NOT` of it is safe.

@@ -714,26 +714,6 @@ fn a_single_sign_on_identity_finds_its_user_and_never_takes_a_name(f: &mut Fixtu
             .is_err(),
         "one user per identity"
     );
-    // The run quota's rank: runs of the tenant registered before, by time then id.
-    store.add_tenant("t", 1.0).unwrap();
-    for (run, at) in [("r-2", 5.0), ("r-1", 5.0), ("r-3", 7.0)] {
-        let mut new = new_run(run, None, Some("ada"));
-        (new.tenant, new.submitted_at) = (Some("t".into()), at);
-        store.create_run(&new).unwrap();
-    }
-    let ranks: Vec<u64> = ["r-1", "r-2", "r-3"]
-        .iter()
-        .map(|r| store.active_rank("t", r).unwrap())
-        .collect();
-    assert_eq!(ranks, [1, 2, 3]);
-    store
-        .finish_run("r-1", RunStatus::Failed, "gone", 9.0)
-        .unwrap();
-    assert_eq!(
-        store.active_rank("t", "r-3").unwrap(),
-        2,
-        "ended runs do not count"
-    );
 }
 
 fn spool(run: &str) -> Vec<Record> {

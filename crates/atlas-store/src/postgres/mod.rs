@@ -273,16 +273,6 @@ impl Store for PgStore {
         self.with(|c| users::add_sso_user(c, name, subject, token_hash, now))
     }
 
-    fn active_rank(&self, tenant: &str, run: &str) -> Result<u64, StoreError> {
-        self.with(|c| {
-            let row = c.query_one(
-                &crate::tenancy::rank_sql("$1::text", "$2::text"),
-                &[&tenant, &run],
-            )?;
-            Ok(row.get::<_, i64>(0).max(0) as u64)
-        })
-    }
-
     fn user_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         self.with(|c| users::user_for_token(c, token_hash))
     }

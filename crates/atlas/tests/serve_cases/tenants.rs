@@ -17,18 +17,23 @@ crate::on_both_stores!(
 
 const TINY: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tiny}\nspec:\n  resources: {cpusPerTask: 2, walltime: 1h}\n  phases:\n  - {name: a, run: 'echo hi'}\n";
 
-/// `atlas ARGS…` as `user` in the project over `db`: (exit code, stdout, stderr).
-fn atlas_as(p: &Project, db: &Db, user: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+/// `atlas ARGS…` as `user` in the project over `db`, not started yet.
+fn command_as(p: &Project, db: &Db, user: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_atlas"));
+    command
         .args(args)
         .current_dir(&p.dir)
         .env("ATLAS_DB", &db.location)
         .env("ATLAS_USER", user)
         .env_remove("ATLAS_TENANT")
         .env("XDG_DATA_HOME", p.dir.join("data"))
-        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
-        .output()
-        .unwrap();
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"));
+    command
+}
+
+/// `atlas ARGS…` as `user` in the project over `db`: (exit code, stdout, stderr).
+fn atlas_as(p: &Project, db: &Db, user: &str, args: &[&str]) -> (i32, String, String) {
+    let out = command_as(p, db, user, args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -279,7 +284,8 @@ fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: 
 }
 
 /// Three `atlas run`s of one tenant at once, with one run allowed: each passes the check before
-/// registering, and the runs registered later stop before submitting (none is lost).
+/// registering, and each registered run counts the tenant's active runs again before
+/// submitting; whatever the interleaving, no two run at once (under a tie none may run).
 fn runs_started_at_the_same_moment_never_pass_the_run_quota_together(kind: Kind) {
     let p = Project::new(&format!("serve-tenant-race-{kind:?}"), "");
     let slow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: slow}\nspec:\n  phases:\n  - {name: a, run: 'sleep 5'}\n";
@@ -294,14 +300,8 @@ fn runs_started_at_the_same_moment_never_pass_the_run_quota_together(kind: Kind)
     );
     let children: Vec<_> = (0..3)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_atlas"))
-                .args(["run", "slow.yaml", "--on", "local", "--interval", "200ms"])
-                .current_dir(&p.dir)
-                .env("ATLAS_DB", &db.location)
-                .env("ATLAS_USER", "u1")
-                .env_remove("ATLAS_TENANT")
-                .env("XDG_DATA_HOME", p.dir.join("data"))
-                .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+            let run = ["run", "slow.yaml", "--on", "local", "--interval", "200ms"];
+            command_as(&p, &db, "u1", &run)
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -325,7 +325,6 @@ fn runs_started_at_the_same_moment_never_pass_the_run_quota_together(kind: Kind)
         })
         .collect();
     ran.sort_by(|a, b| a.0.total_cmp(&b.0));
-    assert!(!ran.is_empty(), "one ran: {runs:?}");
     for pair in ran.windows(2) {
         assert!(pair[1].0 >= pair[0].1, "two ran at once: {runs:?}");
     }
