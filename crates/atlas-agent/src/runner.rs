@@ -176,6 +176,7 @@ pub fn run(
         cause: first_failure.clone(),
         wall_seconds,
         agent_cpu_seconds: own_cpu_seconds(),
+        run_dir_bytes: crate::rundir_io::dir_bytes(&config.run_dir),
     })?;
     agent.spool.sync()?;
     Ok(RunOutcome {

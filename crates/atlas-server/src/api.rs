@@ -31,7 +31,7 @@ pub(crate) async fn owned_run(
     user: &User,
     id: String,
 ) -> Result<RunDetail, ApiError> {
-    let (owner, typed) = (user.0.clone(), id.clone());
+    let (owner, typed) = (user.principal(), id.clone());
     let detail = state
         .read(move |s| match s.visible_run_id(&owner, &id)? {
             Some(full) => s.run(&full).map(Some),
@@ -45,7 +45,7 @@ pub(crate) async fn owned_run(
 /// they see (the dashboard shows it when they see none).
 pub async fn me(State(state): State<AppState>, user: User) -> Result<Json<Value>, ApiError> {
     let name = user.0.clone();
-    let tenants = state.read(move |s| s.memberships(&name)).await?;
+    let tenants = user.allowed(state.read(move |s| s.memberships(&name)).await?);
     let tenants: Vec<Value> = tenants
         .iter()
         .map(|(t, role)| json!({"name": t, "role": role.as_str()}))
@@ -53,6 +53,7 @@ pub async fn me(State(state): State<AppState>, user: User) -> Result<Json<Value>
     Ok(Json(json!({
         "user": user.0,
         "tenants": tenants,
+        "token": user.1.as_ref().map(|scope| json!({"tenant": scope.tenant, "role": scope.role.as_str()})),
         "why": "A run belongs to the user who started it (ATLAS_USER, else USER, where `atlas run` ran) and to their tenant (--tenant or ATLAS_TENANT when they are in several). You see your tenants' runs and your own runs of no tenant.",
     })))
 }
@@ -90,7 +91,7 @@ pub async fn runs(
         },
     };
     let filter = RunFilter {
-        visible_to: Some(user.0.clone()),
+        visible_to: Some(user.principal()),
         status: q.status,
         labels,
         submitted_from: q.from,
@@ -226,7 +227,7 @@ async fn owned_experiment(
     user: &User,
     id: String,
 ) -> Result<atlas_store::ExperimentDetail, ApiError> {
-    let (owner, typed) = (user.0.clone(), id.clone());
+    let (owner, typed) = (user.principal(), id.clone());
     let detail = state
         .read(move |s| match s.visible_experiment_id(&owner, &id)? {
             Some(full) => s.experiment(&full).map(Some),
@@ -242,7 +243,7 @@ pub async fn experiments(
     State(state): State<AppState>,
     user: User,
 ) -> Result<Json<Vec<atlas_store::ExperimentRow>>, ApiError> {
-    let name = user.0.clone();
+    let name = user.principal();
     Ok(Json(
         state.read(move |s| s.visible_experiments(&name)).await?,
     ))

@@ -3,8 +3,9 @@
 //! Browsers never hold the token: the login page takes it once and sets a session cookie, an
 //! opaque random id whose SHA-256 the store keeps with its user and expiry ([`SESSION_TTL`]),
 //! HttpOnly, SameSite=Lax, and `Secure` under https ([`is_https`]). Every request then sees
-//! only its user's runs. Tenants (namespaces with quotas) and OIDC can come in here: both end
-//! in a [`User`].
+//! only what its user sees. A token may also be scoped to one tenant and one role
+//! (`atlas token add`): it then sees that tenant's runs alone, and never more than its user's
+//! own role there ([`User::allowed`]). Single sign-on (`oidc.rs`) ends in a session too.
 
 use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +15,8 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
+
+use atlas_store::Role;
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -121,25 +124,69 @@ pub fn session_cookie(id: Option<&str>, https: bool) -> String {
     }
 }
 
-/// The user a request is made by.
+/// The user a request is made by, and the tenant and role their token is scoped to (`None`:
+/// the user's own token, or a browser session, with all their tenants and roles).
 #[derive(Debug, Clone)]
-pub struct User(pub String);
+pub struct User(pub String, pub Option<Scope>);
+
+/// What a scoped API token (`atlas token add`) allows: one tenant, at most one role.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scope {
+    pub tenant: String,
+    pub role: Role,
+}
 
 impl User {
     /// Looks the token or session up; `None` for a missing, unknown or expired one.
     pub async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
-        let name = match credential_of(&parts.headers) {
+        Ok(match credential_of(&parts.headers) {
             None | Some(Credential::Bearer(None)) => None,
             Some(Credential::Bearer(Some(token))) => {
                 let hash = hash_token(&token);
-                state.read(move |s| s.user_for_token(&hash)).await?
+                state
+                    .read(move |s| {
+                        if let Some(name) = s.user_for_token(&hash)? {
+                            return Ok(Some(User(name, None)));
+                        }
+                        Ok(s.scoped_token(&hash)?.map(|t| {
+                            let scope = Scope {
+                                tenant: t.tenant,
+                                role: t.role,
+                            };
+                            User(t.user, Some(scope))
+                        }))
+                    })
+                    .await?
             }
             Some(Credential::Session(id)) => {
                 let (hash, now) = (hash_token(&id), now());
-                state.read(move |s| s.session_user(&hash, now)).await?
+                let name = state.read(move |s| s.session_user(&hash, now)).await?;
+                name.map(|n| User(n, None))
             }
-        };
-        Ok(name.map(User))
+        })
+    }
+
+    /// Who the store's visibility rule is asked about (`atlas_store::tenancy::principal`).
+    pub fn principal(&self) -> String {
+        atlas_store::tenancy::principal(&self.0, self.1.as_ref().map(|s| s.tenant.as_str()))
+    }
+
+    /// The caller's tenants and roles (`memberships`: the user's) as their token allows: a
+    /// scoped token keeps its one tenant, with the lesser of its role and the user's.
+    pub fn allowed(&self, memberships: Vec<(String, Role)>) -> Vec<(String, Role)> {
+        match &self.1 {
+            None => memberships,
+            Some(scope) => memberships
+                .into_iter()
+                .filter(|(tenant, _)| *tenant == scope.tenant)
+                .map(|(tenant, role)| (tenant, role.min(scope.role)))
+                .collect(),
+        }
+    }
+
+    /// Whether the token is read-only (scoped with the viewer role).
+    pub fn read_only(&self) -> bool {
+        self.1.as_ref().is_some_and(|s| s.role == Role::Viewer)
     }
 }
 

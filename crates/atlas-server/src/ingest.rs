@@ -77,14 +77,20 @@ fn is_task_of_array(store: &dyn atlas_store::Store, parent: &str, run: &str) -> 
 /// if it did not exist; one of their tenant's that another member owns is 403.
 fn may_push(
     store: &dyn atlas_store::Store,
-    user: &str,
+    user: &User,
     (run, owner): (&str, Option<String>),
     typed: &str,
 ) -> Result<Result<(), (StatusCode, String)>, atlas_store::StoreError> {
-    if store.visible_run_id(user, run)?.as_deref() != Some(run) {
+    if store.visible_run_id(&user.principal(), run)?.as_deref() != Some(run) {
         return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{typed}`"))));
     }
-    if owner.as_deref() != Some(user) {
+    if user.read_only() {
+        return Ok(Err((
+            StatusCode::FORBIDDEN,
+            "this token is a viewer's: it reads, it does not push records".to_string(),
+        )));
+    }
+    if owner.as_deref() != Some(user.0.as_str()) {
         return Ok(Err((
             StatusCode::FORBIDDEN,
             format!(
@@ -103,14 +109,14 @@ pub async fn records(
 ) -> Result<Json<Value>, ApiError> {
     let records = parse_batch(&body)?;
     let runs: BTreeSet<String> = records.iter().map(|r| r.run.clone()).collect();
-    let name = user.0.clone();
+    let caller = user.clone();
     let unclaimed = state
         .read(move |s| {
             let mut unclaimed = Vec::new();
             for run in &runs {
                 // One look-up of the owner per run (of the parent for an unknown array task).
                 if let Some(owner) = s.run_owner(run)? {
-                    if let Err(refused) = may_push(s, &name, (run, owner), run)? {
+                    if let Err(refused) = may_push(s, &caller, (run, owner), run)? {
                         return Ok(Err(refused));
                     }
                     continue;
@@ -124,7 +130,7 @@ pub async fn records(
                 let Some((parent, owner)) = parent else {
                     return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{run}`"))));
                 };
-                if let Err(refused) = may_push(s, &name, (parent, owner), run)? {
+                if let Err(refused) = may_push(s, &caller, (parent, owner), run)? {
                     return Ok(Err(refused));
                 }
                 if !is_task_of_array(s, parent, run) {

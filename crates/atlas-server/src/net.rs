@@ -133,9 +133,9 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let accepting = listeners.iter().map(|l| Box::pin(l.accept()));
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             (accepted, _, _) = futures_util::future::select_all(accepting) => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     accept_failed(e).await;
                     continue;
@@ -147,7 +147,9 @@ pub async fn serve(
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(config.header_timeout);
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for what is limited per client (logins under way).
+        let peer = axum::Extension(axum::extract::ConnectInfo(peer));
+        let service = TowerToHyperService::new(tower_layer::Layer::layer(&peer, app.clone()));
         let Some(tls) = &tls else {
             let connection =
                 graceful.watch(builder.serve_connection(TokioIo::new(stream), service));

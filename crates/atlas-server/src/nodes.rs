@@ -73,6 +73,7 @@ pub async fn ingest(
 ) -> Result<Json<Value>, ApiError> {
     let samples = parse_batch(&body, now())?;
     let count = samples.len();
+    let tenant = pushing_tenant(&state, &user).await?;
     let _permit = state
         .inner
         .ingest_permits
@@ -80,9 +81,30 @@ pub async fn ingest(
         .await
         .map_err(ApiError::internal)?;
     let inserted = state
-        .write(move |s| s.ingest_node_samples(&user.0, &samples, now()))
+        .write(move |s| s.ingest_node_samples(&user.0, tenant.as_deref(), &samples, now()))
         .await?;
     Ok(Json(json!({"samples": count, "inserted": inserted})))
+}
+
+/// The tenant node samples pushed by `user` belong to: that of their token's scope, while
+/// they may run there (a viewer's token, or a member's who left, is refused); `None` for a
+/// user's own token (the samples are theirs alone).
+async fn pushing_tenant(state: &AppState, user: &User) -> Result<Option<String>, ApiError> {
+    let Some(scope) = user.1.clone() else {
+        return Ok(None);
+    };
+    let name = user.0.clone();
+    let allowed = user.allowed(state.read(move |s| s.memberships(&name)).await?);
+    match allowed.first() {
+        Some((tenant, role)) if role.can_run() => Ok(Some(tenant.clone())),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token may not push to tenant `{}`: it is read-only, or its user is no longer a member who runs there",
+                scope.tenant
+            ),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,11 +135,12 @@ pub async fn nodes(
     let now = now();
     let since = now - minutes * 60.0;
     let bucket = (minutes * 60.0 / MAX_COLUMNS).max(MIN_BUCKET_SECONDS);
+    let viewer = user.principal();
     let (latest, buckets) = state
         .read(move |s| {
             Ok((
-                s.latest_node_samples(&user.0, since)?,
-                s.node_buckets(&user.0, since, bucket, MAX_BUCKETS)?,
+                s.latest_node_samples(&viewer, since)?,
+                s.node_buckets(&viewer, since, bucket, MAX_BUCKETS)?,
             ))
         })
         .await?;

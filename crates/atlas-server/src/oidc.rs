@@ -1,6 +1,7 @@
 //! Single sign-on with OpenID Connect: the authorization code flow with PKCE, `state` and
 //! `nonce` (crate `openidconnect`). `GET /auth/login` starts a login: a random state, nonce and
-//! PKCE verifier kept here (at most [`MAX_PENDING`], for [`PENDING_TTL`]), the state also in a
+//! PKCE verifier kept here (at most [`MAX_PENDING`], [`MAX_PENDING_PER_CLIENT`] from one
+//! address, for [`PENDING_TTL`]), the state also in a
 //! short-lived cookie that binds the login to this browser, and a redirect to the provider.
 //! `GET /auth/callback` takes each state once: the cookie must match, the code is exchanged
 //! with the verifier, and the ID token's signature (the provider's JWKS), issuer, audience,
@@ -15,9 +16,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use atlas_store::{Role, StoreError};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
+use axum::Extension;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
@@ -37,6 +39,10 @@ use crate::AppState;
 
 /// Logins started and not yet come back, at most.
 pub const MAX_PENDING: usize = 10_000;
+/// Logins under way from one client address, at most: a person needs one or two; more is one
+/// client trying to fill [`MAX_PENDING`] for everybody. (Behind a proxy every browser has the
+/// proxy's address; that proxy should limit its clients itself.)
+pub const MAX_PENDING_PER_CLIENT: usize = 20;
 /// How long a started login may take.
 pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// The cookie that binds a login to the browser that started it.
@@ -126,6 +132,7 @@ struct Pending {
     verifier: String,
     next: String,
     started: Instant,
+    client: Option<std::net::IpAddr>,
 }
 
 /// The provider, as discovered at start, and the logins under way.
@@ -175,7 +182,11 @@ impl Oidc {
     }
 
     /// A new login: the provider's URL to send the browser to and the state.
-    fn start(&self, next: &str) -> Result<(String, String), String> {
+    fn start(
+        &self,
+        next: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<(String, String), String> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (url, state, nonce) = self
             .client
@@ -194,6 +205,13 @@ impl Oidc {
                 "{MAX_PENDING} logins are under way; try again in a few minutes"
             ));
         }
+        let from_client = pending.values().filter(|p| p.client == client).count();
+        if client.is_some() && from_client >= MAX_PENDING_PER_CLIENT {
+            return Err(format!(
+                "{from_client} logins from your address are under way and not finished; finish one, or try again in {} minutes",
+                PENDING_TTL.as_secs() / 60
+            ));
+        }
         pending.insert(
             state.secret().clone(),
             Pending {
@@ -201,6 +219,7 @@ impl Oidc {
                 verifier: verifier.secret().clone(),
                 next: next.into(),
                 started: Instant::now(),
+                client,
             },
         );
         Ok((url.to_string(), state.secret().clone()))
@@ -306,6 +325,7 @@ pub struct StartQuery {
 /// `GET /auth/login?next=PATH`: to the provider.
 pub async fn start(
     State(app): State<AppState>,
+    peer: Option<Extension<ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Response {
@@ -316,7 +336,8 @@ pub async fn start(
         );
     };
     let next = crate::dashboard::local_target(q.next.as_deref());
-    match oidc.start(next) {
+    let client = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    match oidc.start(next, client) {
         Ok((url, state)) => {
             let https = is_https(&headers, app.config().secure_cookies);
             (

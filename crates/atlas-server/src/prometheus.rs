@@ -27,7 +27,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     user: User,
 ) -> Result<impl IntoResponse, ApiError> {
-    let name = user.0.clone();
+    let name = user.principal();
     let running = state
         .read(move |s| {
             let running = RunFilter {

@@ -18,11 +18,11 @@ use crate::AppState;
 
 /// `GET /api/v1/tenants`.
 pub async fn list(State(state): State<AppState>, user: User) -> Result<Json<Value>, ApiError> {
-    let name = user.0.clone();
+    let (name, caller) = (user.0.clone(), user.clone());
     let now = now();
     let listed = state
         .read(move |s| {
-            let mine = s.memberships(&name)?;
+            let mine = caller.allowed(s.memberships(&name)?);
             let all = s.tenants()?;
             let mut listed = Vec::new();
             for (tenant, role) in mine {
@@ -45,10 +45,11 @@ pub async fn list(State(state): State<AppState>, user: User) -> Result<Json<Valu
 
 /// The caller's role in `tenant`; 404 when they are not in it.
 async fn role_in(state: &AppState, user: &User, tenant: &str) -> Result<Role, ApiError> {
-    let (name, wanted) = (user.0.clone(), tenant.to_string());
+    let (name, wanted, caller) = (user.0.clone(), tenant.to_string(), user.clone());
     let role = state
         .read(move |s| {
-            Ok(s.memberships(&name)?
+            Ok(caller
+                .allowed(s.memberships(&name)?)
                 .into_iter()
                 .find(|(t, _)| *t == wanted)
                 .map(|(_, r)| r))

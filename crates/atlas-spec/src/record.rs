@@ -264,6 +264,9 @@ pub enum RecordBody {
         /// CPU seconds the agent itself used (its overhead), user + system.
         #[serde(default)]
         agent_cpu_seconds: f64,
+        /// Bytes in the run's directory when it ended (what a tenant's storage quota counts).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run_dir_bytes: Option<u64>,
     },
 }
 

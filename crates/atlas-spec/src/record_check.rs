@@ -226,6 +226,7 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             cause: why,
             wall_seconds: _,
             agent_cpu_seconds: _,
+            run_dir_bytes: _,
         } => cause(why),
     }
 }

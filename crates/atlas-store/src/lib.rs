@@ -22,7 +22,7 @@ pub use model::{
     WindowRow,
 };
 pub use sqlite::SqliteStore;
-pub use tenancy::{Member, Quotas, Role, TenantRow, Usage};
+pub use tenancy::{Member, Quotas, Role, TenantRow, TokenRow, Usage};
 
 use std::collections::BTreeMap;
 
@@ -310,24 +310,39 @@ pub trait Store {
     /// count up to `now`).
     fn usage(&self, tenant: &str, since: f64, now: f64) -> Result<Usage, StoreError>;
 
-    // Node samples (`atlas node-agent --server`), each owner's own.
+    // API tokens scoped to one tenant and one role.
 
-    /// Stores `samples` as `owner`'s; samples stored already (same target, node and time) are
-    /// skipped, and `owner`'s samples older than [`NODE_RETENTION_SECONDS`] before `now` are
-    /// deleted on the way. Returns how many were added.
+    /// Adds a scoped token with the hash of its secret.
+    fn add_token(&mut self, token: &TokenRow, token_hash: &str) -> Result<(), StoreError>;
+    /// Every scoped token, by user and age.
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+    /// Revokes the token with this id; whether there was one.
+    fn revoke_token(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// The scoped token whose secret has this hash.
+    fn scoped_token(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError>;
+
+    // Node samples (`atlas node-agent --server`): the pusher's own, or their tenant's when
+    // pushed with a token scoped to it; seen by the runs' rule.
+
+    /// Stores `samples` as `owner`'s (in `tenant`, when the token was scoped to one); samples
+    /// stored already (same target, node and time) are skipped, and `owner`'s samples older
+    /// than [`NODE_RETENTION_SECONDS`] before `now` are deleted on the way. Returns how many
+    /// were added.
     fn ingest_node_samples(
         &mut self,
         owner: &str,
+        tenant: Option<&str>,
         samples: &[NodeRecord],
         now: f64,
     ) -> Result<u64, StoreError>;
-    /// The latest sample of each of `owner`'s nodes that has one since `since`.
-    fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError>;
-    /// `owner`'s node use since `since`, averaged per node over buckets of `bucket` seconds
-    /// (by target, node and time), at most `limit` buckets.
+    /// The latest sample of each node `viewer` (a [`tenancy::principal`]) sees that has one
+    /// since `since`.
+    fn latest_node_samples(&self, viewer: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError>;
+    /// The node use `viewer` sees since `since`, averaged per node over buckets of `bucket`
+    /// seconds (by target, node and time), at most `limit` buckets.
     fn node_buckets(
         &self,
-        owner: &str,
+        viewer: &str,
         since: f64,
         bucket: f64,
         limit: usize,

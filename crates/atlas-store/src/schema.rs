@@ -194,4 +194,20 @@ ALTER TABLE runs ADD COLUMN cores REAL NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN gpus REAL NOT NULL DEFAULT 0;
 CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
 "#,
+    // 12: API tokens scoped to one tenant and one role (`atlas token add`; only their SHA-256
+    // is kept), node samples pushed with one (the tenant's nodes), and each run's directory
+    // size as its agent measured it at the end (the storage quota).
+    r#"
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    role TEXT NOT NULL,
+    label TEXT,
+    created_at REAL NOT NULL
+);
+ALTER TABLE node_samples ADD COLUMN tenant TEXT;
+ALTER TABLE runs ADD COLUMN storage_bytes REAL;
+"#,
 ];

@@ -6,6 +6,7 @@ mod live;
 mod nodes;
 mod sessions;
 mod tenants;
+mod tokens;
 mod users;
 
 use std::collections::BTreeMap;
@@ -22,7 +23,7 @@ use crate::schema::MIGRATIONS;
 use crate::summary::{
     ended_phase, is_lifecycle, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES,
 };
-use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, Usage};
+use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, TokenRow, Usage};
 use atlas_spec::node_record::NodeRecord;
 
 /// The store in a SQLite file.
@@ -470,10 +471,11 @@ fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Resul
             cause,
             wall_seconds,
             agent_cpu_seconds,
+            run_dir_bytes,
         } => {
             tx.execute(
-                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5, agent_cpu_seconds = ?6 WHERE id = ?1",
-                params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds, agent_cpu_seconds],
+                "UPDATE runs SET status = ?2, cause = ?3, ended_at = ?4, wall_seconds = ?5, agent_cpu_seconds = ?6, storage_bytes = ?7 WHERE id = ?1",
+                params![r.run, status.as_str(), cause.as_ref().map(|c| c.to_string()), r.time, wall_seconds, agent_cpu_seconds, run_dir_bytes.map(|b| b as f64)],
             )?;
         }
         RecordBody::Frozen { .. } => {
@@ -955,15 +957,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_token(&mut self, token: &TokenRow, token_hash: &str) -> Result<(), StoreError> {
+        named(&self.path, || {
+            tokens::add_token(&self.conn, token, token_hash)
+        })
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        named(&self.path, || tokens::tokens(&self.conn))
+    }
+
+    fn revoke_token(&mut self, id: &str) -> Result<bool, StoreError> {
+        named(&self.path, || tokens::revoke_token(&self.conn, id))
+    }
+
+    fn scoped_token(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        named(&self.path, || tokens::scoped_token(&self.conn, token_hash))
+    }
+
     fn ingest_node_samples(
         &mut self,
         owner: &str,
+        tenant: Option<&str>,
         samples: &[NodeRecord],
         now: f64,
     ) -> Result<u64, StoreError> {
         let store = self.path.clone();
         named(&store, || {
-            nodes::ingest(&mut self.conn, owner, samples, now)
+            nodes::ingest(&mut self.conn, owner, tenant, samples, now)
         })
     }
 

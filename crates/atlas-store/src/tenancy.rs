@@ -55,6 +55,8 @@ pub struct Quotas {
     pub gpu_hours: Option<f64>,
     /// The period of the hour quotas, in days (30 when not set).
     pub period_days: Option<f64>,
+    /// GiB of run directories (each measured by its agent when the run ended).
+    pub storage_gib: Option<f64>,
 }
 
 impl Quotas {
@@ -65,7 +67,10 @@ impl Quotas {
 
     /// Whether any limit is set.
     pub fn is_empty(&self) -> bool {
-        self.runs.is_none() && self.core_hours.is_none() && self.gpu_hours.is_none()
+        self.runs.is_none()
+            && self.core_hours.is_none()
+            && self.gpu_hours.is_none()
+            && self.storage_gib.is_none()
     }
 }
 
@@ -103,6 +108,8 @@ pub struct Usage {
     pub core_hours: f64,
     /// GPUs × hours, likewise.
     pub gpu_hours: f64,
+    /// GiB of the run directories of all the tenant's runs, as measured when each ended.
+    pub storage_gib: f64,
 }
 
 /// What an experiment about to start asks of its tenant: how many runs, and each run's cores,
@@ -124,6 +131,14 @@ pub fn check(tenant: &str, quotas: &Quotas, usage: &Usage, ask: &Ask) -> Result<
             return Err(format!(
                 "tenant `{tenant}` has {} run(s) active and this would start {} more: its quota is {limit} run(s) at once",
                 usage.active_runs, ask.runs
+            ));
+        }
+    }
+    if let Some(limit) = quotas.storage_gib {
+        if usage.storage_gib >= limit {
+            return Err(format!(
+                "tenant `{tenant}` has {:.2} GiB in run directories: its quota is {limit} GiB (remove old runs' directories, or ask for more)",
+                usage.storage_gib
             ));
         }
     }
@@ -157,14 +172,42 @@ pub fn check(tenant: &str, quotas: &Quotas, usage: &Usage, ask: &Ask) -> Result<
 /// The statuses of a run that holds (or will hold) resources: what the run quota counts.
 pub const ACTIVE_STATUSES: &str = "('submitted', 'running', 'frozen')";
 
-/// SQL that is true when the run `alias` is seen by the user bound at `user` (`?1` in SQLite,
-/// `$1` in PostgreSQL): a tenant's run by its members, a run of no tenant by its owner. Never
-/// NULL, so `NOT` of it is safe.
+/// SQL that is true when the run (or node sample) `alias` is seen by the principal bound at
+/// `user` (`?1` in SQLite, `$1` in PostgreSQL; see [`principal`]): a tenant's run by its
+/// members, a run of no tenant by its owner; a token scoped to a tenant (`USER/TENANT`) sees
+/// that tenant's runs while its user is a member, and nothing else. Never NULL, so `NOT` of it
+/// is safe.
 pub fn visible_sql(alias: &str, user: &str) -> String {
     format!(
         "(({alias}.tenant IS NULL AND {alias}.owner IS NOT NULL AND {alias}.owner = {user}) \
-         OR EXISTS (SELECT 1 FROM tenant_members m WHERE m.tenant = {alias}.tenant AND m.user_name = {user}))"
+         OR EXISTS (SELECT 1 FROM tenant_members m WHERE m.tenant = {alias}.tenant \
+                    AND (m.user_name = {user} OR m.user_name || '/' || m.tenant = {user})))"
     )
+}
+
+/// Who the store's visibility rule ([`visible_sql`]) is asked about: a user (`ada`), or a
+/// token of that user scoped to one tenant (`ada/team-a`). Names never hold `/`.
+pub fn principal(user: &str, scope: Option<&str>) -> String {
+    match scope {
+        Some(tenant) => format!("{user}/{tenant}"),
+        None => user.to_string(),
+    }
+}
+
+/// An API token scoped to one tenant and one role (`atlas token add`): only its SHA-256 is
+/// kept. It never gives more than its user's own role in the tenant, and nothing once they
+/// leave it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRow {
+    /// `tok-` and 8 hex digits: what `atlas token revoke` names.
+    pub id: String,
+    pub user: String,
+    pub tenant: String,
+    pub role: Role,
+    /// What it is for (`node agents on rack 3`).
+    pub label: Option<String>,
+    pub created_at: f64,
 }
 
 /// The usage SQL's selected columns, for the tenant bound at `tenant`, the period's start at
@@ -177,7 +220,8 @@ pub fn usage_sql(tenant: &str, since: &str, now: &str) -> String {
     );
     format!(
         "SELECT (SELECT count(*) FROM runs WHERE tenant = {tenant} AND status IN {ACTIVE_STATUSES}), \
-                COALESCE(sum(cores * {held}), 0), COALESCE(sum(gpus * {held}), 0) \
+                COALESCE(sum(cores * {held}), 0), COALESCE(sum(gpus * {held}), 0), \
+                (SELECT COALESCE(sum(storage_bytes), 0) FROM runs WHERE tenant = {tenant}) \
          FROM runs WHERE tenant = {tenant} AND submitted_at >= {since}"
     )
 }
@@ -214,11 +258,13 @@ mod tests {
             core_hours: Some(10.0),
             gpu_hours: Some(1.0),
             period_days: Some(7.0),
+            storage_gib: Some(50.0),
         };
         let mut usage = Usage {
             active_runs: 2,
             core_hours: 2.0,
             gpu_hours: 5.0,
+            storage_gib: 49.9,
         };
         assert_eq!(
             check("t", &quotas, &usage, &ask(1, None)),
@@ -246,6 +292,12 @@ mod tests {
         assert_eq!(
             check("t", &Quotas::default(), &usage, &ask(99, Some(1e6))),
             Ok(())
+        );
+        usage.storage_gib = 50.0;
+        let why = check("t", &quotas, &usage, &ask(1, None)).unwrap_err();
+        assert!(
+            why.contains("50.00 GiB in run directories: its quota is 50 GiB"),
+            "{why}"
         );
     }
 }

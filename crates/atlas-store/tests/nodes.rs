@@ -34,11 +34,17 @@ fn node_samples_are_per_owner_idempotent_and_bucketed(f: &mut Fixture) {
             [sample("n1", t, 1.0), sample("n2", t, f64::from(i))]
         })
         .collect();
-    assert_eq!(store.ingest_node_samples("ada", &batch, t0).unwrap(), 12);
-    assert_eq!(store.ingest_node_samples("ada", &batch, t0).unwrap(), 0);
+    assert_eq!(
+        store.ingest_node_samples("ada", None, &batch, t0).unwrap(),
+        12
+    );
+    assert_eq!(
+        store.ingest_node_samples("ada", None, &batch, t0).unwrap(),
+        0
+    );
     assert_eq!(
         store
-            .ingest_node_samples("bob", &[sample("m1", t0, 2.0)], t0)
+            .ingest_node_samples("bob", None, &[sample("m1", t0, 2.0)], t0)
             .unwrap(),
         1
     );
@@ -68,7 +74,7 @@ fn node_samples_are_per_owner_idempotent_and_bucketed(f: &mut Fixture) {
     // A week later the old samples go when new ones come.
     let later = t0 + NODE_RETENTION_SECONDS + 100.0;
     store
-        .ingest_node_samples("ada", &[sample("n1", later, 0.5)], later)
+        .ingest_node_samples("ada", None, &[sample("n1", later, 0.5)], later)
         .unwrap();
     assert_eq!(store.node_buckets("ada", 0.0, 15.0, 100).unwrap().len(), 1);
     assert_eq!(store.latest_node_samples("bob", 0.0).unwrap().len(), 1);

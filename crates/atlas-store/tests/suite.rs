@@ -11,7 +11,9 @@ use atlas_spec::record::RunStatus;
 use std::collections::BTreeMap;
 
 use atlas_spec::record::{GpuSample, PhaseStatus, Record, RecordBody};
-use atlas_store::{IngestStats, MetricSummary, Quotas, Role, RunFilter, StoreError};
+use atlas_store::{
+    tenancy, IngestStats, MetricSummary, Quotas, Role, RunFilter, StoreError, TokenRow,
+};
 use common::{new_run, record, records, Fixture};
 
 on_both_stores!(
@@ -32,6 +34,8 @@ on_both_stores!(
     a_tenants_members_see_its_runs_and_nobody_else_does,
     tenants_keep_members_roles_and_quotas_and_count_usage,
     a_single_sign_on_identity_finds_its_user_and_never_takes_a_name,
+    a_scoped_token_sees_its_tenant_alone_while_its_user_is_a_member,
+    node_samples_pushed_for_a_tenant_are_seen_by_its_members,
     a_phase_start_before_its_run_start_ingests,
     a_run_start_after_the_run_end_does_not_reopen_the_run,
     a_runs_workflow_and_inputs_are_kept_with_it,
@@ -647,6 +651,7 @@ fn tenants_keep_members_roles_and_quotas_and_count_usage(f: &mut Fixture) {
         core_hours: Some(10.0),
         gpu_hours: None,
         period_days: Some(1.0),
+        storage_gib: Some(2.5),
     };
     store.set_quotas("vision", &quotas).unwrap();
     assert!(matches!(
@@ -688,7 +693,119 @@ fn tenants_keep_members_roles_and_quotas_and_count_usage(f: &mut Fixture) {
         "{usage:?} vs {expected}"
     );
     assert!((usage.gpu_hours - expected / 4.0).abs() < 1e-9, "{usage:?}");
+    // Storage: r-u1's directory as its run end said (3 MiB), whatever the period.
+    let storage = usage.storage_gib * 1024.0 * 1024.0 * 1024.0;
+    assert_eq!(storage, (3u64 << 20) as f64, "{usage:?}");
     assert_eq!(store.usage("nobody", 0.0, now).unwrap(), Default::default());
+}
+
+fn a_scoped_token_sees_its_tenant_alone_while_its_user_is_a_member(f: &mut Fixture) {
+    let store = &mut *f.store;
+    for t in ["vision", "speech"] {
+        store.add_tenant(t, 1.0).unwrap();
+        store.set_member(t, "ada", Role::Member).unwrap();
+    }
+    store.add_user("ada", "own-token-hash", 1.0).unwrap();
+    tenant_run(store, "r-v1", "e-v1", "ada", Some("vision"));
+    tenant_run(store, "r-s1", "e-s1", "ada", Some("speech"));
+    tenant_run(store, "r-a1", "e-a1", "ada", None);
+    let token = TokenRow {
+        id: "tok-1".into(),
+        user: "ada".into(),
+        tenant: "vision".into(),
+        role: Role::Viewer,
+        label: Some("reports".into()),
+        created_at: 2.0,
+    };
+    store.add_token(&token, "scoped-hash").unwrap();
+    assert_eq!(
+        store.scoped_token("scoped-hash").unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(store.scoped_token("own-token-hash").unwrap(), None);
+    assert_eq!(store.user_for_token("scoped-hash").unwrap(), None);
+    assert_eq!(store.tokens().unwrap(), [token]);
+    let scoped = tenancy::principal("ada", Some("vision"));
+    let seen = |store: &dyn atlas_store::Store, who: &str| -> Vec<String> {
+        let filter = RunFilter {
+            visible_to: Some(who.into()),
+            ..RunFilter::default()
+        };
+        let rows = store.runs_filtered(&filter).unwrap();
+        let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(seen(store, "ada"), ["r-a1", "r-s1", "r-v1"]);
+    assert_eq!(seen(store, &scoped), ["r-v1"], "the token's tenant alone");
+    assert_eq!(store.visible_run_id(&scoped, "r-s1").unwrap(), None);
+    assert_eq!(store.visible_run_id(&scoped, "r-a1").unwrap(), None);
+    assert_eq!(
+        store.visible_run_id(&scoped, "r-").unwrap().as_deref(),
+        Some("r-v1")
+    );
+    assert_eq!(store.visible_experiment_id(&scoped, "e-s1").unwrap(), None);
+    let experiments: Vec<String> = store
+        .visible_experiments(&scoped)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(experiments, ["e-v1"]);
+    // A name that only looks like a scope sees nothing.
+    assert_eq!(seen(store, "ada/nope"), Vec::<String>::new());
+    assert_eq!(seen(store, "/vision"), Vec::<String>::new());
+    // Out of the tenant, the token sees nothing; revoked, it is gone.
+    store.remove_member("vision", "ada").unwrap();
+    assert_eq!(seen(store, &scoped), Vec::<String>::new());
+    assert!(store.revoke_token("tok-1").unwrap());
+    assert!(!store.revoke_token("tok-1").unwrap());
+    assert_eq!(store.scoped_token("scoped-hash").unwrap(), None);
+}
+
+fn node_samples_pushed_for_a_tenant_are_seen_by_its_members(f: &mut Fixture) {
+    let store = &mut *f.store;
+    store.add_tenant("vision", 1.0).unwrap();
+    store.set_member("vision", "ada", Role::Admin).unwrap();
+    store.set_member("vision", "vic", Role::Viewer).unwrap();
+    let sample = |node: &str| atlas_spec::node_record::NodeRecord {
+        target: "cluster".into(),
+        node: node.into(),
+        time: 100.0,
+        cores: 0.5,
+        capacity: Some(2.0),
+        rss_bytes: Some(1 << 20),
+        processes: Some(3),
+        jobs: Default::default(),
+    };
+    store
+        .ingest_node_samples("ada", Some("vision"), &[sample("n1")], 110.0)
+        .unwrap();
+    store
+        .ingest_node_samples("ada", None, &[sample("n2")], 110.0)
+        .unwrap();
+    store
+        .ingest_node_samples("bob", None, &[sample("n3")], 110.0)
+        .unwrap();
+    let nodes = |store: &dyn atlas_store::Store, who: &str| -> Vec<String> {
+        let rows = store.latest_node_samples(who, 0.0).unwrap();
+        let buckets = store.node_buckets(who, 0.0, 60.0, 100).unwrap();
+        let names: Vec<String> = rows.into_iter().map(|r| r.node).collect();
+        let bucketed: Vec<String> = buckets.into_iter().map(|b| b.node).collect();
+        assert_eq!(names, bucketed, "{who}");
+        names
+    };
+    assert_eq!(nodes(store, "ada"), ["n1", "n2"]);
+    assert_eq!(
+        nodes(store, "vic"),
+        ["n1"],
+        "the tenant's nodes, not Ada's own"
+    );
+    assert_eq!(nodes(store, "bob"), ["n3"]);
+    assert_eq!(
+        nodes(store, &tenancy::principal("ada", Some("vision"))),
+        ["n1"]
+    );
 }
 
 fn a_single_sign_on_identity_finds_its_user_and_never_takes_a_name(f: &mut Fixture) {

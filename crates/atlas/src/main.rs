@@ -56,6 +56,8 @@ enum Command {
     User(commands::user::Args),
     /// Tenants (teams): add them, their members' roles and their quotas; list them.
     Tenant(commands::tenant::Args),
+    /// API tokens scoped to one tenant and one role: add (shown once), list, revoke.
+    Token(commands::token::Args),
     /// Print a shell completion script: `atlas completions bash > /etc/bash_completion.d/atlas`.
     Completions(commands::completions::Args),
     /// The in-job agent that backends start (runs phases, samples, writes the spool).
@@ -100,6 +102,7 @@ fn main() {
         Command::Serve(args) => commands::serve::run(args),
         Command::User(args) => commands::user::run(args),
         Command::Tenant(args) => commands::tenant::run(args),
+        Command::Token(args) => commands::token::run(args),
         Command::Completions(args) => commands::completions::run(args, Cli::command()),
     };
     if let Err(failure) = result {

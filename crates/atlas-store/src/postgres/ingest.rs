@@ -440,10 +440,11 @@ fn apply_event(tx: &mut Transaction<'_>, r: &Record, fresh: bool) -> Result<(), 
             cause,
             wall_seconds,
             agent_cpu_seconds,
+            run_dir_bytes,
         } => {
             tx.execute(
-                "UPDATE runs SET status = $2, cause = $3, ended_at = $4, wall_seconds = $5, agent_cpu_seconds = $6 WHERE id = $1",
-                &[&r.run, &status.as_str(), &cause.as_ref().map(|c| c.to_string()), &r.time, wall_seconds, agent_cpu_seconds],
+                "UPDATE runs SET status = $2, cause = $3, ended_at = $4, wall_seconds = $5, agent_cpu_seconds = $6, storage_bytes = $7 WHERE id = $1",
+                &[&r.run, &status.as_str(), &cause.as_ref().map(|c| c.to_string()), &r.time, wall_seconds, agent_cpu_seconds, &run_dir_bytes.map(|b| b as f64)],
             )?;
         }
         RecordBody::Frozen { .. } => {

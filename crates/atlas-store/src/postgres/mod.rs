@@ -17,6 +17,7 @@ mod queries;
 mod schema;
 pub mod scratch;
 mod tenants;
+mod tokens;
 mod users;
 
 use std::cell::{RefCell, RefMut};
@@ -31,7 +32,7 @@ use crate::model::{
     ExperimentDetail, ExperimentRow, IngestStats, MetricPoint, NewRun, RunDetail, RunFilter,
     RunRow, RunSpec, SeriesPoint, UserRow,
 };
-use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, Usage};
+use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, TokenRow, Usage};
 use atlas_spec::node_record::NodeRecord;
 
 pub use schema::MIGRATIONS;
@@ -347,13 +348,30 @@ impl Store for PgStore {
         self.with(|c| tenants::usage(c, tenant, since, now))
     }
 
+    fn add_token(&mut self, token: &TokenRow, token_hash: &str) -> Result<(), StoreError> {
+        self.with(|c| tokens::add_token(c, token, token_hash))
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+        self.with(tokens::tokens)
+    }
+
+    fn revoke_token(&mut self, id: &str) -> Result<bool, StoreError> {
+        self.with(|c| tokens::revoke_token(c, id))
+    }
+
+    fn scoped_token(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.with(|c| tokens::scoped_token(c, token_hash))
+    }
+
     fn ingest_node_samples(
         &mut self,
         owner: &str,
+        tenant: Option<&str>,
         samples: &[NodeRecord],
         now: f64,
     ) -> Result<u64, StoreError> {
-        self.with(|c| nodes::ingest(c, owner, samples, now))
+        self.with(|c| nodes::ingest(c, owner, tenant, samples, now))
     }
 
     fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError> {

@@ -10,13 +10,14 @@ use crate::{NodeBucket, StoreError, NODE_RETENTION_SECONDS};
 pub(super) fn ingest(
     c: &mut Client,
     owner: &str,
+    tenant: Option<&str>,
     samples: &[NodeRecord],
     now: f64,
 ) -> Result<u64, StoreError> {
     let mut tx = c.transaction()?;
     let insert = tx.prepare(
-        "INSERT INTO node_samples (owner, target, node, time, cores, capacity, rss_bytes, processes, jobs)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        "INSERT INTO node_samples (owner, target, node, time, cores, capacity, rss_bytes, processes, jobs, tenant)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
     )?;
     let mut added = 0;
     for s in samples {
@@ -35,6 +36,7 @@ pub(super) fn ingest(
                 &rss,
                 &processes,
                 &jobs,
+                &tenant,
             ],
         )?;
     }
@@ -48,16 +50,18 @@ pub(super) fn ingest(
 
 pub(super) fn latest(
     c: &mut Client,
-    owner: &str,
+    viewer: &str,
     since: f64,
 ) -> Result<Vec<NodeRecord>, StoreError> {
-    let rows = c.query(
+    let sql = format!(
         "SELECT target, node, time, cores, capacity, rss_bytes, processes, jobs FROM node_samples s
-         WHERE owner = $1 AND time >= $2 AND time = (SELECT max(time) FROM node_samples t
-             WHERE t.owner = s.owner AND t.target = s.target AND t.node = s.node)
+         WHERE {} AND time >= $2 AND time = (SELECT max(time) FROM node_samples t
+             WHERE t.owner = s.owner AND t.tenant IS NOT DISTINCT FROM s.tenant
+               AND t.target = s.target AND t.node = s.node)
          ORDER BY target, node",
-        &[&owner, &since],
-    )?;
+        crate::tenancy::visible_sql("s", "$1::text")
+    );
+    let rows = c.query(&sql, &[&viewer, &since])?;
     Ok(rows
         .iter()
         .map(|r| NodeRecord {
@@ -77,17 +81,18 @@ pub(super) fn latest(
 
 pub(super) fn buckets(
     c: &mut Client,
-    owner: &str,
+    viewer: &str,
     since: f64,
     bucket: f64,
     limit: usize,
 ) -> Result<Vec<NodeBucket>, StoreError> {
-    let rows = c.query(
+    let sql = format!(
         "SELECT target, node, floor(time / $3)::BIGINT AS b, avg(cores), max(capacity)
-         FROM node_samples WHERE owner = $1 AND time >= $2
+         FROM node_samples s WHERE {} AND time >= $2
          GROUP BY target, node, b ORDER BY target, node, b LIMIT $4",
-        &[&owner, &since, &bucket, &(limit as i64)],
-    )?;
+        crate::tenancy::visible_sql("s", "$1::text")
+    );
+    let rows = c.query(&sql, &[&viewer, &since, &bucket, &(limit as i64)])?;
     Ok(rows
         .iter()
         .map(|r| NodeBucket {

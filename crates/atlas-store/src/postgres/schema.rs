@@ -193,6 +193,22 @@ CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
 CREATE INDEX runs_id_prefix ON runs(id text_pattern_ops);
 CREATE INDEX experiments_id_prefix ON experiments(id text_pattern_ops);
 "#,
+    // 12: API tokens scoped to one tenant and one role (`atlas token add`; only their SHA-256
+    // is kept), node samples pushed with one (the tenant's nodes), and each run's directory
+    // size as its agent measured it at the end (the storage quota).
+    r#"
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    user_name TEXT NOT NULL REFERENCES users(name),
+    tenant TEXT NOT NULL REFERENCES tenants(name),
+    role TEXT NOT NULL,
+    label TEXT,
+    created_at DOUBLE PRECISION NOT NULL
+);
+ALTER TABLE node_samples ADD COLUMN tenant TEXT;
+ALTER TABLE runs ADD COLUMN storage_bytes DOUBLE PRECISION;
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

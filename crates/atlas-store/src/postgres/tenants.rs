@@ -6,6 +6,8 @@ use postgres::Client;
 use crate::tenancy::{parse_role, usage_sql, Member, Quotas, Role, TenantRow, Usage};
 use crate::StoreError;
 
+const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
 pub(super) fn add_tenant(c: &mut Client, name: &str, now: f64) -> Result<(), StoreError> {
     let added = c.execute(
         "INSERT INTO tenants (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
@@ -108,9 +110,11 @@ pub(super) fn usage(
     let sql = usage_sql("$1::text", "$2::float8", "$3::float8");
     let row = c.query_one(&sql, &[&tenant, &since, &now])?;
     let (active, core_seconds, gpu_seconds): (i64, f64, f64) = (row.get(0), row.get(1), row.get(2));
+    let storage_bytes: f64 = row.get(3);
     Ok(Usage {
         active_runs: active.max(0) as u64,
         core_hours: core_seconds / 3600.0,
         gpu_hours: gpu_seconds / 3600.0,
+        storage_gib: storage_bytes / GIB,
     })
 }

@@ -1,6 +1,7 @@
-//! Node samples pushed by node agents (`node_samples`): stored per owner, idempotent on
-//! (owner, target, node, time), read back as the latest sample of each node and as averages
-//! over time buckets (the dashboard's heat map).
+//! Node samples pushed by node agents (`node_samples`): stored per owner (and tenant, when
+//! pushed with a token scoped to one), idempotent on (owner, target, node, time), read back
+//! as the latest sample of each node and as averages over time buckets (the dashboard's heat
+//! map); a viewer sees their own and their tenants' (the runs' rule, `tenancy::visible_sql`).
 
 use rusqlite::{params, Connection};
 
@@ -13,6 +14,7 @@ use crate::{NodeBucket, StoreError, NODE_RETENTION_SECONDS};
 pub(crate) fn ingest(
     conn: &mut Connection,
     owner: &str,
+    tenant: Option<&str>,
     samples: &[NodeRecord],
     now: f64,
 ) -> Result<u64, StoreError> {
@@ -20,8 +22,8 @@ pub(crate) fn ingest(
     let mut added = 0;
     {
         let mut insert = tx.prepare_cached(
-            "INSERT INTO node_samples (owner, target, node, time, cores, capacity, rss_bytes, processes, jobs)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT DO NOTHING",
+            "INSERT INTO node_samples (owner, target, node, time, cores, capacity, rss_bytes, processes, jobs, tenant)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING",
         )?;
         for s in samples {
             let jobs = serde_json::to_string(&s.jobs).unwrap_or_else(|_| "{}".into());
@@ -34,7 +36,8 @@ pub(crate) fn ingest(
                 s.capacity,
                 s.rss_bytes.map(|b| b as i64),
                 s.processes,
-                jobs
+                jobs,
+                tenant
             ])? as u64;
         }
     }
@@ -46,19 +49,20 @@ pub(crate) fn ingest(
     Ok(added)
 }
 
-/// The latest sample of each of `owner`'s nodes that has one since `since`.
+/// The latest sample of each node `viewer` sees that has one since `since`.
 pub(crate) fn latest(
     conn: &Connection,
-    owner: &str,
+    viewer: &str,
     since: f64,
 ) -> Result<Vec<NodeRecord>, StoreError> {
-    let mut query = conn.prepare_cached(
+    let mut query = conn.prepare_cached(&format!(
         "SELECT target, node, time, cores, capacity, rss_bytes, processes, jobs FROM node_samples s
-         WHERE owner = ?1 AND time >= ?2 AND time = (SELECT max(time) FROM node_samples t
-             WHERE t.owner = s.owner AND t.target = s.target AND t.node = s.node)
+         WHERE {} AND time >= ?2 AND time = (SELECT max(time) FROM node_samples t
+             WHERE t.owner = s.owner AND t.tenant IS s.tenant AND t.target = s.target AND t.node = s.node)
          ORDER BY target, node",
-    )?;
-    let rows = query.query_map(params![owner, since], |r| {
+        crate::tenancy::visible_sql("s", "?1")
+    ))?;
+    let rows = query.query_map(params![viewer, since], |r| {
         Ok(NodeRecord {
             target: r.get(0)?,
             node: r.get(1)?,
@@ -75,21 +79,22 @@ pub(crate) fn latest(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// `owner`'s node use since `since`, averaged per node over buckets of `bucket` seconds, at
-/// most `limit` buckets.
+/// The node use `viewer` sees since `since`, averaged per node over buckets of `bucket`
+/// seconds, at most `limit` buckets.
 pub(crate) fn buckets(
     conn: &Connection,
-    owner: &str,
+    viewer: &str,
     since: f64,
     bucket: f64,
     limit: usize,
 ) -> Result<Vec<NodeBucket>, StoreError> {
-    let mut query = conn.prepare_cached(
+    let mut query = conn.prepare_cached(&format!(
         "SELECT target, node, CAST(time / ?3 AS INTEGER) AS b, avg(cores), max(capacity)
-         FROM node_samples WHERE owner = ?1 AND time >= ?2
+         FROM node_samples s WHERE {} AND time >= ?2
          GROUP BY target, node, b ORDER BY target, node, b LIMIT ?4",
-    )?;
-    let rows = query.query_map(params![owner, since, bucket, limit as i64], |r| {
+        crate::tenancy::visible_sql("s", "?1")
+    ))?;
+    let rows = query.query_map(params![viewer, since, bucket, limit as i64], |r| {
         Ok(NodeBucket {
             target: r.get(0)?,
             node: r.get(1)?,

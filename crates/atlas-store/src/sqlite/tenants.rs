@@ -120,14 +120,15 @@ pub(crate) fn usage(
     since: f64,
     now: f64,
 ) -> Result<Usage, StoreError> {
-    let (active, core_seconds, gpu_seconds): (i64, f64, f64) = conn.query_row(
+    let (active, core_seconds, gpu_seconds, storage_bytes): (i64, f64, f64, f64) = conn.query_row(
         &usage_sql("?1", "?2", "?3"),
         params![tenant, since, now],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
     Ok(Usage {
         active_runs: active.max(0) as u64,
         core_hours: core_seconds / 3600.0,
         gpu_hours: gpu_seconds / 3600.0,
+        storage_gib: storage_bytes / (1024.0 * 1024.0 * 1024.0),
     })
 }

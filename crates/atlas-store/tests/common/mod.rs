@@ -189,6 +189,7 @@ pub fn run_end(run: &str, seq: u64, status: PhaseStatus) -> Record {
             cause: None,
             wall_seconds: 2.6,
             agent_cpu_seconds: 0.01,
+            run_dir_bytes: Some(3 << 20),
         },
     )
 }

@@ -23,6 +23,7 @@ pub mod serve;
 pub mod show;
 pub mod targets;
 pub mod tenant;
+pub mod token;
 pub mod user;
 pub mod validate;
 pub mod windows;

@@ -14,7 +14,7 @@ use crate::exit::Failure;
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas tenant add vision\n  atlas tenant member add vision ada --role admin\n  atlas tenant quota set vision --runs 4 --core-hours 500 --period-days 30\n  atlas tenant list --format json"
+    after_help = "Examples:\n  atlas tenant add vision\n  atlas tenant member add vision ada --role admin\n  atlas tenant quota set vision --runs 4 --core-hours 500 --period-days 30 --storage-gib 200\n  atlas tenant list --format json"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -77,6 +77,9 @@ enum QuotaAction {
         /// The period of the hour quotas, in days (default 30).
         #[arg(long, value_parser = days)]
         period_days: Option<f64>,
+        /// GiB of run directories (each as its agent measured it when the run ended).
+        #[arg(long, value_parser = hours)]
+        storage_gib: Option<f64>,
         /// Remove every quota before setting those given.
         #[arg(long)]
         clear: bool,
@@ -105,7 +108,7 @@ fn bounded(text: &str, max: f64) -> Result<f64, String> {
 }
 
 /// A tenant or user name: the name rule, in lowercase (as `atlas user add`).
-fn checked(kind: &str, name: &str) -> Result<(), Failure> {
+pub(crate) fn checked(kind: &str, name: &str) -> Result<(), Failure> {
     if super::user::valid_name(name) {
         return Ok(());
     }
@@ -168,6 +171,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     core_hours,
                     gpu_hours,
                     period_days,
+                    storage_gib,
                     clear,
                 },
         } => {
@@ -177,6 +181,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             quotas.core_hours = core_hours.or(quotas.core_hours);
             quotas.gpu_hours = gpu_hours.or(quotas.gpu_hours);
             quotas.period_days = period_days.or(quotas.period_days);
+            quotas.storage_gib = storage_gib.or(quotas.storage_gib);
             store.set_quotas(&tenant, &quotas).map_err(input)?;
             eprintln!("`{tenant}`: {}", describe(&quotas));
         }
@@ -208,6 +213,9 @@ fn describe(q: &Quotas) -> String {
     }
     if let Some(h) = q.gpu_hours {
         parts.push(format!("{h} GPU-hours per {days} days"));
+    }
+    if let Some(g) = q.storage_gib {
+        parts.push(format!("{g} GiB of run directories"));
     }
     parts.join(", ")
 }
@@ -251,8 +259,8 @@ fn list(store: &dyn Store, format: ListFormat, now: f64) -> Result<(), Failure> 
                 println!("  members: {}", or_none(&members.join(", ")));
                 println!("  quotas:  {}", describe(&t.quotas));
                 println!(
-                    "  now:     {} run(s) active, {:.1} core-hours and {:.1} GPU-hours in the period",
-                    usage.active_runs, usage.core_hours, usage.gpu_hours
+                    "  now:     {} run(s) active, {:.1} core-hours and {:.1} GPU-hours in the period, {:.2} GiB of run directories",
+                    usage.active_runs, usage.core_hours, usage.gpu_hours, usage.storage_gib
                 );
             }
         }
