@@ -18,6 +18,8 @@ mod limits;
 mod sessions;
 #[path = "serve_cases/sso.rs"]
 mod sso;
+#[path = "serve_cases/sso_hostile.rs"]
+mod sso_hostile;
 #[path = "serve_cases/tenancy.rs"]
 mod tenancy;
 #[path = "serve_cases/tenants.rs"]

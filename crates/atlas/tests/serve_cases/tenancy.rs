@@ -2,7 +2,8 @@
 //! the OpenAPI document (so a route added without this check fails here), called with a
 //! stranger's token on the first user's run and experiment ids, full and as prefixes, answers
 //! 404 (never a 403 that confirms the id); a member of the run's tenant, a viewer too, reads
-//! it; and a prefix resolves among the caller's own runs only, its 404 naming what was typed.
+//! it; a prefix resolves among the caller's own runs only, its 404 naming what was typed; and
+//! a token scoped to one tenant sees that tenant alone, at most its role, until revoked.
 
 use atlas_store::NewRun;
 
@@ -14,6 +15,7 @@ crate::on_both_stores!(
     every_api_route_answers_another_users_ids_with_404_and_none_of_their_data,
     another_tenant_gets_404_on_every_route_and_a_viewer_of_the_runs_tenant_reads_it,
     a_prefix_resolves_among_the_callers_own_runs_and_a_404_echoes_only_what_was_typed,
+    a_token_scoped_to_one_tenant_sees_that_tenant_alone_and_is_revocable,
 );
 
 /// What of Ada's must never reach Bob: her ids, her workflow's name, her metric's name.
@@ -141,18 +143,107 @@ fn every_api_route_answers_another_users_ids_with_404_and_none_of_their_data(kin
     reads_adas_run(&server, &ada);
 }
 
-/// `atlas ARGS…` on the server's database; it must succeed.
-fn atlas(server: &Server, args: &[&str]) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(args)
-        .env("ATLAS_DB", &server.db.location)
-        .output()
-        .unwrap();
+/// `atlas ARGS…` on the server's database; it must succeed. Its standard output.
+fn atlas(server: &Server, args: &[&str]) -> String {
+    let out = atlas_status(server, args);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn atlas_status(server: &Server, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(args)
+        .env("ATLAS_DB", &server.db.location)
+        .output()
+        .unwrap()
+}
+
+/// `atlas token add USER --tenant TENANT --role ROLE`: the token printed.
+fn scoped_token(server: &Server, user: &str, tenant: &str, role: &str) -> String {
+    let args = ["token", "add", user, "--tenant", tenant, "--role", role];
+    atlas(server, &args).trim().to_string()
+}
+
+fn a_token_scoped_to_one_tenant_sees_that_tenant_alone_and_is_revocable(kind: Kind) {
+    let p = Project::new(&format!("serve-scoped-{kind:?}"), "");
+    let server = Server::start(&p.dir, &Db::new(kind, &p.dir));
+    let (ada, vic) = (server.add_user("ada"), server.add_user("vic"));
+    for args in [
+        ["tenant", "add", "vision", "", "", ""],
+        ["tenant", "add", "speech", "", "", ""],
+        ["tenant", "member", "add", "vision", "ada", "--role=admin"],
+        ["tenant", "member", "add", "speech", "ada", "--role=member"],
+        ["tenant", "member", "add", "vision", "vic", "--role=viewer"],
+    ] {
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        atlas(&server, &args);
+    }
+    ada_runs_something(&server, &ada, Some("vision"));
+    // Ada's own token sees her vision run; her token scoped to speech sees none of it.
+    let speech = scoped_token(&server, "ada", "speech", "member");
+    walk_as_a_stranger(&server, &speech);
+    let me = call(&server, "get", "/api/v1/me", &speech).json();
+    assert_eq!(me["tenants"].as_array().unwrap().len(), 1, "{me}");
+    assert_eq!(me["token"]["tenant"], "speech", "{me}");
+    // Scoped to vision as a viewer, it reads the run and pushes nothing.
+    let viewer = scoped_token(&server, "ada", "vision", "viewer");
+    reads_adas_run(&server, &viewer);
+    for path in ["/api/v1/records", "/api/v1/nodes/samples"] {
+        let reply = call(&server, "post", path, &viewer);
+        assert_eq!(reply.status, 403, "{path}: {}", reply.body);
+    }
+    let reply = call(
+        &server,
+        "put",
+        "/api/v1/tenants/vision/members/vic",
+        &viewer,
+    );
+    assert_eq!(
+        reply.status, 403,
+        "a viewer's token manages nothing: {}",
+        reply.body
+    );
+    // A member's token pushes node samples for the tenant: its viewers see those nodes, the
+    // speech token does not.
+    let member = scoped_token(&server, "ada", "vision", "member");
+    let body = node_sample("vision-rack-7");
+    let url = format!("{}/api/v1/nodes/samples", server.url);
+    let auth = format!("Bearer {member}");
+    let reply = send("POST", &url, &[("Authorization", &auth)], body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let nodes = |token: &str| call(&server, "get", "/api/v1/nodes", token).body;
+    assert!(nodes(&vic).contains("vision-rack-7"), "{}", nodes(&vic));
+    assert!(!nodes(&speech).contains("vision-rack-7"));
+    assert!(
+        !nodes(&vic).contains("ada-secret-node"),
+        "Ada's own nodes stay hers"
+    );
+    // No token above its user's role; none for a tenant they are not in.
+    for (user, tenant, role) in [("vic", "vision", "member"), ("vic", "speech", "viewer")] {
+        let out = atlas_status(
+            &server,
+            &["token", "add", user, "--tenant", tenant, "--role", role],
+        );
+        assert_eq!(out.status.code(), Some(2), "{user} {tenant} {role}");
+        assert!(out.stdout.is_empty(), "no token printed");
+    }
+    // Revoked, the viewer token is refused at once; the others still work.
+    let list: serde_json::Value =
+        serde_json::from_str(&atlas(&server, &["token", "list", "--format", "json"])).unwrap();
+    let listed = list.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{list}");
+    assert!(!list.to_string().contains(&viewer[4..]), "no secret listed");
+    let id = listed.iter().find(|t| t["role"] == "viewer").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    atlas(&server, &["token", "revoke", &id]);
+    assert_eq!(call(&server, "get", "/api/v1/runs", &viewer).status, 401);
+    assert_eq!(call(&server, "get", "/api/v1/runs", &member).status, 200);
 }
 
 fn another_tenant_gets_404_on_every_route_and_a_viewer_of_the_runs_tenant_reads_it(kind: Kind) {

@@ -211,6 +211,41 @@ fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: 
     );
     refused("u1", &["--repeat", "2"], "quota is 1 run(s) at once");
     assert_eq!(run("u1", &[]).0, 0, "one run fits");
+    // Storage: the run's directory, as its agent measured it at the end, counts; a quota
+    // below it refuses the next run.
+    let used = db.texts("SELECT CAST(storage_bytes AS TEXT) FROM runs WHERE tenant = 'team-a'");
+    let bytes: f64 = used[0].parse().unwrap();
+    assert!(bytes > 0.0, "the run directory was measured: {used:?}");
+    let below = format!("{}", bytes / 2.0 / (1u64 << 30) as f64);
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant",
+            "quota",
+            "set",
+            "team-a",
+            "--clear",
+            "--storage-gib",
+            &below,
+        ],
+    );
+    refused("u1", &[], "GiB in run directories: its quota is");
+    let above = format!("{}", bytes * 4.0 / (1u64 << 30) as f64);
+    admin(
+        &p,
+        &db,
+        &[
+            "tenant",
+            "quota",
+            "set",
+            "team-a",
+            "--clear",
+            "--storage-gib",
+            &above,
+        ],
+    );
+    assert_eq!(run("u1", &[]).0, 0, "under the storage quota");
     // Core-hours: the walltime (1 h × 2 cores) could pass 1 core-hour.
     admin(
         &p,
