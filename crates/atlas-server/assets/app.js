@@ -221,12 +221,16 @@ async function nodesPage() {
 // The tenants page: the caller's tenants and role; a tenant's admins see its members, quotas and
 // use, and add, change or remove members (PUT/DELETE /api/v1/tenants/T/members/U).
 const roles = ["admin", "member", "viewer"];
-const quota = (q) => [q.runs != null && `${q.runs} run(s) at once`, q.coreHours != null && `${q.coreHours} core-hours`, q.gpuHours != null && `${q.gpuHours} GPU-hours`]
-  .filter(Boolean).join(", ") + (q.runs != null || q.coreHours != null || q.gpuHours != null ? ` per ${q.periodDays ?? 30} days` : "no quotas");
+const quota = (q) => {
+  const hours = [q.runs != null && `${q.runs} run(s) at once`, q.coreHours != null && `${q.coreHours} core-hours`, q.gpuHours != null && `${q.gpuHours} GPU-hours`].filter(Boolean);
+  const parts = hours.length ? [hours.join(", ") + ` per ${q.periodDays ?? 30} days`] : [];
+  if (q.storageGib != null) parts.push(`${q.storageGib} GiB of run directories`);
+  return parts.length ? parts.join(", ") : "no quotas";
+};
 function tenantCard(t) {
   if (t.role !== "admin") return `<section data-tenant="${esc(t.name)}"><h2>${esc(t.name)}</h2><p>You are a <b>${esc(t.role)}</b>; its admins manage its members.</p></section>`;
   const options = (r) => roles.map((x) => `<option${x === r ? " selected" : ""}>${x}</option>`).join("");
-  return `<section data-tenant="${esc(t.name)}"><h2>${esc(t.name)}</h2><p class="muted">Quotas: ${esc(quota(t.quotas))} · now ${t.usage.activeRuns} run(s) active, ${t.usage.coreHours.toFixed(1)} core-hours</p>` +
+  return `<section data-tenant="${esc(t.name)}"><h2>${esc(t.name)}</h2><p class="muted">Quotas: ${esc(quota(t.quotas))} · now ${t.usage.activeRuns} run(s) active, ${t.usage.coreHours.toFixed(1)} core-hours, ${t.usage.gpuHours.toFixed(1)} GPU-hours, ${t.usage.storageGib.toFixed(2)} GiB stored</p>` +
     `<table><thead><tr><th>Member</th><th>Role</th><th></th></tr></thead><tbody>` +
     t.members.map((m) => `<tr data-user="${esc(m.user)}"><td>${esc(m.user)}</td><td><select class="role">${options(m.role)}</select></td><td><button class="remove">Remove</button></td></tr>`).join("") +
     `</tbody></table><form class="add"><input name="user" placeholder="user name" required> <select name="role">${options("member")}</select> <button>Add</button></form><p class="error" hidden></p></section>`;

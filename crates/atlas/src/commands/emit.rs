@@ -2,6 +2,7 @@
 //! [--server-version X.Y | --context CTX] [-o DIR]`: the Kubernetes/OpenShift objects for a
 //! workflow (atlas-emit's `k8s` module) as the given server supports them, as one YAML stream
 //! on stdout or one file per object, with what has no Kubernetes counterpart on stderr.
+//! `atlas emit slurm --tenant T`: the sacctmgr script of a tenant's Slurm account and limits.
 
 use std::path::PathBuf;
 
@@ -23,10 +24,34 @@ enum What {
     /// Kubernetes/OpenShift objects: Job, Indexed Job, JobSet, PyTorchJob or MPIJob, with the
     /// workflow's ConfigMap and volume claims.
     K8s(Box<K8sArgs>),
+    /// A tenant's Slurm account: the sacctmgr script that makes it and sets its association
+    /// limits from the tenant's quotas (run it as a Slurm administrator).
+    Slurm(SlurmArgs),
     /// The CustomResourceDefinitions of the custom resources `emit k8s` writes (PyTorchJob,
     /// MPIJob, JobSet, BuildConfig, ImageStream), generated from Atlas's own types: on a
     /// cluster without their operators, the API server checks the objects against them.
     Crds,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  atlas emit slurm --tenant team-a > team-a.sh && sudo sh team-a.sh\n  atlas emit slurm --tenant team-a --user atlas | ssh head sudo sh"
+)]
+struct SlurmArgs {
+    /// The tenant: the account's name, its quotas the limits.
+    #[arg(long, value_name = "T")]
+    tenant: String,
+    /// A Unix user who submits for the tenant (repeatable; default: the tenant's members'
+    /// names).
+    #[arg(long = "user", value_name = "USER")]
+    users: Vec<String>,
+    /// The Slurm cluster's name, when slurmdbd serves several.
+    #[arg(long)]
+    cluster: Option<String>,
+    /// The database the tenant is read from (default: $ATLAS_DB or
+    /// $XDG_DATA_HOME/atlas/atlas.db).
+    #[arg(long)]
+    db: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -125,6 +150,7 @@ struct K8sArgs {
 pub fn run(args: Args) -> Result<(), Failure> {
     let args = match args.what {
         What::K8s(args) => *args,
+        What::Slurm(args) => return slurm_account(args),
         What::Crds => {
             let crds: Vec<String> = k8s::crds::definitions()
                 .iter()
@@ -225,11 +251,38 @@ fn write_objects(args: &K8sArgs, objects: &[k8s::Object]) -> Result<(), Failure>
     Ok(())
 }
 
-/// `--tenant T`: the tenant's namespace, quota and runner identity, from the store.
-fn tenant_objects(args: &K8sArgs, tenant: &str) -> Result<(), Failure> {
-    use k8s::tenant::{MemberRole, TenantOptions, RUNNER};
+/// `emit slurm --tenant T`: the tenant's Slurm account and limits, from the store.
+fn slurm_account(args: SlurmArgs) -> Result<(), Failure> {
     let (store, _) = super::db::open(args.db.as_deref())?;
-    let row = store
+    let row = find_tenant(&*store, &args.tenant)?;
+    let users = if args.users.is_empty() {
+        row.members.iter().map(|m| m.user.clone()).collect()
+    } else {
+        args.users
+    };
+    let options = atlas_emit::AccountOptions {
+        tenant: row.name.clone(),
+        runs: row.quotas.runs,
+        core_hours: row.quotas.core_hours,
+        gpu_hours: row.quotas.gpu_hours,
+        users,
+        cluster: args.cluster,
+    };
+    let script = atlas_emit::account_script(&options).map_err(|e| Failure::input(e.to_string()))?;
+    print!("{script}");
+    eprintln!(
+        "run it as a Slurm administrator; `atlas run --tenant {}` on a Slurm target then submits with --account={} (unless the target names an account)",
+        row.name, row.name
+    );
+    Ok(())
+}
+
+/// The tenant named `tenant`, from the store.
+fn find_tenant(
+    store: &dyn atlas_store::Store,
+    tenant: &str,
+) -> Result<atlas_store::TenantRow, Failure> {
+    store
         .tenants()
         .map_err(Failure::environment)?
         .into_iter()
@@ -239,7 +292,14 @@ fn tenant_objects(args: &K8sArgs, tenant: &str) -> Result<(), Failure> {
                 "no tenant `{}` (see `atlas tenant list`)",
                 tenant.escape_debug()
             ))
-        })?;
+        })
+}
+
+/// `--tenant T`: the tenant's namespace, quota and runner identity, from the store.
+fn tenant_objects(args: &K8sArgs, tenant: &str) -> Result<(), Failure> {
+    use k8s::tenant::{MemberRole, TenantOptions, RUNNER};
+    let (store, _) = super::db::open(args.db.as_deref())?;
+    let row = find_tenant(&*store, tenant)?;
     let members = row
         .members
         .iter()

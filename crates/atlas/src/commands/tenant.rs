@@ -327,7 +327,9 @@ pub fn choose(
 }
 
 /// The targets a tenant's runs go to: a Kubernetes target that names no namespace runs them in
-/// the tenant's (`atlas emit k8s --tenant T` makes it, with its quota).
+/// the tenant's (`atlas emit k8s --tenant T` makes it, with its quota), and a Slurm target
+/// that names no account submits them with the tenant's account (`atlas emit slurm --tenant
+/// T` makes it, with its limits).
 pub fn in_namespace(targets: &[Named], tenant: Option<&str>) -> Vec<Named> {
     targets
         .iter()
@@ -336,6 +338,9 @@ pub fn in_namespace(targets: &[Named], tenant: Option<&str>) -> Vec<Named> {
             if let Some(tenant) = tenant {
                 if t.target.kind == Kind::Kubernetes && t.target.namespace.is_none() {
                     t.target.namespace = Some(tenant.to_string());
+                }
+                if t.target.kind == Kind::Slurm && t.target.account.is_none() {
+                    t.target.account = Some(tenant.to_string());
                 }
             }
             t
