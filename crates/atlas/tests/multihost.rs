@@ -14,6 +14,9 @@ use std::process::Command;
 use support::project::Project;
 use support::server::{free_port, get, Db, Kind, Server};
 
+#[path = "multihost_cases/accounts.rs"]
+mod accounts;
+
 /// Cancels the Slurm jobs it holds when dropped (a test that fails leaves none behind).
 struct Cancel<'a>(&'a std::path::Path, Vec<String>);
 
