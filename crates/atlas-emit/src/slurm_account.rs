@@ -68,7 +68,7 @@ fn explained(o: &AccountOptions) -> Vec<String> {
         }
     }
     if o.gpu_hours.is_some() {
-        lines.push("#   gres/gpu is counted only where AccountingStorageTRES lists it".into());
+        lines.push("#   gres/gpu is counted only where AccountingStorageTRES lists it (sacctmgr refuses it elsewhere)".into());
     }
     if lines.is_empty() {
         lines.push("#   none: every limit is cleared (-1)".into());
@@ -92,11 +92,11 @@ pub fn account_script(options: &AccountOptions) -> Result<String, AccountError> 
         .map(|c| format!(" cluster={}", shell_quote(c)))
         .unwrap_or_default();
     let runs = options.runs.map_or("-1".into(), |n| n.to_string());
-    let tres = format!(
-        "cpu={},gres/gpu={}",
-        minutes(options.core_hours),
-        minutes(options.gpu_hours)
-    );
+    // gres/gpu only when asked for: sacctmgr refuses a TRES the cluster does not track.
+    let mut tres = format!("cpu={}", minutes(options.core_hours));
+    if options.gpu_hours.is_some() {
+        tres.push_str(&format!(",gres/gpu={}", minutes(options.gpu_hours)));
+    }
     let users: Vec<String> = options.users.iter().map(|u| shell_quote(u)).collect();
     let mut s = String::new();
     s.push_str("#!/bin/sh\n");
@@ -122,7 +122,7 @@ pub fn account_script(options: &AccountOptions) -> Result<String, AccountError> 
         shell_quote(&format!("Atlas tenant {}", options.tenant))
     ));
     s.push_str("fi\n");
-    s.push_str(&format!("sacctmgr -i modify account where name={account}{cluster} set GrpJobs={runs} MaxJobs={runs} GrpTRESMins={tres} >/dev/null || true\n"));
+    s.push_str(&format!("sacctmgr -i modify account where name={account}{cluster} set GrpJobs={runs} MaxJobs={runs} GrpTRESMins={tres} >/dev/null\n"));
     s.push_str(&format!("sacctmgr -n -P show assoc where account={account}{cluster} user= format=account,grpjobs,maxjobs,grptresmins\n"));
     if !users.is_empty() {
         s.push_str(&format!("for user in {}; do\n", users.join(" ")));
@@ -155,7 +155,7 @@ mod tests {
     fn quotas_become_association_limits_and_cleared_ones_minus_one() {
         let script = account_script(&options()).unwrap();
         assert!(
-            script.contains("set GrpJobs=2 MaxJobs=2 GrpTRESMins=cpu=6000,gres/gpu=-1"),
+            script.contains("set GrpJobs=2 MaxJobs=2 GrpTRESMins=cpu=6000 "),
             "{script}"
         );
         assert!(script.contains("for user in atlas ada; do"), "{script}");
@@ -167,10 +167,19 @@ mod tests {
         };
         let script = account_script(&cleared).unwrap();
         assert!(
-            script.contains("set GrpJobs=-1 MaxJobs=-1 GrpTRESMins=cpu=-1,gres/gpu=-1"),
+            script.contains("set GrpJobs=-1 MaxJobs=-1 GrpTRESMins=cpu=-1 "),
             "{script}"
         );
         assert!(script.contains("none: every limit is cleared"));
+        let gpus = AccountOptions {
+            gpu_hours: Some(2.5),
+            ..options()
+        };
+        let script = account_script(&gpus).unwrap();
+        assert!(
+            script.contains("GrpTRESMins=cpu=6000,gres/gpu=150 "),
+            "{script}"
+        );
     }
 
     #[test]

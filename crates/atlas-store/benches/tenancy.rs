@@ -77,6 +77,24 @@ fn compare(c: &mut Criterion, name: &str, store: &dyn Store) {
             store.run(&full).unwrap()
         })
     });
+    // A token of the member scoped to the tenant (`atlas token add`): the same rule, asked
+    // about `USER/TENANT`.
+    let scoped = atlas_store::tenancy::principal("u17-b", Some("t17"));
+    let scoped_list = RunFilter {
+        visible_to: Some(scoped.clone()),
+        limit: Some(200),
+        ..RunFilter::default()
+    };
+    assert_eq!(store.runs_filtered(&scoped_list).unwrap().len(), PER_TENANT);
+    group.bench_function("runs list, as a token scoped to the tenant", |b| {
+        b.iter(|| store.runs_filtered(&scoped_list).unwrap())
+    });
+    group.bench_function("a run by id, as a token scoped to the tenant", |b| {
+        b.iter(|| {
+            let full = store.visible_run_id(&scoped, &id).unwrap().unwrap();
+            store.run(&full).unwrap()
+        })
+    });
     group.finish();
 }
 

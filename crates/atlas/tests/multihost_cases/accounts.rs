@@ -47,7 +47,8 @@ impl Drop for Account {
 fn wait_for(config: &std::path::Path, job: &str, want: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let line = ssh(config, &["squeue", "-h", "-j", job, "-o", "%T|%r"]);
+        // The remote shell reads the line: the format is quoted for it.
+        let line = ssh(config, &["squeue", "-h", "-j", job, "-o", "'%T|%r'"]);
         if want(line.trim()) || Instant::now() > deadline {
             return line.trim().to_string();
         }
@@ -80,7 +81,10 @@ fn slurm_holds_a_tenants_jobs_over_its_account_limit_and_atlas_submits_with_the_
     assert!(script.contains("GrpJobs=1 MaxJobs=1"), "{script}");
     let _account = Account(tenant.clone());
     let shown = as_slurm_admin(&script);
-    assert!(shown.contains(&format!("{tenant}|1|1|")), "the limits: {shown}");
+    assert!(
+        shown.contains(&format!("{tenant}|1|1|")),
+        "the limits: {shown}"
+    );
     // Run twice: nothing changes, nothing fails.
     as_slurm_admin(&script);
 
@@ -89,7 +93,13 @@ fn slurm_holds_a_tenants_jobs_over_its_account_limit_and_atlas_submits_with_the_
         let wrap = format!("sleep {seconds}");
         let out = ssh(
             &config,
-            &["sbatch", "--parsable", &format!("--account={tenant}"), "--wrap", &format!("'{wrap}'")],
+            &[
+                "sbatch",
+                "--parsable",
+                &format!("--account={tenant}"),
+                "--wrap",
+                &format!("'{wrap}'"),
+            ],
         );
         out.trim().split(';').next().unwrap().to_string()
     };
@@ -101,7 +111,8 @@ fn slurm_holds_a_tenants_jobs_over_its_account_limit_and_atlas_submits_with_the_
     assert!(running.starts_with("RUNNING"), "{running}");
     let held = wait_for(&config, &second, |s| s.contains("Assoc"));
     assert!(
-        held.starts_with("PENDING|AssocGrpJobsLimit") || held.starts_with("PENDING|AssocMaxJobsLimit"),
+        held.starts_with("PENDING|AssocGrpJobsLimit")
+            || held.starts_with("PENDING|AssocMaxJobsLimit"),
         "the account's limit holds the job: {held}"
     );
 
@@ -110,8 +121,14 @@ fn slurm_holds_a_tenants_jobs_over_its_account_limit_and_atlas_submits_with_the_
     assert_eq!(code, 0, "{err}");
     let run = &p.runs()[0];
     assert_eq!(run["status"], "succeeded", "{run}");
-    let job = run["schedulerId"].as_str().unwrap().trim_start_matches("head:");
-    let account = ssh(&config, &["sacct", "-n", "-X", "-P", "-j", job, "-o", "account"]);
+    let job = run["schedulerId"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("head:");
+    let account = ssh(
+        &config,
+        &["sacct", "-n", "-X", "-P", "-j", job, "-o", "account"],
+    );
     assert_eq!(account.trim(), tenant, "the job's account");
 
     // Atlas's own check refuses first, with the figure and the limit.
