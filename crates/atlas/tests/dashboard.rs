@@ -256,7 +256,8 @@ fn pages_without_a_session_go_to_the_login_page() {
 /// run and not the other's, and logs out. The round trip (login page → provider → runs drawn)
 /// is printed for BENCHMARKS.md.
 #[test]
-fn single_sign_on_through_the_providers_page_shows_each_user_their_tenants_run_only() {
+fn single_sign_on_through_the_providers_page_shows_each_user_their_tenants_run_only_until_logout_or_expiry(
+) {
     let Some(browser) = Browser::start() else {
         assert!(
             !required(),
@@ -361,6 +362,13 @@ fn single_sign_on_through_the_providers_page_shows_each_user_their_tenants_run_o
             browser.wait_for("return document.querySelector('tr[data-user=\"carol\"] .role')?.value === 'viewer'", 20);
             let (_, list, _) = p.atlas_on(&db.location, &["tenant", "list", "--format", "json"]);
             assert!(list.contains("\"carol\""), "{list}");
+        }
+        if user == "bob" {
+            // Bob's session expires (its time is up in the store): the next page is the login.
+            db.execute("UPDATE sessions SET expires_at = 1 WHERE user_name = 'bob'");
+            browser.goto(&format!("{}/tenants", server.url));
+            browser.wait_for("return location.pathname === '/login'", 20);
+            continue;
         }
         browser
             .eval("document.querySelector('form[action=\"/logout\"] button').click(); return true");
