@@ -48,9 +48,12 @@ fn slurm_name(what: &str, name: &str) -> Result<(), AccountError> {
     }
 }
 
-/// Minutes of a quota in hours, as Slurm's TRES-minutes (`-1`: no limit).
+/// Minutes of a quota in hours, as Slurm's TRES-minutes (`-1`: no limit), rounded up: a
+/// quota under a minute is one minute, not 0 (which would stop every job).
 fn minutes(hours: Option<f64>) -> String {
-    hours.map_or("-1".into(), |h| format!("{}", (h * 60.0).round() as u64))
+    hours.map_or("-1".into(), |h| {
+        format!("{}", ((h * 60.0).ceil() as u64).max(1))
+    })
 }
 
 /// The lines that say which quota became which limit, and what is not carried.

@@ -54,7 +54,7 @@ pub async fn me(State(state): State<AppState>, user: User) -> Result<Json<Value>
         "user": user.0,
         "tenants": tenants,
         "token": user.1.as_ref().map(|scope| json!({"tenant": scope.tenant, "role": scope.role.as_str()})),
-        "why": "A run belongs to the user who started it (ATLAS_USER, else USER, where `atlas run` ran) and to their tenant (--tenant or ATLAS_TENANT when they are in several). You see your tenants' runs and your own runs of no tenant.",
+        "why": if user.1.is_some() { "This token is scoped to one tenant: it sees that tenant's runs (while its user is a member), at most with its role, and nothing else." } else { "A run belongs to the user who started it (ATLAS_USER, else USER, where `atlas run` ran) and to their tenant (--tenant or ATLAS_TENANT when they are in several). You see your tenants' runs and your own runs of no tenant." },
     })))
 }
 

@@ -139,7 +139,16 @@ pub struct Scope {
 impl User {
     /// Looks the token or session up; `None` for a missing, unknown or expired one.
     pub async fn from_parts(parts: &Parts, state: &AppState) -> Result<Option<User>, ApiError> {
-        Ok(match credential_of(&parts.headers) {
+        User::from_credential(credential_of(&parts.headers), state).await
+    }
+
+    /// The user `credential` stands for now; `None` for a missing, unknown, revoked or expired
+    /// one (a long-lived stream asks again: [`crate::live`]).
+    pub async fn from_credential(
+        credential: Option<Credential>,
+        state: &AppState,
+    ) -> Result<Option<User>, ApiError> {
+        Ok(match credential {
             None | Some(Credential::Bearer(None)) => None,
             Some(Credential::Bearer(Some(token))) => {
                 let hash = hash_token(&token);

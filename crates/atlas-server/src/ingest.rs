@@ -84,10 +84,10 @@ fn may_push(
     if store.visible_run_id(&user.principal(), run)?.as_deref() != Some(run) {
         return Ok(Err((StatusCode::NOT_FOUND, format!("no run `{typed}`"))));
     }
-    if user.read_only() {
+    if user.1.is_some() && !may_run_with_token(store, user)? {
         return Ok(Err((
             StatusCode::FORBIDDEN,
-            "this token is a viewer's: it reads, it does not push records".to_string(),
+            "this token reads only (a viewer's, or its user's role in its tenant is viewer now): it does not push records".to_string(),
         )));
     }
     if owner.as_deref() != Some(user.0.as_str()) {
@@ -101,6 +101,39 @@ fn may_push(
     Ok(Ok(()))
 }
 
+/// Whether a scoped token may push: the lesser of its role and its user's in its tenant runs.
+fn may_run_with_token(
+    store: &dyn atlas_store::Store,
+    user: &User,
+) -> Result<bool, atlas_store::StoreError> {
+    let allowed = user.allowed(store.memberships(&user.0)?);
+    Ok(allowed.first().is_some_and(|(_, role)| role.can_run()))
+}
+
+/// New lifecycle records (not stored yet) for runs that have ended: an ended run's state is
+/// not rewritten by a late record with a lower sequence number (its owner could otherwise
+/// change its status, wall time or directory size after the fact). `Some` names the first.
+fn rewrites_an_ended_run(
+    store: &dyn atlas_store::Store,
+    lifecycle: &std::collections::BTreeMap<String, Vec<u64>>,
+) -> Result<Option<String>, atlas_store::StoreError> {
+    for (run, seqs) in lifecycle {
+        let known = store.known_event_seqs(run, seqs)?;
+        if seqs.iter().all(|s| known.contains(s)) {
+            continue;
+        }
+        let ended = match store.run(run) {
+            Ok(detail) => detail.run.status.is_over(),
+            Err(atlas_store::StoreError::NoSuchRun(_)) => false,
+            Err(e) => return Err(e),
+        };
+        if ended {
+            return Ok(Some(run.to_string()));
+        }
+    }
+    Ok(None)
+}
+
 /// `POST /api/v1/records`.
 pub async fn records(
     State(state): State<AppState>,
@@ -109,6 +142,10 @@ pub async fn records(
 ) -> Result<Json<Value>, ApiError> {
     let records = parse_batch(&body)?;
     let runs: BTreeSet<String> = records.iter().map(|r| r.run.clone()).collect();
+    let mut lifecycle: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for r in records.iter().filter(|r| r.body.is_lifecycle()) {
+        lifecycle.entry(r.run.clone()).or_default().push(r.seq);
+    }
     let caller = user.clone();
     let unclaimed = state
         .read(move |s| {
@@ -140,6 +177,12 @@ pub async fn records(
                     )));
                 }
                 unclaimed.push(run.clone());
+            }
+            if let Some(run) = rewrites_an_ended_run(s, &lifecycle)? {
+                return Ok(Err((
+                    StatusCode::CONFLICT,
+                    format!("run `{run}` has ended: new records of its lifecycle (start, phases, end, freezes) are not taken; samples and metrics are"),
+                )));
             }
             Ok(Ok(unclaimed))
         })

@@ -13,21 +13,22 @@
 //! [`MAX_STREAMS_PER_RUN`] on one run, [`MAX_STREAMS_PER_USER`] for one user and [`crate::Config::max_event_streams`] (default
 //! [`MAX_STREAMS`]) in all; beyond that 503 with a JSON error. A stream's slot is freed when
 //! its client is gone (noticed at the next write: an event, or the keep-alive comment every
-//! 15 s).
+//! 15 s). Every 5 s a stream asks again whether its token or session still sees the run: one
+//! revoked, logged out or taken out of the run's tenant gets an `error` event and the end.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{owned_run, Point};
-use crate::auth::User;
+use crate::auth::{credential_of, Credential, User};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -116,6 +117,10 @@ struct Cursor {
     _slot: Slot,
     state: AppState,
     run: String,
+    /// What the stream was opened with, asked again every [`RECHECK`]: a token revoked, a
+    /// session ended or a member taken out of the run's tenant ends the stream.
+    credential: Option<Credential>,
+    checked: std::time::Instant,
     samples_after: i64,
     metrics_after: i64,
     last_run: String,
@@ -123,8 +128,32 @@ struct Cursor {
     first: bool,
 }
 
+/// How often an open stream checks that its caller may still see the run.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Whether the stream's credential still stands for someone who sees the run.
+async fn still_allowed(c: &Cursor) -> Result<bool, ApiError> {
+    let Some(user) = User::from_credential(c.credential.clone(), &c.state).await? else {
+        return Ok(false);
+    };
+    let (principal, run) = (user.principal(), c.run.clone());
+    let seen = c
+        .state
+        .read(move |s| s.visible_run_id(&principal, &run))
+        .await?;
+    Ok(seen.as_deref() == Some(c.run.as_str()))
+}
+
 /// What changed since the last tick, as events.
 async fn tick(c: &mut Cursor) -> Result<Vec<Event>, ApiError> {
+    if c.checked.elapsed() >= RECHECK {
+        if !still_allowed(c).await? {
+            c.ended = true;
+            let why = "your access to this run has ended (token revoked, session over, or no longer in its tenant)";
+            return Ok(vec![Event::default().event("error").data(why)]);
+        }
+        c.checked = std::time::Instant::now();
+    }
     let (run, samples_after, metrics_after) = (c.run.clone(), c.samples_after, c.metrics_after);
     let (detail, samples, metrics) = c
         .state
@@ -178,6 +207,7 @@ async fn tick(c: &mut Cursor) -> Result<Vec<Event>, ApiError> {
 /// `GET /api/v1/runs/{id}/events`.
 pub async fn events(
     State(state): State<AppState>,
+    headers: HeaderMap,
     user: User,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
@@ -187,6 +217,8 @@ pub async fn events(
         _slot: Slot::take(&state, &run, &user.0)?,
         state,
         run,
+        credential: credential_of(&headers),
+        checked: std::time::Instant::now(),
         samples_after: q.after.unwrap_or(0),
         metrics_after: 0,
         last_run: String::new(),

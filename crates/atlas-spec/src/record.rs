@@ -270,6 +270,22 @@ pub enum RecordBody {
     },
 }
 
+impl RecordBody {
+    /// Whether the record changes the run's or a phase's state (rather than adding a
+    /// measurement): start, phases, end, freezes and wakes.
+    pub fn is_lifecycle(&self) -> bool {
+        matches!(
+            self,
+            RecordBody::RunStart { .. }
+                | RecordBody::PhaseStart { .. }
+                | RecordBody::PhaseEnd { .. }
+                | RecordBody::RunEnd { .. }
+                | RecordBody::Frozen { .. }
+                | RecordBody::Wake { .. }
+        )
+    }
+}
+
 /// A phase's reads and writes as its processes made them (`/proc/PID/io` of the phase's shell
 /// when it ended, which holds every process it waited for): the job's data volume, whether the
 /// bytes came from storage or the page cache. Storage bytes (`read_bytes`/`write_bytes`) are the

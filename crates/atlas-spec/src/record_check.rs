@@ -90,6 +90,20 @@ fn text(field: &'static str, value: &str) -> Result<(), RecordError> {
     }
 }
 
+/// The most seconds a run's figure may say: ten years.
+pub const MAX_SECONDS: f64 = 10.0 * 366.0 * 86_400.0;
+/// The most bytes a run directory may be said to hold: a pebibyte.
+pub const MAX_RUN_DIR_BYTES: u64 = 1 << 50;
+
+/// A duration a run reports (what tenants' hour quotas count): finite, 0 to [`MAX_SECONDS`].
+fn seconds(field: &'static str, value: f64) -> Result<(), RecordError> {
+    if value.is_finite() && (0.0..=MAX_SECONDS).contains(&value) {
+        Ok(())
+    } else {
+        Err(RecordError::OutOfRange { field })
+    }
+}
+
 fn items(field: &'static str, size: usize) -> Result<(), RecordError> {
     match size {
         size if size > MAX_LIST_ITEMS => Err(RecordError::TooLong {
@@ -224,10 +238,19 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
         RecordBody::RunEnd {
             status: _,
             cause: why,
-            wall_seconds: _,
-            agent_cpu_seconds: _,
-            run_dir_bytes: _,
-        } => cause(why),
+            wall_seconds,
+            agent_cpu_seconds,
+            run_dir_bytes,
+        } => {
+            seconds("wallSeconds", *wall_seconds)?;
+            seconds("agentCpuSeconds", *agent_cpu_seconds)?;
+            if run_dir_bytes.is_some_and(|b| b > MAX_RUN_DIR_BYTES) {
+                return Err(RecordError::OutOfRange {
+                    field: "runDirBytes",
+                });
+            }
+            cause(why)
+        }
     }
 }
 
@@ -278,5 +301,25 @@ mod tests {
         assert_eq!(check(&r).unwrap_err().field(), "seq");
         r.seq = 1;
         assert_eq!(check(&r), Ok(()));
+    }
+
+    #[test]
+    fn a_runs_figures_must_be_plausible() {
+        let end = |wall: &str, bytes: &str| {
+            record(&format!(
+                r#""type":"runEnd","status":"succeeded","wallSeconds":{wall},"runDirBytes":{bytes}"#
+            ))
+        };
+        assert_eq!(check(&end("12.5", "4096")), Ok(()));
+        assert_eq!(
+            check(&end("-1e12", "1")).unwrap_err().field(),
+            "wallSeconds"
+        );
+        assert_eq!(
+            check(&end("1e308", "1")).unwrap_err().field(),
+            "wallSeconds"
+        );
+        let huge = end("1", "18446744073709551615");
+        assert_eq!(check(&huge).unwrap_err().field(), "runDirBytes");
     }
 }

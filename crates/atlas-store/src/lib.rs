@@ -247,6 +247,9 @@ pub trait Store {
     /// `prefix`, or else the only one they see that starts with it.
     fn visible_experiment_id(&self, user: &str, prefix: &str)
         -> Result<Option<String>, StoreError>;
+    /// Which of `seqs` are stored as `run`'s events (lifecycle records: start, phases, end,
+    /// freezes, wakes).
+    fn known_event_seqs(&self, run: &str, seqs: &[u64]) -> Result<Vec<u64>, StoreError>;
     /// Gives an ownerless run (an array task the agent reported first) to `owner`.
     fn claim_run(&mut self, run: &str, owner: &str) -> Result<(), StoreError>;
     /// Starts a session for `user` until `expires_at` (Unix seconds); sessions that have

@@ -195,7 +195,8 @@ ALTER TABLE runs ADD COLUMN gpus REAL NOT NULL DEFAULT 0;
 CREATE INDEX runs_tenant ON runs(tenant, submitted_at);
 "#,
     // 12: API tokens scoped to one tenant and one role (`atlas token add`; only their SHA-256
-    // is kept), node samples pushed with one (the tenant's nodes), and each run's directory
+    // is kept), node samples pushed with one (the tenant's nodes; one row per owner, tenant,
+    // node and time: the table is made again without its old key), and each run's directory
     // size as its agent measured it at the end (the storage quota).
     r#"
 CREATE TABLE api_tokens (
@@ -207,7 +208,24 @@ CREATE TABLE api_tokens (
     label TEXT,
     created_at REAL NOT NULL
 );
-ALTER TABLE node_samples ADD COLUMN tenant TEXT;
+CREATE TABLE node_samples_12 (
+    owner TEXT NOT NULL,
+    tenant TEXT,
+    target TEXT NOT NULL,
+    node TEXT NOT NULL,
+    time REAL NOT NULL,
+    cores REAL NOT NULL,
+    capacity REAL,
+    rss_bytes INTEGER,
+    processes INTEGER,
+    jobs TEXT NOT NULL DEFAULT '{}'
+);
+INSERT INTO node_samples_12 (owner, target, node, time, cores, capacity, rss_bytes, processes, jobs)
+    SELECT owner, target, node, time, cores, capacity, rss_bytes, processes, jobs FROM node_samples;
+DROP TABLE node_samples;
+ALTER TABLE node_samples_12 RENAME TO node_samples;
+CREATE UNIQUE INDEX node_samples_key ON node_samples(owner, COALESCE(tenant, ''), target, node, time);
+CREATE INDEX node_samples_by_time ON node_samples(owner, time);
 ALTER TABLE runs ADD COLUMN storage_bytes REAL;
 "#,
 ];

@@ -20,9 +20,7 @@ use crate::model::{
     PhaseRow, RunDetail, RunFilter, RunRow, RunSpec, SeriesPoint, UserRow,
 };
 use crate::schema::MIGRATIONS;
-use crate::summary::{
-    ended_phase, is_lifecycle, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES,
-};
+use crate::summary::{ended_phase, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES};
 use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, TokenRow, Usage};
 use atlas_spec::node_record::NodeRecord;
 
@@ -544,7 +542,7 @@ impl Store for SqliteStore {
                 } else {
                     stats.duplicates += 1;
                 }
-                if is_lifecycle(&record.body) {
+                if record.body.is_lifecycle() {
                     lifecycle.entry(&record.run).or_default().push(record.seq);
                 }
             }
@@ -954,6 +952,12 @@ impl Store for SqliteStore {
     fn usage(&self, tenant: &str, since: f64, now: f64) -> Result<Usage, StoreError> {
         named(&self.path, || {
             tenants::usage(&self.conn, tenant, since, now)
+        })
+    }
+
+    fn known_event_seqs(&self, run: &str, seqs: &[u64]) -> Result<Vec<u64>, StoreError> {
+        named(&self.path, || {
+            users::known_event_seqs(&self.conn, run, seqs)
         })
     }
 

@@ -67,19 +67,6 @@ impl<'a> PhaseSummary<'a> {
     }
 }
 
-/// Whether a record changes the run's or a phase's state (rather than adding a measurement).
-pub(crate) fn is_lifecycle(body: &RecordBody) -> bool {
-    matches!(
-        body,
-        RecordBody::RunStart { .. }
-            | RecordBody::PhaseStart { .. }
-            | RecordBody::PhaseEnd { .. }
-            | RecordBody::RunEnd { .. }
-            | RecordBody::Frozen { .. }
-            | RecordBody::Wake { .. }
-    )
-}
-
 /// The lifecycle records' types, as the events table names them (for the replay's query).
 pub(crate) const LIFECYCLE_TYPES: &str =
     "'runStart', 'phaseStart', 'phaseEnd', 'runEnd', 'frozen', 'wake'";

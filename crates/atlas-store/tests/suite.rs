@@ -724,7 +724,7 @@ fn a_scoped_token_sees_its_tenant_alone_while_its_user_is_a_member(f: &mut Fixtu
     );
     assert_eq!(store.scoped_token("own-token-hash").unwrap(), None);
     assert_eq!(store.user_for_token("scoped-hash").unwrap(), None);
-    assert_eq!(store.tokens().unwrap(), [token]);
+    assert_eq!(store.tokens().unwrap(), std::slice::from_ref(&token));
     let scoped = tenancy::principal("ada", Some("vision"));
     let seen = |store: &dyn atlas_store::Store, who: &str| -> Vec<String> {
         let filter = RunFilter {
@@ -755,12 +755,26 @@ fn a_scoped_token_sees_its_tenant_alone_while_its_user_is_a_member(f: &mut Fixtu
     // A name that only looks like a scope sees nothing.
     assert_eq!(seen(store, "ada/nope"), Vec::<String>::new());
     assert_eq!(seen(store, "/vision"), Vec::<String>::new());
-    // Out of the tenant, the token sees nothing; revoked, it is gone.
-    store.remove_member("vision", "ada").unwrap();
-    assert_eq!(seen(store, &scoped), Vec::<String>::new());
+    // Revoked, it is gone.
     assert!(store.revoke_token("tok-1").unwrap());
     assert!(!store.revoke_token("tok-1").unwrap());
     assert_eq!(store.scoped_token("scoped-hash").unwrap(), None);
+    // Out of the tenant, the principal sees nothing, and the user's tokens there are gone
+    // (rejoining does not bring them back).
+    store
+        .add_token(
+            &TokenRow {
+                id: "tok-2".into(),
+                ..token
+            },
+            "second-hash",
+        )
+        .unwrap();
+    store.remove_member("vision", "ada").unwrap();
+    assert_eq!(seen(store, &scoped), Vec::<String>::new());
+    store.set_member("vision", "ada", Role::Member).unwrap();
+    assert_eq!(store.scoped_token("second-hash").unwrap(), None);
+    assert_eq!(store.tokens().unwrap(), []);
 }
 
 fn node_samples_pushed_for_a_tenant_are_seen_by_its_members(f: &mut Fixture) {

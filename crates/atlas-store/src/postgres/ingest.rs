@@ -19,7 +19,7 @@ use postgres::types::ToSql;
 use postgres::Transaction;
 
 use crate::model::IngestStats;
-use crate::summary::{is_lifecycle, windows, PhaseSummary, LIFECYCLE_TYPES};
+use crate::summary::{windows, PhaseSummary, LIFECYCLE_TYPES};
 use crate::StoreError;
 
 /// The second key of the per-run advisory lock (the first is the run id's hash).
@@ -49,7 +49,7 @@ pub(super) fn ingest(
         } else {
             stats.duplicates += 1;
         }
-        if is_lifecycle(&record.body) {
+        if record.body.is_lifecycle() {
             lifecycle.entry(&record.run).or_default().push(record.seq);
         }
     }

@@ -348,6 +348,10 @@ impl Store for PgStore {
         self.with(|c| tenants::usage(c, tenant, since, now))
     }
 
+    fn known_event_seqs(&self, run: &str, seqs: &[u64]) -> Result<Vec<u64>, StoreError> {
+        self.with(|c| users::known_event_seqs(c, run, seqs))
+    }
+
     fn add_token(&mut self, token: &TokenRow, token_hash: &str) -> Result<(), StoreError> {
         self.with(|c| tokens::add_token(c, token, token_hash))
     }

@@ -194,8 +194,9 @@ CREATE INDEX runs_id_prefix ON runs(id text_pattern_ops);
 CREATE INDEX experiments_id_prefix ON experiments(id text_pattern_ops);
 "#,
     // 12: API tokens scoped to one tenant and one role (`atlas token add`; only their SHA-256
-    // is kept), node samples pushed with one (the tenant's nodes), and each run's directory
-    // size as its agent measured it at the end (the storage quota).
+    // is kept), node samples pushed with one (the tenant's nodes; one row per owner, tenant,
+    // node and time), and each run's directory size as its agent measured it at the end (the
+    // storage quota).
     r#"
 CREATE TABLE api_tokens (
     id TEXT PRIMARY KEY,
@@ -207,6 +208,8 @@ CREATE TABLE api_tokens (
     created_at DOUBLE PRECISION NOT NULL
 );
 ALTER TABLE node_samples ADD COLUMN tenant TEXT;
+ALTER TABLE node_samples DROP CONSTRAINT node_samples_pkey;
+CREATE UNIQUE INDEX node_samples_key ON node_samples(owner, COALESCE(tenant, ''), target, node, time);
 ALTER TABLE runs ADD COLUMN storage_bytes DOUBLE PRECISION;
 "#,
 ];

@@ -73,6 +73,11 @@ pub(super) fn set_member(
 
 pub(super) fn remove_member(c: &mut Client, tenant: &str, user: &str) -> Result<bool, StoreError> {
     require_tenant(c, tenant)?;
+    // Their tokens scoped to the tenant go too: rejoining later does not bring them back.
+    c.execute(
+        "DELETE FROM api_tokens WHERE tenant = $1 AND user_name = $2",
+        &[&tenant, &user],
+    )?;
     Ok(c.execute(
         "DELETE FROM tenant_members WHERE tenant = $1 AND user_name = $2",
         &[&tenant, &user],

@@ -191,3 +191,17 @@ pub(super) fn delete_session(c: &mut Client, id_hash: &str) -> Result<(), StoreE
     c.execute("DELETE FROM sessions WHERE id_hash = $1", &[&id_hash])?;
     Ok(())
 }
+
+/// Which of `seqs` are stored as `run`'s events.
+pub(super) fn known_event_seqs(
+    c: &mut Client,
+    run: &str,
+    seqs: &[u64],
+) -> Result<Vec<u64>, StoreError> {
+    let wanted: Vec<i64> = seqs.iter().map(|&s| s as i64).collect();
+    let rows = c.query(
+        "SELECT seq FROM events WHERE run_id = $1 AND seq = ANY($2)",
+        &[&run, &wanted],
+    )?;
+    Ok(rows.iter().map(|r| r.get::<_, i64>(0) as u64).collect())
+}

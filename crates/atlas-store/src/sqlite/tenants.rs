@@ -78,6 +78,11 @@ pub(crate) fn remove_member(
     user: &str,
 ) -> Result<bool, StoreError> {
     require_tenant(conn, tenant)?;
+    // Their tokens scoped to the tenant go too: rejoining later does not bring them back.
+    conn.execute(
+        "DELETE FROM api_tokens WHERE tenant = ?1 AND user_name = ?2",
+        params![tenant, user],
+    )?;
     Ok(conn.execute(
         "DELETE FROM tenant_members WHERE tenant = ?1 AND user_name = ?2",
         params![tenant, user],

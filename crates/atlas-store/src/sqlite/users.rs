@@ -166,3 +166,19 @@ pub(crate) fn claim_run(conn: &Connection, run: &str, owner: &str) -> Result<(),
     )?;
     Ok(())
 }
+
+/// Which of `seqs` are stored as `run`'s events.
+pub(crate) fn known_event_seqs(
+    conn: &Connection,
+    run: &str,
+    seqs: &[u64],
+) -> Result<Vec<u64>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM events WHERE run_id = ?1 AND seq = ?2")?;
+    let mut known = Vec::new();
+    for &seq in seqs {
+        if stmt.exists(params![run, seq as i64])? {
+            known.push(seq);
+        }
+    }
+    Ok(known)
+}

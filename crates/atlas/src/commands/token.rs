@@ -78,8 +78,13 @@ fn add(
 ) -> Result<(), Failure> {
     super::tenant::checked("user", &user)?;
     let role = Role::parse(role).unwrap_or(Role::Member);
-    if label.as_ref().is_some_and(|l| l.chars().count() > 200) {
-        return Err(Failure::input("a label is at most 200 characters"));
+    if label
+        .as_ref()
+        .is_some_and(|l| l.chars().count() > 200 || l.chars().any(char::is_control))
+    {
+        return Err(Failure::input(
+            "a label is at most 200 characters, without control characters or line breaks",
+        ));
     }
     let own = store
         .memberships(&user)

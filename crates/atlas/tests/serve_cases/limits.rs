@@ -134,7 +134,7 @@ fn a_record_with_an_over_long_field_is_refused_naming_its_index_and_field(kind: 
 }
 
 /// Opens the event stream of `run`: the response (held open) or the status and body.
-fn stream(
+pub(crate) fn stream(
     server: &Server,
     token: &str,
     run: &str,

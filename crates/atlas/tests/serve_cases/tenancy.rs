@@ -231,19 +231,68 @@ fn a_token_scoped_to_one_tenant_sees_that_tenant_alone_and_is_revocable(kind: Ki
         assert_eq!(out.status.code(), Some(2), "{user} {tenant} {role}");
         assert!(out.stdout.is_empty(), "no token printed");
     }
+    // A stream opened with the viewer token ends once the token is revoked (below).
+    let open = crate::limits::stream(&server, &viewer, ADA_RUN).expect("the stream opens");
+    // A member's token whose user is now a viewer pushes nothing either.
+    server.add_user("mel");
+    atlas(
+        &server,
+        &["tenant", "member", "add", "vision", "mel", "--role=member"],
+    );
+    let mel = scoped_token(&server, "mel", "vision", "member");
+    atlas(
+        &server,
+        &["tenant", "member", "add", "vision", "mel", "--role=viewer"],
+    );
+    let reply = call(&server, "post", "/api/v1/records", &mel);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("reads only"), "{}", reply.body);
     // Revoked, the viewer token is refused at once; the others still work.
     let list: serde_json::Value =
         serde_json::from_str(&atlas(&server, &["token", "list", "--format", "json"])).unwrap();
     let listed = list.as_array().unwrap();
-    assert_eq!(listed.len(), 3, "{list}");
+    assert_eq!(listed.len(), 4, "{list}");
     assert!(!list.to_string().contains(&viewer[4..]), "no secret listed");
-    let id = listed.iter().find(|t| t["role"] == "viewer").unwrap()["id"]
+    let id = listed
+        .iter()
+        .find(|t| t["role"] == "viewer" && t["user"] == "ada")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_string();
     atlas(&server, &["token", "revoke", &id]);
     assert_eq!(call(&server, "get", "/api/v1/runs", &viewer).status, 401);
     assert_eq!(call(&server, "get", "/api/v1/runs", &member).status, 200);
+    let mut lines =
+        std::io::BufRead::lines(std::io::BufReader::new(open.into_body().into_reader()));
+    let ended = lines.find(|l| {
+        l.as_ref()
+            .is_ok_and(|l| l.contains("access to this run has ended"))
+    });
+    assert!(ended.is_some(), "the open stream ended with the revocation");
+    an_ended_runs_lifecycle_is_not_rewritten(&server, &ada);
+}
+
+/// Ada's run ends; a late lifecycle record with a lower sequence number (its end rewritten)
+/// is refused with 409, the same end again is a duplicate, and implausible figures are 400.
+fn an_ended_runs_lifecycle_is_not_rewritten(server: &Server, ada: &str) {
+    let end = |seq: u32, wall: &str| {
+        format!("{{\"run\":\"{ADA_RUN}\",\"seq\":{seq},\"time\":{seq}.0,\"mono\":{seq}.0,\"type\":\"runEnd\",\"status\":\"succeeded\",\"wallSeconds\":{wall},\"runDirBytes\":4096}}\n")
+    };
+    let url = format!("{}/api/v1/records", server.url);
+    let auth = format!("Bearer {ada}");
+    let push = |body: String| send("POST", &url, &[("Authorization", &auth)], body.as_bytes());
+    assert_eq!(push(end(20, "-1e12")).status, 400, "a negative wall time");
+    let reply = push(end(20, "30"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = push(end(10, "0.5"));
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(reply.body.contains("has ended"), "{}", reply.body);
+    let reply = push(end(20, "30"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["duplicates"], 1, "{}", reply.body);
+    let run = call(server, "get", &format!("/api/v1/runs/{ADA_RUN}"), ada).json();
+    assert_eq!(run["wallSeconds"], 30.0, "{run}");
 }
 
 fn another_tenant_gets_404_on_every_route_and_a_viewer_of_the_runs_tenant_reads_it(kind: Kind) {
