@@ -24,6 +24,9 @@ pub const CLOCK_SLACK: Duration = Duration::from_millis(50);
 pub enum Control {
     Freeze,
     Wake,
+    /// The scheduler is about to requeue the frozen job (Slurm): its stop signal is not a
+    /// cancel.
+    Release,
 }
 
 /// The control file's request, if it holds one (at most 64 bytes are read).
@@ -34,6 +37,7 @@ pub fn read_control(run_dir: &Path) -> Option<Control> {
     match text.trim() {
         "freeze" => Some(Control::Freeze),
         "wake" => Some(Control::Wake),
+        "release" => Some(Control::Release),
         _ => None,
     }
 }

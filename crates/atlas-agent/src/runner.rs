@@ -14,7 +14,9 @@ use crate::process::{own_cpu_seconds, try_reap};
 use crate::procfs::{sample_node, sample_tree, Kernel, NodeFigures, TreeScanner};
 use crate::signals;
 
+mod frozen;
 mod phase;
+mod resume;
 use crate::spool::SpoolWriter;
 use crate::warning::Warnings;
 
@@ -42,6 +44,9 @@ pub struct AgentConfig {
 pub struct RunOutcome {
     pub status: PhaseStatus,
     pub cause: Option<FailureCause>,
+    /// The agent left a frozen run for its scheduler to requeue (the run has not ended: the
+    /// agent started again resumes it).
+    pub released: bool,
 }
 
 /// Why the agent itself could not run.
@@ -84,6 +89,8 @@ struct Agent<'a> {
     /// A freeze asked while the last phase was ending (when its signal went): the run freezes
     /// before the next phase starts.
     pending_freeze: Option<Instant>,
+    /// Frozen, the job was taken back by its scheduler to be requeued: the agent leaves.
+    released: bool,
 }
 
 /// Runs `workflow` with the GPU source `gpus`; returns how it ended.
@@ -99,7 +106,10 @@ pub fn run(
         source,
     })?;
     let started = Instant::now();
-    let mut spool = SpoolWriter::open(&run_dir.spool(), &config.run_id, 0, started)?;
+    // A run this agent's predecessor left frozen (its job requeued) goes on where it stopped.
+    let resume = resume::find(&run_dir.spool(), &config.run_id, &workflow.spec.phases);
+    let last_seq = resume.as_ref().map_or(0, |r| r.last_seq);
+    let mut spool = SpoolWriter::open(&run_dir.spool(), &config.run_id, last_seq, started)?;
     if config.records_to_stdout {
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
         spool = spool.with_mirror(Box::new(stdout));
@@ -124,34 +134,54 @@ pub fn run(
         cgroup: JobCgroup::detect(),
         gpus,
         visible_gpus,
-        deadline: workflow
-            .spec
-            .resources
-            .walltime
-            .and_then(|w| started.checked_add(Duration::from(w))),
+        deadline: workflow.spec.resources.walltime.and_then(|w| {
+            // Resumed: the walltime left after what the run used before it froze.
+            let used = resume.as_ref().map_or(0.0, |r| {
+                (r.frozen_at - r.run_started - r.frozen_before).max(0.0)
+            });
+            let left = Duration::from(w).saturating_sub(Duration::from_secs_f64(used));
+            started.checked_add(left)
+        }),
         reaped_cpu: (0.0, 0.0),
         previous_node: None,
         self_pid: std::process::id() as i32,
         phase_pid: None,
         pending_freeze: None,
+        released: false,
     };
-    agent.start_record()?;
+    match &resume {
+        None => agent.start_record()?,
+        Some(r) => agent.resumed_record(r)?,
+    }
     let mut first_failure: Option<FailureCause> = None;
     let mut failed = false;
     for (index, phase) in workflow.spec.phases.iter().enumerate() {
+        // Resumed: the phases before the frozen one have ended (their records say how).
+        let resumed = match &resume {
+            Some(r) if index < r.phase => continue,
+            Some(r) if index == r.phase => r.resumed,
+            _ => None,
+        };
         if failed {
             agent.skip(phase)?;
             continue;
         }
         if let Some(asked) = agent.pending_freeze.take() {
-            if let Some(signal) = agent.freeze_between(phase, asked)? {
-                first_failure.get_or_insert(FailureCause::Cancelled { signal });
-                failed = true;
-                agent.skip(phase)?;
-                continue;
+            match agent.freeze_between(phase, asked)? {
+                None => {}
+                Some(frozen::Stop::Released) => return agent.released_outcome(),
+                Some(frozen::Stop::Signal(signal)) => {
+                    first_failure.get_or_insert(FailureCause::Cancelled { signal });
+                    failed = true;
+                    agent.skip(phase)?;
+                    continue;
+                }
             }
         }
-        let (status, cause) = agent.run_phase(index as u32, phase)?;
+        let (status, cause) = agent.run_phase(index as u32, phase, resumed)?;
+        if agent.released {
+            return agent.released_outcome();
+        }
         if status == PhaseStatus::Failed {
             if first_failure.is_none() {
                 first_failure = cause.clone();
@@ -170,7 +200,11 @@ pub fn run(
     } else {
         PhaseStatus::Succeeded
     };
-    let wall_seconds = started.elapsed().as_secs_f64();
+    // From the run's start: a resumed run's counts from its first agent's.
+    let wall_seconds = match &resume {
+        Some(r) => (crate::spool::unix_now() - r.run_started).max(0.0),
+        None => started.elapsed().as_secs_f64(),
+    };
     agent.spool.append(RecordBody::RunEnd {
         status,
         cause: first_failure.clone(),
@@ -182,10 +216,44 @@ pub fn run(
     Ok(RunOutcome {
         status,
         cause: first_failure,
+        released: false,
     })
 }
 
 impl Agent<'_> {
+    /// Leaves a frozen run to its scheduler: what was recorded is on disk; nothing ends.
+    fn released_outcome(&mut self) -> Result<RunOutcome, AgentError> {
+        self.spool.sync()?;
+        // Not an end: the status says nothing (the agent started again will end the run).
+        Ok(RunOutcome {
+            status: PhaseStatus::Succeeded,
+            cause: None,
+            released: true,
+        })
+    }
+
+    /// The wake of a run this agent resumes: how long it was frozen, and where it runs now.
+    fn resumed_record(&mut self, resume: &resume::Resume) -> std::io::Result<()> {
+        let phase = &self.workflow.spec.phases[resume.phase];
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let agent = crate::procfs::process_start(self.self_pid as u32).map(|start| {
+            atlas_spec::record::AgentProcess {
+                pid: self.self_pid as u32,
+                start,
+            }
+        });
+        self.spool.append(RecordBody::Wake {
+            phase: phase.name.clone(),
+            frozen_seconds: (crate::spool::unix_now() - resume.frozen_at).max(0.0),
+            host: Some(host),
+            agent,
+        })?;
+        self.spool.flush()
+    }
+
     fn start_record(&mut self) -> std::io::Result<()> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .unwrap_or_default()

@@ -250,6 +250,13 @@ pub enum RecordBody {
         phase: String,
         /// How long it was frozen.
         frozen_seconds: f64,
+        /// Where the agent runs now, when it is not the one that froze (a Slurm job requeued
+        /// while frozen starts a new agent, possibly on another node).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
+        /// That agent's process.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        agent: Option<AgentProcess>,
     },
     /// The run ended.
     #[serde(rename_all = "camelCase")]

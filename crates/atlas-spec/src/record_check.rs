@@ -209,11 +209,16 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             cpu_busy_fraction: _,
         }
         | RecordBody::Signal { signal: _ } => Ok(()),
-        RecordBody::Freeze { phase, signal: _ }
-        | RecordBody::Wake {
+        RecordBody::Freeze { phase, signal: _ } => name("phase", phase),
+        RecordBody::Wake {
             phase,
             frozen_seconds: _,
-        } => name("phase", phase),
+            host,
+            agent: _,
+        } => {
+            name("phase", phase)?;
+            host.as_deref().map_or(Ok(()), |h| text("host", h))
+        }
         RecordBody::Frozen {
             phase,
             reason,

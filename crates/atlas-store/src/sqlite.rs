@@ -608,20 +608,16 @@ impl Store for SqliteStore {
     fn agent_process(&self, run: &str) -> Result<Option<(String, AgentProcess)>, StoreError> {
         let store = self.path.clone();
         named(&store, move || {
-            let body: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT body FROM events WHERE run_id = ?1 AND type = 'runStart'",
-                    params![run],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            Ok(body
-                .and_then(|b| serde_json::from_str::<RecordBody>(&b).ok())
-                .and_then(|b| match b {
-                    RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
-                    _ => None,
-                }))
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT body FROM events WHERE run_id = ?1 AND type IN ('runStart', 'wake') ORDER BY seq DESC",
+            )?;
+            let bodies = stmt.query_map(params![run], |r| r.get::<_, String>(0))?;
+            for body in bodies {
+                if let Some(found) = crate::summary::agent_of(&body?) {
+                    return Ok(Some(found));
+                }
+            }
+            Ok(None)
         })
     }
 

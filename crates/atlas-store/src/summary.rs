@@ -67,6 +67,19 @@ impl<'a> PhaseSummary<'a> {
     }
 }
 
+/// The agent a runStart, or a wake by an agent started again, names: its host and process.
+pub(crate) fn agent_of(body: &str) -> Option<(String, atlas_spec::record::AgentProcess)> {
+    match serde_json::from_str::<RecordBody>(body).ok()? {
+        RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
+        RecordBody::Wake {
+            host: Some(host),
+            agent: Some(agent),
+            ..
+        } => Some((host, agent)),
+        _ => None,
+    }
+}
+
 /// The lifecycle records' types, as the events table names them (for the replay's query).
 pub(crate) const LIFECYCLE_TYPES: &str =
     "'runStart', 'phaseStart', 'phaseEnd', 'runEnd', 'frozen', 'wake'";

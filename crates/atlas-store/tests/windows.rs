@@ -31,6 +31,8 @@ fn wake(run: &str, seq: u64, frozen_seconds: f64) -> Record {
         RecordBody::Wake {
             phase: "train".into(),
             frozen_seconds,
+            host: None,
+            agent: None,
         },
     )
 }

@@ -18,7 +18,7 @@ use support::project::{copy_example, metric, Project};
 fn project(tag: &str) -> Project {
     let p = Project::new(
         tag,
-        "[targets.local]\nkind = \"local\"\ngpus = false\n[targets.podman]\nkind = \"podman\"\ngpus = false\n",
+        "[targets.local]\nkind = \"local\"\ngpus = false\n[targets.podman]\nkind = \"podman\"\ngpus = false\n[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\n",
     );
     copy_example("biggan-mini", &p.dir, false);
     let workflow = std::fs::read_to_string(p.dir.join("atlas.yaml")).unwrap();
@@ -109,6 +109,16 @@ fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
         );
         let detail = p.show(&id);
         assert_eq!(detail["status"], "frozen");
+        if target == "slurm" {
+            // Frozen, the job holds no node: it is pending, held, until the wake.
+            assert!(stdout.contains("requeued and held"), "{stdout}");
+            let job = detail["schedulerId"].as_str().unwrap();
+            let out = Command::new("squeue")
+                .args(["-h", "-j", job, "-o", "%T"])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PENDING");
+        }
         let window = &detail["windows"][round - 1];
         assert_eq!(window["clean"], true, "{window}");
         assert!(
@@ -216,6 +226,44 @@ fn a_podman_run_frozen_and_woken_twice_ends_with_the_same_model() {
     assert!(
         same_model(&model, &model_of(&p, &id)),
         "the resumed training in the container computed a different model"
+    );
+}
+
+#[test]
+fn a_slurm_run_frozen_twice_gives_its_node_back_and_resumes_to_the_same_model() {
+    let up = Command::new("sinfo")
+        .args(["-h", "-p", "debug", "-o", "%a"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up");
+    if !up {
+        assert!(
+            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
+            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
+        );
+        eprintln!("skipped: no Slurm (scripts/slurm-up)");
+        return;
+    }
+    let p = project("windows-slurm");
+    let (accuracy, model) = uninterrupted(&p, "slurm");
+    let id = freeze_and_wake_twice(&p, "slurm");
+    let detail = p.show(&id);
+    assert_eq!(metric(&detail, 2, "accuracy"), Some(accuracy));
+    assert!(
+        same_model(&model, &model_of(&p, &id)),
+        "the training resumed by a new agent computed a different model"
+    );
+    // One job all along (requeued twice), its training's wall time without the frozen time.
+    let train = &detail["phases"][1];
+    assert_eq!(train["status"], "succeeded", "{train}");
+    let frozen: f64 = detail["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["frozenSeconds"].as_f64().unwrap())
+        .sum();
+    assert!(
+        detail["wallSeconds"].as_f64().unwrap() > frozen,
+        "the run's wall time counts from its start: {detail}"
     );
 }
 

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 use atlas_spec::record::{FailureCause, PhaseIo, PhaseStatus, RecordBody};
 use atlas_spec::{Phase, Stream};
 
+use super::frozen::Stop;
+use super::resume::Resumed;
 use super::{Agent, Msg};
 use crate::cgroup::JobCgroup;
 use crate::freeze::{self, Control, Freezing, Quiesced};
@@ -51,32 +53,33 @@ struct Stretch {
     pending: Option<Instant>,
 }
 
-/// What ended a frozen wait.
-enum Woken {
-    Yes,
-    Stopped(i32),
-}
-
 impl Agent<'_> {
+    /// Runs `phase`; `resumed`: it had started under an agent that left it frozen (its start
+    /// is recorded, its figures carry over).
     pub(super) fn run_phase(
         &mut self,
         index: u32,
         phase: &Phase,
+        resumed: Option<Resumed>,
     ) -> std::io::Result<(PhaseStatus, Option<FailureCause>)> {
-        self.spool.append(RecordBody::PhaseStart {
-            phase: phase.name.clone(),
-            index,
-        })?;
+        if resumed.is_none() {
+            self.spool.append(RecordBody::PhaseStart {
+                phase: phase.name.clone(),
+                index,
+            })?;
+        }
         let start = match self.prepare(phase) {
             Ok(start) => start,
             Err(message) => return self.end_failed_to_start(phase, message),
         };
         let oom_before = self.cgroup.as_ref().and_then(JobCgroup::oom_kills);
+        // The wall time is counted from here, less the time frozen, plus what came before.
         let started = Instant::now();
+        let carried = resumed.map_or(Duration::ZERO, |r| r.wall);
         let mut frozen_for = Duration::ZERO;
-        let mut usage = (0.0, 0.0, 0u64);
+        let mut usage = resumed.map_or((0.0, 0.0, 0u64), |r| (r.cpu.0, r.cpu.1, 0));
         let mut io: Option<PhaseIo> = None;
-        let (mut resume, mut again) = (false, false);
+        let (mut resume, mut again) = resumed.map_or((false, false), |r| (r.from_checkpoint, true));
         loop {
             let stretch = match self.run_stretch(phase, &start, resume, again)? {
                 Ok(stretch) => stretch,
@@ -100,7 +103,7 @@ impl Agent<'_> {
                     oom,
                     self.cgroup.is_some(),
                 );
-                let wall = started.elapsed().saturating_sub(frozen_for);
+                let wall = started.elapsed().saturating_sub(frozen_for) + carried;
                 let ended = (status, exit_code, signal, cause);
                 return self.end_phase(phase, ended, wall, (usage, io));
             };
@@ -121,10 +124,15 @@ impl Agent<'_> {
                     resume = from_checkpoint;
                     again = true;
                 }
-                Err(signal) => {
+                Err(Stop::Released) => {
+                    // The job is requeued: the agent started again resumes this phase.
+                    self.released = true;
+                    return Ok((PhaseStatus::Failed, None));
+                }
+                Err(Stop::Signal(signal)) => {
                     let cause = FailureCause::Cancelled { signal };
                     let ended = (PhaseStatus::Failed, None, None, Some(cause));
-                    let wall = started.elapsed().saturating_sub(frozen_for);
+                    let wall = started.elapsed().saturating_sub(frozen_for) + carried;
                     return self.end_phase(phase, ended, wall, (usage, io));
                 }
             }
@@ -443,78 +451,6 @@ impl Agent<'_> {
             validate: checkpoint.validate.clone(),
             dir: start.dir.clone(),
         }))
-    }
-
-    /// A freeze asked while the previous phase was ending: nothing of the job runs, so the run is
-    /// frozen here, before `next`, until the wake (the phase then starts from its start);
-    /// `Some(signal)` when a stop signal came instead.
-    pub(super) fn freeze_between(
-        &mut self,
-        next: &Phase,
-        asked: Instant,
-    ) -> std::io::Result<Option<i32>> {
-        let took = asked.elapsed().as_secs_f64();
-        let record = RecordBody::Frozen {
-            phase: next.name.clone(),
-            clean: true,
-            checkpoint_bytes: None,
-            quiesce_seconds: took,
-            stop_seconds: took,
-            reason: Some(
-                "between phases: the one before ended while it was asked to checkpoint".into(),
-            ),
-        };
-        Ok(self.frozen_until_woken(record, &next.name)?.err())
-    }
-
-    /// Records `frozen`, waits for the wake and records it (the walltime limit moved by the
-    /// time frozen): how long it was frozen, or the stop signal that came instead.
-    fn frozen_until_woken(
-        &mut self,
-        frozen: RecordBody,
-        phase: &str,
-    ) -> std::io::Result<Result<Duration, i32>> {
-        self.spool.append(frozen)?;
-        self.spool.flush()?;
-        let waiting = Instant::now();
-        match self.wait_for_wake()? {
-            Woken::Yes => {
-                let frozen = waiting.elapsed();
-                self.deadline = self.deadline.map(|d| d + frozen);
-                self.spool.append(RecordBody::Wake {
-                    phase: phase.to_string(),
-                    frozen_seconds: frozen.as_secs_f64(),
-                })?;
-                self.spool.flush()?;
-                Ok(Ok(frozen))
-            }
-            Woken::Stopped(signal) => Ok(Err(signal)),
-        }
-    }
-
-    /// Nothing of the job runs: waits for a wake, or a stop signal (recorded).
-    fn wait_for_wake(&mut self) -> std::io::Result<Woken> {
-        let (tx, rx) = channel::<()>();
-        let tx = std::sync::Mutex::new(tx);
-        signals::on_signal(move || {
-            if let Ok(tx) = tx.lock() {
-                let _ = tx.send(());
-            }
-        });
-        loop {
-            let _ = rx.recv_timeout(Duration::from_secs(1));
-            if let Some(signal) = signals::take() {
-                self.spool.append(RecordBody::Signal { signal })?;
-                self.spool.flush()?;
-                return Ok(Woken::Stopped(signal));
-            }
-            if signals::take_control()
-                && freeze::read_control(&self.config.run_dir) == Some(Control::Wake)
-            {
-                return Ok(Woken::Yes);
-            }
-            self.spool.sync_if_due()?;
-        }
     }
 
     fn spawn_pump(

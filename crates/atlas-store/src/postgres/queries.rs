@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use atlas_spec::record::{AgentProcess, GpuSample, RecordBody};
+use atlas_spec::record::{AgentProcess, GpuSample};
 use postgres::types::ToSql;
 use postgres::{Client, Row};
 
@@ -123,18 +123,14 @@ pub(super) fn agent_process(
     c: &mut Client,
     run: &str,
 ) -> Result<Option<(String, AgentProcess)>, StoreError> {
-    let body: Option<String> = c
-        .query_opt(
-            "SELECT body FROM events WHERE run_id = $1 AND type = 'runStart'",
-            &[&run],
-        )?
-        .map(|r| r.get(0));
-    Ok(body
-        .and_then(|b| serde_json::from_str::<RecordBody>(&b).ok())
-        .and_then(|b| match b {
-            RecordBody::RunStart { host, agent, .. } => agent.map(|a| (host, a)),
-            _ => None,
-        }))
+    // The latest agent: a wake by an agent started again names it, else the runStart.
+    let rows = c.query(
+        "SELECT body FROM events WHERE run_id = $1 AND type IN ('runStart', 'wake') ORDER BY seq DESC",
+        &[&run],
+    )?;
+    Ok(rows
+        .iter()
+        .find_map(|r| crate::summary::agent_of(r.get::<_, &str>(0))))
 }
 
 pub(super) fn set_differences(

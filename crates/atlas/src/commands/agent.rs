@@ -76,6 +76,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
         None => Box::new(NoGpus),
     };
     let outcome = atlas_agent::run(&workflow, &config, gpus).map_err(Failure::environment)?;
+    if outcome.released {
+        eprintln!("atlas agent: the run is frozen and its job given back to the scheduler; the agent started again at the wake resumes it");
+        return Ok(());
+    }
     match outcome.status {
         PhaseStatus::Failed => Err(Failure::JobFailed(
             outcome.cause.map(|c| c.to_string()).unwrap_or_default(),

@@ -21,6 +21,7 @@ pub mod runs;
 pub mod schema;
 pub mod serve;
 pub mod show;
+pub mod slurm_window;
 pub mod targets;
 pub mod tenant;
 pub mod token;

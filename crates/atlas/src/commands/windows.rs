@@ -9,7 +9,11 @@
 //! Runs whose workflow has no `spec.checkpoint` are not frozen (they would lose their work);
 //! runs whose agent is on another host are not reached from here (said so). A podman run's
 //! agent is its container's PID 1, signalled with `podman kill --signal USR2`; the container
-//! stays, with nothing but its agent running, until the wake. Slurm and Kubernetes runs are
+//! stays, with nothing but its agent running, until the wake. A Slurm run's agent is its batch
+//! step (`scancel --batch --signal=USR2`); once frozen, its job is given back to Slurm
+//! (`release` in the control file, then `scontrol requeuehold`: nothing of it holds a node),
+//! and the wake releases it (`scontrol release`): the agent Slurm starts again resumes the run
+//! from its spool and checkpoint (`slurm_window.rs`). Slurm over SSH and Kubernetes runs are
 //! refused (not built yet).
 
 use std::time::{Duration, Instant};
@@ -61,9 +65,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
                 "no target `{target}` here (see `atlas targets`; run this where the runs' atlas.toml is)"
             ))
         })?;
-    if !matches!(kind, Kind::Local | Kind::Podman) {
+    let remote = targets
+        .iter()
+        .find(|t| t.name == *target)
+        .is_some_and(|t| t.target.host.is_some());
+    if !matches!(kind, Kind::Local | Kind::Podman | Kind::Slurm) || remote {
         return Err(Failure::input(format!(
-            "target `{target}` is {kind:?}: `atlas windows` freezes local and podman runs so far"
+            "target `{target}` is {kind:?}{}: `atlas windows` freezes local, podman and (local) Slurm runs so far",
+            if remote { " over SSH" } else { "" }
         )));
     }
     let (store, _) = super::db::open(args.db.as_deref())?;
@@ -97,7 +106,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     let mut failed = asked.len() < runs.len();
     for (id, grace) in asked {
-        failed |= !wait(store.as_ref(), &id, freeze, grace + SETTLE)?;
+        let arrived = wait(store.as_ref(), &id, freeze, grace + SETTLE)?;
+        failed |= !arrived;
+        if kind == Kind::Slurm && freeze {
+            // Frozen (with its checkpoint or not): the job gives its nodes back.
+            let run = store.run(&id).map_err(Failure::environment)?.run;
+            if let Err(why) = super::slurm_window::give_back(&run) {
+                eprintln!("{id}: its job was not given back to Slurm: {why}");
+                failed = true;
+            }
+        }
     }
     if failed {
         return Err(Failure::JobFailed(
@@ -175,8 +193,10 @@ fn ask(store: &dyn Store, run: &RunRow, kind: Kind, freeze: bool) -> Result<Dura
     let word = if freeze { "freeze\n" } else { "wake\n" };
     std::fs::write(&control, word)
         .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
-    match kind {
-        Kind::Podman => signal_container(run)?,
+    match (kind, freeze) {
+        (Kind::Podman, _) => signal_container(run)?,
+        (Kind::Slurm, true) => super::slurm_window::signal_batch_step(run)?,
+        (Kind::Slurm, false) => super::slurm_window::release(run)?,
         _ => signal_agent(store, run)?,
     }
     if freeze {

@@ -1,0 +1,107 @@
+//! A frozen run waits: nothing of the job runs until `atlas windows wake` (`wake` in the
+//! control file, SIGUSR2), or a stop signal. On a scheduler that gives the machines back while
+//! frozen (Slurm: the job requeued and held, `atlas windows freeze` first writes `release`),
+//! the stop signal that comes with the requeue is not a cancel: the agent leaves quietly, its
+//! spool ending in `frozen`, and the agent Slurm starts again at the wake resumes from there
+//! (`runner/resume.rs`).
+
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
+
+use atlas_spec::record::RecordBody;
+use atlas_spec::Phase;
+
+use super::Agent;
+use crate::freeze::{self, Control};
+use crate::signals;
+
+/// What ended a frozen wait other than a wake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// A stop signal: the run is cancelled.
+    Signal(i32),
+    /// The scheduler took the job back to requeue it (asked with `release`): the agent leaves
+    /// without ending the run.
+    Released,
+}
+
+impl Agent<'_> {
+    /// A freeze asked while the previous phase was ending: nothing of the job runs, so the run is
+    /// frozen here, before `next`, until the wake (the phase then starts from its start);
+    /// `Some` when it stopped instead.
+    pub(super) fn freeze_between(
+        &mut self,
+        next: &Phase,
+        asked: Instant,
+    ) -> std::io::Result<Option<Stop>> {
+        let took = asked.elapsed().as_secs_f64();
+        let record = RecordBody::Frozen {
+            phase: next.name.clone(),
+            clean: true,
+            checkpoint_bytes: None,
+            quiesce_seconds: took,
+            stop_seconds: took,
+            reason: Some(
+                "between phases: the one before ended while it was asked to checkpoint".into(),
+            ),
+        };
+        Ok(self.frozen_until_woken(record, &next.name)?.err())
+    }
+
+    /// Records `frozen`, waits for the wake and records it (the walltime limit moved by the
+    /// time frozen): how long it was frozen, or what stopped it instead.
+    pub(super) fn frozen_until_woken(
+        &mut self,
+        frozen: RecordBody,
+        phase: &str,
+    ) -> std::io::Result<Result<Duration, Stop>> {
+        self.spool.append(frozen)?;
+        self.spool.flush()?;
+        let waiting = Instant::now();
+        match self.wait_for_wake()? {
+            None => {
+                let frozen = waiting.elapsed();
+                self.deadline = self.deadline.map(|d| d + frozen);
+                self.spool.append(RecordBody::Wake {
+                    phase: phase.to_string(),
+                    frozen_seconds: frozen.as_secs_f64(),
+                    host: None,
+                    agent: None,
+                })?;
+                self.spool.flush()?;
+                Ok(Ok(frozen))
+            }
+            Some(stop) => Ok(Err(stop)),
+        }
+    }
+
+    /// Nothing of the job runs: waits for a wake (`None`), or a stop; a cancelling signal is
+    /// recorded, a release is not.
+    fn wait_for_wake(&mut self) -> std::io::Result<Option<Stop>> {
+        let (tx, rx) = channel::<()>();
+        let tx = std::sync::Mutex::new(tx);
+        signals::on_signal(move || {
+            if let Ok(tx) = tx.lock() {
+                let _ = tx.send(());
+            }
+        });
+        loop {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+            if let Some(signal) = signals::take() {
+                if freeze::read_control(&self.config.run_dir) == Some(Control::Release) {
+                    self.spool.flush()?;
+                    return Ok(Some(Stop::Released));
+                }
+                self.spool.append(RecordBody::Signal { signal })?;
+                self.spool.flush()?;
+                return Ok(Some(Stop::Signal(signal)));
+            }
+            if signals::take_control()
+                && freeze::read_control(&self.config.run_dir) == Some(Control::Wake)
+            {
+                return Ok(None);
+            }
+            self.spool.sync_if_due()?;
+        }
+    }
+}
