@@ -29,6 +29,7 @@ mod podman_kube;
 mod podman_nodes;
 mod process;
 mod remote;
+pub mod schedule;
 mod slurm;
 mod slurm_ssh;
 pub mod target;

@@ -115,6 +115,10 @@ pub struct Target {
     /// carry (`a100 = ["NVIDIA-A100-SXM4-80GB"]`), before Atlas's built-in table.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub gpu_products: BTreeMap<String, Vec<String>>,
+    /// After-hours windows: when this target's work may run (`atlas windows run` freezes its
+    /// runs at the close and wakes them at the open; `crate::schedule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::schedule::WindowSchedule>,
 }
 
 fn is_default(stage: &Stage) -> bool {
@@ -159,6 +163,7 @@ impl Target {
             workdir: None,
             ssh_config: None,
             gpu_products: BTreeMap::new(),
+            windows: None,
             under_used_percent: None,
             under_used_minutes: None,
             node_agent_port: None,
@@ -268,6 +273,16 @@ pub enum TargetError {
         /// What it must be.
         rule: &'static str,
     },
+    /// A window schedule that is malformed, empty or overlapping.
+    #[error("{}: target `{name}`: windows: {why}", file.display())]
+    BadWindows {
+        /// The file.
+        file: PathBuf,
+        /// The target.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A target name that is not a DNS-1123 label.
     #[error("{}: target name `{}` must be lowercase letters, digits and `-`", file.display(), name.escape_debug())]
     BadName {
@@ -310,6 +325,13 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
                 });
             }
             check_remote(file, &name, &target)?;
+            if let Some(Err(why)) = target.windows.as_ref().map(|w| w.parse()) {
+                return Err(TargetError::BadWindows {
+                    file: file.clone(),
+                    name,
+                    why,
+                });
+            }
             all.insert(
                 name.clone(),
                 Named {

@@ -409,3 +409,48 @@ fn a_phase_that_ends_during_the_grace_freezes_the_run_before_the_next_phase() {
         "{detail}"
     );
 }
+
+#[test]
+fn the_window_schedule_freezes_at_its_close_and_wakes_at_its_open_by_an_injected_clock() {
+    let (p, mut run, id) = tiny(
+        "windows-schedule",
+        "  - {name: work, run: 'bash job.sh'}\n",
+        0,
+    );
+    let scheduled = "[targets.local]\nkind = \"local\"\ngpus = false\n[targets.local.windows]\nopen = \"19:00\"\nclose = \"07:00\"\ntimezone = \"Europe/Berlin\"\n";
+    std::fs::write(p.dir.join("atlas.toml"), scheduled).unwrap();
+    let look = |at: &str| p.atlas(&["windows", "run", "--once", "--at", at]);
+    // 09:00 in Berlin: closed, so the running run is frozen.
+    let (code, out, err) = look("2026-12-02T08:00:00Z");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("`local` is closed") && out.contains("freezing 1 run"),
+        "{out}"
+    );
+    assert_eq!(status(&p, &id), "frozen");
+    // Still closed at noon: nothing to do.
+    let (code, out, _) = look("2026-12-02T11:00:00Z");
+    assert_eq!(code, 0);
+    assert!(!out.contains("freezing"), "{out}");
+    // 19:30 in Berlin: open, so it is woken, and resumes from its checkpoint.
+    let (code, out, err) = look("2026-12-02T18:30:00Z");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("`local` is open") && out.contains("waking 1 run"),
+        "{out}"
+    );
+    assert_ne!(status(&p, &id), "frozen");
+    assert!(run.wait().unwrap().success(), "it ran to its end");
+    let dir = p.show(&id)["runDir"].as_str().unwrap().to_string();
+    let log = std::fs::read_to_string(format!("{dir}/logs/work.out")).unwrap();
+    assert!(log.contains("resume=1"), "{log}");
+    // A schedule that makes no window is refused, naming the file and the target.
+    let empty = scheduled.replace("07:00", "19:00");
+    std::fs::write(p.dir.join("atlas.toml"), empty).unwrap();
+    let (code, _, err) = look("2026-12-02T18:30:00Z");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("atlas.toml: target `local`: windows:") && err.contains("empty"),
+        "{err}"
+    );
+}

@@ -27,6 +27,7 @@ pub mod tenant;
 pub mod token;
 pub mod user;
 pub mod validate;
+pub mod window_schedule;
 pub mod windows;
 
 use std::path::Path;

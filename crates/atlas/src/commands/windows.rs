@@ -42,16 +42,42 @@ enum What {
     Freeze { target: String },
     /// Wake the frozen runs of TARGET: start again from their checkpoint (a window's open).
     Wake { target: String },
+    /// Apply the targets' window schedules (`[targets.T.windows]` in atlas.toml): freeze their
+    /// running runs while closed, wake their frozen runs while open; every --every seconds.
+    Run {
+        /// Look once and exit (for cron, or a test).
+        #[arg(long)]
+        once: bool,
+        /// Take this instant as now (RFC 3339, `2026-12-24T19:00:00Z`): what the schedule
+        /// says then is applied to the runs now.
+        #[arg(long, value_name = "TIME", value_parser = instant)]
+        at: Option<atlas_backends::schedule::Timestamp>,
+        /// Seconds between looks.
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        every: u64,
+    },
+}
+
+fn instant(text: &str) -> Result<atlas_backends::schedule::Timestamp, String> {
+    text.parse()
+        .map_err(|e| format!("not an RFC 3339 instant (2026-12-24T19:00:00Z): {e}"))
 }
 
 /// How long the agent needs beyond the checkpoint's grace to stop the job and record it.
 const SETTLE: Duration = Duration::from_secs(15);
 
 pub fn run(args: Args) -> Result<(), Failure> {
-    let (target, freeze) = match &args.what {
-        What::Freeze { target } => (target, true),
-        What::Wake { target } => (target, false),
-    };
+    match args.what {
+        What::Freeze { target } => act(args.db.as_deref(), &target, true),
+        What::Wake { target } => act(args.db.as_deref(), &target, false),
+        What::Run { once, at, every } => {
+            super::window_schedule::control(args.db.as_deref(), once, at, every)
+        }
+    }
+}
+
+/// Freezes (or wakes) the caller's runs of `target` now, and waits until they got there.
+pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> Result<(), Failure> {
     atlas_spec::check_name(target)
         .map_err(|e| Failure::input(format!("target `{target}`: {e}")))?;
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
@@ -75,7 +101,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             if remote { " over SSH" } else { "" }
         )));
     }
-    let (store, _) = super::db::open(args.db.as_deref())?;
+    let (store, _) = super::db::open(db)?;
     let wanted = if freeze {
         RunStatus::Running
     } else {
