@@ -31,6 +31,7 @@ mod process;
 mod remote;
 pub mod schedule;
 mod slurm;
+pub mod slurm_place;
 mod slurm_ssh;
 pub mod target;
 

@@ -16,6 +16,8 @@ use support::server::{free_port, get, Db, Kind, Server};
 
 #[path = "multihost_cases/accounts.rs"]
 mod accounts;
+#[path = "multihost_cases/windows.rs"]
+mod windows;
 
 /// Cancels the Slurm jobs it holds when dropped (a test that fails leaves none behind).
 struct Cancel<'a>(&'a std::path::Path, Vec<String>);

@@ -13,8 +13,8 @@
 //! step (`scancel --batch --signal=USR2`); once frozen, its job is given back to Slurm
 //! (`release` in the control file, then `scontrol requeuehold`: nothing of it holds a node),
 //! and the wake releases it (`scontrol release`): the agent Slurm starts again resumes the run
-//! from its spool and checkpoint (`slurm_window.rs`). Slurm over SSH and Kubernetes runs are
-//! refused (not built yet).
+//! from its spool and checkpoint (`slurm_window.rs`), on this machine's Slurm or over SSH.
+//! Kubernetes runs are refused (not built yet).
 
 use std::time::{Duration, Instant};
 
@@ -82,23 +82,18 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
         .map_err(|e| Failure::input(format!("target `{target}`: {e}")))?;
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
-    let kind = targets
+    let named = targets
         .iter()
         .find(|t| t.name == *target)
-        .map(|t| t.target.kind)
         .ok_or_else(|| {
             Failure::input(format!(
                 "no target `{target}` here (see `atlas targets`; run this where the runs' atlas.toml is)"
             ))
         })?;
-    let remote = targets
-        .iter()
-        .find(|t| t.name == *target)
-        .is_some_and(|t| t.target.host.is_some());
-    if !matches!(kind, Kind::Local | Kind::Podman | Kind::Slurm) || remote {
+    let kind = named.target.kind;
+    if !matches!(kind, Kind::Local | Kind::Podman | Kind::Slurm) {
         return Err(Failure::input(format!(
-            "target `{target}` is {kind:?}{}: `atlas windows` freezes local, podman and (local) Slurm runs so far",
-            if remote { " over SSH" } else { "" }
+            "target `{target}` is {kind:?}: `atlas windows` freezes local, podman and Slurm runs so far"
         )));
     }
     let (store, _) = super::db::open(db)?;
@@ -125,7 +120,7 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
     }
     let mut asked = Vec::new();
     for run in &runs {
-        match ask(store.as_ref(), run, kind, freeze) {
+        match ask(store.as_ref(), run, named, freeze) {
             Ok(grace) => asked.push((run.id.clone(), grace)),
             Err(why) => eprintln!("{}: not {}: {why}", run.id, verb(freeze)),
         }
@@ -137,7 +132,7 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
         if kind == Kind::Slurm && freeze {
             // Frozen (with its checkpoint or not): the job gives its nodes back.
             let run = store.run(&id).map_err(Failure::environment)?.run;
-            if let Err(why) = super::slurm_window::give_back(&run) {
+            if let Err(why) = super::slurm_window::give_back(named, &run) {
                 eprintln!("{id}: its job was not given back to Slurm: {why}");
                 failed = true;
             }
@@ -204,7 +199,12 @@ fn signal_container(run: &RunRow) -> Result<(), String> {
 }
 
 /// Writes the request into the run's directory and signals its agent; the checkpoint's grace.
-fn ask(store: &dyn Store, run: &RunRow, kind: Kind, freeze: bool) -> Result<Duration, String> {
+fn ask(
+    store: &dyn Store,
+    run: &RunRow,
+    target: &atlas_backends::Named,
+    freeze: bool,
+) -> Result<Duration, String> {
     let spec = store.run_spec(&run.id).map_err(|e| e.to_string())?;
     let workflow = spec
         .workflow
@@ -214,16 +214,21 @@ fn ask(store: &dyn Store, run: &RunRow, kind: Kind, freeze: bool) -> Result<Dura
         .spec
         .checkpoint
         .ok_or("its workflow has no spec.checkpoint, so freezing it would lose its work")?;
-    let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
-    let control = atlas_spec::RunDir::new(dir).control();
-    let word = if freeze { "freeze\n" } else { "wake\n" };
-    std::fs::write(&control, word)
-        .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
-    match (kind, freeze) {
-        (Kind::Podman, _) => signal_container(run)?,
-        (Kind::Slurm, true) => super::slurm_window::signal_batch_step(run)?,
-        (Kind::Slurm, false) => super::slurm_window::release(run)?,
-        _ => signal_agent(store, run)?,
+    match (target.target.kind, freeze) {
+        // Its control file is where its job runs (here, or on the cluster).
+        (Kind::Slurm, true) => super::slurm_window::freeze(target, run)?,
+        (Kind::Slurm, false) => super::slurm_window::wake(target, run)?,
+        (kind, _) => {
+            let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+            let control = atlas_spec::RunDir::new(dir).control();
+            let word = if freeze { "freeze\n" } else { "wake\n" };
+            std::fs::write(&control, word)
+                .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
+            match kind {
+                Kind::Podman => signal_container(run)?,
+                _ => signal_agent(store, run)?,
+            }
+        }
     }
     if freeze {
         println!(
