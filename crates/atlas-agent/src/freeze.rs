@@ -108,6 +108,26 @@ impl Freezing {
     }
 }
 
+/// Whether a checkpoint is still fit to resume from at a wake: a non-empty regular file that
+/// passes the workflow's `validate` (if any, within `within`); `Err` says why not.
+pub fn still_usable(
+    path: &Path,
+    validate_with: Option<&str>,
+    dir: &Path,
+    within: Duration,
+) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() && meta.len() > 0 => {}
+        Ok(_) => return Err(format!("{} is empty or not a file", path.display())),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    }
+    match validate_with {
+        Some(command) => validate(command, dir, path, within)
+            .map_err(|why| format!("{} fails its check ({why})", path.display())),
+        None => Ok(()),
+    }
+}
+
 /// When the file was last modified, if it exists.
 pub fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).ok()?.modified().ok()

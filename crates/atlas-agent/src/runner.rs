@@ -59,6 +59,9 @@ pub enum AgentError {
     },
     #[error("cannot write the spool: {0}")]
     Spool(#[from] std::io::Error),
+    /// Started again (a requeued job) into a spool it cannot go on from.
+    #[error("{0}")]
+    NotResumable(String),
 }
 
 enum Msg {
@@ -107,7 +110,8 @@ pub fn run(
     })?;
     let started = Instant::now();
     // A run this agent's predecessor left frozen (its job requeued) goes on where it stopped.
-    let resume = resume::find(&run_dir.spool(), &config.run_id, &workflow.spec.phases);
+    let resume = resume::find(&run_dir.spool(), &config.run_id, &workflow.spec.phases)
+        .map_err(AgentError::NotResumable)?;
     let last_seq = resume.as_ref().map_or(0, |r| r.last_seq);
     let mut spool = SpoolWriter::open(&run_dir.spool(), &config.run_id, last_seq, started)?;
     if config.records_to_stdout {

@@ -5,8 +5,9 @@
 //! own (`{open = "2026-12-24T18:00", close = "2026-12-27T08:00"}`, in the same time zone).
 //! [`Schedule::is_open`] says whether the target may run at an instant: a state, not an edge,
 //! so a clock that jumps, or a controller that was down, lands in the right state at its next
-//! look. The time of day is compared as the wall clock shows it, so a window keeps its local
-//! hours across daylight saving time.
+//! look. Each day's window is turned into instants in its time zone, so it keeps its local
+//! hours across daylight saving time, and a night when the clocks go back does not open it
+//! twice.
 
 use jiff::civil::{DateTime, Time};
 use jiff::tz::TimeZone;
@@ -57,7 +58,11 @@ pub struct Schedule {
 const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 fn time_of_day(field: &str, text: &str) -> Result<Time, String> {
+    let two_digits = |t: &str| t.len() == 2 && t.bytes().all(|b| b.is_ascii_digit());
     let parsed = text.split_once(':').and_then(|(h, m)| {
+        if !two_digits(h) || !two_digits(m) {
+            return None;
+        }
         let (h, m) = (h.parse::<i8>().ok()?, m.parse::<i8>().ok()?);
         Time::new(h, m, 0, 0).ok()
     });
@@ -148,18 +153,19 @@ impl Schedule {
         let Some((open, close, days)) = self.daily else {
             return false;
         };
-        let zoned = at.to_zoned(self.tz.clone());
-        let (time, today) = (
-            zoned.time(),
-            zoned.weekday().to_monday_zero_offset() as usize,
-        );
-        let yesterday = (today + 6) % 7;
-        if open < close {
-            days[today] && open <= time && time < close
-        } else {
-            // Overnight: from `open` on a day it opens to `close` the next morning.
-            (days[today] && time >= open) || (days[yesterday] && time < close)
-        }
+        // The window that opened last, on today's or yesterday's date, as instants: a night
+        // when the clocks go back (a wall-clock hour twice) cannot open it a second time.
+        let today = at.to_zoned(self.tz.clone()).date();
+        [today.yesterday(), Ok(today)]
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|day| days[day.weekday().to_monday_zero_offset() as usize])
+            .any(|day| {
+                let close_day = if open < close { Ok(day) } else { day.tomorrow() };
+                let opened = day.to_datetime(open).to_zoned(self.tz.clone());
+                let closes = close_day.and_then(|d| d.to_datetime(close).to_zoned(self.tz.clone()));
+                matches!((opened, closes), (Ok(o), Ok(c)) if o.timestamp() <= at && at < c.timestamp())
+            })
     }
 
     /// The schedule as written (for messages).
@@ -206,6 +212,26 @@ mod tests {
     }
 
     #[test]
+    fn the_night_the_clocks_go_back_does_not_open_the_window_twice() {
+        // Berlin goes from 03:00 CEST back to 02:00 CET on 2026-10-25: 02:00-02:59 twice.
+        let s =
+            schedule("open = \"19:00\"\nclose = \"02:30\"\ntimezone = \"Europe/Berlin\"").unwrap();
+        assert!(s.is_open(at("2026-10-25T00:29:00Z")), "02:29 CEST");
+        assert!(!s.is_open(at("2026-10-25T00:31:00Z")), "02:31 CEST: closed");
+        assert!(
+            !s.is_open(at("2026-10-25T01:00:00Z")),
+            "02:00 CET, the second time"
+        );
+        assert!(
+            !s.is_open(at("2026-10-25T01:29:00Z")),
+            "02:29 CET, the second time"
+        );
+        // The night the clocks go forward (02:00 CET to 03:00 CEST), it still closes.
+        assert!(s.is_open(at("2026-03-29T00:59:00Z")), "01:59 CET");
+        assert!(!s.is_open(at("2026-03-29T01:30:00Z")), "03:30 CEST");
+    }
+
+    #[test]
     fn explicit_dates_open_outside_the_daily_window() {
         let s = schedule("open = \"09:00\"\nclose = \"17:00\"\n[[dates]]\nopen = \"2026-12-24T18:00\"\nclose = \"2026-12-27T08:00\"").unwrap();
         assert!(s.is_open(at("2026-12-02T10:00:00Z")));
@@ -223,6 +249,7 @@ mod tests {
             ("open = \"19:00\"\nclose = \"19:00\"", "empty"),
             ("open = \"19:00\"", "both `open` and `close`"),
             ("open = \"25:00\"\nclose = \"07:00\"", "not a time of day"),
+            ("open = \"7:0\"\nclose = \"07:00\"", "not a time of day"),
             ("open = \"19:00\"\nclose = \"07:00\"\ndays = [\"someday\"]", "not one of"),
             ("open = \"19:00\"\nclose = \"07:00\"\ntimezone = \"Mars/Olympus\"", "time zone"),
             ("", "no window at all"),

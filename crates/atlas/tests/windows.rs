@@ -454,3 +454,92 @@ fn the_window_schedule_freezes_at_its_close_and_wakes_at_its_open_by_an_injected
         "{err}"
     );
 }
+
+#[test]
+fn a_phase_that_does_not_catch_the_signal_is_frozen_without_checkpoint_not_failed() {
+    let phases = "  - {name: prep, run: 'sleep 4'}\n  - {name: work, run: 'echo work-ran'}\n";
+    let (p, mut run, id) = tiny("windows-uncaught", phases, 0);
+    let (code, out, err) = p.atlas(&["windows", "freeze", "local"]);
+    assert_eq!(
+        code, 1,
+        "a freeze without a checkpoint is no success: {out}{err}"
+    );
+    assert!(
+        out.contains("frozen without checkpoint in phase prep")
+            && out.contains("ended on the checkpoint signal"),
+        "{out}"
+    );
+    let detail = p.show(&id);
+    assert_eq!(detail["status"], "frozen", "not failed: {detail}");
+    assert_eq!(detail["windows"][0]["clean"], false, "{detail}");
+    let (code, out, err) = p.atlas(&["windows", "wake", "local"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        run.wait().unwrap().success(),
+        "prep ran again from its start"
+    );
+    assert_eq!(p.show(&id)["status"], "succeeded");
+}
+
+#[test]
+fn a_slurm_run_whose_atlas_run_is_gone_is_still_frozen_and_woken_from_its_spool() {
+    if !Command::new("sinfo")
+        .args(["-h", "-p", "debug", "-o", "%a"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up")
+    {
+        assert!(
+            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
+            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
+        );
+        return;
+    }
+    let p = Project::new(
+        "windows-orphan",
+        "[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\n",
+    );
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tiny}\nspec:\n  checkpoint: {path: ck, grace: 5s}\n  phases:\n  - {name: work, run: 'bash job.sh'}\n";
+    std::fs::write(p.dir.join("atlas.yaml"), workflow).unwrap();
+    std::fs::write(
+        p.dir.join("job.sh"),
+        "echo resume=${ATLAS_RESUME:-no}\nfrom=$(cat ck 2>/dev/null || echo 0)\ntrap 'echo $i > ck' USR1\nfor i in $(seq $from 40); do sleep 0.1; done\n",
+    )
+    .unwrap();
+    let mut run = start(&p, "slurm");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let id = p
+            .runs()
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_string());
+        if let Some(id) = id.filter(|id| p.show(id)["phases"][0]["status"] == "running") {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the job never started");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // `atlas run` is gone: nothing follows the run's spool any more but `atlas windows`.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let (code, out, err) = p.atlas(&["windows", "freeze", "slurm"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("requeued and held"), "{out}");
+    let (code, out, err) = p.atlas(&["windows", "wake", "slurm"]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The job ends; the next look brings the store to its end.
+    let job = p.show(&id)["schedulerId"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Command::new("squeue")
+        .args(["-h", "-j", &job])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+    {
+        assert!(Instant::now() < deadline, "job {job} never ended");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let (code, out, _) = p.atlas(&["windows", "freeze", "slurm"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("no running run"), "{out}");
+    assert_eq!(p.show(&id)["status"], "succeeded");
+}

@@ -81,6 +81,9 @@ impl Agent<'_> {
         let mut io: Option<PhaseIo> = None;
         let (mut resume, mut again) = resumed.map_or((false, false), |r| (r.from_checkpoint, true));
         loop {
+            if resume {
+                resume = self.checkpoint_still_usable(&start);
+            }
             let stretch = match self.run_stretch(phase, &start, resume, again)? {
                 Ok(stretch) => stretch,
                 Err(message) => return self.end_failed_to_start(phase, message),
@@ -91,6 +94,10 @@ impl Agent<'_> {
                 usage.2.max(stretch.usage.2),
             );
             io = add_io(io, stretch.io);
+            // A phase that ended on the checkpoint signal (it does not catch it: a default
+            // action ends the process) was not asked to end: it is frozen, without a checkpoint,
+            // and starts again from its beginning at the wake.
+            let stretch = self.ended_on_the_signal(stretch);
             if stretch.frozen.is_none() {
                 self.pending_freeze = stretch.pending;
             }
@@ -109,7 +116,7 @@ impl Agent<'_> {
             };
             // Only a checkpoint that landed (and passed its check) is resumed from; without one
             // the phase starts again from the start.
-            let from_checkpoint = quiesced.clean;
+            let from_checkpoint = quiesced.clean && quiesced.checkpoint_bytes.is_some();
             let record = RecordBody::Frozen {
                 phase: phase.name.clone(),
                 clean: quiesced.clean,
@@ -135,6 +142,65 @@ impl Agent<'_> {
                     let wall = started.elapsed().saturating_sub(frozen_for) + carried;
                     return self.end_phase(phase, ended, wall, (usage, io));
                 }
+            }
+        }
+    }
+
+    /// `stretch`, made a freeze without checkpoint when the freeze's signal ended it.
+    fn ended_on_the_signal(&self, mut stretch: Stretch) -> Stretch {
+        let Some(signalled) = stretch.pending else {
+            return stretch;
+        };
+        let signal = self
+            .workflow
+            .spec
+            .checkpoint
+            .as_ref()
+            .and_then(|c| c.signal_number())
+            .unwrap_or(libc::SIGUSR1);
+        let word = stretch.status_word;
+        let by_signal = (libc::WIFSIGNALED(word) && libc::WTERMSIG(word) == signal)
+            || (libc::WIFEXITED(word) && libc::WEXITSTATUS(word) == 128 + signal);
+        if !by_signal || stretch.stopping.is_some() {
+            return stretch;
+        }
+        let took = signalled.elapsed().as_secs_f64();
+        let quiesced = Quiesced {
+            clean: false,
+            checkpoint_bytes: None,
+            quiesce_seconds: took,
+            reason: Some(format!(
+                "the phase ended on the checkpoint signal ({signal}): it does not catch it, so it saved nothing; it starts again from its beginning at the wake"
+            )),
+        };
+        stretch.frozen = Some((quiesced, took));
+        stretch.pending = None;
+        stretch
+    }
+
+    /// Whether the phase's checkpoint is still fit to resume from (it may have been removed or
+    /// spoiled while frozen); when not, the agent says why and the phase starts from its
+    /// beginning.
+    fn checkpoint_still_usable(&self, start: &Start) -> bool {
+        let (Some(path), Some(checkpoint)) = (
+            self.checkpoint_path(start),
+            self.workflow.spec.checkpoint.as_ref(),
+        ) else {
+            return false;
+        };
+        let check = freeze::still_usable(
+            &path,
+            checkpoint.validate.as_deref(),
+            &start.dir,
+            checkpoint.grace(),
+        );
+        match check {
+            Ok(()) => true,
+            Err(why) => {
+                (self.config.warnings)(AgentWarning::CannotFreeze {
+                    why: format!("not resumed from its checkpoint: {why}; the phase starts again from its beginning"),
+                });
+                false
             }
         }
     }

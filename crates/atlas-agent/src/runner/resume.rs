@@ -53,22 +53,36 @@ fn records(spool: &Path, run: &str) -> Option<Vec<Record>> {
     Some(all)
 }
 
-/// Where the run of `spool` stopped, when its last lifecycle record is `frozen` (an agent
-/// that left a frozen run); `None` for a new run, or one that ended or is running.
-pub(super) fn find(spool: &Path, run: &str, phases: &[Phase]) -> Option<Resume> {
-    let records = records(spool, run)?;
-    let last = records.iter().rev().find(|r| r.body.is_lifecycle())?;
+/// Where the run of `spool` stopped: `Ok(None)` for a new run (no spool, or nothing of it
+/// in it), `Ok(Some)` when its last lifecycle record is `frozen` (an agent that left a frozen
+/// run), and `Err` with the reason for a spool that has the run's records but cannot be gone
+/// on from (it ended, or never froze): the run is not started a second time into it.
+pub(super) fn find(spool: &Path, run: &str, phases: &[Phase]) -> Result<Option<Resume>, String> {
+    let records = records(spool, run).unwrap_or_default();
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let refuse = |why: &str| {
+        Err(format!("the run's spool ({}) already holds {} of its records and {why}: the run is not started again into it", spool.display(), records.len()))
+    };
+    let Some(last) = records.iter().rev().find(|r| r.body.is_lifecycle()) else {
+        return refuse("none of them says how far it got");
+    };
     let RecordBody::Frozen {
         phase: name, clean, ..
     } = &last.body
     else {
-        return None;
+        return refuse("its last state is not a freeze");
     };
-    let phase = phases.iter().position(|p| p.name == *name)?;
-    let run_started = records.iter().find_map(|r| match r.body {
+    let Some(phase) = phases.iter().position(|p| p.name == *name) else {
+        return refuse("it froze in a phase this workflow does not have");
+    };
+    let Some(run_started) = records.iter().find_map(|r| match r.body {
         RecordBody::RunStart { .. } => Some(r.time),
         _ => None,
-    })?;
+    }) else {
+        return refuse("it has no start");
+    };
     let frozen_before = records
         .iter()
         .map(|r| match r.body {
@@ -76,14 +90,14 @@ pub(super) fn find(spool: &Path, run: &str, phases: &[Phase]) -> Option<Resume> 
             _ => 0.0,
         })
         .sum();
-    Some(Resume {
+    Ok(Some(Resume {
         last_seq: records.last().map_or(0, |r| r.seq),
         run_started,
         frozen_before,
         frozen_at: last.time,
         phase,
         resumed: resumed(&records, name, *clean, last.time),
-    })
+    }))
 }
 
 /// The frozen phase's figures before the freeze, when it had started and not ended.
@@ -181,7 +195,7 @@ mod tests {
             ),
         ];
         let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let found = find(&spool(&lines), "r-1", &phases()).unwrap();
+        let found = find(&spool(&lines), "r-1", &phases()).unwrap().unwrap();
         assert_eq!(found.last_seq, 7);
         assert_eq!(found.phase, 1);
         assert_eq!((found.run_started, found.frozen_at), (100.0, 111.0));
@@ -189,7 +203,6 @@ mod tests {
         assert!(resumed.from_checkpoint);
         assert_eq!(resumed.wall, Duration::from_secs(10));
         assert_eq!(resumed.cpu, (7.0, 1.0));
-        // A run that ended, or one still running, is not resumed.
         let mut ended = lines.clone();
         let end = line(
             8,
@@ -197,8 +210,13 @@ mod tests {
             r#""type":"runEnd","status":"succeeded","wallSeconds":20.0"#,
         );
         ended.push(&end);
-        assert_eq!(find(&spool(&ended), "r-1", &phases()), None);
-        assert_eq!(find(&spool(&lines[..6]), "r-1", &phases()), None);
-        assert_eq!(find(&spool(&lines), "r-2", &phases()), None);
+        // A run that ended, or one still running, is not started again into its spool.
+        let why = find(&spool(&ended), "r-1", &phases()).unwrap_err();
+        assert!(why.contains("not a freeze"), "{why}");
+        assert!(find(&spool(&lines[..6]), "r-1", &phases()).is_err());
+        // Another run's spool, or none: a new run.
+        assert_eq!(find(&spool(&lines), "r-2", &phases()), Ok(None));
+        let none = Path::new("/nonexistent/spool.jsonl");
+        assert_eq!(find(none, "r-1", &phases()), Ok(None));
     }
 }

@@ -47,7 +47,11 @@ pub fn settle(store: &mut dyn Store, run: &str) -> Result<Liveness, atlas_store:
 
 /// Ingests what the run's spool holds, a bounded piece at a time, and only the run's own
 /// records (the job can write its spool: it must not speak for another run).
-fn catch_up(store: &mut dyn Store, run: &str, dir: &RunDir) -> Result<(), atlas_store::StoreError> {
+pub(crate) fn catch_up(
+    store: &mut dyn Store,
+    run: &str,
+    dir: &RunDir,
+) -> Result<(), atlas_store::StoreError> {
     let mut offset = 0;
     while let Ok(contents) = atlas_agent::spool::read_spool(&dir.spool(), offset) {
         let own: Vec<_> = contents

@@ -96,7 +96,10 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
             "target `{target}` is {kind:?}: `atlas windows` freezes local, podman and Slurm runs so far"
         )));
     }
-    let (store, _) = super::db::open(db)?;
+    let (mut store, _) = super::db::open(db)?;
+    // The store as the runs' spools say now, whether or not their `atlas run` still follows
+    // them (it may have been stopped while a run was frozen).
+    catch_up_runs(store.as_mut(), target)?;
     let wanted = if freeze {
         RunStatus::Running
     } else {
@@ -127,7 +130,7 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
     }
     let mut failed = asked.len() < runs.len();
     for (id, grace) in asked {
-        let arrived = wait(store.as_ref(), &id, freeze, grace + SETTLE)?;
+        let arrived = wait(store.as_mut(), &id, freeze, grace + SETTLE)?;
         failed |= !arrived;
         if kind == Kind::Slurm && freeze {
             // Frozen (with its checkpoint or not): the job gives its nodes back.
@@ -139,9 +142,10 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
         }
     }
     if failed {
-        return Err(Failure::JobFailed(
-            "not every run got there (above); a run frozen without its checkpoint loses the work since its last one".into(),
-        ));
+        return Err(Failure::JobFailed(format!(
+            "not every run got {} (above)",
+            if freeze { "frozen" } else { "woken" }
+        )));
     }
     Ok(())
 }
@@ -248,10 +252,37 @@ fn ask(
     Ok(checkpoint.grace())
 }
 
-/// Waits until the run is frozen (or running again, or over); whether it got there.
-fn wait(store: &dyn Store, id: &str, freeze: bool, within: Duration) -> Result<bool, Failure> {
+/// Ingests what the spools of the caller's running and frozen runs of `target` hold (those
+/// whose directory is here: on this machine, or the mirror of a remote one).
+fn catch_up_runs(store: &mut dyn Store, target: &str) -> Result<(), Failure> {
+    for status in [RunStatus::Running, RunStatus::Frozen] {
+        let filter = RunFilter {
+            visible_to: Some(super::user::current()),
+            status: Some(status),
+            ..Default::default()
+        };
+        let runs = store.runs_filtered(&filter).map_err(Failure::environment)?;
+        for run in runs.iter().filter(|r| r.target == target) {
+            catch_up_run(store, run)?;
+        }
+    }
+    Ok(())
+}
+
+fn catch_up_run(store: &mut dyn Store, run: &RunRow) -> Result<(), Failure> {
+    if let Some(dir) = run.run_dir.as_deref().map(atlas_spec::RunDir::new) {
+        super::liveness::catch_up(store, &run.id, &dir).map_err(Failure::environment)?;
+    }
+    Ok(())
+}
+
+/// Waits until the run is frozen (or running again, or over); whether it got there. The
+/// run's spool is read on the way, so a run whose `atlas run` is gone gets there too.
+fn wait(store: &mut dyn Store, id: &str, freeze: bool, within: Duration) -> Result<bool, Failure> {
     let until = Instant::now() + within;
     loop {
+        let run = store.run(id).map_err(Failure::environment)?.run;
+        catch_up_run(store, &run)?;
         let run = store.run(id).map_err(Failure::environment)?.run;
         let arrived = if freeze {
             run.status == RunStatus::Frozen
