@@ -108,6 +108,10 @@ pub fn run(
         path: logs.clone(),
         source,
     })?;
+    // Before any thread starts (the pusher's): a thread that has the stop and control signals
+    // unblocked would take them, and their default action would end the agent.
+    signals::install();
+    signals::become_subreaper();
     let started = Instant::now();
     // A run this agent's predecessor left frozen (its job requeued) goes on where it stopped.
     let resume = resume::find(&run_dir.spool(), &config.run_id, &workflow.spec.phases)
@@ -124,8 +128,6 @@ pub fn run(
             config.warnings.clone(),
         )));
     }
-    signals::install();
-    signals::become_subreaper();
     let cuda = std::env::var("CUDA_VISIBLE_DEVICES").ok();
     let nvidia = std::env::var("NVIDIA_VISIBLE_DEVICES").ok();
     let visible_gpus = gpu::visible_devices(gpus.as_mut(), cuda.as_deref(), nvidia.as_deref());

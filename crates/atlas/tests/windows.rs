@@ -543,3 +543,65 @@ fn a_slurm_run_whose_atlas_run_is_gone_is_still_frozen_and_woken_from_its_spool(
     assert!(out.contains("no running run"), "{out}");
     assert_eq!(p.show(&id)["status"], "succeeded");
 }
+
+#[test]
+fn a_slurm_agent_that_pushes_to_a_server_is_frozen_not_killed_by_the_control_signal() {
+    // Slurm starts the batch script with no signal blocked (a local agent inherits `atlas
+    // run`'s mask): the agent's pusher thread (ATLAS_SERVER) once started before the signals
+    // were blocked, the kernel gave it SIGUSR2, and its default action ended the agent.
+    if !Command::new("sinfo")
+        .args(["-h", "-p", "debug", "-o", "%a"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up")
+    {
+        assert!(
+            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
+            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
+        );
+        return;
+    }
+    let p = Project::new(
+        "windows-push",
+        "[targets.slurm]\nkind = \"slurm\"\npartition = \"debug\"\ngpus = false\n",
+    );
+    let workflow = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: tiny}\nspec:\n  checkpoint: {path: ck, grace: 2s}\n  phases:\n  - {name: work, run: 'bash job.sh'}\n";
+    std::fs::write(p.dir.join("atlas.yaml"), workflow).unwrap();
+    std::fs::write(
+        p.dir.join("job.sh"),
+        "trap 'echo $i > ck' USR1\nfor i in $(seq 40); do sleep 0.1; done\n",
+    )
+    .unwrap();
+    let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["run", "atlas.yaml", "--on", "slurm", "--interval", "500ms"])
+        .current_dir(&p.dir)
+        .env("ATLAS_DB", p.dir.join("db/atlas.db"))
+        .env("XDG_DATA_HOME", p.dir.join("data"))
+        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
+        // Nothing listens there: the pusher keeps a backlog, its thread alive.
+        .env("ATLAS_SERVER", "http://127.0.0.1:9")
+        .env("ATLAS_TOKEN", "atl_unused")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let id = loop {
+        let id = p
+            .runs()
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_string());
+        if let Some(id) = id.filter(|id| p.show(id)["phases"][0]["status"] == "running") {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out, err) = p.atlas(&["windows", "freeze", "slurm"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(status(&p, &id), "frozen");
+    let (code, out, err) = p.atlas(&["windows", "wake", "slurm"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(run.wait().unwrap().success());
+    assert_eq!(status(&p, &id), "succeeded");
+}

@@ -71,6 +71,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         records_to_stdout: args.records_to_stdout,
         warnings: std::sync::Arc::new(|warning| eprintln!("atlas agent: {warning}")),
     };
+    // The stop and control signals are blocked before any thread starts (NVML's may).
+    atlas_agent::signals::install();
     let gpus: Box<dyn GpuDevices> = match NvmlDevices::load() {
         Some(nvml) => Box::new(nvml),
         None => Box::new(NoGpus),
