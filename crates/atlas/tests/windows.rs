@@ -231,16 +231,7 @@ fn a_podman_run_frozen_and_woken_twice_ends_with_the_same_model() {
 
 #[test]
 fn a_slurm_run_frozen_twice_gives_its_node_back_and_resumes_to_the_same_model() {
-    let up = Command::new("sinfo")
-        .args(["-h", "-p", "debug", "-o", "%a"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up");
-    if !up {
-        assert!(
-            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
-            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
-        );
-        eprintln!("skipped: no Slurm (scripts/slurm-up)");
+    if !slurm_up() {
         return;
     }
     let p = project("windows-slurm");
@@ -265,6 +256,39 @@ fn a_slurm_run_frozen_twice_gives_its_node_back_and_resumes_to_the_same_model() 
         detail["wallSeconds"].as_f64().unwrap() > frozen,
         "the run's wall time counts from its start: {detail}"
     );
+}
+
+/// Whether this machine's Slurm (scripts/slurm-up) is up; without it the test is skipped,
+/// unless ATLAS_REQUIRE_INTEGRATION=1, which fails it.
+fn slurm_up() -> bool {
+    let up = Command::new("sinfo")
+        .args(["-h", "-p", "debug", "-o", "%a"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up");
+    assert!(
+        up || !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
+        "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
+    );
+    if !up {
+        eprintln!("skipped: no Slurm (scripts/slurm-up)");
+    }
+    up
+}
+
+/// The newest run's id once its phase `phase` is running (within two minutes).
+fn wait_for_phase(p: &Project, phase: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let id = p
+            .runs()
+            .first()
+            .map(|r| r["id"].as_str().unwrap().to_string());
+        if let Some(id) = id.filter(|id| p.show(id)["phases"][phase]["status"] == "running") {
+            return id;
+        }
+        assert!(Instant::now() < deadline, "phase {phase} never started");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 fn podman_available() -> bool {
@@ -483,15 +507,7 @@ fn a_phase_that_does_not_catch_the_signal_is_frozen_without_checkpoint_not_faile
 
 #[test]
 fn a_slurm_run_whose_atlas_run_is_gone_is_still_frozen_and_woken_from_its_spool() {
-    if !Command::new("sinfo")
-        .args(["-h", "-p", "debug", "-o", "%a"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up")
-    {
-        assert!(
-            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
-            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
-        );
+    if !slurm_up() {
         return;
     }
     let p = Project::new(
@@ -506,18 +522,7 @@ fn a_slurm_run_whose_atlas_run_is_gone_is_still_frozen_and_woken_from_its_spool(
     )
     .unwrap();
     let mut run = start(&p, "slurm");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let id = loop {
-        let id = p
-            .runs()
-            .first()
-            .map(|r| r["id"].as_str().unwrap().to_string());
-        if let Some(id) = id.filter(|id| p.show(id)["phases"][0]["status"] == "running") {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the job never started");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let id = wait_for_phase(&p, 0);
     std::thread::sleep(Duration::from_millis(500));
     // `atlas run` is gone: nothing follows the run's spool any more but `atlas windows`.
     run.kill().unwrap();
@@ -549,15 +554,7 @@ fn a_slurm_agent_that_pushes_to_a_server_is_frozen_not_killed_by_the_control_sig
     // Slurm starts the batch script with no signal blocked (a local agent inherits `atlas
     // run`'s mask): the agent's pusher thread (ATLAS_SERVER) once started before the signals
     // were blocked, the kernel gave it SIGUSR2, and its default action ended the agent.
-    if !Command::new("sinfo")
-        .args(["-h", "-p", "debug", "-o", "%a"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "up")
-    {
-        assert!(
-            !std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1"),
-            "Slurm is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/slurm-up"
-        );
+    if !slurm_up() {
         return;
     }
     let p = Project::new(
@@ -584,18 +581,7 @@ fn a_slurm_agent_that_pushes_to_a_server_is_frozen_not_killed_by_the_control_sig
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let id = loop {
-        let id = p
-            .runs()
-            .first()
-            .map(|r| r["id"].as_str().unwrap().to_string());
-        if let Some(id) = id.filter(|id| p.show(id)["phases"][0]["status"] == "running") {
-            break id;
-        }
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let id = wait_for_phase(&p, 0);
     std::thread::sleep(Duration::from_millis(500));
     let (code, out, err) = p.atlas(&["windows", "freeze", "slurm"]);
     assert_eq!(code, 0, "{out}{err}");
