@@ -216,35 +216,22 @@ fn quotas_roles_and_the_tenant_choice_refuse_before_anything_is_submitted(kind: 
     let used = db.texts("SELECT CAST(storage_bytes AS TEXT) FROM runs WHERE tenant = 'team-a'");
     let bytes: f64 = used[0].parse().unwrap();
     assert!(bytes > 0.0, "the run directory was measured: {used:?}");
-    let below = format!("{}", bytes / 2.0 / (1u64 << 30) as f64);
-    admin(
-        &p,
-        &db,
-        &[
+    let storage_quota = |times: f64| {
+        let gib = format!("{}", bytes * times / (1u64 << 30) as f64);
+        let args = [
             "tenant",
             "quota",
             "set",
             "team-a",
             "--clear",
             "--storage-gib",
-            &below,
-        ],
-    );
+            &gib,
+        ];
+        admin(&p, &db, &args);
+    };
+    storage_quota(0.5);
     refused("u1", &[], "GiB in run directories: its quota is");
-    let above = format!("{}", bytes * 4.0 / (1u64 << 30) as f64);
-    admin(
-        &p,
-        &db,
-        &[
-            "tenant",
-            "quota",
-            "set",
-            "team-a",
-            "--clear",
-            "--storage-gib",
-            &above,
-        ],
-    );
+    storage_quota(4.0);
     assert_eq!(run("u1", &[]).0, 0, "under the storage quota");
     // Core-hours: the walltime (1 h × 2 cores) could pass 1 core-hour.
     admin(
