@@ -27,6 +27,7 @@ pub mod nodes;
 mod podman;
 mod podman_kube;
 mod podman_nodes;
+pub mod podman_window;
 mod process;
 mod remote;
 pub mod schedule;

@@ -37,6 +37,11 @@ pub(crate) struct Podman {
     child: Option<Child>,
     /// A multi-node run's workers and network (`podman_nodes`).
     nodes: Option<crate::podman_nodes::Nodes>,
+    /// The run's control file, when its container can be frozen and stopped (kept, not
+    /// `--rm`): a stop while it says `release` is a window's close, not the job's end.
+    control: Option<std::path::PathBuf>,
+    /// When a stopped container's state was last asked (once a second).
+    asked: Option<Instant>,
 }
 
 impl Podman {
@@ -47,6 +52,8 @@ impl Podman {
             container: None,
             child: None,
             nodes: None,
+            control: None,
+            asked: None,
         }
     }
 }
@@ -78,6 +85,11 @@ impl Backend for Podman {
         let (tag, name, workflow) = submission(self.tag.as_deref(), &self.target, job)?;
         let uid = random_uid();
         let mut args = run_arguments(job, &workflow, &name, uid);
+        if workflow.spec.checkpoint.is_some() {
+            // Kept when it stops: a window's close stops it, its open starts it again.
+            args.retain(|a| a != "--rm");
+            self.control = Some(atlas_spec::RunDir::new(job.run_dir).control());
+        }
         args.extend(self.target.target.run_options.iter().cloned());
         if crate::podman_nodes::count(&workflow) > 1 {
             let share_ipc = self.target.target.share_ipc;
@@ -117,7 +129,20 @@ impl Backend for Podman {
     }
 
     fn watch(&mut self) -> Option<JobEnd> {
-        let end = process::child_ended(&mut self.child);
+        if self.child.is_none() && self.control.is_some() {
+            return self.watch_stopped();
+        }
+        let mut end = process::child_ended(&mut self.child);
+        if end.is_some() && self.control.is_some() {
+            if self.released()
+                || crate::podman_window::state(self.container.as_deref()?).as_deref()
+                    == Ok("running")
+            {
+                // Stopped by a window's close (or already started again by its open).
+                return None;
+            }
+            end = self.exit_state().map(|state| JobEnd { state }).or(end);
+        }
         if end.is_some() {
             if let Some(nodes) = self.nodes.take() {
                 crate::podman_nodes::stop(&nodes);
@@ -128,6 +153,11 @@ impl Backend for Podman {
 
     fn cancel(&mut self) -> Result<(), BackendError> {
         if let Some(name) = &self.container {
+            if self.child.is_none() && self.control.is_some() {
+                // Stopped while frozen: nothing runs to record the cancel.
+                process::output("podman", &["rm", "--force", name]).map_err(unusable)?;
+                return Ok(());
+            }
             // The agent is the container's PID 1 and handles SIGTERM like everywhere else.
             process::output("podman", &["kill", "--signal", "TERM", name]).map_err(unusable)?;
         }
@@ -138,10 +168,81 @@ impl Backend for Podman {
         if let Some(nodes) = self.nodes.take() {
             crate::podman_nodes::stop(&nodes);
         }
+        let mut output_tail = crate::tail(&job.run_dir.join("container.log"), 10);
+        if let (Some(name), Some(_)) = (&self.container, &self.control) {
+            // Kept for its windows: its log holds every start's output.
+            if let Ok(log) = process::output("podman", &["logs", "--tail", "10", name]) {
+                output_tail = Some(log);
+            }
+            let _ = process::output("podman", &["rm", "--force", name]);
+        }
         Collected {
-            output_tail: crate::tail(&job.run_dir.join("container.log"), 10),
+            output_tail,
             ..Default::default()
         }
+    }
+}
+
+impl Podman {
+    /// Whether the run's control file says `release`: its container was stopped by a window.
+    fn released(&self) -> bool {
+        self.control
+            .as_deref()
+            .and_then(|c| std::fs::read_to_string(c).ok())
+            .is_some_and(|word| word.trim() == "release")
+    }
+
+    /// A kept container stopped by a window waits for its open: started again (`podman
+    /// start`) → waited on again; removed → the job's end.
+    fn watch_stopped(&mut self) -> Option<JobEnd> {
+        let name = self.container.clone()?;
+        if self
+            .asked
+            .is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1))
+        {
+            return None;
+        }
+        self.asked = Some(Instant::now());
+        match crate::podman_window::state(&name) {
+            Ok(state) if state == "running" => {
+                let waiter = Command::new("podman")
+                    .args(["wait", &name])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                match waiter {
+                    Ok(child) => self.child = Some(child),
+                    Err(e) => {
+                        return Some(JobEnd {
+                            state: format!("lost: cannot run podman wait: {e}"),
+                        })
+                    }
+                }
+                None
+            }
+            Ok(_) => None,
+            Err(why) => Some(JobEnd {
+                state: format!("container gone while frozen: {why}"),
+            }),
+        }
+    }
+
+    /// The container's own exit code (`podman wait`'s status says only that it waited).
+    fn exit_state(&self) -> Option<String> {
+        let name = self.container.as_deref()?;
+        process::output(
+            "podman",
+            &[
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.ExitCode}}",
+                name,
+            ],
+        )
+        .ok()
+        .map(|code| format!("exit {code}"))
     }
 }
 

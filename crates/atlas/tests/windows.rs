@@ -119,6 +119,22 @@ fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
                 .unwrap();
             assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PENDING");
         }
+        if target == "podman" {
+            // Frozen, its container is stopped (kept for the wake): nothing of it runs.
+            assert!(stdout.contains("stopped: none of it runs"), "{stdout}");
+            let name = detail["schedulerId"].as_str().unwrap();
+            let out = Command::new("podman")
+                .args([
+                    "container",
+                    "inspect",
+                    "--format",
+                    "{{.State.Status}}",
+                    name,
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "exited");
+        }
         let window = &detail["windows"][round - 1];
         assert_eq!(window["clean"], true, "{window}");
         assert!(
@@ -227,6 +243,13 @@ fn a_podman_run_frozen_and_woken_twice_ends_with_the_same_model() {
         same_model(&model, &model_of(&p, &id)),
         "the resumed training in the container computed a different model"
     );
+    // Its container, kept for the windows, is removed at the run's end.
+    let name = p.show(&id)["schedulerId"].as_str().unwrap().to_string();
+    let left = Command::new("podman")
+        .args(["container", "exists", &name])
+        .status()
+        .unwrap();
+    assert!(!left.success(), "container {name} was left behind");
 }
 
 #[test]
@@ -308,9 +331,35 @@ fn podman_available() -> bool {
 
 #[test]
 fn a_workflow_without_a_checkpoint_is_not_frozen() {
+    let stderr = refused_without_checkpoint("local");
+    assert!(!stderr.contains("CRIU"), "{stderr}");
+}
+
+#[test]
+fn a_podman_workflow_without_a_checkpoint_says_whether_criu_could_take_one() {
+    if !podman_available() {
+        return;
+    }
+    let stderr = refused_without_checkpoint("podman");
+    // Whatever this machine's CRIU can do, the refusal says it (never silent).
+    let criu = Command::new("criu").arg("check").output();
+    if criu.is_ok_and(|o| o.status.success()) {
+        assert!(stderr.contains("CRIU works on this machine"), "{stderr}");
+    } else {
+        assert!(
+            stderr.contains("a transparent checkpoint (CRIU) cannot be taken here"),
+            "{stderr}"
+        );
+        eprintln!("CRIU: transparent checkpoints cannot be taken on this machine: {stderr}");
+    }
+}
+
+/// A workflow without `spec.checkpoint` on `target`: `atlas windows freeze` refuses it (exit
+/// 1) and the run goes on to its end; the refusal.
+fn refused_without_checkpoint(target: &str) -> String {
     let p = Project::new(
-        "windows-none",
-        "[targets.local]\nkind = \"local\"\ngpus = false\n",
+        &format!("windows-none-{target}"),
+        &format!("[targets.{target}]\nkind = \"{target}\"\ngpus = false\n"),
     );
     std::fs::write(
         p.dir.join("w.yaml"),
@@ -318,7 +367,7 @@ fn a_workflow_without_a_checkpoint_is_not_frozen() {
     )
     .unwrap();
     let mut run = Command::new(env!("CARGO_BIN_EXE_atlas"))
-        .args(["run", "w.yaml", "--on", "local"])
+        .args(["run", "w.yaml", "--on", target])
         .current_dir(&p.dir)
         .env("ATLAS_DB", p.dir.join("db/atlas.db"))
         .env("XDG_DATA_HOME", p.dir.join("data"))
@@ -326,7 +375,7 @@ fn a_workflow_without_a_checkpoint_is_not_frozen() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(180);
     while p
         .runs()
         .first()
@@ -336,10 +385,11 @@ fn a_workflow_without_a_checkpoint_is_not_frozen() {
         assert!(Instant::now() < deadline, "the run never started");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (code, _, stderr) = p.atlas(&["windows", "freeze", "local"]);
+    let (code, _, stderr) = p.atlas(&["windows", "freeze", target]);
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no spec.checkpoint"), "{stderr}");
     assert!(run.wait().unwrap().success(), "it ran to its end");
+    stderr
 }
 
 /// A workflow of small shell phases with a checkpoint `ck` and a 2 s grace, started in the

@@ -8,8 +8,10 @@
 //!
 //! Runs whose workflow has no `spec.checkpoint` are not frozen (they would lose their work);
 //! runs whose agent is on another host are not reached from here (said so). A podman run's
-//! agent is its container's PID 1, signalled with `podman kill --signal USR2`; the container
-//! stays, with nothing but its agent running, until the wake. A Slurm run's agent is its batch
+//! agent is its container's PID 1, signalled with `podman kill --signal USR2`; once frozen, the
+//! container is stopped (`release` in the control file first: `podman_window`), and the wake
+//! starts it again: its agent resumes the run. A podman run whose workflow saves no checkpoint
+//! is refused with what CRIU says about this machine. A Slurm run's agent is its batch
 //! step (`scancel --batch --signal=USR2`); once frozen, its job is given back to Slurm
 //! (`release` in the control file, then `scontrol requeuehold`: nothing of it holds a node),
 //! and the wake releases it (`scontrol release`): the agent Slurm starts again resumes the run
@@ -132,11 +134,11 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
     for (id, grace) in asked {
         let arrived = wait(store.as_mut(), &id, freeze, grace + SETTLE)?;
         failed |= !arrived;
-        if kind == Kind::Slurm && freeze {
-            // Frozen (with its checkpoint or not): the job gives its nodes back.
+        if arrived && freeze {
+            // Frozen (with its checkpoint or not): the job gives its place back.
             let run = store.run(&id).map_err(Failure::environment)?.run;
-            if let Err(why) = super::slurm_window::give_back(named, &run) {
-                eprintln!("{id}: its job was not given back to Slurm: {why}");
+            if let Err(why) = give_back(named, &run, grace) {
+                eprintln!("{id}: {why}");
                 failed = true;
             }
         }
@@ -148,6 +150,44 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
         )));
     }
     Ok(())
+}
+
+/// A frozen run's job gives back what it holds: Slurm's job requeued and held, podman's
+/// container stopped; a local run's agent waits, holding nothing but itself.
+fn give_back(target: &atlas_backends::Named, run: &RunRow, grace: Duration) -> Result<(), String> {
+    match target.target.kind {
+        Kind::Slurm => super::slurm_window::give_back(target, run)
+            .map_err(|why| format!("its job was not given back to Slurm: {why}")),
+        Kind::Podman => {
+            let name = container(run)?;
+            write_control(run, "release")?;
+            let took = atlas_backends::podman_window::give_back(name, grace)
+                .map_err(|why| format!("its container was not stopped: {why}"))?;
+            println!(
+                "{}: container {name} stopped: none of it runs, {:.1} s after it was given back",
+                run.id,
+                took.as_secs_f64()
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The run's container name, as its backend gave it (checked: it goes to podman).
+fn container(run: &RunRow) -> Result<&str, String> {
+    run.scheduler_id
+        .as_deref()
+        .filter(|n| atlas_spec::check_name(n).is_ok())
+        .ok_or_else(|| "its container is not known".to_string())
+}
+
+/// Writes a request into the control file of a run whose directory is on this machine.
+fn write_control(run: &RunRow, word: &str) -> Result<(), String> {
+    let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+    let control = atlas_spec::RunDir::new(dir).control();
+    std::fs::write(&control, format!("{word}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", control.display()))
 }
 
 fn verb(freeze: bool) -> &'static str {
@@ -184,11 +224,7 @@ fn signal_agent(store: &dyn Store, run: &RunRow) -> Result<(), String> {
 /// The agent in a podman container is its PID 1: `podman kill --signal USR2`; the control
 /// file is in the run directory, which the container mounts at /atlas/run.
 fn signal_container(run: &RunRow) -> Result<(), String> {
-    let name = run
-        .scheduler_id
-        .as_deref()
-        .filter(|n| atlas_spec::check_name(n).is_ok())
-        .ok_or("its container is not known")?;
+    let name = container(run)?;
     let out = std::process::Command::new("podman")
         .args(["kill", "--signal", "USR2", name])
         .output()
@@ -200,6 +236,28 @@ fn signal_container(run: &RunRow) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Why a run whose workflow saves no checkpoint is not frozen; on podman, what a transparent
+/// checkpoint (CRIU) would need here.
+fn no_checkpoint(kind: Kind) -> String {
+    let lost = "its workflow has no spec.checkpoint, so freezing it would lose its work";
+    if kind != Kind::Podman {
+        return lost.into();
+    }
+    match atlas_backends::podman_window::criu_usable() {
+        Err(why) => format!("{lost}; a transparent checkpoint (CRIU) cannot be taken here: {why}"),
+        Ok(()) => format!(
+            "{lost}; CRIU works on this machine, but Atlas does not take transparent checkpoints yet"
+        ),
+    }
+}
+
+/// Whether a podman run's container is stopped (given back at the freeze).
+fn stopped(run: &RunRow) -> Result<bool, String> {
+    let state = atlas_backends::podman_window::state(container(run)?)
+        .map_err(|why| format!("its container is not there: {why}"))?;
+    Ok(state != "running")
 }
 
 /// Writes the request into the run's directory and signals its agent; the checkpoint's grace.
@@ -217,18 +275,19 @@ fn ask(
     let checkpoint = workflow
         .spec
         .checkpoint
-        .ok_or("its workflow has no spec.checkpoint, so freezing it would lose its work")?;
+        .ok_or_else(|| no_checkpoint(target.target.kind))?;
     match (target.target.kind, freeze) {
         // Its control file is where its job runs (here, or on the cluster).
         (Kind::Slurm, true) => super::slurm_window::freeze(target, run)?,
         (Kind::Slurm, false) => super::slurm_window::wake(target, run)?,
         (kind, _) => {
-            let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
-            let control = atlas_spec::RunDir::new(dir).control();
-            let word = if freeze { "freeze\n" } else { "wake\n" };
-            std::fs::write(&control, word)
-                .map_err(|e| format!("cannot write {}: {e}", control.display()))?;
+            write_control(run, if freeze { "freeze" } else { "wake" })?;
             match kind {
+                Kind::Podman if !freeze && stopped(run)? => {
+                    // Its agent, started again, resumes the run from its spool.
+                    atlas_backends::podman_window::wake(container(run)?)
+                        .map_err(|why| format!("its container did not start: {why}"))?
+                }
                 Kind::Podman => signal_container(run)?,
                 _ => signal_agent(store, run)?,
             }
