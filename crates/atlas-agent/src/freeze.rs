@@ -128,6 +128,34 @@ pub fn still_usable(
     }
 }
 
+/// Copies a checkpoint that landed to `kept` (through a temporary file, so a copy cut short
+/// never replaces a good one); its size.
+pub fn keep(checkpoint: &Path, kept: &Path) -> std::io::Result<u64> {
+    let part = kept.with_extension("part");
+    let bytes = std::fs::copy(checkpoint, &part)?;
+    std::fs::File::open(&part)?.sync_all()?;
+    std::fs::rename(&part, kept)?;
+    Ok(bytes)
+}
+
+/// Puts a kept checkpoint back where the job reads it when it is missing there or older than
+/// the kept one; whether it did.
+pub fn restore(checkpoint: &Path, kept: &Path) -> std::io::Result<bool> {
+    let Some(copy) = modified(kept) else {
+        return Ok(false);
+    };
+    if modified(checkpoint).is_some_and(|at| at >= copy) {
+        return Ok(false);
+    }
+    if let Some(dir) = checkpoint.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let part = checkpoint.with_extension("atlas-part");
+    std::fs::copy(kept, &part)?;
+    std::fs::rename(&part, checkpoint)?;
+    Ok(true)
+}
+
 /// When the file was last modified, if it exists.
 pub fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).ok()?.modified().ok()
@@ -188,6 +216,28 @@ fn validate(command: &str, dir: &Path, checkpoint: &Path, within: Duration) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_checkpoint_comes_back_only_where_the_job_lost_it() {
+        let dir = std::env::temp_dir().join(format!("atlas-keep-{}", std::process::id()));
+        let (ck, kept) = (dir.join("w/ck.npz"), dir.join("kept"));
+        std::fs::create_dir_all(dir.join("w")).unwrap();
+        std::fs::write(&ck, b"epoch 3").unwrap();
+        assert_eq!(keep(&ck, &kept).unwrap(), 7);
+        assert!(!kept.with_extension("part").exists());
+        // The pod created again: the working directory has no checkpoint.
+        std::fs::remove_dir_all(dir.join("w")).unwrap();
+        assert!(restore(&ck, &kept).unwrap());
+        assert_eq!(std::fs::read(&ck).unwrap(), b"epoch 3");
+        // The job's own, newer than the kept copy, is left alone.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&ck, b"epoch 4").unwrap();
+        assert!(!restore(&ck, &kept).unwrap());
+        assert_eq!(std::fs::read(&ck).unwrap(), b"epoch 4");
+        // Nothing kept: nothing to restore.
+        assert!(!restore(&ck, &dir.join("none")).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_checkpoint_lands_when_new_non_empty_and_valid() {

@@ -37,6 +37,9 @@ pub struct AgentConfig {
     pub records_to_stdout: bool,
     /// Where warnings go (the agent prints nothing of its own).
     pub warnings: Warnings,
+    /// Keep a copy of each checkpoint a freeze lands in the run directory, and put it back at
+    /// a resume when the working directory lost it (a pod deleted and created again).
+    pub keep_checkpoint: bool,
 }
 
 /// How the run ended.

@@ -47,6 +47,7 @@ fn samples_carry_the_visible_gpus() {
         grace: Duration::from_secs(1),
         passthrough: false,
         records_to_stdout: false,
+        keep_checkpoint: false,
         warnings: atlas_agent::ignore_warnings(),
     };
     let outcome = atlas_agent::run(&workflow, &config, Box::new(FakeGpus { reads: 0 })).unwrap();

@@ -28,6 +28,7 @@ mod podman;
 mod podman_kube;
 mod podman_nodes;
 pub mod podman_window;
+pub use kubernetes::window as k8s_window;
 mod process;
 mod remote;
 pub mod schedule;

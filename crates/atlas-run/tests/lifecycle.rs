@@ -48,6 +48,7 @@ fn agent(args: &[String]) -> i32 {
         grace: Duration::from_secs(2),
         passthrough: false,
         records_to_stdout: false,
+        keep_checkpoint: false,
         warnings: atlas_agent::ignore_warnings(),
     };
     match atlas_agent::run(&workflow, &config, Box::new(atlas_agent::gpu::NoGpus)) {

@@ -57,6 +57,12 @@ impl RunDir {
         self.root.join("control")
     }
 
+    /// A copy of the run's checkpoint, kept by an agent started with `--keep-checkpoint` (the
+    /// run directory is on a volume that outlives the pod; the working directory is not).
+    pub fn kept_checkpoint(&self) -> PathBuf {
+        self.root.join("checkpoint.kept")
+    }
+
     /// The records the agent writes.
     pub fn spool(&self) -> PathBuf {
         self.root.join("spool.jsonl")

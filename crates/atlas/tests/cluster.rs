@@ -15,6 +15,9 @@ mod support {
 // Tenants' namespaces, quotas and roles (tests/cluster_cases/).
 #[path = "cluster_cases/tenants.rs"]
 mod tenants;
+// After-hours windows: a Job deleted at the close, created again at the open.
+#[path = "cluster_cases/windows.rs"]
+mod windows;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -14,6 +14,7 @@ use atlas_spec::Phase;
 use super::Agent;
 use crate::freeze::{self, Control};
 use crate::signals;
+use crate::warning::AgentWarning;
 
 /// What ended a frozen wait other than a wake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,45 @@ impl Agent<'_> {
                 return Ok(None);
             }
             self.spool.sync_if_due()?;
+        }
+    }
+}
+
+impl Agent<'_> {
+    /// With `--keep-checkpoint`: a copy of the checkpoint that just landed, in the run
+    /// directory (a failure is said, and the freeze stays clean where the job can still read
+    /// its own).
+    pub(super) fn keep_checkpoint(&self, checkpoint: Option<&std::path::Path>) {
+        let Some(checkpoint) = checkpoint.filter(|_| self.config.keep_checkpoint) else {
+            return;
+        };
+        let kept = atlas_spec::RunDir::new(&self.config.run_dir).kept_checkpoint();
+        if let Err(e) = freeze::keep(checkpoint, &kept) {
+            (self.config.warnings)(AgentWarning::CannotFreeze {
+                why: format!(
+                    "cannot keep a copy of {} in {}: {e}",
+                    checkpoint.display(),
+                    kept.display()
+                ),
+            });
+        }
+    }
+
+    /// With `--keep-checkpoint`: the kept copy put back where the job reads it, when the
+    /// working directory lost it (a pod created again).
+    pub(super) fn restore_checkpoint(&self, checkpoint: &std::path::Path) {
+        if !self.config.keep_checkpoint {
+            return;
+        }
+        let kept = atlas_spec::RunDir::new(&self.config.run_dir).kept_checkpoint();
+        if let Err(e) = freeze::restore(checkpoint, &kept) {
+            (self.config.warnings)(AgentWarning::CannotFreeze {
+                why: format!(
+                    "cannot put the kept checkpoint {} back at {}: {e}",
+                    kept.display(),
+                    checkpoint.display()
+                ),
+            });
         }
     }
 }

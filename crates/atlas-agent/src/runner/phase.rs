@@ -117,6 +117,9 @@ impl Agent<'_> {
             // Only a checkpoint that landed (and passed its check) is resumed from; without one
             // the phase starts again from the start.
             let from_checkpoint = quiesced.clean && quiesced.checkpoint_bytes.is_some();
+            if from_checkpoint {
+                self.keep_checkpoint(self.checkpoint_path(&start).as_deref());
+            }
             let record = RecordBody::Frozen {
                 phase: phase.name.clone(),
                 clean: quiesced.clean,
@@ -188,6 +191,7 @@ impl Agent<'_> {
         ) else {
             return false;
         };
+        self.restore_checkpoint(&path);
         let check = freeze::still_usable(
             &path,
             checkpoint.validate.as_deref(),

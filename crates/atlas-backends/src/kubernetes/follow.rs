@@ -33,6 +33,9 @@ const LOST_AFTER: Duration = Duration::from_secs(60);
 /// up (after the node controller's own 40 s grace, so about 70 s after the kubelet went).
 const NODE_LOST_AFTER: Duration = Duration::from_secs(30);
 
+/// How long a Job deleted for a window may take to appear again after its wake.
+const REAPPEAR: Duration = Duration::from_secs(60);
+
 /// How long the logs may take to drain once the Job has ended.
 const DRAIN: Duration = Duration::from_secs(20);
 
@@ -56,6 +59,30 @@ pub(crate) struct Pending {
     /// How long the run may wait for its first pod to start (unschedulable, image not
     /// pulled) before its Jobs are deleted and it fails with Kubernetes' reason.
     pub start_limit: Duration,
+}
+
+/// The run's control file here (`atlas windows` writes it): its word, and how long ago.
+fn control(run_dir: &Path) -> Option<(String, Duration)> {
+    let path = atlas_spec::RunDir::new(run_dir).control();
+    let ago = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()?
+        .elapsed()
+        .unwrap_or_default();
+    let word = std::fs::read_to_string(&path).ok()?;
+    Some((word.trim().to_string(), ago))
+}
+
+/// Whether the run, frozen, was given back for a window: its control file says `release`
+/// until the wake.
+fn given_back(run_dir: &Path) -> bool {
+    control(run_dir).is_some_and(|(word, _)| word == "release")
+}
+
+/// Whether the run was woken less than a minute ago: the Job deleted for its window may not be
+/// there yet.
+fn just_woken(run_dir: &Path) -> bool {
+    control(run_dir).is_some_and(|(word, ago)| word == "wake" && ago < REAPPEAR)
 }
 
 /// Where one run's records and other output go.
@@ -445,6 +472,11 @@ pub(crate) async fn follow(
                 ),
             };
         }
+        if !shared.cancelled.load(Ordering::SeqCst) && given_back(&sink.run_dir) {
+            // Frozen and given back (`atlas windows`): its Job ends or goes away, and is
+            // resumed or created again at the wake.
+            continue;
+        }
         let created = shared.created.lock().expect("not poisoned").clone();
         let by_name: BTreeMap<&str, &K8sJob> = listed
             .iter()
@@ -454,6 +486,9 @@ pub(crate) async fn follow(
             .iter()
             .any(|name| !by_name.contains_key(name.as_str()))
         {
+            if !shared.cancelled.load(Ordering::SeqCst) && just_woken(&sink.run_dir) {
+                continue;
+            }
             pending.jobs.clear();
             break JobEnd {
                 state: if shared.cancelled.load(Ordering::SeqCst) {

@@ -25,6 +25,7 @@ mod image;
 mod mpi;
 mod objects;
 mod stage;
+pub mod window;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -250,6 +250,11 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         }
     }
     let mut agent_args = vec!["--quiet".to_string()];
+    if workflow.spec.checkpoint.is_some() && options.runs_workflow {
+        // The run directory is on a claim; /work is the image's: a Job deleted at a window's
+        // close and created again at its open finds its checkpoint there.
+        agent_args.push("--keep-checkpoint".into());
+    }
     agent_args.extend(options.agent_flags.iter().cloned());
     let command = match (&options.command, options.exports.is_empty()) {
         (Some(command), _) => Some(command.clone()),

@@ -38,6 +38,11 @@ pub struct Args {
     /// them from the pod log). Implies not copying the phases' output there.
     #[arg(long)]
     records_to_stdout: bool,
+    /// Keep a copy of each checkpoint a freeze lands in the run directory, and put it back at
+    /// a resume when the working directory lost it (Kubernetes: the run directory is on a
+    /// volume, the working directory in the pod's image).
+    #[arg(long)]
+    keep_checkpoint: bool,
 }
 
 /// The run id and directory of this agent: per array task when asked and in one.
@@ -69,6 +74,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         grace: args.grace,
         passthrough: !args.quiet && !args.records_to_stdout,
         records_to_stdout: args.records_to_stdout,
+        keep_checkpoint: args.keep_checkpoint,
         warnings: std::sync::Arc::new(|warning| eprintln!("atlas agent: {warning}")),
     };
     // The stop and control signals are blocked before any thread starts (NVML's may).

@@ -93,9 +93,12 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
             ))
         })?;
     let kind = named.target.kind;
-    if !matches!(kind, Kind::Local | Kind::Podman | Kind::Slurm) {
+    if !matches!(
+        kind,
+        Kind::Local | Kind::Podman | Kind::Slurm | Kind::Kubernetes
+    ) {
         return Err(Failure::input(format!(
-            "target `{target}` is {kind:?}: `atlas windows` freezes local, podman and Slurm runs so far"
+            "target `{target}` is {kind:?}: `atlas windows` freezes local, podman, Slurm and Kubernetes runs"
         )));
     }
     let (mut store, _) = super::db::open(db)?;
@@ -158,6 +161,14 @@ fn give_back(target: &atlas_backends::Named, run: &RunRow, grace: Duration) -> R
     match target.target.kind {
         Kind::Slurm => super::slurm_window::give_back(target, run)
             .map_err(|why| format!("its job was not given back to Slurm: {why}")),
+        Kind::Kubernetes => {
+            let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+            let said = atlas_backends::k8s_window::Window::connect(target)
+                .and_then(|w| w.give_back(&run.id, std::path::Path::new(dir), grace))
+                .map_err(|why| format!("its Job was not given back: {why}"))?;
+            println!("{}: {said}", run.id);
+            Ok(())
+        }
         Kind::Podman => {
             let name = container(run)?;
             write_control(run, "release")?;
@@ -280,6 +291,15 @@ fn ask(
         // Its control file is where its job runs (here, or on the cluster).
         (Kind::Slurm, true) => super::slurm_window::freeze(target, run)?,
         (Kind::Slurm, false) => super::slurm_window::wake(target, run)?,
+        (Kind::Kubernetes, freeze) => {
+            let window = atlas_backends::k8s_window::Window::connect(target)?;
+            if freeze {
+                window.freeze(&run.id)?
+            } else {
+                let dir = run.run_dir.as_deref().ok_or("it has no run directory")?;
+                window.wake(&run.id, std::path::Path::new(dir))?
+            }
+        }
         (kind, _) => {
             write_control(run, if freeze { "freeze" } else { "wake" })?;
             match kind {
