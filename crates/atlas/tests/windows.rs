@@ -9,6 +9,10 @@ mod support {
     pub mod project;
 }
 
+// `atlas serve --windows`: the controller beside the dashboard.
+#[path = "windows_cases/serve.rs"]
+mod serve;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -64,6 +64,12 @@ pub struct Args {
     /// login URL; default: http:// and the first --addr).
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Also run the after-hours controller (`atlas windows run`) every SECONDS: the runs of the
+    /// targets with a window schedule in atlas.toml here are frozen while their window is
+    /// closed and woken while it is open.
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, default_missing_value = "30",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    windows: Option<u64>,
 }
 
 /// The single sign-on settings, with the secret from its file or the environment.
@@ -112,6 +118,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let state = atlas_server::AppState::open(&location, targets, prices, config)
         .map_err(Failure::environment)?;
+    if let Some(every) = args.windows {
+        super::window_schedule::start_beside(args.db.clone(), every)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -78,6 +78,30 @@ fn look(db: Option<&Path>, now: atlas_backends::schedule::Timestamp) -> Result<b
     Ok(all_there)
 }
 
+/// `atlas serve --windows`: the controller in a thread of its own beside the server, once the
+/// schedules are known to be readable; a look that fails is said and the next one comes.
+pub fn start_beside(db: Option<std::path::PathBuf>, every: u64) -> Result<(), Failure> {
+    let targets = scheduled()?;
+    for (target, schedule) in &targets {
+        println!("after-hours windows of `{target}`: {}", schedule.describe());
+    }
+    std::thread::Builder::new()
+        .name("windows".into())
+        .spawn(move || loop {
+            let now = atlas_backends::schedule::Timestamp::now();
+            match look(db.as_deref(), now) {
+                Err(Failure::Input(why) | Failure::Environment(why) | Failure::JobFailed(why)) => {
+                    eprintln!("after-hours windows: {why}")
+                }
+                Err(Failure::Diagnostic(report)) => eprintln!("after-hours windows: {report:?}"),
+                Ok(_) => {}
+            }
+            std::thread::sleep(Duration::from_secs(every));
+        })
+        .map_err(|e| Failure::environment(format!("cannot start the windows controller: {e}")))?;
+    Ok(())
+}
+
 /// `atlas windows run`.
 pub fn control(
     db: Option<&Path>,
