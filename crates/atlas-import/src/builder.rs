@@ -39,6 +39,7 @@ pub(crate) enum Field {
     Walltime,
     Exclusive,
     Constraint,
+    Requeue,
 }
 
 impl Field {
@@ -78,6 +79,7 @@ impl Field {
             Field::Error => "spec.scheduling.error",
             Field::WorkingDirectory => "spec.scheduling.workingDirectory",
             Field::Begin => "spec.scheduling.begin",
+            Field::Requeue => "spec.scheduling.requeue",
             Field::ExportAll => "spec.environment.exportAll",
             Field::Nodes => "nodes",
             Field::Tasks => "tasks",
@@ -432,6 +434,11 @@ impl Builder {
         }
         self.claim(e, Field::Walltime);
         self.resources().walltime = Some(value);
+    }
+
+    pub fn set_requeue(&mut self, e: usize, value: bool) {
+        self.claim(e, Field::Requeue);
+        self.workflow.spec.scheduling.requeue = Some(value);
     }
 
     pub fn set_exclusive(&mut self, e: usize, value: bool) {

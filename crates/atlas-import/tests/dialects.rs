@@ -403,6 +403,33 @@ fn script(text: &str) -> Import {
 }
 
 #[test]
+fn whether_a_job_may_be_requeued_is_carried_from_each_dialect() {
+    // sbatch(1): "--requeue Specifies that the batch job should be eligible for requeuing";
+    // "--no-requeue Specifies that a batch job should never be requeued under any
+    // circumstances". The last one given wins.
+    let may = |text: &str| script(text).workflow.spec.scheduling.requeue;
+    assert_eq!(may("#SBATCH --requeue\ntrue\n"), Some(true));
+    assert_eq!(
+        may("#SBATCH --requeue\n#SBATCH --no-requeue\ntrue\n"),
+        Some(false)
+    );
+    let slurm = script("#SBATCH --no-requeue\ntrue\n");
+    assert_eq!(status_of(&slurm, 1, "--no-requeue"), Status::Mapped);
+    // bsub(1): "-r Reruns a job if the execution host or the system fails"; "-rn Specifies
+    // that the job is never re-runnable".
+    assert_eq!(may("#BSUB -r\ntrue\n"), Some(true));
+    assert_eq!(may("#BSUB -rn\ntrue\n"), Some(false));
+    // qsub(1B): "-r y|n Declares whether the job is rerunnable".
+    assert_eq!(may("#PBS -r y\ntrue\n"), Some(true));
+    assert_eq!(may("#PBS -r n\ntrue\n"), Some(false));
+    let bad = script("#PBS -r maybe\ntrue\n");
+    assert_eq!(bad.workflow.spec.scheduling.requeue, None);
+    assert_eq!(status_of(&bad, 1, "-r"), Status::Invalid);
+    // Nothing said: nothing set.
+    assert_eq!(may("#SBATCH -t 10\ntrue\n"), None);
+}
+
+#[test]
 fn a_warning_signal_before_the_limit_is_the_checkpoints_signal_and_grace() {
     // sbatch(1): "--signal=[{R|B}:]<sig_num>[@sig_time] ... send it sig_time seconds before
     // its end time ... Due to the resolution of event handling by Slurm, the signal may be sent

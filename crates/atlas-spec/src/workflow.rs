@@ -326,6 +326,10 @@ pub struct Scheduling {
     /// Directory the job starts in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_directory: Option<String>,
+    /// Whether the job may be stopped and started again (Slurm `--requeue`/`--no-requeue`,
+    /// LSF `-r`/`-rn`, PBS `-r y|n`): `false` keeps after-hours windows from freezing it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeue: Option<bool>,
     /// Earliest start time, as the script wrote it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub begin: Option<String>,

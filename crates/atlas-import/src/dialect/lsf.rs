@@ -34,6 +34,7 @@ pub(crate) enum Act {
     Stage,
     WarnAction,
     WarnTime,
+    Rerun(bool),
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -76,16 +77,8 @@ static OPTIONS: &[OptDef<Act>] = &[
     ),
     opt(&["-Jd"], Val, Ignore("a job description")),
     opt(&["-sp"], Val, Ignore("user priority is site policy")),
-    opt(
-        &["-r"],
-        Flag,
-        Ignore("rerun on host failure is up to each target"),
-    ),
-    opt(
-        &["-rn"],
-        Flag,
-        Ignore("rerun on host failure is up to each target"),
-    ),
+    opt(&["-r"], Flag, Rerun(true)),
+    opt(&["-rn"], Flag, Rerun(false)),
     opt(&["-K"], Flag, Ignore("Atlas always watches the job")),
     opt(&["-g"], Val, Ignore("an LSF job group")),
     opt(&["-hl"], Flag, Ignore("host-based memory/swap limits")),
@@ -251,6 +244,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             }
         }
         Exclusive => b.set_exclusive(e, true),
+        Rerun(may) => b.set_requeue(e, may),
         Path(field) => set_path(b, e, field, value, PATTERNS),
         MailUser => {
             b.claim(e, Field::MailUsers);

@@ -26,6 +26,7 @@ pub(crate) enum Act {
     MailUsers,
     ExportAll,
     Variables,
+    Rerunnable,
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -56,11 +57,7 @@ static OPTIONS: &[OptDef<Act>] = &[
         Val,
         Ignore("the shell; Atlas runs the commands with bash"),
     ),
-    opt(
-        &["-r"],
-        Val,
-        Ignore("rerun on failure is up to each target"),
-    ),
+    opt(&["-r"], Val, Rerunnable),
     opt(&["-p"], Val, Ignore("priority is site policy")),
     opt(
         &["-k"],
@@ -142,6 +139,12 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str, layout: &mut Layout) 
             }
         }
         Resources => pbs_resources::apply(b, e, value, layout),
+        // qsub(1B): `-r y|n`, whether the job is rerunnable.
+        Rerunnable => match value {
+            "y" => b.set_requeue(e, true),
+            "n" => b.set_requeue(e, false),
+            other => b.invalid(e, format!("`-r {other}`: qsub takes `y` or `n`")),
+        },
         Array => set_array(b, e, value),
         Attribute => attribute(b, e, value),
         Path(field) => {

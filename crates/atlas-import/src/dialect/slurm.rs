@@ -32,6 +32,7 @@ pub(crate) enum Act {
     TypedGpus(Field),
     Export,
     Signal,
+    Requeue(bool),
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -80,16 +81,8 @@ static OPTIONS: &[OptDef<Act>] = &[
         Val,
         Ignore("how output files are opened; Atlas writes its own logs"),
     ),
-    opt(
-        &["--requeue"],
-        Flag,
-        Ignore("requeue on node failure is up to each target"),
-    ),
-    opt(
-        &["--no-requeue"],
-        Flag,
-        Ignore("requeue on node failure is up to each target"),
-    ),
+    opt(&["--requeue"], Flag, Requeue(true)),
+    opt(&["--no-requeue"], Flag, Requeue(false)),
     opt(
         &["--parsable"],
         Flag,
@@ -368,6 +361,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
         Count(field) => set_count(b, e, field, value),
         Name => set_name(b, e, value),
         Signal => signal(b, e, value),
+        Requeue(may) => b.set_requeue(e, may),
         Nodes => nodes(b, e, value),
         Memory(field) => mem(b, e, field, value),
         Time => match slurm_time(value) {

@@ -287,6 +287,9 @@ fn ask(
         .spec
         .checkpoint
         .ok_or_else(|| no_checkpoint(target.target.kind))?;
+    if freeze && workflow.spec.scheduling.requeue == Some(false) {
+        return Err("its workflow says it must not be stopped and started again (spec.scheduling.requeue: false, from --no-requeue, -rn or -r n)".into());
+    }
     match (target.target.kind, freeze) {
         // Its control file is where its job runs (here, or on the cluster).
         (Kind::Slurm, true) => super::slurm_window::freeze(target, run)?,
