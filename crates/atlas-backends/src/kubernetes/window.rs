@@ -2,7 +2,7 @@
 //! through exec (`freeze` into the control file on the run's claim, then SIGUSR2), as on every
 //! other target. Once the run is frozen, it gives the cluster back: `release` in the control
 //! file (the stop that follows is not a cancel), then
-//! - on servers with Job `suspend` (1.21+): the Job suspended; its pods are deleted;
+//! - on servers with Job `suspend` (1.22+): the Job suspended; its pods are deleted;
 //! - on older servers (the test cluster's 1.20): the Job and its ConfigMap saved into the
 //!   run's directory here, the ConfigMap freed of its owner (kept), the Job deleted with its
 //!   pods.

@@ -7,7 +7,7 @@
 //! | `backoffLimitPerIndex` (independent  | 1.29  | one Job per array index (a failed   |
 //! |  array tasks, as Slurm's)            |       |  task never stops the others)       |
 //! | `ttlSecondsAfterFinished` on by default | 1.21 | said in the gaps (alpha gate)     |
-//! | Job `suspend`                        | 1.21  | (windows: delete and re-create)     |
+//! | Job `suspend` (beta: on by default)  | 1.22  | (windows: delete and re-create)     |
 //! | CronJob `batch/v1`                   | 1.21  | `batch/v1beta1`                     |
 
 use std::fmt;
@@ -60,9 +60,9 @@ impl ServerVersion {
         self.at_least(21)
     }
 
-    /// Job `spec.suspend`.
+    /// Job `spec.suspend` without a feature gate (alpha in 1.21, beta and on from 1.22).
     pub fn has_job_suspend(self) -> bool {
-        self.at_least(21)
+        self.at_least(22)
     }
 
     /// The CronJob API group version.
