@@ -16,6 +16,7 @@ pub use group::{BadGrouping, GroupBy};
 
 pub mod alike;
 pub mod checks;
+pub mod diff;
 pub mod figures;
 mod group;
 pub mod prices;
@@ -216,52 +217,7 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
     };
     let mut runs = Vec::new();
     for id in ids {
-        let detail = store.run(&id).map_err(|e| match e {
-            atlas_store::StoreError::AmbiguousRun(_) => ReportError::Input(e.to_string()),
-            atlas_store::StoreError::NoSuchRun(_) => {
-                ReportError::Input(format!("no run `{id}` (see `atlas runs`)"))
-            }
-            other => ReportError::Store(other),
-        })?;
-        // What the run was started with, from the store; from its run directory for runs the
-        // store did not keep it for (before schema 7).
-        let spec = store.run_spec(&detail.run.id).map_err(ReportError::Store)?;
-        let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
-        let workflow = spec
-            .workflow
-            .or_else(|| {
-                dir.as_ref()
-                    .and_then(|d| std::fs::read_to_string(d.workflow()).ok())
-            })
-            .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok());
-        let inputs = spec
-            .inputs
-            .or_else(|| {
-                dir.as_ref()
-                    .and_then(|d| std::fs::read_to_string(d.inputs()).ok())
-                    .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            })
-            .map(|v| {
-                v.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|i| {
-                        format!(
-                            "{}={}",
-                            i["path"].as_str().unwrap_or("?"),
-                            i["sha256"].as_str().unwrap_or("-")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(",")
-            });
-        let series = store.series(&detail.run.id, SERIES_POINTS)?;
-        runs.push(RunInput {
-            detail,
-            workflow,
-            inputs,
-            series,
-        });
+        runs.push(load_run(store, &id)?);
     }
     if runs.is_empty() {
         return Err(ReportError::Input("nothing to compare: no runs".into()));
@@ -281,6 +237,57 @@ pub fn load(store: &dyn Store, selection: &Selection) -> Result<Loaded, ReportEr
         runs,
         experiment,
         recorded,
+    })
+}
+
+/// One run as the report reads it: its detail, the workflow and inputs it was started with,
+/// and its series.
+pub fn load_run(store: &dyn Store, id: &str) -> Result<RunInput, ReportError> {
+    let detail = store.run(id).map_err(|e| match e {
+        atlas_store::StoreError::AmbiguousRun(_) => ReportError::Input(e.to_string()),
+        atlas_store::StoreError::NoSuchRun(_) => {
+            ReportError::Input(format!("no run `{id}` (see `atlas runs`)"))
+        }
+        other => ReportError::Store(other),
+    })?;
+    // What the run was started with, from the store; from its run directory for runs the
+    // store did not keep it for (before schema 7).
+    let spec = store.run_spec(&detail.run.id).map_err(ReportError::Store)?;
+    let dir = detail.run.run_dir.as_deref().map(atlas_spec::RunDir::new);
+    let workflow = spec
+        .workflow
+        .or_else(|| {
+            dir.as_ref()
+                .and_then(|d| std::fs::read_to_string(d.workflow()).ok())
+        })
+        .and_then(|text| atlas_spec::parse_workflow("workflow.yaml", &text).ok());
+    let inputs = spec
+        .inputs
+        .or_else(|| {
+            dir.as_ref()
+                .and_then(|d| std::fs::read_to_string(d.inputs()).ok())
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        })
+        .map(|v| {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| {
+                    format!(
+                        "{}={}",
+                        i["path"].as_str().unwrap_or("?"),
+                        i["sha256"].as_str().unwrap_or("-")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+    let series = store.series(&detail.run.id, SERIES_POINTS)?;
+    Ok(RunInput {
+        detail,
+        workflow,
+        inputs,
+        series,
     })
 }
 

@@ -40,6 +40,8 @@ enum Command {
     Show(commands::show::Args),
     /// Print a run's phase output.
     Logs(commands::logs::Args),
+    /// What differs between two runs: commands, parameters, labels, resources, inputs, host.
+    Diff(commands::diff::Args),
     /// List the targets (atlas.toml, ~/.config/atlas/targets.toml); `check` tests them.
     Targets(commands::targets::Args),
     /// The nodes of the Slurm and Kubernetes targets: state, allocation, use and class.
@@ -91,6 +93,7 @@ fn main() {
         Command::Experiments(args) => commands::experiments::run(args),
         Command::Show(args) => commands::show::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Diff(args) => commands::diff::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Targets(args) => commands::targets::run(args),
         Command::Nodes(args) => commands::nodes::run(args),

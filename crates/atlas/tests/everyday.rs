@@ -335,3 +335,66 @@ fn checks_pass_and_fail_with_the_exit_code() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("target `local`: checks:"), "{stderr}");
 }
+
+#[test]
+fn diff_names_what_differs_between_two_runs_word_by_word() {
+    let p = Project::new("diff", "");
+    for (file, lr) in [("a.yaml", "0.5"), ("b.yaml", "0.05")] {
+        std::fs::write(
+            p.dir.join(file),
+            format!(
+                "{HEAD}  phases: [{{name: train, run: 'echo train.py --lr {lr} --epochs 3'}}]\n"
+            ),
+        )
+        .unwrap();
+        let (code, _, err) =
+            p.atlas(&["run", file, "--on", "local", "--label", &format!("lr={lr}")]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let runs = p.runs();
+    let (b, a) = (
+        runs[0]["id"].as_str().unwrap(),
+        runs[1]["id"].as_str().unwrap(),
+    );
+    let (code, out, err) = p.atlas(&["diff", a, b]);
+    assert_eq!(code, 0, "{err}");
+    // Not a terminal: the differing words in brackets, the same ones left out.
+    assert!(out.contains("echo train.py --lr [0.5] --epochs 3"), "{out}");
+    assert!(
+        out.contains("echo train.py --lr [0.05] --epochs 3"),
+        "{out}"
+    );
+    assert!(
+        out.contains("param lr") && out.contains("label lr"),
+        "{out}"
+    );
+    assert!(!out.contains("param epochs"), "{out}");
+    let (code, out, _) = p.atlas(&["diff", a, b, "--all"]);
+    assert_eq!(code, 0);
+    let epochs = out
+        .split("param epochs\n")
+        .nth(1)
+        .and_then(|r| r.lines().next());
+    assert!(
+        epochs.is_some_and(|l| l.trim_start().starts_with("both") && l.ends_with(" 3")),
+        "{out}"
+    );
+    let (code, out, _) = p.atlas(&["diff", a, b, "--format", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let lr = json["aspects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["aspect"] == "param lr")
+        .unwrap();
+    assert_eq!(
+        (lr["a"].as_str(), lr["b"].as_str()),
+        (Some("0.5"), Some("0.05"))
+    );
+    assert_eq!(lr["same"], false);
+    // A run that is not there is named, exit 2.
+    let (code, _, err) = p.atlas(&["diff", a, "r-nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no run `r-nope`"), "{err}");
+}

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod completions;
 pub mod containerize;
 pub mod db;
+pub mod diff;
 pub mod emit;
 pub mod experiments;
 pub mod format;
