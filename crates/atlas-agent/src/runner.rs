@@ -40,6 +40,10 @@ pub struct AgentConfig {
     /// Keep a copy of each checkpoint a freeze lands in the run directory, and put it back at
     /// a resume when the working directory lost it (a pod deleted and created again).
     pub keep_checkpoint: bool,
+    /// A stop signal (SIGTERM) while a phase runs is a window's close: the phase is frozen
+    /// with its checkpoint and the agent leaves quietly (a pod deleted by `atlas emit k8s
+    /// --windows`'s close); the run resumes in the agent started at the open.
+    pub freeze_on_stop: bool,
 }
 
 /// How the run ended.

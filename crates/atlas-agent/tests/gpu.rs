@@ -48,6 +48,7 @@ fn samples_carry_the_visible_gpus() {
         passthrough: false,
         records_to_stdout: false,
         keep_checkpoint: false,
+        freeze_on_stop: false,
         warnings: atlas_agent::ignore_warnings(),
     };
     let outcome = atlas_agent::run(&workflow, &config, Box::new(FakeGpus { reads: 0 })).unwrap();

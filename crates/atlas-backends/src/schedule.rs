@@ -144,6 +144,52 @@ impl WindowSchedule {
     }
 }
 
+/// A daily window as two cron schedules (minute hour * * days), for CronJobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crons {
+    pub open: String,
+    pub close: String,
+    /// The IANA time zone the hours are in (a CronJob's `timeZone`), when not UTC.
+    pub time_zone: Option<String>,
+}
+
+impl WindowSchedule {
+    /// The daily window as cron schedules; date windows have no cron form (an error says so).
+    pub fn crons(&self) -> Result<Crons, String> {
+        let schedule = self.parse()?;
+        if !self.dates.is_empty() {
+            return Err("`dates` windows have no cron form: a CronJob opens and closes daily windows only (use `atlas windows run` for them)".into());
+        }
+        let (open, close, days) = schedule
+            .daily
+            .ok_or("no daily window (`open` and `close`)")?;
+        // cron's days: 0 = Sunday; ours: 0 = Monday.
+        let list = |shift: usize| -> String {
+            if days.iter().all(|d| *d) {
+                return "*".into();
+            }
+            let mut numbers: Vec<usize> = (0..7)
+                .filter(|d| days[*d])
+                .map(|d| (d + 1 + shift) % 7)
+                .collect();
+            numbers.sort_unstable();
+            numbers
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let cron = |t: Time, shift| format!("{} {} * * {}", t.minute(), t.hour(), list(shift));
+        // A window that closes earlier in the day than it opens closes on the next day.
+        let overnight = usize::from(close < open);
+        Ok(Crons {
+            open: cron(open, 0),
+            close: cron(close, overnight),
+            time_zone: self.timezone.clone().filter(|tz| tz != "UTC"),
+        })
+    }
+}
+
 impl Schedule {
     /// Whether the target's work may run at `at`.
     pub fn is_open(&self, at: Timestamp) -> bool {
@@ -184,6 +230,35 @@ mod tests {
 
     fn at(text: &str) -> Timestamp {
         text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_daily_window_becomes_two_cron_schedules() {
+        let weekdays: WindowSchedule = toml::from_str(
+            "open = \"19:30\"\nclose = \"07:00\"\ndays = [\"mon\", \"fri\"]\ntimezone = \"Europe/Berlin\"\n",
+        )
+        .unwrap();
+        let crons = weekdays.crons().unwrap();
+        // Opens Monday and Friday evenings; closes Tuesday and Saturday mornings.
+        assert_eq!(crons.open, "30 19 * * 1,5");
+        assert_eq!(crons.close, "0 7 * * 2,6");
+        assert_eq!(crons.time_zone.as_deref(), Some("Europe/Berlin"));
+        let daily: WindowSchedule =
+            toml::from_str("open = \"08:00\"\nclose = \"18:15\"\n").unwrap();
+        let crons = daily.crons().unwrap();
+        assert_eq!(
+            (crons.open.as_str(), crons.close.as_str()),
+            ("0 8 * * *", "15 18 * * *")
+        );
+        assert_eq!(crons.time_zone, None);
+        let sunday: WindowSchedule =
+            toml::from_str("open = \"22:00\"\nclose = \"06:00\"\ndays = [\"sun\"]\n").unwrap();
+        assert_eq!(sunday.crons().unwrap().close, "0 6 * * 1");
+        let dated: WindowSchedule = toml::from_str(
+            "[[dates]]\nopen = \"2026-12-24T18:00\"\nclose = \"2026-12-27T08:00\"\n",
+        )
+        .unwrap();
+        assert!(dated.crons().unwrap_err().contains("no cron form"));
     }
 
     #[test]

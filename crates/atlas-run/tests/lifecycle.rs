@@ -49,6 +49,7 @@ fn agent(args: &[String]) -> i32 {
         passthrough: false,
         records_to_stdout: false,
         keep_checkpoint: false,
+        freeze_on_stop: false,
         warnings: atlas_agent::ignore_warnings(),
     };
     match atlas_agent::run(&workflow, &config, Box::new(atlas_agent::gpu::NoGpus)) {

@@ -13,6 +13,10 @@ mod support {
 #[path = "windows_cases/serve.rs"]
 mod serve;
 
+// `atlas agent --freeze-on-stop`: a stop taken for a window's close.
+#[path = "windows_cases/freeze_on_stop.rs"]
+mod freeze_on_stop;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

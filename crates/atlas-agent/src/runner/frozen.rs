@@ -86,6 +86,11 @@ impl Agent<'_> {
                 let _ = tx.send(());
             }
         });
+        if freeze::read_control(&self.config.run_dir) == Some(Control::Release) {
+            // Frozen on a stop taken for a window's close (--freeze-on-stop).
+            self.spool.flush()?;
+            return Ok(Some(Stop::Released));
+        }
         loop {
             let _ = rx.recv_timeout(Duration::from_secs(1));
             if let Some(signal) = signals::take() {
@@ -108,6 +113,15 @@ impl Agent<'_> {
 }
 
 impl Agent<'_> {
+    /// Whether a SIGTERM now is a window's close: with `--freeze-on-stop`, a checkpoint to
+    /// take, and no freeze or stop under way.
+    pub(super) fn stop_is_a_freeze<T>(&self, freezing: bool, stopping: &Option<T>) -> bool {
+        self.config.freeze_on_stop
+            && self.workflow.spec.checkpoint.is_some()
+            && !freezing
+            && stopping.is_none()
+    }
+
     /// With `--keep-checkpoint`: a copy of the checkpoint that just landed, in the run
     /// directory (a failure is said, and the freeze stays clean where the job can still read
     /// its own).

@@ -411,7 +411,12 @@ impl Agent<'_> {
                     next_sample = now + self.config.interval;
                 }
             }
-            if let Some(signal) = signals::take() {
+            let stop = signals::take();
+            if stop == Some(libc::SIGTERM) && self.stop_is_a_freeze(freezing.is_some(), &stopping) {
+                // A window's close (--freeze-on-stop): checkpoint, then leave quietly.
+                freeze::write_control(&self.config.run_dir, Control::Release)?;
+                freezing = self.begin_freeze(pid, phase, start)?;
+            } else if let Some(signal) = stop {
                 signals::to_group(pid, signal);
                 self.spool.append(RecordBody::Signal { signal })?;
                 self.spool.flush()?;

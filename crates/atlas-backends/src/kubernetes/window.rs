@@ -294,6 +294,54 @@ impl Window {
     }
 }
 
+/// The window's close for a cluster without Atlas (`atlas emit k8s --windows`'s CronJob):
+/// deletes the Jobs that `selector` picks (their pods get SIGTERM, which their agents, run with
+/// `--freeze-on-stop`, take for a freeze); the names deleted. In a pod the client is the pod's
+/// own (its ServiceAccount, its namespace); elsewhere `kubeconfig` or $KUBECONFIG.
+pub fn close_jobs(
+    selector: &str,
+    namespace: Option<&str>,
+    kubeconfig: Option<&Path>,
+) -> Result<Vec<String>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                kube::Config::from_custom_kubeconfig(file, &Default::default())
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| format!("no cluster to talk to (in a pod, or $KUBECONFIG): {e}"))?,
+        };
+        let namespace = namespace.map_or(config.default_namespace.clone(), String::from);
+        let client = kube::Client::try_from(config).map_err(|e| e.to_string())?;
+        let jobs: Api<K8sJob> = Api::namespaced(client, &namespace);
+        let listed = jobs
+            .list(&ListParams::default().labels(selector))
+            .await
+            .map_err(|e| format!("cannot list the Jobs `{selector}` in {namespace}: {e}"))?;
+        let mut deleted = Vec::new();
+        for job in listed.items {
+            let Some(name) = job.metadata.name else {
+                continue;
+            };
+            match jobs.delete(&name, &DeleteParams::foreground()).await {
+                Ok(_) => deleted.push(name),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(format!("cannot delete Job {name}: {e}")),
+            }
+        }
+        Ok(deleted)
+    })
+}
+
 /// The control file of the run's directory here: what `atlas run`'s follower reads.
 fn write_control(run_dir: &Path, word: &str) -> Result<(), String> {
     let control = atlas_spec::RunDir::new(run_dir).control();

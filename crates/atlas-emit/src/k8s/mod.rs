@@ -33,6 +33,7 @@ pub mod pod;
 mod server;
 mod shape;
 pub mod tenant;
+pub mod windows;
 
 pub use server::ServerVersion;
 
@@ -124,6 +125,8 @@ pub enum Object {
     LimitRange(Box<k8s_openapi::api::core::v1::LimitRange>),
     Role(Box<k8s_openapi::api::rbac::v1::Role>),
     RoleBinding(Box<k8s_openapi::api::rbac::v1::RoleBinding>),
+    /// A CronJob, as JSON: its apiVersion is the server's (`batch/v1beta1` before 1.21).
+    CronJob(Box<serde_json::Value>),
 }
 
 /// A workflow field with no Kubernetes counterpart, or mapped approximately.

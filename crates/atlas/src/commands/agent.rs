@@ -43,6 +43,11 @@ pub struct Args {
     /// volume, the working directory in the pod's image).
     #[arg(long)]
     keep_checkpoint: bool,
+    /// A SIGTERM while a phase runs is a window's close, not a cancel: the phase is frozen
+    /// with its checkpoint (kept in the run directory) and the agent leaves quietly; an agent
+    /// started later resumes the run, and one that finds nothing to resume exits 0.
+    #[arg(long)]
+    freeze_on_stop: bool,
 }
 
 /// The run id and directory of this agent: per array task when asked and in one.
@@ -74,7 +79,8 @@ pub fn run(args: Args) -> Result<(), Failure> {
         grace: args.grace,
         passthrough: !args.quiet && !args.records_to_stdout,
         records_to_stdout: args.records_to_stdout,
-        keep_checkpoint: args.keep_checkpoint,
+        keep_checkpoint: args.keep_checkpoint || args.freeze_on_stop,
+        freeze_on_stop: args.freeze_on_stop,
         warnings: std::sync::Arc::new(|warning| eprintln!("atlas agent: {warning}")),
     };
     // The stop and control signals are blocked before any thread starts (NVML's may).
@@ -83,7 +89,14 @@ pub fn run(args: Args) -> Result<(), Failure> {
         Some(nvml) => Box::new(nvml),
         None => Box::new(NoGpus),
     };
-    let outcome = atlas_agent::run(&workflow, &config, gpus).map_err(Failure::environment)?;
+    let outcome = match atlas_agent::run(&workflow, &config, gpus) {
+        // A window's open that finds the run ended, or under way in another agent.
+        Err(atlas_agent::AgentError::NotResumable(why)) if args.freeze_on_stop => {
+            eprintln!("atlas agent: nothing to resume: {why}");
+            return Ok(());
+        }
+        other => other.map_err(Failure::environment)?,
+    };
     if outcome.released {
         eprintln!("atlas agent: the run is frozen and its job given back to the scheduler; the agent started again at the wake resumes it");
         return Ok(());

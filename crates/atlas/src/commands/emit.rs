@@ -145,6 +145,12 @@ struct K8sArgs {
     /// Write one file per object into DIR instead of one YAML stream to stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// After-hours windows for a cluster without Atlas: TARGET's daily window
+    /// (`[targets.TARGET.windows]` in atlas.toml) as two CronJobs that delete the workflow's
+    /// Job at the close (its agent freezes it) and start it again at the open (it resumes),
+    /// with the close's ServiceAccount, Role (list and delete Jobs) and RoleBinding.
+    #[arg(long, value_name = "TARGET", conflicts_with_all = ["flavor"])]
+    windows: Option<String>,
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -221,7 +227,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
             rdma_resource: args.rdma_resource.clone(),
         },
     };
-    let emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
+    let mut emitted = k8s::k8s_objects(&workflow, &options).map_err(Failure::input)?;
+    if let Some(target) = &args.windows {
+        let crons = window_crons(target)?;
+        let name = atlas_spec::to_dns1123_label(&workflow.metadata.name, "atlas");
+        k8s::windows::add(
+            &mut emitted.objects,
+            &workflow,
+            &name,
+            &crons,
+            options.server,
+        )
+        .map_err(Failure::input)?;
+        eprintln!(
+            "windows of `{target}`: opens `{}`, closes `{}`{}",
+            crons.open,
+            crons.close,
+            crons
+                .time_zone
+                .as_deref()
+                .map(|z| format!(" ({z})"))
+                .unwrap_or_default()
+        );
+    }
     write_objects(&args, &emitted.objects)?;
     eprintln!(
         "{}: flavor {} for Kubernetes {}",
@@ -233,6 +261,30 @@ pub fn run(args: Args) -> Result<(), Failure> {
         eprintln!("  {}: {}", gap.field, gap.note);
     }
     Ok(())
+}
+
+/// TARGET's window schedule (atlas.toml) as cron schedules.
+fn window_crons(target: &str) -> Result<k8s::windows::WindowCrons, Failure> {
+    let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .map_err(Failure::input)?;
+    let named = targets.iter().find(|t| t.name == target).ok_or_else(|| {
+        Failure::input(format!(
+            "--windows: no target `{target}` here (see `atlas targets`)"
+        ))
+    })?;
+    let schedule = named.target.windows.as_ref().ok_or_else(|| {
+        Failure::input(format!(
+            "--windows: target `{target}` has no `[targets.{target}.windows]` in atlas.toml (docs/windows.md)"
+        ))
+    })?;
+    let crons = schedule
+        .crons()
+        .map_err(|why| Failure::input(format!("--windows: target `{target}`: {why}")))?;
+    Ok(k8s::windows::WindowCrons {
+        open: crons.open,
+        close: crons.close,
+        time_zone: crons.time_zone,
+    })
 }
 
 /// The objects as one YAML stream on stdout, or one file per object in `-o DIR`.

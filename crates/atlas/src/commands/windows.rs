@@ -58,6 +58,29 @@ enum What {
         #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
         every: u64,
     },
+    /// A window's close on a cluster without Atlas (the CronJob `atlas emit k8s --windows`
+    /// writes runs it): delete the Jobs a label selector picks; their agents, run with
+    /// --freeze-on-stop, freeze them.
+    CloseJobs {
+        /// The Jobs' label selector (`atlas.dev/window=NAME`).
+        #[arg(long, value_parser = label_selector)]
+        selector: String,
+        /// Their namespace (default: the pod's own, or the kubeconfig's).
+        #[arg(long)]
+        namespace: Option<String>,
+        /// The kubeconfig outside a pod (default: $KUBECONFIG, ~/.kube/config).
+        #[arg(long)]
+        kubeconfig: Option<std::path::PathBuf>,
+    },
+}
+
+/// A label selector of plain `key=value` terms (at most 256 characters).
+fn label_selector(text: &str) -> Result<String, String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._-/=,!".contains(c);
+    if text.is_empty() || text.len() > 256 || !text.chars().all(ok) {
+        return Err("a label selector of `key=value` terms, at most 256 characters".into());
+    }
+    Ok(text.to_string())
 }
 
 fn instant(text: &str) -> Result<atlas_backends::schedule::Timestamp, String> {
@@ -74,6 +97,29 @@ pub fn run(args: Args) -> Result<(), Failure> {
         What::Wake { target } => act(args.db.as_deref(), &target, false),
         What::Run { once, at, every } => {
             super::window_schedule::control(args.db.as_deref(), once, at, every)
+        }
+        What::CloseJobs {
+            selector,
+            namespace,
+            kubeconfig,
+        } => {
+            if let Some(ns) = &namespace {
+                atlas_spec::check_name(ns)
+                    .map_err(|e| Failure::input(format!("--namespace {ns}: {e}")))?;
+            }
+            let deleted = atlas_backends::k8s_window::close_jobs(
+                &selector,
+                namespace.as_deref(),
+                kubeconfig.as_deref(),
+            )
+            .map_err(Failure::environment)?;
+            if deleted.is_empty() {
+                println!("no Job `{selector}`: nothing to close");
+            }
+            for name in deleted {
+                println!("Job {name} deleted: its agent freezes it (checkpoint, then stop)");
+            }
+            Ok(())
         }
     }
 }
