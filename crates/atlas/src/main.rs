@@ -42,6 +42,8 @@ enum Command {
     Logs(commands::logs::Args),
     /// What differs between two runs: commands, parameters, labels, resources, inputs, host.
     Diff(commands::diff::Args),
+    /// The storage-service operator (MooseFS): its CustomResourceDefinition, spec checks.
+    Operator(commands::operator::Args),
     /// List the targets (atlas.toml, ~/.config/atlas/targets.toml); `check` tests them.
     Targets(commands::targets::Args),
     /// The nodes of the Slurm and Kubernetes targets: state, allocation, use and class.
@@ -94,6 +96,7 @@ fn main() {
         Command::Show(args) => commands::show::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Diff(args) => commands::diff::run(args),
+        Command::Operator(args) => commands::operator::run(args),
         Command::Ingest(args) => commands::ingest::run(args),
         Command::Targets(args) => commands::targets::run(args),
         Command::Nodes(args) => commands::nodes::run(args),

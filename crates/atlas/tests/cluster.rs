@@ -18,6 +18,9 @@ mod tenants;
 // After-hours windows: a Job deleted at the close, created again at the open.
 #[path = "cluster_cases/windows.rs"]
 mod windows;
+// The storage-service operator's custom resource.
+#[path = "cluster_cases/operator.rs"]
+mod operator;
 
 use std::path::PathBuf;
 use std::process::Command;

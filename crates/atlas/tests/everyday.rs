@@ -398,3 +398,41 @@ fn diff_names_what_differs_between_two_runs_word_by_word() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no run `r-nope`"), "{err}");
 }
+
+#[test]
+fn operator_check_takes_a_good_storage_service_and_names_what_is_wrong_with_a_bad_one() {
+    let p = Project::new("operator-check", "");
+    let good = "apiVersion: atlas.dev/v1alpha1\nkind: StorageService\nmetadata: {name: scratch}\nspec:\n  chunkServers: 3\n  goal: 2\n  storagePerChunkServer: 10Gi\n  version: 3.0.117\n  image: moosefs:3.0.117\n";
+    std::fs::write(p.dir.join("good.yaml"), good).unwrap();
+    let (code, out, err) = p.atlas(&["operator", "check", "good.yaml"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("3 chunk servers of 10Gi each, goal 2"),
+        "{out}"
+    );
+    std::fs::write(
+        p.dir.join("few.yaml"),
+        good.replace("chunkServers: 3", "chunkServers: 1"),
+    )
+    .unwrap();
+    let (code, _, err) = p.atlas(&["operator", "check", "few.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("chunkServers 1 is fewer than the goal 2"),
+        "{err}"
+    );
+    std::fs::write(
+        p.dir.join("typo.yaml"),
+        good.replace("goal: 2", "goal: two"),
+    )
+    .unwrap();
+    let (code, _, err) = p.atlas(&["operator", "check", "typo.yaml"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("typo.yaml:6:"), "{err}");
+    let (code, out, _) = p.atlas(&["operator", "crd"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("name: storageservices.atlas.dev") && out.ends_with('\n'),
+        "{out}"
+    );
+}

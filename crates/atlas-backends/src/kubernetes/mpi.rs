@@ -196,6 +196,8 @@ fn shared_pod(template: &mut PodTemplateSpec, mpi: &Mpi, claim: &str, launcher: 
     let main = &mut spec.containers[0];
     let mounts = main.volume_mounts.get_or_insert_with(Vec::new);
     mounts.push(mount("ssh", "/home/atlas/.ssh", None));
+    // Its own shared working directory replaces a frozen run's (no windows for MPI runs).
+    mounts.retain(|m| m.mount_path != "/work");
     mounts.push(mount("atlas-runs", "/work", work.clone()));
     if launcher {
         mounts.push(mount("hostfile", "/etc/mpi", None));

@@ -154,6 +154,12 @@ fn for_run(k8s_job: &mut K8sJob, job: &Job<'_>, config_name: &str) {
             source.name = config_name.to_string();
         }
     }
+    for init in pod.init_containers.iter_mut().flatten() {
+        // The working directory's copy onto the claim, under the run's id.
+        if let Some(env) = init.env.as_mut() {
+            set_env(env, "ATLAS_RUN_ID", job.run_id.into());
+        }
+    }
     for container in &mut pod.containers {
         let env = container.env.get_or_insert_with(Vec::new);
         set_env(env, "ATLAS_RUN_ID", job.run_id.into());

@@ -22,6 +22,45 @@ pub const PLAIN_UID: i64 = 1_000_870_000;
 /// Where the run's spool goes inside the pod.
 pub const RUN_DIR: &str = "/atlas/run";
 
+/// Where on the run's claim a run that can be frozen keeps its working directory.
+pub const WORK_ON_CLAIM: &str = "$(ATLAS_RUN_ID)-work";
+
+/// The init container of a run that can be frozen: the image's /work copied onto the claim
+/// once (a marker says it was), so a pod created again keeps what the phases wrote there.
+fn work_copy(image: &str, env: &[EnvVar]) -> Container {
+    Container {
+        name: "work".into(),
+        image: Some(image.into()),
+        command: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "test -e /claim/.atlas-work || { cp -R /work/. /claim/ && touch /claim/.atlas-work; }"
+                .into(),
+        ]),
+        env: Some(
+            env.iter()
+                .filter(|e| e.name == "ATLAS_RUN_ID")
+                .cloned()
+                .collect(),
+        ),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "atlas-runs".into(),
+            mount_path: "/claim".into(),
+            sub_path_expr: Some(WORK_ON_CLAIM.into()),
+            ..Default::default()
+        }]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// What one pod (one node's share of the job) asks for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerNode {
@@ -211,6 +250,17 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             sub_path_expr: Some("$(ATLAS_RUN_ID)".into()),
             ..Default::default()
         });
+        if workflow.spec.checkpoint.is_some() {
+            // A run that can be frozen keeps its working directory on the claim: a pod created
+            // again at a window's open finds what the earlier phases wrote (before the inputs'
+            // and outputs' mounts, which go inside it).
+            mounts.push(VolumeMount {
+                name: "atlas-runs".into(),
+                mount_path: "/work".into(),
+                sub_path_expr: Some(WORK_ON_CLAIM.into()),
+                ..Default::default()
+            });
+        }
         volumes.push(pvc_volume(
             "atlas-runs",
             &format!("{}-atlas-runs", options.name),
@@ -273,6 +323,8 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             ),
         ]),
     };
+    let init = (options.runs_workflow && workflow.spec.checkpoint.is_some())
+        .then(|| work_copy(options.image, &env_vars));
     let container = Container {
         name: options.container.into(),
         image: Some(options.image.into()),
@@ -313,6 +365,7 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
             ..Default::default()
         }),
         spec: Some(PodSpec {
+            init_containers: init.map(|c| vec![c]),
             containers: vec![container],
             restart_policy: Some("Never".into()),
             volumes: Some(volumes),

@@ -112,6 +112,16 @@ fn windowed(job: &mut Job, name: &str, grace: i64) {
         return;
     };
     pod.termination_grace_period_seconds = Some(grace);
+    for init in pod.init_containers.iter_mut().flatten() {
+        if let Some(env) = init.env.as_mut() {
+            env.retain(|e| e.name != "ATLAS_RUN_ID");
+            env.push(EnvVar {
+                name: "ATLAS_RUN_ID".into(),
+                value: Some(name.into()),
+                ..Default::default()
+            });
+        }
+    }
     for container in &mut pod.containers {
         let env = container.env.get_or_insert_with(Vec::new);
         env.retain(|e| e.name != "ATLAS_RUN_ID");

@@ -17,6 +17,7 @@ pub mod liveness;
 pub mod logs;
 pub mod node_agent;
 pub mod nodes;
+pub mod operator;
 pub mod run;
 pub mod runs;
 pub mod schema;

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use crate::support::project::{metric, Project};
 use crate::{kubeconfig, project, Namespace};
 
-/// Runs count.sh (below): the checkpoint signal goes to the commands a phase's shell runs.
-const COUNTER: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-window}\nspec:\n  checkpoint: {signal: USR1, path: ck, grace: 20s}\n  phases:\n  - name: count\n    run: bash count.sh\n    patterns: ['start=(?P<start>[0-9]+)', 'step=(?P<step>[0-9]+)', 'total=(?P<total>[0-9]+)']\n  - {name: after, run: 'echo done'}\n";
+/// Writes the count's limit (a file an earlier phase leaves in the working directory), then
+/// runs count.sh (below): the checkpoint signal goes to the commands a phase's shell runs.
+const COUNTER: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: kube-window}\nspec:\n  checkpoint: {signal: USR1, path: ck, grace: 20s}\n  phases:\n  - {name: prepare, run: 'echo 120 > limit'}\n  - name: count\n    run: bash count.sh\n    patterns: ['start=(?P<start>[0-9]+)', 'step=(?P<step>[0-9]+)', 'total=(?P<total>[0-9]+)']\n  - {name: after, run: 'echo done'}\n";
 
-/// Counts to 120 in steps of a quarter second, from `ck` (its count) when resumed; saves the
-/// count on SIGUSR1.
-const COUNT_SH: &str = "i=0\nif [ \"${ATLAS_RESUME:-}\" = 1 ]; then i=$(cat ck); fi\necho start=$i\ntrap 'echo $i > ck' USR1\nwhile [ $i -lt 120 ]; do i=$((i+1)); echo step=$i; sleep 0.25; done\necho total=$i\n";
+/// Counts to the limit (120) in steps of a quarter second, from `ck` (its count) when resumed;
+/// saves the count on SIGUSR1.
+const COUNT_SH: &str = "i=0\nif [ \"${ATLAS_RESUME:-}\" = 1 ]; then i=$(cat ck); fi\necho start=$i\ntrap 'echo $i > ck' USR1\nwhile [ $i -lt $(cat limit) ]; do i=$((i+1)); echo step=$i; sleep 0.25; done\necho total=$i\n";
 
 /// Waits until the run's count has passed `step` while it runs; its id.
 fn wait_for_step(p: &Project, step: f64) -> String {
@@ -24,7 +25,7 @@ fn wait_for_step(p: &Project, step: f64) -> String {
         if let Some(run) = p.runs().first() {
             let id = run["id"].as_str().unwrap().to_string();
             let detail = p.show(&id);
-            let at = metric(&detail, 0, "step").unwrap_or(0.0);
+            let at = metric(&detail, 1, "step").unwrap_or(0.0);
             if detail["status"] == "running" && at >= step {
                 return id;
             }
@@ -87,8 +88,9 @@ fn a_job_deleted_at_the_close_is_created_again_at_the_open_and_resumes_from_the_
     assert_eq!(detail["windows"].as_array().unwrap().len(), 2, "{detail}");
     // The count went on from the checkpoint both times (a new pod's /work has none: it came
     // from the claim), and ended where an uninterrupted one does.
-    assert!(metric(&detail, 0, "start").unwrap() >= 16.0, "{detail}");
-    assert_eq!(metric(&detail, 0, "total"), Some(120.0), "{detail}");
+    assert!(metric(&detail, 1, "start").unwrap() >= 16.0, "{detail}");
+    // The limit the first phase wrote was still there in the new pods' working directory.
+    assert_eq!(metric(&detail, 1, "total"), Some(120.0), "{detail}");
 }
 
 /// `atlas emit k8s --windows` on the real 1.20 server: every object accepted (the CronJobs as
