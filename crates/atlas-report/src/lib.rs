@@ -76,6 +76,8 @@ pub struct RunInput {
     /// Its checked inputs (source, bytes, sha256), as recorded in the run directory.
     pub inputs: Option<String>,
     pub series: Vec<SeriesPoint>,
+    /// Its app metrics' values in the order printed (`loss` per epoch), by metric name.
+    pub curves: BTreeMap<String, Vec<f64>>,
 }
 
 /// One target's statistics of one figure.
@@ -135,6 +137,31 @@ pub struct RunSummary {
     /// Each host's share of a multi-node run (its sampler's figures); empty for one host.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<atlas_store::HostRow>,
+    /// Its app metrics' values in the order printed, by name (at most [`CURVE_POINTS`] each).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub curves: BTreeMap<String, Vec<f64>>,
+}
+
+/// The most values of one app metric a report keeps per run (evenly picked beyond it).
+pub const CURVE_POINTS: usize = 200;
+/// The most metric values read per run for the curves.
+const METRIC_VALUES_READ: usize = 100_000;
+
+/// A run's app metrics as curves: each metric's values in order, thinned to [`CURVE_POINTS`].
+fn curves_of(points: &[atlas_store::MetricPoint]) -> BTreeMap<String, Vec<f64>> {
+    let mut curves: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for p in points {
+        curves.entry(p.name.clone()).or_default().push(p.value);
+    }
+    for values in curves.values_mut() {
+        if values.len() > CURVE_POINTS {
+            let step = values.len() as f64 / CURVE_POINTS as f64;
+            *values = (0..CURVE_POINTS)
+                .map(|i| values[((i as f64 * step) as usize).min(values.len() - 1)])
+                .collect();
+        }
+    }
+    curves
 }
 
 /// One point of a run over time.
@@ -283,11 +310,13 @@ pub fn load_run(store: &dyn Store, id: &str) -> Result<RunInput, ReportError> {
                 .join(",")
         });
     let series = store.series(&detail.run.id, SERIES_POINTS)?;
+    let metrics = store.metrics_after(&detail.run.id, 0, METRIC_VALUES_READ)?;
     Ok(RunInput {
         detail,
         workflow,
         inputs,
         series,
+        curves: curves_of(&metrics),
     })
 }
 
@@ -442,6 +471,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
                 .collect(),
             series: cores_over_time(&r.series, start),
             hosts: r.detail.hosts.clone(),
+            curves: r.curves.clone(),
         });
     }
     defs.sort_by_key(|d| d.dimension);

@@ -84,6 +84,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
         workflow: Some(workflow),
         inputs: None,
         series: Vec::new(),
+        curves: BTreeMap::new(),
     }
 }
 
@@ -377,4 +378,32 @@ fn runs_at_two_sizes_give_a_speedup_and_an_efficiency() {
     assert!((two.speedup - 10.1 / 6.05).abs() < 1e-12);
     assert!((two.efficiency - 10.1 / 6.05 / 2.0).abs() < 1e-12);
     assert!(render(&report, Format::Html).contains("id=\"chart-scaling\""));
+}
+
+#[test]
+fn each_runs_metric_curve_is_drawn_in_one_chart_with_a_legend_entry_per_run() {
+    let mut runs = data_set();
+    runs[0]
+        .curves
+        .insert("loss".into(), vec![1.0, 0.5, 0.25, 0.125]);
+    runs[1].curves.insert("loss".into(), vec![1.0, 0.6, 0.4]);
+    // A metric printed once makes no curve.
+    runs[2].curves.insert("accuracy".into(), vec![0.98]);
+    let report = compare(loaded(runs), &options()).unwrap();
+    let html = render(&report, Format::Html);
+    let chart = html
+        .split("id=\"chart-metric-loss\"")
+        .nth(1)
+        .and_then(|rest| rest.split("</figure>").next())
+        .expect("a loss chart");
+    for legend in ["r-l0 (local)", "r-p0 (podman)"] {
+        assert!(chart.contains(legend), "{legend} not in the chart's legend");
+    }
+    assert!(chart.contains("value printed (epoch, step)"));
+    assert!(!html.contains("chart-metric-accuracy"));
+    let json: serde_json::Value = serde_json::from_str(&render(&report, Format::Json)).unwrap();
+    assert_eq!(
+        json["runs"][0]["curves"]["loss"],
+        serde_json::json!([1.0, 0.5, 0.25, 0.125])
+    );
 }

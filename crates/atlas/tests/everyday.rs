@@ -436,3 +436,28 @@ fn operator_check_takes_a_good_storage_service_and_names_what_is_wrong_with_a_ba
         "{out}"
     );
 }
+
+#[test]
+fn the_comparison_carries_each_runs_metric_curve_from_the_store() {
+    let p = Project::new("curves", "");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        format!("{HEAD}  phases:\n  - name: train\n    run: 'for l in 0.9 0.5 0.2; do echo loss=$l; done'\n    patterns: ['loss=(?P<loss>[0-9.]+)']\n"),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let (code, _, err) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let runs = p.runs();
+    let ids: Vec<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let (code, out, err) = p.atlas(&["compare", ids[0], ids[1], "--by", "run", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["curves"]["loss"], serde_json::json!([0.9, 0.5, 0.2]), "{run}");
+    }
+    let (code, html, _) = p.atlas(&["compare", ids[0], ids[1], "--by", "run", "--format", "html"]);
+    assert_eq!(code, 0);
+    assert!(html.contains("id=\"chart-metric-loss\""));
+}

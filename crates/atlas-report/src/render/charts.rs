@@ -49,7 +49,7 @@ fn centred_label(names: &[String], at: f64) -> String {
 
 type Drawn = Result<(), Box<dyn std::error::Error>>;
 
-fn svg(
+pub(crate) fn svg(
     height: u32,
     draw: impl FnOnce(DrawingArea<SVGBackend<'_>, plotters::coord::Shift>) -> Drawn,
 ) -> Option<String> {

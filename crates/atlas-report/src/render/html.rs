@@ -100,9 +100,20 @@ pub fn html(report: &Report) -> String {
         charts.push((key, label, charts::bars(report, key)));
     }
     charts.push(("scaling", "Scaling".into(), charts::scaling(report)));
+    let mut charts: Vec<(String, String, Option<String>)> = charts
+        .into_iter()
+        .map(|(id, caption, svg)| (id.to_string(), caption, svg))
+        .collect();
+    for metric in super::curves::metrics(report) {
+        charts.push((
+            format!("metric-{metric}"),
+            format!("{metric} as each run printed it (one line per run)"),
+            super::curves::chart(report, &metric),
+        ));
+    }
     for (id, caption, svg) in charts {
         if let Some(svg) = svg {
-            body += &format!("<figure class=\"chart\" id=\"chart-{id}\">{svg}<figcaption>{}</figcaption></figure>\n", escape(&caption));
+            body += &format!("<figure class=\"chart\" id=\"chart-{}\">{svg}<figcaption>{}</figcaption></figure>\n", escape(&id), escape(&caption));
         }
     }
     body += &table(report);

@@ -6,6 +6,7 @@ use crate::Report;
 
 mod charts;
 mod csv;
+mod curves;
 mod html;
 mod text;
 
@@ -33,6 +34,16 @@ pub fn render(report: &Report, format: Format) -> String {
         Format::Csv => csv::csv(report),
         Format::Html => html::html(report),
     }
+}
+
+/// A value with three significant digits (`0.0154`, `12.3`, `11855`).
+pub(crate) fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let magnitude = v.abs().log10().floor() as i32;
+    let decimals = (2 - magnitude).clamp(0, 9) as usize;
+    format!("{v:.decimals$}")
 }
 
 /// A value in its unit, for people.
