@@ -294,6 +294,29 @@ pub enum TargetError {
 }
 
 /// Reads the targets from `files` (missing files are skipped). Errors name file:line:column.
+/// The most bytes of a targets file read.
+const MAX_TARGETS_BYTES: u64 = 1 << 20;
+
+/// A targets file's text: a regular file of at most 1 MiB (`/dev/zero` or a FIFO is refused
+/// before it is read).
+fn read_bounded(file: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(file)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(file)?
+        .take(MAX_TARGETS_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TARGETS_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_TARGETS_BYTES} bytes"
+        )));
+    }
+    Ok(text)
+}
+
 pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
     let mut all: BTreeMap<String, Named> = BTreeMap::new();
     all.insert(
@@ -305,7 +328,7 @@ pub fn load(files: &[PathBuf]) -> Result<Vec<Named>, TargetError> {
         },
     );
     for file in files.iter().filter(|f| f.exists()) {
-        let text = std::fs::read_to_string(file).map_err(|source| TargetError::Unreadable {
+        let text = read_bounded(file).map_err(|source| TargetError::Unreadable {
             file: file.clone(),
             source,
         })?;

@@ -33,7 +33,7 @@ pub const MAX_CHUNK_SERVERS: u32 = 64;
     printcolumn = r#"{"name":"Under goal","type":"integer","jsonPath":".status.underGoalChunks"}"#
 )]
 #[kube(derive = "PartialEq", crates(kube_core = "::kube_core"))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StorageServiceSpec {
     /// Metadata masters: MooseFS's community edition has one.
     #[serde(default = "one")]
@@ -130,6 +130,11 @@ pub enum SpecError {
     Storage(String),
     #[error("{0} is empty")]
     Empty(&'static str),
+    #[error("{field} must be at most 255 characters of {allowed}")]
+    BadText {
+        field: &'static str,
+        allowed: &'static str,
+    },
 }
 
 /// Whether a spec can be reconciled; the first reason it cannot.
@@ -170,17 +175,40 @@ pub fn check(spec: &StorageServiceSpec) -> Result<(), SpecError> {
     if spec.image.trim().is_empty() {
         return Err(SpecError::Empty("image"));
     }
+    text("version", &spec.version, "letters, digits and `._-`", "._-")?;
+    text(
+        "image",
+        &spec.image,
+        "an image reference (letters, digits and `._-/:@`)",
+        "._-/:@",
+    )?;
+    Ok(())
+}
+
+/// A short text of letters, digits and `extra` (a version, an image reference).
+fn text(
+    field: &'static str,
+    value: &str,
+    allowed: &'static str,
+    extra: &str,
+) -> Result<(), SpecError> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || extra.contains(c);
+    if value.len() > 255 || !value.chars().all(ok) {
+        return Err(SpecError::BadText { field, allowed });
+    }
     Ok(())
 }
 
 /// A Kubernetes quantity of bytes (`10Gi`, `500M`, `1024`), when it is one.
 pub fn bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
     let split = text
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
+    if number.is_empty() || number.len() > 24 {
+        return None;
+    }
+    let number: f64 = number.parse().ok()?;
     let factor: u64 = match unit {
         "" => 1,
         "k" => 1_000,
@@ -193,7 +221,8 @@ pub fn bytes(text: &str) -> Option<u64> {
         "Ti" => 1 << 40,
         _ => return None,
     };
-    number.checked_mul(factor).filter(|b| *b > 0)
+    let bytes = number * factor as f64;
+    (bytes >= 1.0 && bytes < u64::MAX as f64 && bytes.fract() == 0.0).then_some(bytes as u64)
 }
 
 /// The CustomResourceDefinition of `StorageService`, generated from the type.
@@ -249,6 +278,10 @@ mod tests {
         assert_eq!(bytes("10Gi"), Some(10 << 30));
         assert_eq!(bytes("500M"), Some(500_000_000));
         assert_eq!(bytes("1024"), Some(1024));
+        assert_eq!(bytes("1.5Gi"), Some(3 << 29));
+        for bad in [" 10Gi", "10Gi ", "0.5", "1.2.3Gi"] {
+            assert_eq!(bytes(bad), None, "{bad}");
+        }
         for bad in ["", "Gi", "10 Gi", "10Xi", "0", "99999999999999999999Ti"] {
             assert_eq!(bytes(bad), None, "{bad}");
         }

@@ -14,8 +14,9 @@ use crate::RunInput;
 pub struct Row {
     /// `target`, `command train`, `param lr`, `resources.nodes`, `label team`, …
     pub aspect: String,
-    pub a: String,
-    pub b: String,
+    /// The first run's value; `None` (JSON `null`) when it has no such aspect.
+    pub a: Option<String>,
+    pub b: Option<String>,
     pub same: bool,
     /// The two values as words, those that differ marked (only when they differ).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,8 +32,6 @@ pub struct Word {
 
 /// Values longer than this are compared whole, not word by word.
 const MAX_WORD_DIFF: usize = 16 * 1024;
-/// Shown for an aspect a run does not have.
-const ABSENT: &str = "—";
 
 /// The aspects of one run, in order.
 pub fn facts(run: &RunInput) -> Vec<(String, String)> {
@@ -98,12 +97,26 @@ fn fields<T: Serialize>(section: &str, value: &T) -> Vec<(String, String)> {
 }
 
 /// `--NAME VALUE` and `--NAME=VALUE` in commands, in order (a later one wins); a `--NAME`
-/// followed by another option or nothing is a flag, `true`.
+/// followed by another option or nothing is a flag, `true`. A bare `--` ends a command line's
+/// options; a name must start with a letter or digit.
 pub fn parameters(commands: &str) -> Vec<(String, String)> {
-    let words: Vec<&str> = commands.split_whitespace().collect();
     let mut out: Vec<(String, String)> = Vec::new();
+    for line in commands.lines() {
+        line_parameters(line, &mut out);
+    }
+    out
+}
+
+fn line_parameters(line: &str, out: &mut Vec<(String, String)>) {
+    let words: Vec<&str> = line.split_whitespace().collect();
     for (i, word) in words.iter().enumerate() {
-        let Some(option) = word.strip_prefix("--").filter(|o| !o.is_empty()) else {
+        if *word == "--" {
+            return;
+        }
+        let Some(option) = word
+            .strip_prefix("--")
+            .filter(|o| o.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()))
+        else {
             continue;
         };
         let (name, value) = match option.split_once('=') {
@@ -118,7 +131,6 @@ pub fn parameters(commands: &str) -> Vec<(String, String)> {
         out.retain(|(n, _)| n != name);
         out.push((name.to_string(), value));
     }
-    out
 }
 
 /// The two runs, aspect by aspect (an aspect only one has shows `—` on the other side).
@@ -131,17 +143,15 @@ pub fn diff(a: &RunInput, b: &RunInput) -> Vec<Row> {
         }
     }
     let value = |facts: &[(String, String)], key: &str| {
-        facts
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(ABSENT.to_string(), |(_, v)| v.clone())
+        facts.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
     };
     aspects
         .into_iter()
         .map(|aspect| {
             let (va, vb) = (value(&fa, aspect), value(&fb, aspect));
             let same = va == vb;
-            let words = (!same).then(|| word_diff(&va, &vb));
+            let words = (!same)
+                .then(|| word_diff(va.as_deref().unwrap_or(""), vb.as_deref().unwrap_or("")));
             Row {
                 aspect: aspect.clone(),
                 a: va,
@@ -208,7 +218,9 @@ mod tests {
 
     #[test]
     fn parameters_are_read_in_both_spellings_and_the_last_wins() {
-        let p = parameters("python train.py --lr 0.5 --epochs=20 --verbose --seed -3\nx --lr 0.1");
+        let p = parameters(
+            "python train.py --lr 0.5 --epochs=20 --verbose --seed -3 --=x ---a\nx --lr 0.1 -- --not 1",
+        );
         assert_eq!(
             p,
             vec![

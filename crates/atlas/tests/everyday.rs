@@ -455,7 +455,11 @@ fn the_comparison_carries_each_runs_metric_curve_from_the_store() {
     assert_eq!(code, 0, "{err}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     for run in report["runs"].as_array().unwrap() {
-        assert_eq!(run["curves"]["loss"], serde_json::json!([0.9, 0.5, 0.2]), "{run}");
+        assert_eq!(
+            run["curves"]["loss"],
+            serde_json::json!([0.9, 0.5, 0.2]),
+            "{run}"
+        );
     }
     let (code, html, _) = p.atlas(&["compare", ids[0], ids[1], "--by", "run", "--format", "html"]);
     assert_eq!(code, 0);

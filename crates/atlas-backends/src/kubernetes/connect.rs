@@ -62,16 +62,15 @@ const MAX_KUBECONFIG_BYTES: u64 = 1 << 20;
 /// Each kubeconfig that will be read (the target's, else `$KUBECONFIG`'s, else
 /// `~/.kube/config`) is a regular file of at most 1 MiB: `/dev/zero` or a FIFO is refused
 /// before it is read.
-fn bounded_kubeconfigs(target: &Named) -> Result<(), String> {
-    let paths: Vec<std::path::PathBuf> =
-        match (&target.target.kubeconfig, std::env::var_os("KUBECONFIG")) {
-            (Some(path), _) => vec![path.clone()],
-            (None, Some(list)) => std::env::split_paths(&list).collect(),
-            (None, None) => std::env::var_os("HOME")
-                .map(|h| std::path::PathBuf::from(h).join(".kube/config"))
-                .into_iter()
-                .collect(),
-        };
+pub(crate) fn bounded_kubeconfigs(explicit: Option<&std::path::Path>) -> Result<(), String> {
+    let paths: Vec<std::path::PathBuf> = match (explicit, std::env::var_os("KUBECONFIG")) {
+        (Some(path), _) => vec![path.to_path_buf()],
+        (None, Some(list)) => std::env::split_paths(&list).collect(),
+        (None, None) => std::env::var_os("HOME")
+            .map(|h| std::path::PathBuf::from(h).join(".kube/config"))
+            .into_iter()
+            .collect(),
+    };
     for path in paths {
         let Ok(meta) = std::fs::metadata(&path) else {
             continue; // a missing file is the kubeconfig reader's to say
@@ -113,7 +112,7 @@ pub(crate) async fn connect(target: &Named) -> Result<Cluster, BackendError> {
             name_of(context)
         ))
     };
-    if let Err(why) = bounded_kubeconfigs(target) {
+    if let Err(why) = bounded_kubeconfigs(target.target.kubeconfig.as_deref()) {
         return Err(unusable(&wanted, why));
     }
     let read = match &target.target.kubeconfig {

@@ -307,6 +307,7 @@ pub fn close_jobs(
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    super::connect::bounded_kubeconfigs(kubeconfig)?;
     runtime.block_on(async {
         let config = match kubeconfig {
             Some(path) => {

@@ -50,6 +50,15 @@ pub fn add(
     let Some(checkpoint) = &workflow.spec.checkpoint else {
         return refuse("the workflow has no spec.checkpoint: a window's close would lose its work");
     };
+    if workflow.spec.scheduling.array.is_some() {
+        return refuse("an array's tasks would share one run directory; windows take a single job");
+    }
+    // CronJob names are at most 52 characters (the controller appends 11 to its Jobs').
+    if name.len() + "-windows-close".len() > 52 {
+        return refuse(&format!(
+            "the CronJob `{name}-windows-close` would be longer than Kubernetes' 52 characters: give the workflow a name of at most 38"
+        ));
+    }
     if workflow.spec.scheduling.requeue == Some(false) {
         return refuse("the workflow says it must not be stopped and started again (spec.scheduling.requeue: false)");
     }
@@ -277,8 +286,8 @@ mod tests {
         atlas_spec::parse_workflow("w.yaml", &text).unwrap()
     }
 
-    fn emit(w: &Workflow, server: ServerVersion, zone: Option<&str>) -> Result<String, K8sError> {
-        let options = K8sOptions {
+    fn options(server: ServerVersion) -> K8sOptions {
+        K8sOptions {
             flavor: super::super::Flavor::Auto,
             openshift: false,
             image: Some("registry.example/train:1".into()),
@@ -287,8 +296,11 @@ mod tests {
             server,
             gpu_products: Default::default(),
             placement: Default::default(),
-        };
-        let mut objects = k8s_objects(w, &options)?.objects;
+        }
+    }
+
+    fn emit(w: &Workflow, server: ServerVersion, zone: Option<&str>) -> Result<String, K8sError> {
+        let mut objects = k8s_objects(w, &options(server))?.objects;
         let crons = WindowCrons {
             open: "0 19 * * 1-5".into(),
             close: "0 7 * * 2-6".into(),
@@ -343,10 +355,20 @@ mod tests {
         assert!(refused(&no_requeue, OLD, None).contains("requeue: false"));
         let array =
             workflow("  checkpoint: {path: ck}\n  scheduling: {array: {start: 0, end: 3}}\n");
-        assert!(
-            refused(&array, OLD, None).contains("Jobs (an array"),
-            "{}",
-            refused(&array, OLD, None)
-        );
+        assert!(refused(&array, OLD, None).contains("an array's tasks"));
+        assert!(refused(&array, ServerVersion::NEWEST, None).contains("an array's tasks"));
+        let w = workflow("  checkpoint: {path: ck}\n");
+        let objects = || k8s_objects(&w, &options(OLD)).unwrap().objects;
+        let long = "b".repeat(39);
+        let crons = WindowCrons {
+            open: "0 1 * * *".into(),
+            close: "0 2 * * *".into(),
+            time_zone: None,
+        };
+        let said = add(&mut objects(), &w, &long, &crons, OLD)
+            .unwrap_err()
+            .to_string();
+        assert!(said.contains("52 characters"), "{said}");
+        assert!(add(&mut objects(), &w, &long[..38], &crons, OLD).is_ok());
     }
 }

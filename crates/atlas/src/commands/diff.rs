@@ -40,15 +40,15 @@ pub fn run(args: Args) -> Result<(), Failure> {
         let json = serde_json::json!({
             "a": a.detail.run.id, "b": b.detail.run.id, "aspects": rows,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json).unwrap_or_default()
-        );
-        return Ok(());
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+        return super::write_output(None, &text);
     }
     let (ida, idb) = (&a.detail.run.id, &b.detail.run.id);
     let differ = rows.iter().filter(|r| !r.same).count();
-    println!("{ida} vs {idb}: {differ} of {} aspects differ", rows.len());
+    let mut text = format!(
+        "{ida} vs {idb}: {differ} of {} aspects differ\n",
+        rows.len()
+    );
     let colour = std::io::stdout().is_terminal();
     let (old, new) = if colour {
         (("\x1b[1;31m", "\x1b[0m"), ("\x1b[1;32m", "\x1b[0m"))
@@ -56,15 +56,22 @@ pub fn run(args: Args) -> Result<(), Failure> {
         (("[", "]"), ("[", "]"))
     };
     let width = ida.len().max(idb.len());
+    let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "(none)".into());
     for row in rows.iter().filter(|r| args.all || !r.same) {
-        println!("{}", row.aspect);
+        text += &format!("{}\n", row.aspect);
         match &row.words {
             Some((wa, wb)) => {
-                println!("  {ida:width$}  {}", atlas_report::diff::marked(wa, old));
-                println!("  {idb:width$}  {}", atlas_report::diff::marked(wb, new));
+                let side = |words: &[atlas_report::diff::Word], value: &Option<String>, mark| {
+                    match value {
+                        Some(_) => atlas_report::diff::marked(words, mark),
+                        None => "(none)".to_string(),
+                    }
+                };
+                text += &format!("  {ida:width$}  {}\n", side(wa, &row.a, old));
+                text += &format!("  {idb:width$}  {}\n", side(wb, &row.b, new));
             }
-            None => println!("  {:width$}  {}", "both", row.a),
+            None => text += &format!("  {:width$}  {}\n", "both", shown(&row.a)),
         }
     }
-    Ok(())
+    super::write_output(None, &text)
 }

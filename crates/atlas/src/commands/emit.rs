@@ -149,7 +149,7 @@ struct K8sArgs {
     /// (`[targets.TARGET.windows]` in atlas.toml) as two CronJobs that delete the workflow's
     /// Job at the close (its agent freezes it) and start it again at the open (it resumes),
     /// with the close's ServiceAccount, Role (list and delete Jobs) and RoleBinding.
-    #[arg(long, value_name = "TARGET", conflicts_with_all = ["flavor"])]
+    #[arg(long, value_name = "TARGET")]
     windows: Option<String>,
 }
 

@@ -95,10 +95,13 @@ pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let Some(path) = path else {
         let mut out = std::io::stdout().lock();
-        return out
-            .write_all(text.as_bytes())
-            .and_then(|_| out.flush())
-            .map_err(|e| Failure::environment(format!("cannot write to stdout: {e}")));
+        return match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            // The reader went away (`| head`): nothing more to say.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => {
+                other.map_err(|e| Failure::environment(format!("cannot write to stdout: {e}")))
+            }
+        };
     };
     write_file(path, 0o644, |file| file.write_all(text.as_bytes()))
 }
@@ -154,6 +157,11 @@ pub fn write_file(
 
 /// Parses a `key=value` label (`--label`, shared by `run` and `runs`).
 pub fn parse_label(text: &str) -> Result<(String, String), String> {
+    // Labels are printed back (runs, diff, the dashboard): no control or direction characters.
+    let printable = |c: char| !c.is_control() && !('\u{202a}'..='\u{202e}').contains(&c);
+    if text.len() > 256 || !text.chars().all(printable) {
+        return Err("a label is at most 256 printable characters (no control characters)".into());
+    }
     text.split_once('=')
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| (k.to_string(), v.to_string()))

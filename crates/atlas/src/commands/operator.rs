@@ -45,9 +45,31 @@ pub fn run(args: Args) -> Result<(), Failure> {
                     .unwrap_or_default();
                 Failure::input(format!("{}{at}: {e}", file.display()))
             })?;
-            atlas_operator::check(&service.spec)
-                .map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
-            let name = service.metadata.name.as_deref().unwrap_or("(no name)");
+            let refuse = |why: String| Failure::input(format!("{}: {why}", file.display()));
+            let value: serde_yaml_ng::Value =
+                serde_yaml_ng::from_str(&text).map_err(|e| refuse(e.to_string()))?;
+            if value["apiVersion"].as_str() != Some("atlas.dev/v1alpha1")
+                || value["kind"].as_str() != Some("StorageService")
+            {
+                return Err(refuse(
+                    "not a StorageService (apiVersion: atlas.dev/v1alpha1, kind: StorageService)"
+                        .into(),
+                ));
+            }
+            if let Some(extra) = value.as_mapping().into_iter().flatten().find_map(|(k, _)| {
+                let k = k.as_str().unwrap_or("?");
+                (!["apiVersion", "kind", "metadata", "spec", "status"].contains(&k))
+                    .then(|| k.to_string())
+            }) {
+                return Err(refuse(format!("unknown field `{extra}`")));
+            }
+            let name = service.metadata.name.as_deref().unwrap_or("");
+            if !atlas_spec::is_dns1123_label(name) {
+                return Err(refuse(
+                    "metadata.name must be a DNS-1123 label (lowercase letters, digits and `-`, at most 63)".into(),
+                ));
+            }
+            atlas_operator::check(&service.spec).map_err(|e| refuse(e.to_string()))?;
             println!(
                 "{}: StorageService {name}: {} chunk servers of {} each, goal {}, MooseFS {}: the operator takes it",
                 file.display(),

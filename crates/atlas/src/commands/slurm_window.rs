@@ -72,6 +72,17 @@ pub fn give_back(target: &Named, run: &RunRow) -> Result<(), String> {
     }
 }
 
+/// Whether a woken run's job is still waiting in Slurm's queue (its reason), as after a wake
+/// on a busy cluster: its agent resumes the run when Slurm starts it.
+pub fn queued(target: &Named, run: &RunRow) -> Option<String> {
+    let (place, job) = job(target, run).ok()?;
+    let state = place
+        .run(&["squeue", "-h", "-j", &job, "-o", "%T|%r"])
+        .ok()?;
+    let (state, reason) = state.split_once('|')?;
+    (state == "PENDING").then(|| format!("job {job} released and pending ({reason})"))
+}
+
 /// The wake: the held job is released; Slurm starts it again, and its agent resumes the run.
 pub fn wake(target: &Named, run: &RunRow) -> Result<(), String> {
     let (place, job) = job(target, run)?;

@@ -103,9 +103,19 @@ pub fn run(args: Args) -> Result<(), Failure> {
             namespace,
             kubeconfig,
         } => {
-            if let Some(ns) = &namespace {
-                atlas_spec::check_name(ns)
-                    .map_err(|e| Failure::input(format!("--namespace {ns}: {e}")))?;
+            if let Some(ns) = namespace
+                .as_deref()
+                .filter(|n| !atlas_spec::is_dns1123_label(n))
+            {
+                return Err(Failure::input(format!(
+                    "--namespace {ns:?}: a namespace is a DNS-1123 label (lowercase letters, digits and `-`, at most 63)"
+                )));
+            }
+            if let Some(path) = kubeconfig.as_deref().filter(|p| !p.is_file()) {
+                return Err(Failure::input(format!(
+                    "--kubeconfig {}: not a readable file",
+                    path.display()
+                )));
             }
             let deleted = atlas_backends::k8s_window::close_jobs(
                 &selector,
@@ -127,7 +137,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
 /// Freezes (or wakes) the caller's runs of `target` now, and waits until they got there.
 pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> Result<(), Failure> {
     atlas_spec::check_name(target)
-        .map_err(|e| Failure::input(format!("target `{target}`: {e}")))?;
+        .map_err(|e| Failure::input(format!("target {target:?}: {e}")))?;
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
     let named = targets
@@ -181,7 +191,15 @@ pub(crate) fn act(db: Option<&std::path::Path>, target: &str, freeze: bool) -> R
     }
     let mut failed = asked.len() < runs.len();
     for (id, grace) in asked {
-        let arrived = wait(store.as_mut(), &id, freeze, grace + SETTLE)?;
+        let mut arrived = wait(store.as_mut(), &id, freeze, grace + SETTLE)?;
+        if !arrived && !freeze && kind == Kind::Slurm {
+            // Released, but the cluster is busy: Slurm starts it when it can.
+            let run = store.run(&id).map_err(Failure::environment)?.run;
+            if let Some(queued) = super::slurm_window::queued(named, &run) {
+                println!("{id}: {queued}: its agent resumes the run when Slurm starts it");
+                arrived = true;
+            }
+        }
         failed |= !arrived;
         if arrived && freeze {
             // Frozen (with its checkpoint or not): the job gives its place back.
