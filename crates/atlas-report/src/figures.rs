@@ -345,6 +345,21 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
             ),
             Some(frozen),
         );
+        let lost: Option<f64> = r
+            .windows
+            .iter()
+            .filter_map(|w| w.lost_seconds)
+            .reduce(|a, b| a + b);
+        put(
+            def(
+                "workLostSeconds",
+                Elasticity,
+                "work lost to freezes (in all)",
+                Unit::Seconds,
+                Lower,
+            ),
+            lost,
+        );
         let checkpoint = r.windows.iter().filter_map(|w| w.checkpoint_bytes).max();
         put(
             def(

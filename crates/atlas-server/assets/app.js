@@ -111,6 +111,7 @@ async function runPage(id) {
     document.getElementById("title").innerHTML = `Run ${esc(r.id)} · ${esc(r.workflow)} on ${esc(r.target)} ${badge(r.status)}`;
     const windows = (r.windows || []).map((w, i) => `<div class="window-box"><b>Window ${i + 1}:</b> frozen ${when(w.frozenAt)} in ${esc(w.phase)}, ` +
       (w.clean ? `checkpoint ${mib(w.checkpointBytes || 0).toFixed(1)} MiB in ${secs(w.quiesceSeconds)}` : `without checkpoint (${esc(w.reason)})`) +
+      (w.lostSeconds == null ? "" : `, work lost ${secs(w.lostSeconds)}`) +
       `, ${w.frozenSeconds == null ? "still frozen" : `woken after ${secs(w.frozenSeconds)}`}</div>`).join("");
     document.getElementById("cause").innerHTML = (r.cause ? `<div class="cause-box"><b>Cause:</b> ${esc(r.cause)}</div>` : "") + windows;
     timeline(document.getElementById("timeline"), detail);

@@ -243,6 +243,11 @@ pub enum RecordBody {
         /// Why the freeze was not clean.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Seconds of the job's work the freeze lost: what it computed after its checkpoint
+        /// landed, or, frozen without one, the whole stretch since it last started (the phase
+        /// starts again from its beginning).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        lost_seconds: Option<f64>,
     },
     /// Woken after a freeze: the phase starts again, from its checkpoint (`ATLAS_RESUME=1`).
     #[serde(rename_all = "camelCase")]

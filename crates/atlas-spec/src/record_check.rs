@@ -226,6 +226,7 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             checkpoint_bytes: _,
             quiesce_seconds: _,
             stop_seconds: _,
+            lost_seconds: _,
         } => {
             name("phase", phase)?;
             reason.as_deref().map_or(Ok(()), |r| text("reason", r))

@@ -60,6 +60,10 @@ pub struct WindowRow {
     pub stop_seconds: f64,
     /// Why it was not clean.
     pub reason: Option<String>,
+    /// Seconds of work the freeze lost (after the checkpoint, or the whole stretch without
+    /// one); absent in records of agents before it was measured.
+    #[serde(default)]
+    pub lost_seconds: Option<f64>,
     /// When it was woken (Unix seconds), and how long it was frozen.
     pub woken_at: Option<f64>,
     pub frozen_seconds: Option<f64>,

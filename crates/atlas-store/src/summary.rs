@@ -96,6 +96,7 @@ pub(crate) fn windows(events: &[Record]) -> String {
                 quiesce_seconds,
                 stop_seconds,
                 reason,
+                lost_seconds,
             } => windows.push(WindowRow {
                 phase: phase.clone(),
                 frozen_at: r.time,
@@ -104,6 +105,7 @@ pub(crate) fn windows(events: &[Record]) -> String {
                 quiesce_seconds: *quiesce_seconds,
                 stop_seconds: *stop_seconds,
                 reason: reason.clone(),
+                lost_seconds: lost_seconds.filter(|s| s.is_finite() && *s >= 0.0),
                 woken_at: None,
                 frozen_seconds: None,
             }),

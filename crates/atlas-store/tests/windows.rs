@@ -20,6 +20,7 @@ fn frozen(run: &str, seq: u64, clean: bool) -> Record {
             quiesce_seconds: 0.5,
             stop_seconds: 0.6,
             reason: (!clean).then(|| "no new checkpoint".to_string()),
+            lost_seconds: Some(if clean { 0.1 } else { 12.0 }),
         },
     )
 }

@@ -145,6 +145,12 @@ fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
         }
         let window = &detail["windows"][round - 1];
         assert_eq!(window["clean"], true, "{window}");
+        // Work lost: what the job computed after its checkpoint, before it stopped.
+        let lost = window["lostSeconds"].as_f64().unwrap();
+        assert!(
+            lost >= 0.0 && lost <= window["stopSeconds"].as_f64().unwrap(),
+            "{window}"
+        );
         assert!(
             window["checkpointBytes"].as_u64().unwrap() > 1000,
             "{window}"
@@ -233,7 +239,12 @@ fn a_run_frozen_and_woken_twice_ends_with_the_same_model_and_accuracy() {
     // The freezes' figures are in the comparison's elasticity dimension.
     let (code, report, stderr) = p.atlas(&["compare", &id, "--format", "json"]);
     assert_eq!(code, 0, "{stderr}");
-    for key in ["freezeStopSeconds", "frozenSeconds", "checkpointBytes"] {
+    for key in [
+        "freezeStopSeconds",
+        "frozenSeconds",
+        "workLostSeconds",
+        "checkpointBytes",
+    ] {
         assert!(report.contains(key), "{key} not in {report}");
     }
 }
@@ -458,6 +469,10 @@ fn a_script_run_by_bash_gets_the_signal_and_a_freeze_without_checkpoint_restarts
     assert_eq!(code, 1, "{stdout}{stderr}");
     assert!(stdout.contains("frozen without checkpoint"), "{stdout}");
     assert_eq!(p.show(&id)["windows"][0]["clean"], false);
+    // Without a checkpoint the whole stretch is lost: it had run half a second before the
+    // freeze (`tiny` waits for that), and the grace of 2 s after it.
+    let lost = p.show(&id)["windows"][0]["lostSeconds"].as_f64().unwrap();
+    assert!(lost >= 2.5, "{lost}");
     let (code, stdout, _) = p.atlas(&["windows", "wake", "local"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("from the start of its phase"), "{stdout}");

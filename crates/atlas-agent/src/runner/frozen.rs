@@ -45,6 +45,8 @@ impl Agent<'_> {
             reason: Some(
                 "between phases: the one before ended while it was asked to checkpoint".into(),
             ),
+            // The phase before ended on its own: nothing of it is done again.
+            lost_seconds: Some(0.0),
         };
         Ok(self.frozen_until_woken(record, &next.name)?.err())
     }

@@ -84,6 +84,7 @@ impl Agent<'_> {
             if resume {
                 resume = self.checkpoint_still_usable(&start);
             }
+            let stretch_started = Instant::now();
             let stretch = match self.run_stretch(phase, &start, resume, again)? {
                 Ok(stretch) => stretch,
                 Err(message) => return self.end_failed_to_start(phase, message),
@@ -117,6 +118,11 @@ impl Agent<'_> {
             // Only a checkpoint that landed (and passed its check) is resumed from; without one
             // the phase starts again from the start.
             let from_checkpoint = quiesced.clean && quiesced.checkpoint_bytes.is_some();
+            let lost_seconds = if from_checkpoint {
+                (stop_seconds - quiesced.quiesce_seconds).max(0.0)
+            } else {
+                stretch_started.elapsed().as_secs_f64()
+            };
             if from_checkpoint {
                 self.keep_checkpoint(self.checkpoint_path(&start).as_deref());
             }
@@ -127,6 +133,7 @@ impl Agent<'_> {
                 quiesce_seconds: quiesced.quiesce_seconds,
                 stop_seconds,
                 reason: quiesced.reason,
+                lost_seconds: Some(lost_seconds),
             };
             match self.frozen_until_woken(record, &phase.name)? {
                 Ok(frozen) => {

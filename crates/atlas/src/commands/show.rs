@@ -187,8 +187,12 @@ fn window_line(n: usize, w: &atlas_store::WindowRow, over: bool) -> String {
         None if over => "ended while frozen (not woken)".into(),
         None => "still frozen".into(),
     };
+    let lost = w
+        .lost_seconds
+        .map(|s| format!(", work lost {}", format::seconds(s)))
+        .unwrap_or_default();
     format!(
-        "window {n}: frozen {} UTC in {}, {checkpoint}, stopped {} after the signal, {woken}\n",
+        "window {n}: frozen {} UTC in {}, {checkpoint}, stopped {} after the signal{lost}, {woken}\n",
         format::time(w.frozen_at),
         w.phase,
         format::seconds(w.stop_seconds)
