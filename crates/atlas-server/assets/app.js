@@ -151,6 +151,12 @@ async function experimentPage(id) {
     if (done && !shown) {
       shown = true;
       document.getElementById("report").innerHTML = `<iframe class="report" src="/api/v1/experiments/${esc(id)}/report" title="comparison"></iframe>`;
+      // The whole report in the page: the frame grows to its content (same origin), no inner scrollbar.
+      const frame = document.querySelector("iframe.report");
+      frame.addEventListener("load", () => {
+        const doc = frame.contentDocument;
+        if (doc) frame.style.height = `${doc.documentElement.scrollHeight + 16}px`;
+      });
     }
     return done;
   };

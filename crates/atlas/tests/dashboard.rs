@@ -141,6 +141,12 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
         "return document.querySelector('iframe.report')?.contentDocument?.querySelector('table, svg') != null",
         30,
     );
+    // The whole report is in the page: its frame grew past the stylesheet's 800 px to its
+    // content's height (no fixed height, no scrollbar of its own).
+    browser.wait_for(
+        "const f = document.querySelector('iframe.report'); return f.clientHeight > 800 && f.clientHeight >= f.contentDocument.documentElement.scrollHeight",
+        30,
+    );
     std::thread::sleep(std::time::Duration::from_millis(800));
     save(&shots, "dashboard-experiment.png", browser.screenshot());
     browser.goto(&format!("{}/targets", server.url));
