@@ -42,20 +42,6 @@ pub fn read_control(run_dir: &Path) -> Option<Control> {
     }
 }
 
-/// Writes a request into the run's control file (the agent's own: a stop taken for a
-/// window's close says `release` to the frozen wait that follows).
-pub fn write_control(run_dir: &Path, control: Control) -> std::io::Result<()> {
-    let word = match control {
-        Control::Freeze => "freeze",
-        Control::Wake => "wake",
-        Control::Release => "release",
-    };
-    std::fs::write(
-        atlas_spec::RunDir::new(run_dir).control(),
-        format!("{word}\n"),
-    )
-}
-
 /// A freeze under way: when the signal went, and until when the checkpoint may land.
 #[derive(Debug, Clone)]
 pub struct Freezing {

@@ -93,6 +93,9 @@ struct Agent<'a> {
     /// CPU seconds (user, system) of processes already reaped by the agent.
     reaped_cpu: (f64, f64),
     previous_node: Option<NodeFigures>,
+    /// The freeze under way was a stop taken for a window's close (`--freeze-on-stop`): once
+    /// frozen, the agent leaves quietly.
+    leave_when_frozen: bool,
     self_pid: i32,
     /// The running phase's shell: reaped by `run_phase`, never as an orphan.
     phase_pid: Option<i32>,
@@ -157,6 +160,7 @@ pub fn run(
         }),
         reaped_cpu: (0.0, 0.0),
         previous_node: None,
+        leave_when_frozen: false,
         self_pid: std::process::id() as i32,
         phase_pid: None,
         pending_freeze: None,

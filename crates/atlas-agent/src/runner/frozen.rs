@@ -88,8 +88,10 @@ impl Agent<'_> {
                 let _ = tx.send(());
             }
         });
-        if freeze::read_control(&self.config.run_dir) == Some(Control::Release) {
-            // Frozen on a stop taken for a window's close (--freeze-on-stop).
+        if self.leave_when_frozen {
+            // Frozen on a stop taken for a window's close (--freeze-on-stop). (Not the control
+            // file's word: on Slurm `release` is written once the store shows the run frozen,
+            // which may be before this wait begins, and the agent must wait for the requeue.)
             self.spool.flush()?;
             return Ok(Some(Stop::Released));
         }

@@ -421,7 +421,7 @@ impl Agent<'_> {
             let stop = signals::take();
             if stop == Some(libc::SIGTERM) && self.stop_is_a_freeze(freezing.is_some(), &stopping) {
                 // A window's close (--freeze-on-stop): checkpoint, then leave quietly.
-                freeze::write_control(&self.config.run_dir, Control::Release)?;
+                self.leave_when_frozen = true;
                 freezing = self.begin_freeze(pid, phase, start)?;
             } else if let Some(signal) = stop {
                 signals::to_group(pid, signal);
