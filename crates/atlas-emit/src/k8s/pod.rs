@@ -25,6 +25,18 @@ pub const RUN_DIR: &str = "/atlas/run";
 /// Where on the run's claim a run that can be frozen keeps its working directory.
 pub const WORK_ON_CLAIM: &str = "$(ATLAS_RUN_ID)-work";
 
+/// A container's security context: no privilege escalation, every capability dropped.
+fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The init container of a run that can be frozen: the image's /work copied onto the claim
 /// once (a marker says it was), so a pod created again keeps what the phases wrote there.
 fn work_copy(image: &str, env: &[EnvVar]) -> Container {
@@ -49,14 +61,7 @@ fn work_copy(image: &str, env: &[EnvVar]) -> Container {
             sub_path_expr: Some(WORK_ON_CLAIM.into()),
             ..Default::default()
         }]),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted()),
         ..Default::default()
     }
 }
@@ -338,14 +343,7 @@ pub fn template(workflow: &Workflow, options: &PodOptions<'_>) -> PodTemplateSpe
         }),
         volume_mounts: Some(mounts),
         working_dir: Some("/work".into()),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted()),
         ..Default::default()
     };
     let affinity = workflow
