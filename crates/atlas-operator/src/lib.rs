@@ -1,11 +1,18 @@
 //! `atlas-operator`: an operator that keeps an HPC storage service well-behaved (issue 20).
 //! The service is MooseFS, a parallel file system with Lustre's shape that runs in user space
 //! (a metadata master ≈ Lustre's MDS, chunk servers ≈ OSS/OSTs, metaloggers, a FUSE client;
-//! Debian 12 packages it). This first part is its custom resource, `StorageService`
-//! ([`spec`]): the type the CRD is generated from, and the checks a spec must pass before
-//! anything is reconciled. The reconcile loop and its two drivers (Kubernetes, plain hosts)
-//! come next (docs/operator.md).
+//! Debian 12 packages it). Its custom resource, `StorageService` ([`spec`]); the reconcile
+//! logic, pure ([`reconcile`]): what to do next from the spec, the operator's memory and what
+//! a driver observed; the master's view read from `mfscli` ([`mfscli`]); the status and
+//! metrics a pass reports ([`status`]); the plain-host driver on podman ([`local`]) and its
+//! loop ([`operate`]).
 
+pub mod local;
+pub mod metrics_http;
+pub mod mfscli;
+pub mod operate;
+pub mod reconcile;
 pub mod spec;
+pub mod status;
 
 pub use spec::{check, crd, SpecError, StorageService, StorageServiceSpec, StorageServiceStatus};

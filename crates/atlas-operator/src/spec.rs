@@ -59,7 +59,15 @@ pub struct StorageServiceSpec {
     /// How a new version is rolled out.
     #[serde(default)]
     pub update_strategy: UpdateStrategy,
+    /// On Kubernetes (the nodes' network): the master's first port; it listens on `port` to
+    /// `port+2`, chunk server N on `port+3+N`. Default 9419, MooseFS's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 65400))]
+    pub port: Option<u16>,
 }
+
+/// MooseFS's own first port (the master's port for metaloggers).
+pub const DEFAULT_PORT: u16 = 9419;
 
 /// How a version change goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
@@ -90,6 +98,37 @@ pub struct StorageServiceStatus {
     pub observed_generation: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// Why the service is in its phase, or what the operator waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Where clients mount it (`ip:port`: `mfsmount DIR -H ip -P port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_address: Option<String>,
+    /// Each instance: its image, state and restarts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<InstanceStatus>,
+    /// What the operator remembers between passes (the last healthy image, a failed one).
+    #[serde(default, flatten)]
+    pub memory: crate::reconcile::Memory,
+    /// The last events (a rollback, a recreated server), newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
+}
+
+/// One instance, as the status shows it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceStatus {
+    /// `master`, `metalogger-0`, `chunkserver-2`.
+    pub name: String,
+    pub image: String,
+    /// `Running`, `Starting`, `Exited`.
+    pub state: String,
+    pub serving: bool,
+    #[serde(default)]
+    pub restarts: u32,
+    #[serde(default)]
+    pub marked_for_removal: bool,
 }
 
 /// A condition, as Kubernetes objects report them.
@@ -160,6 +199,9 @@ pub fn check(spec: &StorageServiceSpec) -> Result<(), SpecError> {
         "1 to 64",
     )?;
     range("metaloggers", spec.metaloggers, 0, 8, "0 to 8")?;
+    if let Some(port) = spec.port {
+        range("port", u32::from(port), 1024, 65400, "1024 to 65400")?;
+    }
     if spec.chunk_servers < spec.goal {
         return Err(SpecError::FewerServersThanGoal {
             servers: spec.chunk_servers,
@@ -244,6 +286,7 @@ mod tests {
             version: "3.0.117".into(),
             image: "localhost/moosefs:3.0.117".into(),
             update_strategy: UpdateStrategy::default(),
+            port: None,
         }
     }
 

@@ -1,0 +1,295 @@
+//! The storage-service operator on this machine for real (issue 20): `atlas operator --local`
+//! runs a MooseFS `StorageService` as podman containers (images from scripts/moosefs-image),
+//! and the file system is mounted here with the real FUSE client. A chunk server killed is
+//! restarted on its data and one lost with its data replaced and its chunks copied back to
+//! their goal; scaling up and down (drained first); an upgrade one instance at a time; a
+//! version that does not start rolled back; through all of it the files written first read
+//! back unchanged. With `ATLAS_REQUIRE_INTEGRATION=1` missing podman or MooseFS images fail.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const IMAGE: &str = "localhost/atlas-moosefs:3.0.117";
+const NEXT: &str = "localhost/atlas-moosefs:3.0.117-2";
+const BROKEN: &str = "localhost/atlas-moosefs:broken";
+
+fn moosefs_available() -> bool {
+    let images = [IMAGE, NEXT, BROKEN].iter().all(|image| {
+        Command::new("podman")
+            .args(["image", "exists", image])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    let client = Command::new("mfsmount").arg("--version").output().is_ok();
+    let up = images && client;
+    if !up && std::env::var("ATLAS_REQUIRE_INTEGRATION").is_ok_and(|v| v == "1") {
+        panic!("podman, the MooseFS images and mfsmount are required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/moosefs-image");
+    }
+    if !up {
+        eprintln!("skipped: no MooseFS images or client (run scripts/moosefs-image)");
+    }
+    up
+}
+
+/// A service of this test, removed with its data (and unmounted) when dropped.
+struct Service {
+    dir: PathBuf,
+    file: PathBuf,
+    name: String,
+    mount: PathBuf,
+}
+
+impl Service {
+    fn new(tag: &str) -> Service {
+        let name = format!("t-{tag}-{}", std::process::id());
+        let dir = std::env::temp_dir().join(format!("atlas-{name}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let service = Service {
+            file: dir.join("storage.yaml"),
+            mount: dir.join("mnt"),
+            dir,
+            name,
+        };
+        service.write(3, IMAGE);
+        service
+    }
+
+    fn write(&self, servers: u32, image: &str) {
+        let yaml = format!(
+            "apiVersion: atlas.dev/v1alpha1\nkind: StorageService\nmetadata:\n  name: {}\nspec:\n  chunkServers: {servers}\n  goal: 2\n  storagePerChunkServer: 1Gi\n  version: 3.0.117\n  image: {image}\n",
+            self.name
+        );
+        std::fs::write(&self.file, yaml).unwrap();
+    }
+
+    /// `atlas operator --local FILE --until-healthy`: its exit code and output.
+    fn until_healthy(&self, extra: &[&str]) -> (i32, String) {
+        let mut args = vec![
+            "600".to_string(),
+            env!("CARGO_BIN_EXE_atlas").to_string(),
+            "operator".into(),
+            "--local".into(),
+            self.file.display().to_string(),
+            "--until-healthy".into(),
+            "--interval".into(),
+            "1".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let out = Command::new("timeout").args(&args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn container(&self, member: &str) -> String {
+        format!("atlas-mfs-{}-{member}", self.name)
+    }
+
+    fn image_of(&self, member: &str) -> String {
+        podman(&[
+            "inspect",
+            "--format",
+            "{{.ImageName}}",
+            &self.container(member),
+        ])
+    }
+
+    fn mount(&self, status: &Path) {
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(status).unwrap()).unwrap();
+        let master = json["masterAddress"].as_str().unwrap().to_string();
+        let (host, port) = master.split_once(':').unwrap();
+        std::fs::create_dir_all(&self.mount).unwrap();
+        let out = Command::new("mfsmount")
+            .arg(&self.mount)
+            .args(["-H", host, "-P", port])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        let _ = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(["operator", "--local"])
+            .arg(&self.file)
+            .arg("--down")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn podman(args: &[&str]) -> String {
+    let out = Command::new("podman").args(args).output().unwrap();
+    assert!(out.status.success(), "podman {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Files of random bytes on the mount, kept to compare.
+fn write_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut random = std::fs::File::open("/dev/urandom").unwrap();
+    (0..3)
+        .map(|i| {
+            let mut bytes = vec![0u8; (12 + i) << 20];
+            std::io::Read::read_exact(&mut random, &mut bytes).unwrap();
+            let path = dir.join(format!("data-{i}"));
+            std::fs::write(&path, &bytes).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
+fn same_files(files: &[(PathBuf, Vec<u8>)], step: &str) {
+    for (path, bytes) in files {
+        let read =
+            std::fs::read(path).unwrap_or_else(|e| panic!("{step}: {}: {e}", path.display()));
+        assert!(read == *bytes, "{step}: {} changed", path.display());
+    }
+}
+
+#[test]
+fn a_storage_service_heals_scales_and_upgrades_on_podman() {
+    if !moosefs_available() {
+        return;
+    }
+    let service = Service::new("op");
+    let status = service.dir.join("status.json");
+    let status_arg = status.display().to_string();
+    let (code, out) = service.until_healthy(&["--status-file", &status_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("start master") && out.contains("start chunkserver-2"),
+        "{out}"
+    );
+    assert!(out.contains("Healthy"), "{out}");
+    service.mount(&status);
+    let files = write_files(&service.mount);
+
+    // A chunk server killed: restarted on its data.
+    podman(&["kill", &service.container("chunkserver-1")]);
+    let (code, out) = service.until_healthy(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("restart chunkserver-1 on its data"), "{out}");
+    same_files(&files, "after a crash");
+
+    // A chunk server lost with its data: a new one, and the chunks copied back to their goal.
+    let lost = service.container("chunkserver-0");
+    podman(&["rm", "-f", &lost]);
+    podman(&["volume", "rm", "-f", &lost]);
+    let (code, out) = service.until_healthy(&["--status-file", &status_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("start chunkserver-0"), "{out}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    assert_eq!(json["underGoalChunks"], 0, "{json}");
+    assert_eq!(json["readyChunkServers"], 3, "{json}");
+    same_files(&files, "after a lost server");
+
+    // Scale up to 4, then back down to 3: the fourth drained before it goes.
+    service.write(4, IMAGE);
+    let (code, out) = service.until_healthy(&[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("start chunkserver-3"), "{out}");
+    service.write(3, IMAGE);
+    let (code, out) = service.until_healthy(&[]);
+    assert_eq!(code, 0, "{out}");
+    let marked = out.find("mark chunkserver-3 for removal").expect(&out);
+    let removed = out.find("remove chunkserver-3 and its data").expect(&out);
+    assert!(marked < removed, "{out}");
+    assert!(!podman(&["ps", "-a", "--format", "{{.Names}}"])
+        .contains(&service.container("chunkserver-3")));
+    same_files(&files, "after scaling");
+
+    // An upgrade: every instance replaced, one at a time, the master last.
+    service.write(3, NEXT);
+    let (code, out) = service.until_healthy(&[]);
+    assert_eq!(code, 0, "{out}");
+    let order: Vec<usize> = [
+        "metalogger-0",
+        "chunkserver-2",
+        "chunkserver-1",
+        "chunkserver-0",
+        "master",
+    ]
+    .iter()
+    .map(|m| out.find(&format!("replace {m} by {NEXT}")).expect(&out))
+    .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{out}");
+    for member in ["master", "metalogger-0", "chunkserver-0", "chunkserver-2"] {
+        assert_eq!(service.image_of(member), NEXT, "{member}");
+    }
+    same_files(&files, "after the upgrade");
+
+    // A version that does not start: rolled back, the service healthy on the last good one.
+    service.write(3, BROKEN);
+    let (code, out) = service.until_healthy(&["--status-file", &status_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "did not start with {BROKEN}: rolled back to {NEXT}"
+        )),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+    assert_eq!(json["failedImage"], BROKEN, "{json}");
+    assert_eq!(json["phase"], "Healthy", "{json}");
+    for member in ["metalogger-0", "chunkserver-2"] {
+        assert_eq!(service.image_of(member), NEXT, "{member}");
+    }
+    same_files(&files, "after the rollback");
+}
+
+#[test]
+fn a_spec_the_operator_cannot_take_is_refused_before_anything_runs() {
+    let dir = std::env::temp_dir().join(format!("atlas-op-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: atlas.dev/v1alpha1\nkind: StorageService\nmetadata:\n  name: few\nspec:\n  chunkServers: 1\n  goal: 2\n  storagePerChunkServer: 1Gi\n  version: 3.0.117\n  image: localhost/atlas-moosefs:3.0.117\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["operator", "--local"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("chunkServers 1 is fewer than the goal 2"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("name: few", "name: ../etc")
+            .replace("chunkServers: 1", "chunkServers: 2"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["operator", "--local"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("metadata.name must be a DNS-1123 label"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        .args(["operator"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--local FILE"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
