@@ -5,8 +5,10 @@
 //! logic, pure ([`reconcile`]): what to do next from the spec, the operator's memory and what
 //! a driver observed; the master's view read from `mfscli` ([`mfscli`]); the status and
 //! metrics a pass reports ([`status`]); the plain-host driver on podman ([`local`]) and its
-//! loop ([`operate`]).
+//! loop ([`operate`]); the Kubernetes driver ([`cluster`]) and its controller ([`controller`]).
 
+pub mod cluster;
+pub mod controller;
 pub mod local;
 pub mod metrics_http;
 pub mod mfscli;

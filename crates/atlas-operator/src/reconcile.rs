@@ -226,14 +226,15 @@ impl<'a> Pass<'a> {
         timing: Timing,
     ) -> Self {
         let mut memory = memory.clone();
-        // An operator that remembers nothing (its state lost) takes the master's image as the
-        // last good one: the master is upgraded last, so it runs the old image until the end.
-        if memory.current_image.is_none() {
-            memory.current_image = seen
-                .instances
-                .iter()
-                .find(|i| i.member == Member::MASTER && i.state == State::Running && i.serving)
-                .map(|m| m.image.clone());
+        // The master's image, while it serves, is the last good one: the master is upgraded
+        // last, once every other instance runs the new image and serves. (So an operator that
+        // lost its memory, or a pass whose status was not written, still knows it.)
+        if let Some(master) = seen
+            .instances
+            .iter()
+            .find(|i| i.member == Member::MASTER && i.state == State::Running && i.serving)
+        {
+            memory.current_image = Some(master.image.clone());
         }
         // An image that failed is not tried again until the spec names another one.
         let target = match (&memory.failed_image, &memory.current_image) {

@@ -18,6 +18,7 @@ pub mod logs;
 pub mod node_agent;
 pub mod nodes;
 pub mod operator;
+pub mod operator_cluster;
 pub mod operator_local;
 pub mod run;
 pub mod runs;

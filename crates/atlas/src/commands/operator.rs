@@ -14,7 +14,7 @@ use crate::exit::Failure;
 #[derive(clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  atlas operator crd | kubectl apply -f -\n  atlas operator check storage.yaml\n  atlas operator --local storage.yaml                  # run it as podman containers; edit the file to scale or upgrade\n  atlas operator --local storage.yaml --until-healthy  # once it is up, return\n  atlas operator --local storage.yaml --down           # remove its containers and data"
+    after_help = "Examples:\n  atlas operator crd | kubectl apply -f -\n  atlas operator check storage.yaml\n  atlas operator --local storage.yaml                  # run it as podman containers; edit the file to scale or upgrade\n  atlas operator --local storage.yaml --until-healthy  # once it is up, return\n  atlas operator --local storage.yaml --down           # remove its containers and data\n  atlas operator --namespace storage                   # on Kubernetes: installs the CRD, reconciles every StorageService there\n  kubectl apply -n storage -f storage.yaml"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -41,9 +41,18 @@ pub struct Args {
     /// With --local: serve Prometheus metrics on this address (`127.0.0.1:9464`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
-    /// With --local: seconds an instance of a new image may take to start before it is rolled back.
+    /// Seconds an instance of a new image may take to start before it is rolled back.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     start_timeout: u64,
+    /// On Kubernetes: the namespace to watch (every namespace when not given).
+    #[arg(long, short = 'n', value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    /// On Kubernetes: the kubeconfig (else $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// On Kubernetes: the kubeconfig's context (else its current one).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -74,9 +83,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
             Ok(())
         }
         (None, Some(file)) => super::operator_local::run(file, &args.local_options()),
-        (None, None) => Err(Failure::input(
-            "atlas operator: give --local FILE (run a StorageService on this machine with podman), or `crd` / `check FILE`",
-        )),
+        (None, None) => super::operator_cluster::run(&super::operator_cluster::Options {
+            namespace: args.namespace.clone(),
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+            start_timeout: args.start_timeout,
+        }),
     }
 }
 

@@ -105,12 +105,12 @@ fn state_dir() -> PathBuf {
 
 /// Prints what changed since the last pass: actions, events, problems, phase and reason.
 #[derive(Default)]
-struct Printer {
+pub struct Printer {
     last: Option<(String, String)>,
 }
 
 impl Printer {
-    fn print(&mut self, name: &str, tick: &Tick) {
+    pub fn print(&mut self, name: &str, tick: &Tick) {
         let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
         for action in tick.applied {
             println!("{time} {name}: {}", operate::describe(action));
