@@ -274,8 +274,9 @@ impl Podman {
         Ok(())
     }
 
-    /// A new master volume with the metadata and change logs of the first metalogger that has
-    /// them; nothing when there is none (a new file system).
+    /// A new master volume with the metadata and change logs of the first metalogger; nothing
+    /// when there is no metalogger (a new file system). A metalogger without a copy yet is an
+    /// error: an empty master over chunk servers that hold data would lose it all.
     fn recover_master(&self, volume: &str, image: &str) -> Result<(), LocalError> {
         let metalogger = self.container(Member::metalogger(0));
         if !volume_exists(&metalogger)? {
@@ -295,8 +296,11 @@ impl Podman {
             "/from",
         ])?;
         if !copied.status.success() {
-            // Nothing to recover from (a metalogger that never synced): a new file system.
             run(&["volume", "rm", "-f", volume])?;
+            return Err(LocalError::State(format!(
+                "the master's data is gone and cannot be recovered from metalogger-0: {}; not starting an empty file system over chunk servers that hold data (put the master's metadata back in volume {volume}, or remove the service with --down)",
+                String::from_utf8_lossy(&copied.stderr).trim()
+            )));
         }
         Ok(())
     }

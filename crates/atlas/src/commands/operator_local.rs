@@ -111,15 +111,18 @@ pub struct Printer {
 
 impl Printer {
     pub fn print(&mut self, name: &str, tick: &Tick) {
+        use std::io::Write;
+        // A closed stdout (`| head`) is not the operator's failure: lines are dropped, never a panic.
+        let mut out = std::io::stdout().lock();
         let time = jiff::Zoned::now().strftime("%H:%M:%S").to_string();
         for action in tick.applied {
-            println!("{time} {name}: {}", operate::describe(action));
+            let _ = writeln!(out, "{time} {name}: {}", operate::describe(action));
         }
         for problem in tick.problems {
-            eprintln!("{time} {name}: {problem}");
+            let _ = writeln!(std::io::stderr(), "{time} {name}: {problem}");
         }
         for event in tick.events {
-            println!("{time} {name}: {event}");
+            let _ = writeln!(out, "{time} {name}: {event}");
         }
         let status = tick.status;
         let now = (
@@ -127,7 +130,8 @@ impl Printer {
             status.reason.clone().unwrap_or_default(),
         );
         if self.last.as_ref() != Some(&now) {
-            println!(
+            let _ = writeln!(
+                out,
                 "{time} {name}: {} ({}) · {} chunk servers ready · {} chunks under goal · master {}",
                 now.0,
                 now.1,
