@@ -111,63 +111,89 @@ fn condition(
     }
 }
 
-/// The status as Prometheus metrics (text format 0.0.4), labelled with the service's name.
-pub fn metrics(name: &str, status: &StorageServiceStatus, actions_total: u64) -> String {
+/// The services' statuses as Prometheus metrics (text format 0.0.4), each family once, each
+/// sample labelled with its service's name (`name`, or `namespace/name` on Kubernetes), with
+/// the actions taken for it.
+pub fn metrics(services: &[(&str, &StorageServiceStatus, u64)]) -> String {
     let mut out = String::new();
-    let label = format!("service=\"{}\"", escape(name));
-    let mut gauge = |metric: &str, help: &str, value: u64| {
+    type Figure = fn(&StorageServiceStatus) -> u64;
+    let gauges: [(&str, &str, Figure); 4] = [
+        (
+            "atlas_storage_ready_chunk_servers",
+            "Chunk servers connected to the master and not marked for removal.",
+            |s| s.ready_chunk_servers as u64,
+        ),
+        (
+            "atlas_storage_capacity_bytes",
+            "Total space the master reports.",
+            |s| s.capacity_bytes,
+        ),
+        (
+            "atlas_storage_used_bytes",
+            "Space in use as the master reports it.",
+            |s| s.used_bytes,
+        ),
+        (
+            "atlas_storage_under_goal_chunks",
+            "Chunks with fewer copies than their goal.",
+            |s| s.under_goal_chunks,
+        ),
+    ];
+    let label = |name: &str| format!("service=\"{}\"", escape(name));
+    for (metric, help, figure) in gauges {
         let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} gauge");
-        let _ = writeln!(out, "{metric}{{{label}}} {value}");
-    };
-    gauge(
-        "atlas_storage_ready_chunk_servers",
-        "Chunk servers connected to the master and not marked for removal.",
-        status.ready_chunk_servers as u64,
+        for (name, status, _) in services {
+            let _ = writeln!(out, "{metric}{{{}}} {}", label(name), figure(status));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP atlas_storage_reconcile_actions Actions the operator has taken since it started.\n# TYPE atlas_storage_reconcile_actions counter"
     );
-    gauge(
-        "atlas_storage_capacity_bytes",
-        "Total space the master reports.",
-        status.capacity_bytes,
-    );
-    gauge(
-        "atlas_storage_used_bytes",
-        "Space in use as the master reports it.",
-        status.used_bytes,
-    );
-    gauge(
-        "atlas_storage_under_goal_chunks",
-        "Chunks with fewer copies than their goal.",
-        status.under_goal_chunks,
-    );
-    gauge(
-        "atlas_storage_reconcile_actions",
-        "Actions the operator has taken since it started.",
-        actions_total,
-    );
-    let phase = status.phase.as_deref().unwrap_or("Pending");
+    for (name, _, actions) in services {
+        let _ = writeln!(
+            out,
+            "atlas_storage_reconcile_actions{{{}}} {actions}",
+            label(name)
+        );
+    }
     let _ = writeln!(
         out,
         "# HELP atlas_storage_phase The service's phase (1 for the present one).\n# TYPE atlas_storage_phase gauge"
     );
-    for p in ["Pending", "Healthy", "Degraded", "Scaling", "Upgrading"] {
-        let _ = writeln!(
-            out,
-            "atlas_storage_phase{{{label},phase=\"{p}\"}} {}",
-            u8::from(p == phase)
-        );
+    for (name, status, _) in services {
+        let phase = status.phase.as_deref().unwrap_or("Pending");
+        for p in [
+            "Pending",
+            "Healthy",
+            "Degraded",
+            "Scaling",
+            "Upgrading",
+            "Failed",
+        ] {
+            let _ = writeln!(
+                out,
+                "atlas_storage_phase{{{},phase=\"{p}\"}} {}",
+                label(name),
+                u8::from(p == phase)
+            );
+        }
     }
     let _ = writeln!(
         out,
         "# HELP atlas_storage_instance_restarts Restarts of each instance by the operator.\n# TYPE atlas_storage_instance_restarts gauge"
     );
-    for i in &status.instances {
-        let _ = writeln!(
-            out,
-            "atlas_storage_instance_restarts{{{label},instance=\"{}\",state=\"{}\"}} {}",
-            escape(&i.name),
-            escape(&i.state),
-            i.restarts
-        );
+    for (name, status, _) in services {
+        for i in &status.instances {
+            let _ = writeln!(
+                out,
+                "atlas_storage_instance_restarts{{{},instance=\"{}\",state=\"{}\"}} {}",
+                label(name),
+                escape(&i.name),
+                escape(&i.state),
+                i.restarts
+            );
+        }
     }
     out
 }
@@ -272,7 +298,12 @@ mod tests {
         );
         assert_eq!(s.events.len(), EVENTS_KEPT);
         assert_eq!(s.events.last().map(String::as_str), Some("29"));
-        let text = metrics("a\"b", &s, 7);
+        let text = metrics(&[
+            ("a\"b", &s, 7),
+            ("ns/other", &StorageServiceStatus::default(), 0),
+        ]);
+        assert_eq!(text.matches("# TYPE atlas_storage_phase gauge").count(), 1);
+        assert!(text.contains("atlas_storage_phase{service=\"ns/other\",phase=\"Pending\"} 1"));
         assert!(text.contains("atlas_storage_ready_chunk_servers{service=\"a\\\"b\"} 1"));
         assert!(text.contains("atlas_storage_phase{service=\"a\\\"b\",phase=\"Healthy\"} 1"));
         assert!(text.contains("atlas_storage_reconcile_actions{service=\"a\\\"b\"} 7"));

@@ -38,7 +38,7 @@ pub struct Args {
     /// With --local: write the status (JSON) to this file after each pass.
     #[arg(long, value_name = "FILE")]
     status_file: Option<PathBuf>,
-    /// With --local: serve Prometheus metrics on this address (`127.0.0.1:9464`).
+    /// Serve Prometheus metrics on this address (`127.0.0.1:9464`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// Seconds an instance of a new image may take to start before it is rolled back.
@@ -88,6 +88,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             kubeconfig: args.kubeconfig.clone(),
             context: args.context.clone(),
             start_timeout: args.start_timeout,
+            metrics: args.metrics,
         }),
     }
 }

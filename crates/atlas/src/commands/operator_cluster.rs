@@ -19,7 +19,11 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub start_timeout: u64,
+    pub metrics: Option<std::net::SocketAddr>,
 }
+
+/// Each service's last status and the actions taken for it, for the metrics.
+type Seen = std::collections::BTreeMap<String, (atlas_operator::StorageServiceStatus, u64)>;
 
 pub fn run(options: &Options) -> Result<(), Failure> {
     if let Some(ns) = &options.namespace {
@@ -38,15 +42,31 @@ pub fn run(options: &Options) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::environment(format!("cannot start the async runtime: {e}")))?;
+    let text = Arc::new(Mutex::new(String::new()));
+    if let Some(addr) = options.metrics {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| Failure::environment(format!("--metrics {addr}: {e}")))?;
+        let shared = text.clone();
+        std::thread::spawn(move || atlas_operator::metrics_http::serve(listener, shared));
+        println!("metrics on http://{addr}/metrics");
+    }
     runtime.block_on(async {
         let client = client(options).await?;
         let printers: Mutex<std::collections::HashMap<String, Printer>> = Mutex::default();
+        let seen: Mutex<Seen> = Mutex::default();
         let report = Box::new(move |service: &str, tick: &atlas_operator::operate::Tick| {
             let mut printers = printers.lock().unwrap_or_else(|e| e.into_inner());
             printers
                 .entry(service.to_string())
                 .or_default()
                 .print(service, tick);
+            let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = seen.entry(service.to_string()).or_default();
+            entry.0 = tick.status.clone();
+            entry.1 += tick.actions_total;
+            let all: Vec<(&str, &atlas_operator::StorageServiceStatus, u64)> =
+                seen.iter().map(|(n, (s, a))| (n.as_str(), s, *a)).collect();
+            *text.lock().unwrap_or_else(|e| e.into_inner()) = atlas_operator::status::metrics(&all);
         });
         let timing = Timing {
             start_timeout_secs: options.start_timeout,

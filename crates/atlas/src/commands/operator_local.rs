@@ -75,7 +75,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), Failure> {
     let mut on_tick = |tick: &Tick| {
         printer.print(&name, tick);
         *metrics.lock().unwrap_or_else(|e| e.into_inner()) =
-            atlas_operator::status::metrics(&name, tick.status, tick.actions_total);
+            atlas_operator::status::metrics(&[(&name, tick.status, tick.actions_total)]);
         if let Some(path) = &options.status_file {
             if let Err(e) = write_status(path, tick) {
                 eprintln!("atlas operator: {e}");

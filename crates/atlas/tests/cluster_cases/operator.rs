@@ -77,20 +77,31 @@ fn the_storage_service_crd_is_accepted_and_its_schema_enforced_by_the_server() {
 struct Operator {
     child: std::process::Child,
     log: std::path::PathBuf,
+    metrics: u16,
 }
 
 impl Operator {
     fn start(kubeconfig: &std::path::Path, ns: &Namespace, dir: &std::path::Path) -> Operator {
         let log = dir.join("operator.log");
+        let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_atlas"))
             .args(["operator", "--namespace", &ns.name, "--start-timeout", "60"])
+            .args(["--metrics", &format!("127.0.0.1:{metrics}")])
             .arg("--kubeconfig")
             .arg(kubeconfig)
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .unwrap();
-        Operator { child, log }
+        Operator {
+            child,
+            log,
+            metrics,
+        }
     }
 
     fn said(&self) -> String {
@@ -201,6 +212,18 @@ fn the_operator_heals_scales_and_upgrades_a_storage_service_on_the_cluster() {
     };
     service(3, image);
     let status = wait_status(&ns, &operator, 300, "3 chunk servers", healthy(3));
+    // Its Prometheus metrics name the service by namespace and name.
+    let body = ureq::get(&format!("http://127.0.0.1:{}/metrics", operator.metrics))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let ready = format!(
+        "atlas_storage_ready_chunk_servers{{service=\"{}/scratch\"}} 3",
+        ns.name
+    );
+    assert!(body.contains(&ready), "{body}");
     let (ok, said) = ns.in_ns(&["get", "statefulsets,services,pvc,pdb", "-o", "name"]);
     assert!(ok, "{said}");
     for object in [
