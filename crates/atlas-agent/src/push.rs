@@ -21,6 +21,8 @@ use crate::warning::{AgentWarning, Warnings};
 pub const RECORDS: &str = "/api/v1/records";
 /// Where a node agent's samples go.
 pub const NODE_SAMPLES: &str = "/api/v1/nodes/samples";
+/// Where the storage-service operator's status goes.
+pub const SERVICES: &str = "/api/v1/services/status";
 
 /// What a pusher sends, and so how it treats the server's answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,19 @@ pub enum Lines {
     /// dropped and the next ones still go; a wrong address or token (401, 403, 404, 405) stops
     /// the pushing; failing to reach the server is said once per outage.
     NodeSamples { max_backlog: usize },
+    /// The storage-service operator's status of each service: treated as node samples are.
+    Services { max_backlog: usize },
+}
+
+impl Lines {
+    /// What the lines are, in a warning: one, then many.
+    fn what(self) -> (&'static str, &'static str) {
+        match self {
+            Lines::Records => ("record(s)", "records"),
+            Lines::NodeSamples { .. } => ("node sample(s)", "node samples"),
+            Lines::Services { .. } => ("service status(es)", "services' status"),
+        }
+    }
 }
 
 /// Lines per POST at most.
@@ -83,6 +98,7 @@ impl Pusher {
         let (path, max_backlog) = match lines {
             Lines::Records => (RECORDS, None),
             Lines::NodeSamples { max_backlog } => (NODE_SAMPLES, Some(max_backlog)),
+            Lines::Services { max_backlog } => (SERVICES, Some(max_backlog)),
         };
         let (tx, rx) = channel();
         let thread = std::thread::Builder::new()
@@ -164,7 +180,7 @@ fn post(agent: &ureq::Agent, route: &Route, body: &[u8]) -> Sent {
             match (route.lines, code) {
                 (_, c) if c >= 500 || c == 429 => Sent::Retry(why),
                 (Lines::Records, 404) => Sent::Retry(why),
-                (Lines::NodeSamples { .. }, 400 | 413) => Sent::Drop(why),
+                (Lines::NodeSamples { .. } | Lines::Services { .. }, 400 | 413) => Sent::Drop(why),
                 _ => Sent::GiveUp(why),
             }
         }
@@ -236,6 +252,7 @@ fn push_loop(route: &Route, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
                 warnings(AgentWarning::SamplesDropped {
                     server: route.target.server.clone(),
                     count: n,
+                    what: route.lines.what().0,
                     why,
                 });
                 backlog.drain(..n);
@@ -244,7 +261,11 @@ fn push_loop(route: &Route, rx: &Receiver<Vec<u8>>, warnings: &Warnings) {
                 let server = route.target.server.clone();
                 warnings(match route.lines {
                     Lines::Records => AgentWarning::PushRefused { server, why },
-                    Lines::NodeSamples { .. } => AgentWarning::NodePushStopped { server, why },
+                    lines => AgentWarning::NodePushStopped {
+                        server,
+                        what: lines.what().1,
+                        why,
+                    },
                 });
                 // Keep the spool's writes from piling up here.
                 while rx.recv().is_ok() {}
@@ -355,6 +376,7 @@ mod tests {
             [AgentWarning::SamplesDropped {
                 server,
                 count: 1,
+                what: "node sample(s)",
                 why: "HTTP 400".into()
             }],
             "dropped once, then the second batch was taken"

@@ -20,17 +20,28 @@ pub enum AgentWarning {
     /// The server cannot be reached (said once per outage); the pusher keeps trying.
     #[error("cannot reach {server} ({why}); retrying")]
     PushFailing { server: String, why: String },
-    /// The server refused a batch of node samples for what it held; they are dropped.
-    #[error("{server} refused {count} node sample(s) ({why}); dropped, the next ones still go")]
+    /// The server refused a batch of node samples (or services' status) for what it held;
+    /// they are dropped.
+    #[error("{server} refused {count} {what} ({why}); dropped, the next ones still go")]
     SamplesDropped {
         server: String,
         count: usize,
+        /// `node sample(s)`, `service status(es)`.
+        what: &'static str,
         why: String,
     },
-    /// The server refused node samples in a way that will not heal (a wrong address or
-    /// token): the node agent stops pushing (it still serves /metrics and /usage).
-    #[error("{server} refused the node samples ({why}): no more pushing; check --server and ATLAS_TOKEN")]
-    NodePushStopped { server: String, why: String },
+    /// The server refused node samples (or services' status) in a way that will not heal (a
+    /// wrong address or token): the pushing stops (a node agent still serves /metrics and
+    /// /usage, an operator still operates).
+    #[error(
+        "{server} refused the {what} ({why}): no more pushing; check --server and ATLAS_TOKEN"
+    )]
+    NodePushStopped {
+        server: String,
+        /// `node samples`, `services' status`.
+        what: &'static str,
+        why: String,
+    },
     /// A freeze was asked for a run that cannot be frozen; it keeps running.
     #[error("cannot freeze: {why}")]
     CannotFreeze {

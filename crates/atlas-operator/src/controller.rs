@@ -105,7 +105,7 @@ async fn reconcile_one(
             ..previous
         };
         write_status(&api, &name, &status).await?;
-        report(&context, &label, &status, &[], &[why], &[]);
+        report(&context, &label, &service.spec, &status, &[], &[why], &[]);
         return Ok(Requeue::requeue(Duration::from_secs(30)));
     }
     let mut cluster = Cluster::new(context.client.clone(), &service);
@@ -125,7 +125,15 @@ async fn reconcile_one(
     let mut status = status::status(&plan, &seen, &previous, service.metadata.generation, &now);
     status.master_address = cluster.master_address.clone();
     write_status(&api, &name, &status).await?;
-    report(&context, &label, &status, &applied, &problems, &plan.events);
+    report(
+        &context,
+        &label,
+        &service.spec,
+        &status,
+        &applied,
+        &problems,
+        &plan.events,
+    );
     Ok(Requeue::requeue(Duration::from_secs(2)))
 }
 
@@ -156,9 +164,11 @@ async fn write_status(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn report(
     context: &Context,
     label: &str,
+    spec: &crate::StorageServiceSpec,
     status: &StorageServiceStatus,
     applied: &[crate::reconcile::Action],
     problems: &[String],
@@ -167,6 +177,7 @@ fn report(
     (context.report)(
         label,
         &Tick {
+            spec: Some(spec),
             status,
             applied,
             problems,
@@ -183,6 +194,14 @@ fn on_error(service: Arc<StorageService>, error: &ClusterError, context: Arc<Con
         service.name_any()
     );
     let status = service.status.clone().unwrap_or_default();
-    report(&context, &label, &status, &[], &[error.to_string()], &[]);
+    report(
+        &context,
+        &label,
+        &service.spec,
+        &status,
+        &[],
+        &[error.to_string()],
+        &[],
+    );
     Requeue::requeue(Duration::from_secs(5))
 }

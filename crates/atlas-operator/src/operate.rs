@@ -30,6 +30,8 @@ pub struct Options {
 /// What one pass did, for the caller to print and serve.
 #[derive(Debug)]
 pub struct Tick<'a> {
+    /// The spec the pass worked to (none while no valid one was read).
+    pub spec: Option<&'a StorageServiceSpec>,
     pub status: &'a StorageServiceStatus,
     pub applied: &'a [Action],
     /// A resource that could not be read, an action podman refused.
@@ -64,6 +66,7 @@ pub fn operate(
         }
         let Some(spec) = &spec else {
             report(&Tick {
+                spec: None,
                 status: &status,
                 applied: &[],
                 problems: &problems,
@@ -93,6 +96,7 @@ pub fn operate(
             }
         }
         report(&Tick {
+            spec: Some(spec),
             status: &status,
             applied: &applied,
             problems: &problems,
@@ -148,17 +152,7 @@ pub fn write_state(path: &Path, status: &StorageServiceStatus) -> Result<(), Str
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// An action in a sentence.
-pub fn describe(action: &Action) -> String {
-    match action {
-        Action::Start { member, image } => format!("start {member} ({image})"),
-        Action::Restart { member } => format!("restart {member} on its data"),
-        Action::Replace { member, image } => format!("replace {member} by {image}"),
-        Action::MarkForRemoval { member } => format!("mark {member} for removal"),
-        Action::Remove { member } => format!("remove {member} and its data"),
-        Action::Forget { address } => format!("tell the master {address} is gone for good"),
-    }
-}
+pub use crate::reconcile::describe;
 
 fn sleep_until(deadline: Instant, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {

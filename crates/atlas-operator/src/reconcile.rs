@@ -582,6 +582,18 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// An action in a sentence.
+pub fn describe(action: &Action) -> String {
+    match action {
+        Action::Start { member, image } => format!("start {member} ({image})"),
+        Action::Restart { member } => format!("restart {member} on its data"),
+        Action::Replace { member, image } => format!("replace {member} by {image}"),
+        Action::MarkForRemoval { member } => format!("mark {member} for removal"),
+        Action::Remove { member } => format!("remove {member} and its data"),
+        Action::Forget { address } => format!("tell the master {address} is gone for good"),
+    }
+}
+
 /// The order of an upgrade: metaloggers, then chunk servers from the highest index, the
 /// master last (its restart stalls the clients).
 fn upgrade_order(member: Member) -> (u8, std::cmp::Reverse<u32>) {

@@ -10,8 +10,8 @@ use crate::spec::{Condition, InstanceStatus, StorageServiceStatus};
 /// Events kept in the status.
 pub const EVENTS_KEPT: usize = 20;
 
-/// The status after a pass. `previous` keeps the conditions' transition times and the events;
-/// `now` is an RFC 3339 time.
+/// The status after a pass. `previous` keeps the conditions' transition times and the events
+/// (the pass's actions and events are added, each with `now`); `now` is an RFC 3339 time.
 pub fn status(
     plan: &Plan,
     seen: &Observed,
@@ -30,8 +30,13 @@ pub fn status(
         .iter()
         .filter(|i| i.member.role == Role::ChunkServer && i.serving && !i.marked_for_removal)
         .count() as u32;
+    // What was done and what happened, each with the pass's time.
     let mut events = previous.events.clone();
-    events.extend(plan.events.iter().cloned());
+    let done = plan.actions.iter().map(crate::reconcile::describe);
+    events.extend(
+        done.chain(plan.events.iter().cloned())
+            .map(|e| format!("{now} {e}")),
+    );
     let drop = events.len().saturating_sub(EVENTS_KEPT);
     events.drain(..drop);
     let available = seen.fs.is_some() && fs.missing_chunks == 0 && plan.phase != Phase::Pending;
@@ -274,7 +279,16 @@ mod tests {
             "T2",
         );
         assert_eq!(degraded(&second).last_transition_time, "T1");
-        assert_eq!(second.events, ["a", "b"]);
+        assert_eq!(second.events, ["T1 a", "T2 b"]);
+        let mut restarting = plan(Phase::Degraded, &["c"]);
+        restarting.actions.push(crate::reconcile::Action::Restart {
+            member: Member::chunk_server(1),
+        });
+        let third = status(&restarting, &seen(), &second, Some(3), "T4");
+        assert_eq!(
+            third.events[2..],
+            ["T4 restart chunkserver-1 on its data", "T4 c"]
+        );
         let healed = status(&plan(Phase::Healthy, &[]), &seen(), &second, Some(3), "T3");
         assert_eq!(
             (
@@ -297,7 +311,7 @@ mod tests {
             "T",
         );
         assert_eq!(s.events.len(), EVENTS_KEPT);
-        assert_eq!(s.events.last().map(String::as_str), Some("29"));
+        assert_eq!(s.events.last().map(String::as_str), Some("T 29"));
         let text = metrics(&[
             ("a\"b", &s, 7),
             ("ns/other", &StorageServiceStatus::default(), 0),

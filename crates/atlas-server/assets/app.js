@@ -225,6 +225,39 @@ async function nodesPage() {
   setInterval(() => draw().catch(() => {}), 2000);
 }
 
+// The services page: each storage service its operator pushes (`atlas operator --server`):
+// health, capacity, chunks under goal, each instance's state and restarts, the reconcile
+// events; redrawn every 2 s.
+const gib = (b) => b >= 1 << 30 ? `${(b / (1 << 30)).toFixed(1)} GiB` : `${mib(b).toFixed(0)} MiB`;
+function serviceCard(svc, now) {
+  const st = svc.status || {}, spec = svc.spec || {}, age = now - svc.time;
+  const used = st.capacityBytes ? st.usedBytes / st.capacityBytes : 0;
+  const instances = (st.instances || []).map((i) => `<tr data-instance="${esc(i.name)}"><td>${esc(i.name)}</td><td>${esc(i.state)}${i.markedForRemoval ? " · marked for removal" : ""}</td>` +
+    `<td>${i.serving ? "yes" : '<span class="bad">no</span>'}</td><td class="restarts">${i.restarts ?? 0}</td><td class="muted">${esc(i.image)}</td></tr>`).join("");
+  const conditions = (st.conditions || []).map((c) => `<li>${esc(c.type)}: <b>${esc(c.status)}</b> (${esc(c.reason)}) ${esc(c.message)}</li>`).join("");
+  const events = (st.events || []).slice().reverse().map((e) => `<li>${esc(e)}</li>`).join("");
+  return `<section class="service" data-service="${esc(svc.name)}"><h2>${esc(svc.name)} <span class="muted">(${esc(svc.place)})</span> ${badge(st.phase || "Pending")}</h2>` +
+    `<p>${esc(st.reason || "")}</p>` +
+    `<p><b class="ready">${st.readyChunkServers ?? 0}</b> of ${spec.chunkServers ?? "?"} chunk servers ready · goal ${spec.goal ?? "?"} · ` +
+    `<b class="under-goal">${st.underGoalChunks ?? 0}</b> chunks under goal · used ${gib(st.usedBytes || 0)} of ${gib(st.capacityBytes || 0)} ` +
+    `<span class="bar"><span style="width:${(used * 100).toFixed(1)}%"></span></span> · master ${esc(st.masterAddress || "-")} · image ${esc(st.currentImage || spec.image || "-")}` +
+    (st.failedImage ? ` · <span class="bad">${esc(st.failedImage)} did not start (rolled back)</span>` : "") +
+    ` · <span class="${age > 30 ? "stale" : "muted"}">heard from ${secs(Math.max(age, 0))} ago</span></p>` +
+    `<table><thead><tr><th>Instance</th><th>State</th><th>Serving</th><th>Restarts</th><th>Image</th></tr></thead><tbody>${instances}</tbody></table>` +
+    (conditions ? `<h3>Conditions</h3><ul>${conditions}</ul>` : "") +
+    `<h3>Events</h3>${events ? `<ul class="events">${events}</ul>` : '<p class="muted">none yet</p>'}</section>`;
+}
+async function servicesPage() {
+  document.title = "Atlas · services";
+  const draw = async () => {
+    const data = await api("/api/v1/services");
+    app.innerHTML = `<h1>Storage services</h1>` + (data.services.length ? data.services.map((s) => serviceCard(s, data.now)).join("")
+      : `<p class="muted">No storage service has reported yet: run <code>atlas operator --local FILE --server URL</code> (or <code>atlas operator --server URL</code> on Kubernetes) with <code>ATLAS_TOKEN</code> set.</p>`);
+  };
+  await draw();
+  setInterval(() => draw().catch(() => {}), 2000);
+}
+
 // The tenants page: the caller's tenants and role; a tenant's admins see its members, quotas and
 // use, and add, change or remove members (PUT/DELETE /api/v1/tenants/T/members/U).
 const roles = ["admin", "member", "viewer"];
@@ -268,5 +301,6 @@ async function tenantsPage() {
 
 const path = location.pathname;
 const route = path === "/" ? home() : path.startsWith("/runs/") ? runPage(decodeURIComponent(path.slice(6)))
-  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : path === "/nodes" ? nodesPage() : path === "/tenants" ? tenantsPage() : Promise.resolve();
+  : path.startsWith("/experiments/") ? experimentPage(decodeURIComponent(path.slice(13))) : path === "/targets" ? targetsPage() : path === "/nodes" ? nodesPage() : path === "/tenants" ? tenantsPage()
+  : path === "/services" ? servicesPage() : Promise.resolve();
 route.catch((e) => { app.innerHTML = `<p class="error">${esc(e.message)}</p>`; });

@@ -26,6 +26,7 @@ pub mod nodes;
 pub mod oidc;
 pub mod openapi;
 mod prometheus;
+pub mod services;
 mod tenants;
 
 use std::collections::BTreeMap;
@@ -251,6 +252,11 @@ pub fn api_routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             post(nodes::ingest).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
         ),
         ("/api/v1/nodes", get(nodes::nodes)),
+        (
+            "/api/v1/services/status",
+            post(services::push).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+        ),
+        ("/api/v1/services", get(services::list)),
         ("/api/v1/tenants", get(tenants::list)),
         (
             "/api/v1/tenants/{tenant}/members/{user}",
@@ -277,6 +283,7 @@ pub fn router(state: AppState) -> Router {
         .route("/experiments/{id}", get(dashboard::page))
         .route("/targets", get(dashboard::page))
         .route("/nodes", get(dashboard::page))
+        .route("/services", get(dashboard::page))
         .route("/tenants", get(dashboard::page))
         .route("/assets/{file}", get(dashboard::asset))
         .fallback(api::not_found)

@@ -89,7 +89,10 @@ pub async fn ingest(
 /// The tenant node samples pushed by `user` belong to: that of their token's scope, while
 /// they may run there (a viewer's token, or a member's who left, is refused); `None` for a
 /// user's own token (the samples are theirs alone).
-async fn pushing_tenant(state: &AppState, user: &User) -> Result<Option<String>, ApiError> {
+pub(crate) async fn pushing_tenant(
+    state: &AppState,
+    user: &User,
+) -> Result<Option<String>, ApiError> {
     let Some(scope) = user.1.clone() else {
         return Ok(None);
     };

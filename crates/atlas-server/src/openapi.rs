@@ -68,6 +68,15 @@ pub fn spec() -> Value {
                               "401": {"description": "no valid token"},
                               "413": {"description": "more than 4 MiB"}}}},
             "/api/v1/nodes": {"get": op("The user's nodes: each node's latest sample and its use averaged over time buckets (the nodes page)", &[("minutes", "query", "the last N minutes (default 60, at most a week)")], "{now, since, bucketSeconds, nodes, buckets}")},
+            "/api/v1/services/status": {"post": {
+                "summary": "Storage services' status from their operator (`atlas operator --server`; JSON lines: place, name, time, spec, status); the latest of each service is kept; the pushing user's, or their tenant's with a scoped token",
+                "requestBody": {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "{services, kept}"},
+                              "400": {"description": "a line that is not a service's status, or a field over its bound (`line`, `field`)"},
+                              "401": {"description": "no valid token"},
+                              "403": {"description": "a token scoped to a tenant where its user may not run"},
+                              "413": {"description": "more than 4 MiB"}}}},
+            "/api/v1/services": {"get": op("The storage services the user sees: each one's latest status as its operator pushed it (the services page)", &[], "{now, services: [{place, name, time, spec, status}]}")},
             "/api/v1/tenants": {"get": op("The caller's tenants with their role; for those they administer, also the members, quotas and usage", &[], "an array of tenants")},
             "/api/v1/tenants/{tenant}/members/{user}": {
                 "put": {"summary": "Make USER a member of TENANT with a role (its admins only)",

@@ -23,6 +23,7 @@ mod quantity;
 pub mod record;
 mod record_check;
 mod rundir;
+pub mod service_record;
 mod text_or_number;
 mod workflow;
 

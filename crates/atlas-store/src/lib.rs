@@ -28,9 +28,12 @@ use std::collections::BTreeMap;
 
 use atlas_spec::node_record::NodeRecord;
 use atlas_spec::record::{Record, RunStatus};
+use atlas_spec::service_record::ServiceRecord;
 
 /// How long node samples are kept (a week).
 pub const NODE_RETENTION_SECONDS: f64 = 7.0 * 86_400.0;
+/// How long a storage service not heard from is kept (a week).
+pub const SERVICE_RETENTION_SECONDS: f64 = 7.0 * 86_400.0;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -350,4 +353,21 @@ pub trait Store {
         bucket: f64,
         limit: usize,
     ) -> Result<Vec<NodeBucket>, StoreError>;
+
+    // Storage services (`atlas operator --server`): the latest status of each, the pusher's
+    // own or their tenant's; seen by the runs' rule.
+
+    /// Keeps each of `records` as `owner`'s latest status of that service (in `tenant`, when
+    /// the token was scoped to one), unless a newer one is kept already; services of `owner`'s
+    /// not heard from for [`SERVICE_RETENTION_SECONDS`] before `now` are deleted on the way.
+    /// Returns how many were kept.
+    fn put_services(
+        &mut self,
+        owner: &str,
+        tenant: Option<&str>,
+        records: &[ServiceRecord],
+        now: f64,
+    ) -> Result<u64, StoreError>;
+    /// The services `viewer` (a [`tenancy::principal`]) sees, by place and name.
+    fn services(&self, viewer: &str) -> Result<Vec<ServiceRecord>, StoreError>;
 }

@@ -228,4 +228,18 @@ CREATE UNIQUE INDEX node_samples_key ON node_samples(owner, COALESCE(tenant, '')
 CREATE INDEX node_samples_by_time ON node_samples(owner, time);
 ALTER TABLE runs ADD COLUMN storage_bytes REAL;
 "#,
+    // 13: the storage services' latest status as their operator pushed it (`atlas operator
+    // --server`): one row per owner, tenant, place and service; spec and status as JSON.
+    r#"
+CREATE TABLE services (
+    owner TEXT NOT NULL,
+    tenant TEXT,
+    place TEXT NOT NULL,
+    name TEXT NOT NULL,
+    time REAL NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE UNIQUE INDEX services_key ON services(owner, COALESCE(tenant, ''), place, name);
+"#,
 ];

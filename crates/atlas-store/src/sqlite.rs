@@ -4,6 +4,7 @@
 
 mod live;
 mod nodes;
+mod services;
 mod sessions;
 mod tenants;
 mod tokens;
@@ -23,6 +24,7 @@ use crate::schema::MIGRATIONS;
 use crate::summary::{ended_phase, summarise_gpus, windows, PhaseSummary, LIFECYCLE_TYPES};
 use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, TokenRow, Usage};
 use atlas_spec::node_record::NodeRecord;
+use atlas_spec::service_record::ServiceRecord;
 
 /// The store in a SQLite file.
 pub struct SqliteStore {
@@ -990,6 +992,23 @@ impl Store for SqliteStore {
 
     fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError> {
         named(&self.path, || nodes::latest(&self.conn, owner, since))
+    }
+
+    fn put_services(
+        &mut self,
+        owner: &str,
+        tenant: Option<&str>,
+        records: &[ServiceRecord],
+        now: f64,
+    ) -> Result<u64, StoreError> {
+        let store = self.path.clone();
+        named(&store, || {
+            services::put(&mut self.conn, owner, tenant, records, now)
+        })
+    }
+
+    fn services(&self, viewer: &str) -> Result<Vec<ServiceRecord>, StoreError> {
+        named(&self.path, || services::list(&self.conn, viewer))
     }
 
     fn node_buckets(

@@ -227,6 +227,113 @@ fn the_nodes_page_draws_the_node_agents_samples_live() {
     assert!(body.contains("line 1"), "{body}");
 }
 
+/// `atlas operator --local` of a MooseFS service (scripts/moosefs-image) pushing its status
+/// to the server; stopped, and the service removed with its data, when dropped.
+struct Operator {
+    child: std::process::Child,
+    file: std::path::PathBuf,
+}
+
+impl Operator {
+    fn start(server: &Server, token: &str, dir: &std::path::Path, name: &str) -> Operator {
+        let file = dir.join("storage.yaml");
+        let yaml = format!("apiVersion: atlas.dev/v1alpha1\nkind: StorageService\nmetadata:\n  name: {name}\nspec:\n  chunkServers: 3\n  goal: 2\n  storagePerChunkServer: 1Gi\n  version: 3.0.117\n  image: localhost/atlas-moosefs:3.0.117\n");
+        std::fs::write(&file, yaml).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(["operator", "--local"])
+            .arg(&file)
+            .args(["--interval", "1", "--server", &server.url])
+            .env("ATLAS_TOKEN", token)
+            .env("ATLAS_OPERATOR_STATE_DIR", dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        Operator { child, file }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new(env!("CARGO_BIN_EXE_atlas"))
+            .args(["operator", "--local"])
+            .arg(&self.file)
+            .arg("--down")
+            .env("ATLAS_OPERATOR_STATE_DIR", self.file.parent().unwrap())
+            .output();
+    }
+}
+
+fn moosefs_images() -> bool {
+    let here = Command::new("podman")
+        .args(["image", "exists", "localhost/atlas-moosefs:3.0.117"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        here || !required(),
+        "the MooseFS image is required (ATLAS_REQUIRE_INTEGRATION=1): run scripts/moosefs-image"
+    );
+    here
+}
+
+#[test]
+fn the_services_page_shows_a_storage_service_heal_as_its_operator_pushes_it() {
+    let Some(browser) = Browser::start() else {
+        assert!(
+            !required(),
+            "chromium and chromium-driver are required (ATLAS_REQUIRE_INTEGRATION=1)"
+        );
+        return;
+    };
+    if !moosefs_images() {
+        return;
+    }
+    let shots = std::env::var("ATLAS_SCREENSHOTS").ok();
+    let p = Project::new("dashboard-services", "");
+    let server = Server::start(&p.dir, &Db::new(Kind::Sqlite, &p.dir));
+    let (ada, bob) = (server.add_user("ada"), server.add_user("bob"));
+    let name = format!("t-page-{}", std::process::id());
+    let _operator = Operator::start(&server, &ada, &p.dir, &name);
+    log_in(&browser, &server, &ada);
+    browser.wait_for("return location.pathname === '/'", 20);
+    browser.goto(&format!("{}/services", server.url));
+    let card = format!("document.querySelector('section[data-service=\"{name}\"]')");
+    browser.wait_for(
+        &format!("const c = {card}; return c !== null && c.querySelector('.ready').textContent === '3' && c.querySelector('.status').textContent === 'Healthy'"),
+        180,
+    );
+    // A chunk server killed: the operator restarts it, and the page shows it without a reload.
+    let killed = format!("atlas-mfs-{name}-chunkserver-1");
+    let out = Command::new("podman")
+        .args(["kill", &killed])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    browser.wait_for(
+        &format!("return {card}.querySelector('tr[data-instance=\"chunkserver-1\"] .restarts').textContent === '1'"),
+        120,
+    );
+    browser.wait_for(
+        &format!("const c = {card}; return c.querySelector('.ready').textContent === '3' && c.querySelector('.events li') !== null"),
+        120,
+    );
+    assert_eq!(browser.eval("return window.atlasPageLoads"), 1, "no reload");
+    save(&shots, "dashboard-services.png", browser.screenshot());
+    // Bob sees none of Ada's services; a status that is not one is refused with its line.
+    let (code, body) = get(&server, "/api/v1/services", Some(&bob));
+    assert_eq!(code, 200);
+    assert!(!body.contains(&name), "{body}");
+    let (code, body) = post(
+        &server,
+        "/api/v1/services/status",
+        &bob,
+        b"{\"name\":\"x\"}\n",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("line 1"), "{body}");
+}
+
 #[test]
 fn pages_without_a_session_go_to_the_login_page() {
     let Some(browser) = Browser::start() else {

@@ -16,6 +16,7 @@ mod nodes;
 mod queries;
 mod schema;
 pub mod scratch;
+mod services;
 mod tenants;
 mod tokens;
 mod users;
@@ -34,6 +35,7 @@ use crate::model::{
 };
 use crate::{NodeBucket, Quotas, Role, Store, StoreError, TenantRow, TokenRow, Usage};
 use atlas_spec::node_record::NodeRecord;
+use atlas_spec::service_record::ServiceRecord;
 
 pub use schema::MIGRATIONS;
 
@@ -380,6 +382,20 @@ impl Store for PgStore {
 
     fn latest_node_samples(&self, owner: &str, since: f64) -> Result<Vec<NodeRecord>, StoreError> {
         self.with(|c| nodes::latest(c, owner, since))
+    }
+
+    fn put_services(
+        &mut self,
+        owner: &str,
+        tenant: Option<&str>,
+        records: &[ServiceRecord],
+        now: f64,
+    ) -> Result<u64, StoreError> {
+        self.with(|c| services::put(c, owner, tenant, records, now))
+    }
+
+    fn services(&self, viewer: &str) -> Result<Vec<ServiceRecord>, StoreError> {
+        self.with(|c| services::list(c, viewer))
     }
 
     fn node_buckets(

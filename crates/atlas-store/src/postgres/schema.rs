@@ -212,6 +212,20 @@ ALTER TABLE node_samples DROP CONSTRAINT node_samples_pkey;
 CREATE UNIQUE INDEX node_samples_key ON node_samples(owner, COALESCE(tenant, ''), target, node, time);
 ALTER TABLE runs ADD COLUMN storage_bytes DOUBLE PRECISION;
 "#,
+    // 13: the storage services' latest status as their operator pushed it (`atlas operator
+    // --server`): one row per owner, tenant, place and service; spec and status as JSON.
+    r#"
+CREATE TABLE services (
+    owner TEXT NOT NULL,
+    tenant TEXT,
+    place TEXT NOT NULL,
+    name TEXT NOT NULL,
+    time DOUBLE PRECISION NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE UNIQUE INDEX services_key ON services(owner, COALESCE(tenant, ''), place, name);
+"#,
 ];
 
 /// The advisory lock migrations take, so that servers starting together migrate once.

@@ -20,6 +20,7 @@ pub mod nodes;
 pub mod operator;
 pub mod operator_cluster;
 pub mod operator_local;
+pub mod operator_push;
 pub mod run;
 pub mod runs;
 pub mod schema;

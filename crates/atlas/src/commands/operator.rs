@@ -14,7 +14,7 @@ use crate::exit::Failure;
 #[derive(clap::Args)]
 #[command(
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  atlas operator crd | kubectl apply -f -\n  atlas operator check storage.yaml\n  atlas operator --local storage.yaml                  # run it as podman containers; edit the file to scale or upgrade\n  atlas operator --local storage.yaml --until-healthy  # once it is up, return\n  atlas operator --local storage.yaml --down           # remove its containers and data\n  atlas operator --namespace storage                   # on Kubernetes: installs the CRD, reconciles every StorageService there\n  kubectl apply -n storage -f storage.yaml"
+    after_help = "Examples:\n  atlas operator crd | kubectl apply -f -\n  atlas operator check storage.yaml\n  atlas operator --local storage.yaml                  # run it as podman containers; edit the file to scale or upgrade\n  atlas operator --local storage.yaml --until-healthy  # once it is up, return\n  atlas operator --local storage.yaml --down           # remove its containers and data\n  ATLAS_TOKEN=… atlas operator --local storage.yaml --server http://127.0.0.1:8080  # and show it on the dashboard's services page\n  atlas operator --namespace storage                   # on Kubernetes: installs the CRD, reconciles every StorageService there\n  kubectl apply -n storage -f storage.yaml"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -38,6 +38,10 @@ pub struct Args {
     /// With --local: write the status (JSON) to this file after each pass.
     #[arg(long, value_name = "FILE")]
     status_file: Option<PathBuf>,
+    /// Push each service's status to `atlas serve` at this URL (its services page), as the
+    /// user whose token is in ATLAS_TOKEN (default: $ATLAS_SERVER).
+    #[arg(long, value_name = "URL")]
+    server: Option<String>,
     /// Serve Prometheus metrics on this address (`127.0.0.1:9464`).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -89,6 +93,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             context: args.context.clone(),
             start_timeout: args.start_timeout,
             metrics: args.metrics,
+            server: args.server.clone(),
         }),
     }
 }
@@ -103,6 +108,7 @@ impl Args {
             status_file: self.status_file.clone(),
             metrics: self.metrics,
             start_timeout: self.start_timeout,
+            server: self.server.clone(),
         }
     }
 }

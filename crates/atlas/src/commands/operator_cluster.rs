@@ -20,6 +20,7 @@ pub struct Options {
     pub context: Option<String>,
     pub start_timeout: u64,
     pub metrics: Option<std::net::SocketAddr>,
+    pub server: Option<String>,
 }
 
 /// Each service's last status and the actions taken for it, for the metrics.
@@ -33,6 +34,9 @@ pub fn run(options: &Options) -> Result<(), Failure> {
             )));
         }
     }
+    let push = Mutex::new(super::operator_push::StatusPush::start(
+        options.server.as_deref(),
+    )?);
     let stop = Arc::new(AtomicBool::new(false));
     atlas_agent::signals::install();
     let flag = stop.clone();
@@ -60,6 +64,10 @@ pub fn run(options: &Options) -> Result<(), Failure> {
                 .entry(service.to_string())
                 .or_default()
                 .print(service, tick);
+            if let Some(push) = push.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+                let (place, name) = service.split_once('/').unwrap_or(("default", service));
+                push.send(place, name, tick);
+            }
             let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
             let entry = seen.entry(service.to_string()).or_default();
             entry.0 = tick.status.clone();

@@ -1,7 +1,7 @@
 //! `atlas operator --local FILE`: the storage-service operator on this machine, the service's
 //! instances as podman containers. Wires the crate's loop to the terminal (a line per action,
-//! event and change of phase), a status file and a Prometheus endpoint; SIGINT/SIGTERM stop
-//! the operator and leave the service running.
+//! event and change of phase), a status file, a Prometheus endpoint and `atlas serve`
+//! (`--server`); SIGINT/SIGTERM stop the operator and leave the service running.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,7 @@ pub struct Options {
     pub status_file: Option<PathBuf>,
     pub metrics: Option<std::net::SocketAddr>,
     pub start_timeout: u64,
+    pub server: Option<String>,
 }
 
 pub fn run(file: &Path, options: &Options) -> Result<(), Failure> {
@@ -36,6 +37,7 @@ pub fn run(file: &Path, options: &Options) -> Result<(), Failure> {
     if !(0.2..=3600.0).contains(&options.interval) {
         return Err(Failure::input("--interval: 0.2 to 3600 seconds"));
     }
+    let mut push = super::operator_push::StatusPush::start(options.server.as_deref())?;
     let stop = Arc::new(AtomicBool::new(false));
     atlas_agent::signals::install();
     let flag = stop.clone();
@@ -74,6 +76,9 @@ pub fn run(file: &Path, options: &Options) -> Result<(), Failure> {
     let mut printer = Printer::default();
     let mut on_tick = |tick: &Tick| {
         printer.print(&name, tick);
+        if let Some(push) = push.as_mut() {
+            push.send("local", &name, tick);
+        }
         *metrics.lock().unwrap_or_else(|e| e.into_inner()) =
             atlas_operator::status::metrics(&[(&name, tick.status, tick.actions_total)]);
         if let Some(path) = &options.status_file {

@@ -72,15 +72,20 @@ pub fn give_back(target: &Named, run: &RunRow) -> Result<(), String> {
     }
 }
 
-/// Whether a woken run's job is still waiting in Slurm's queue (its reason), as after a wake
-/// on a busy cluster: its agent resumes the run when Slurm starts it.
+/// Whether a woken run's job is on its way in Slurm: still waiting in the queue (its reason),
+/// as after a wake on a busy cluster, or started and its agent not yet heard from.
 pub fn queued(target: &Named, run: &RunRow) -> Option<String> {
     let (place, job) = job(target, run).ok()?;
     let state = place
         .run(&["squeue", "-h", "-j", &job, "-o", "%T|%r"])
         .ok()?;
     let (state, reason) = state.split_once('|')?;
-    (state == "PENDING").then(|| format!("job {job} released and pending ({reason})"))
+    match state.trim() {
+        "PENDING" | "REQUEUED" => Some(format!("job {job} released and pending ({reason})")),
+        // Started again, its agent not yet heard from (a busy machine): on its way.
+        "CONFIGURING" | "RUNNING" => Some(format!("job {job} started again")),
+        _ => None,
+    }
 }
 
 /// The wake: the held job is released; Slurm starts it again, and its agent resumes the run.

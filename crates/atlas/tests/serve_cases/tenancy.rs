@@ -21,12 +21,13 @@ crate::on_both_stores!(
 /// What of Ada's must never reach Bob: her ids, her workflow's name, her metric's name.
 const ADA_RUN: &str = "r-fa512e3b";
 const ADA_EXPERIMENT: &str = "e-fa512e3b";
-const SECRETS: [&str; 5] = [
+const SECRETS: [&str; 6] = [
     ADA_RUN,
     ADA_EXPERIMENT,
     "ada-secret-flow",
     "ada_secret_metric",
     "ada-secret-node",
+    "ada-secret-service",
 ];
 
 /// A node sample of `node`, now.
@@ -36,6 +37,15 @@ fn node_sample(node: &str) -> String {
         .unwrap()
         .as_secs_f64();
     format!("{{\"target\":\"cluster\",\"node\":\"{node}\",\"time\":{now},\"cores\":0.5}}\n")
+}
+
+/// A storage service's status, as its operator pushes it.
+fn service_status(name: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!("{{\"place\":\"local\",\"name\":\"{name}\",\"time\":{now},\"status\":{{\"phase\":\"Healthy\"}}}}\n")
 }
 
 fn create(db: &Db, run: &str, experiment: &str, owner: &str, workflow: &str) {
@@ -108,6 +118,13 @@ fn ada_runs_something(server: &Server, ada: &str, tenant: Option<&str>) {
         node_sample("ada-secret-node").as_bytes(),
     );
     assert_eq!(reply.status, 200, "{}", reply.body);
+    let reply = send(
+        "POST",
+        &format!("{}/api/v1/services/status", server.url),
+        &[("Authorization", &format!("Bearer {ada}"))],
+        service_status("ada-secret-service").as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 /// `method path` as `token`, with a record of Ada's run as the body of anything but GET (a
@@ -117,12 +134,15 @@ fn call(server: &Server, method: &str, path: &str, token: &str) -> crate::suppor
         "{{\"run\":\"{ADA_RUN}\",\"seq\":99,\"time\":1.0,\"mono\":0.0,\"type\":\"signal\",\"signal\":15}}\n"
     );
     let sample = node_sample("bobs-node");
+    let service = service_status("bobs-service");
     let body = if method == "get" || method == "delete" {
         &b""[..]
     } else if path.starts_with("/api/v1/tenants") {
         &br#"{"role": "admin"}"#[..]
     } else if path.starts_with("/api/v1/nodes") {
         sample.as_bytes()
+    } else if path.starts_with("/api/v1/services") {
+        service.as_bytes()
     } else {
         record.as_bytes()
     };
@@ -192,7 +212,11 @@ fn a_token_scoped_to_one_tenant_sees_that_tenant_alone_and_is_revocable(kind: Ki
     // Scoped to vision as a viewer, it reads the run and pushes nothing.
     let viewer = scoped_token(&server, "ada", "vision", "viewer");
     reads_adas_run(&server, &viewer);
-    for path in ["/api/v1/records", "/api/v1/nodes/samples"] {
+    for path in [
+        "/api/v1/records",
+        "/api/v1/nodes/samples",
+        "/api/v1/services/status",
+    ] {
         let reply = call(&server, "post", path, &viewer);
         assert_eq!(reply.status, 403, "{path}: {}", reply.body);
     }
@@ -222,6 +246,19 @@ fn a_token_scoped_to_one_tenant_sees_that_tenant_alone_and_is_revocable(kind: Ki
         !nodes(&vic).contains("ada-secret-node"),
         "Ada's own nodes stay hers"
     );
+    // The same for a storage service's status.
+    let url = format!("{}/api/v1/services/status", server.url);
+    let body = service_status("vision-scratch");
+    let reply = send("POST", &url, &[("Authorization", &auth)], body.as_bytes());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let services = |token: &str| call(&server, "get", "/api/v1/services", token).body;
+    assert!(
+        services(&vic).contains("vision-scratch"),
+        "{}",
+        services(&vic)
+    );
+    assert!(!services(&speech).contains("vision-scratch"));
+    assert!(!services(&vic).contains("ada-secret-service"));
     // No token above its user's role; none for a tenant they are not in.
     for (user, tenant, role) in [("vic", "vision", "member"), ("vic", "speech", "viewer")] {
         let out = atlas_status(
