@@ -10,6 +10,7 @@ pub mod freeze;
 pub mod gpu;
 pub mod host;
 mod load;
+pub mod mounts;
 pub mod node;
 pub mod nvml;
 pub mod output;

@@ -315,6 +315,7 @@ impl Agent<'_> {
                     start,
                 }
             }),
+            storage: crate::mounts::storage(self.workflow, &self.job_directory()),
         })?;
         self.spool.flush()
     }
@@ -358,10 +359,19 @@ impl Agent<'_> {
     }
 
     fn working_directory(&self, phase: &Phase) -> PathBuf {
-        phase
+        match &phase.working_directory {
+            Some(dir) => PathBuf::from(dir),
+            None => self.job_directory(),
+        }
+    }
+
+    /// The job's working directory (a phase may name its own).
+    fn job_directory(&self) -> PathBuf {
+        self.workflow
+            .spec
+            .scheduling
             .working_directory
             .as_ref()
-            .or(self.workflow.spec.scheduling.working_directory.as_ref())
             .map(PathBuf::from)
             .unwrap_or_else(|| std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")))
     }

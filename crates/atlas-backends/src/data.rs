@@ -254,8 +254,13 @@ pub(crate) fn destination(working_dir: &Path, input: &VerifiedInput) -> PathBuf 
 }
 
 /// Makes every input visible at its path on this machine (local and Slurm: the job runs on the
-/// shared filesystem). Refuses to replace anything that is not already the input.
-pub(crate) fn stage_on_host(job: &Job<'_>, mode: Stage) -> Result<Figures, BackendError> {
+/// shared filesystem): the input itself (a link or a copy, as `stage` says), or its copy in the
+/// target's `data_dir`. Refuses to replace anything that is not already the input or a link
+/// Atlas made to one of its copies.
+pub(crate) fn stage_on_host(
+    job: &Job<'_>,
+    target: &crate::Target,
+) -> Result<Figures, BackendError> {
     let started = Instant::now();
     let working_dir = job
         .workflow
@@ -267,19 +272,31 @@ pub(crate) fn stage_on_host(job: &Job<'_>, mode: Stage) -> Result<Figures, Backe
             || job.project_dir.to_path_buf(),
             |d| job.project_dir.join(d),
         );
-    let mut copied = 0;
-    for input in job.inputs {
+    let (inputs, mut copied, mode) = match target.data_dir.as_deref() {
+        Some(dir) => {
+            let (staged, copied) =
+                crate::data_dir::stage_into(Path::new(dir), job.run_id, job.inputs)?;
+            (staged, copied, Stage::Path)
+        }
+        None => (job.inputs.to_vec(), 0, target.stage),
+    };
+    for (input, original) in inputs.iter().zip(job.inputs) {
         let to = destination(&working_dir, input);
         if same_file(&to, &input.source) {
             continue;
         }
         if std::fs::symlink_metadata(&to).is_ok() {
-            return Err(BackendError::Rejected(format!(
-                "input `{}`: {} exists and is not {}; remove it or change the input's path",
-                input.path,
-                to.display(),
-                input.source.display()
-            )));
+            if !is_our_link(&to, &original.source) {
+                return Err(BackendError::Rejected(format!(
+                    "input `{}`: {} exists and is not {}; remove it or change the input's path",
+                    input.path,
+                    to.display(),
+                    input.source.display()
+                )));
+            }
+            std::fs::remove_file(&to).map_err(|e| {
+                BackendError::Unusable(format!("cannot replace the link {}: {e}", to.display()))
+            })?;
         }
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -299,7 +316,24 @@ pub(crate) fn stage_on_host(job: &Job<'_>, mode: Stage) -> Result<Figures, Backe
             ))
         })?;
     }
-    Ok(figures(job.inputs, started, copied))
+    let mut figures = figures(job.inputs, started, copied);
+    if target.drop_caches {
+        crate::data_dir::drop_caches(&mut figures, job.notes);
+    }
+    Ok(figures)
+}
+
+/// Whether `path` is a link Atlas made for this input: to the input itself, or to a copy of
+/// it in some target's `data_dir` (`…/atlas-inputs/…`).
+fn is_our_link(path: &Path, source: &Path) -> bool {
+    let Ok(points_to) = std::fs::read_link(path) else {
+        return false;
+    };
+    points_to == source
+        || same_file(&points_to, source)
+        || points_to
+            .components()
+            .any(|c| c.as_os_str() == "atlas-inputs")
 }
 
 /// The data-access figures of a staging.

@@ -21,6 +21,7 @@ use atlas_spec::Workflow;
 pub mod alike;
 pub mod check;
 pub mod data;
+pub mod data_dir;
 mod kubernetes;
 mod local;
 pub mod nodes;

@@ -22,7 +22,7 @@ impl Local {
 
 impl Backend for Local {
     fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
-        data::stage_on_host(job, self.target.target.stage)
+        data::stage_on_host(job, &self.target.target)
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {

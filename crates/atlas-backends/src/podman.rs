@@ -42,6 +42,8 @@ pub(crate) struct Podman {
     control: Option<std::path::PathBuf>,
     /// When a stopped container's state was last asked (once a second).
     asked: Option<Instant>,
+    /// The inputs as the container sees them: their copies in the target's `data_dir`.
+    staged: Option<Vec<data::VerifiedInput>>,
 }
 
 impl Podman {
@@ -54,6 +56,7 @@ impl Podman {
             nodes: None,
             control: None,
             asked: None,
+            staged: None,
         }
     }
 }
@@ -76,15 +79,27 @@ pub(crate) fn submission(
 
 impl Backend for Podman {
     fn prepare(&mut self, job: &Job<'_>) -> Result<Figures, BackendError> {
-        let (tag, figures) = prepare_image_and_project(&self.target, job)?;
+        let (tag, mut figures) = prepare_image_and_project(&self.target, job)?;
         self.tag = Some(tag);
+        let target = &self.target.target;
+        if let Some(dir) = target.data_dir.as_deref() {
+            let started = Instant::now();
+            let (staged, copied) =
+                crate::data_dir::stage_into(std::path::Path::new(dir), job.run_id, job.inputs)?;
+            figures.extend(data::figures(job.inputs, started, copied));
+            self.staged = Some(staged);
+        }
+        if target.drop_caches {
+            crate::data_dir::drop_caches(&mut figures, job.notes);
+        }
         Ok(figures)
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {
         let (tag, name, workflow) = submission(self.tag.as_deref(), &self.target, job)?;
         let uid = random_uid();
-        let mut args = run_arguments(job, &workflow, &name, uid);
+        let inputs = self.staged.as_deref().unwrap_or(job.inputs);
+        let mut args = run_arguments(job, inputs, &workflow, &name, uid);
         if workflow.spec.checkpoint.is_some() {
             // Kept when it stops: a window's close stops it, its open starts it again.
             args.retain(|a| a != "--rm");
@@ -323,6 +338,7 @@ pub(crate) fn prepare_image_and_project(
 /// The `podman run` arguments before the image.
 fn run_arguments(
     job: &Job<'_>,
+    inputs: &[data::VerifiedInput],
     workflow: &atlas_spec::Workflow,
     name: &str,
     uid: u32,
@@ -352,7 +368,7 @@ fn run_arguments(
         "--env".into(),
         "ATLAS_OWN_CGROUP=1".into(),
     ];
-    for input in job.inputs {
+    for input in inputs {
         let inside = Path::new(WORK).join(&input.path);
         args.push("--volume".into());
         args.push(format!(
@@ -556,7 +572,7 @@ mod tests {
             inputs: std::slice::from_ref(&input),
             notes: &crate::Notes::default(),
         };
-        let args = run_arguments(&job, &workflow, "atlas-r-1", 1_000_870_000);
+        let args = run_arguments(&job, job.inputs, &workflow, "atlas-r-1", 1_000_870_000);
         let joined = args.join(" ");
         for expected in [
             "--user 1000870000:0",

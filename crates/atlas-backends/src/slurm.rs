@@ -82,7 +82,7 @@ impl Backend for Slurm {
         let path = job.run_dir.join("job.sbatch");
         std::fs::write(&path, script)
             .map_err(|e| BackendError::Unusable(format!("cannot write {}: {e}", path.display())))?;
-        data::stage_on_host(job, t.stage)
+        data::stage_on_host(job, t)
     }
 
     fn submit(&mut self, job: &Job<'_>) -> Result<String, BackendError> {

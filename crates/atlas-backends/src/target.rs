@@ -70,6 +70,15 @@ pub struct Target {
     /// How inputs reach a host job (local, Slurm): `path` (a link, the default) or `copy`.
     #[serde(default, skip_serializing_if = "is_default")]
     pub stage: Stage,
+    /// Local, Slurm here, podman: the directory the jobs read their inputs from (a parallel
+    /// file system's mount, a scratch disk): each input is copied there once per content
+    /// and the job reads that copy (absolute; docs/data.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    /// Local, Slurm here, podman: empty the page cache before each job (root only), so its
+    /// reads come from storage (cold-cache comparisons).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub drop_caches: bool,
     /// Slurm over SSH: the login node (`atlas@head`, or an alias of the ssh config). Without
     /// it, Slurm's commands run on this machine.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +163,8 @@ impl Target {
             environment: BTreeMap::new(),
             price: None,
             stage: Stage::Path,
+            data_dir: None,
+            drop_caches: false,
             context: None,
             namespace: None,
             kubeconfig: None,
@@ -458,6 +469,28 @@ fn check_remote(file: &Path, name: &str, target: &Target) -> Result<(), TargetEr
             "workdir",
             dir,
             "must be an absolute path of letters, digits, `/`, `.`, `-` and `_`, without `..`",
+        ));
+    }
+    if let Some(dir) = target.data_dir.as_deref() {
+        if !crate::remote::is_remote_dir(dir) {
+            return Err(bad(
+                "data_dir",
+                dir,
+                "must be an absolute path of letters, digits, `/`, `.`, `-` and `_`, without `..`",
+            ));
+        }
+    }
+    let here = matches!(target.kind, Kind::Local | Kind::Podman)
+        || (target.kind == Kind::Slurm && target.host.is_none());
+    if (target.data_dir.is_some() || target.drop_caches) && !here {
+        let (field, value) = match &target.data_dir {
+            Some(dir) => ("data_dir", format!("{dir:?}")),
+            None => ("drop_caches", "true".to_string()),
+        };
+        return Err(setting(
+            field,
+            value,
+            "is for targets that run on this machine (local, podman, Slurm without `host`)",
         ));
     }
     Ok(())

@@ -407,6 +407,18 @@ pub fn of_run(run: &RunData<'_>) -> (Vec<FigureDef>, BTreeMap<String, f64>) {
                     ),
                     Some(bytes as f64),
                 );
+                // The job's own throughput over the phase (its reads and writes, cache or
+                // storage): what a file system gives it, beside what it computes.
+                put(
+                    def(
+                        &format!("{key}Rate"),
+                        DataAccess,
+                        &format!("phase {}: {what} by the job per second", p.name),
+                        Unit::BytesPerSecond,
+                        Neither,
+                    ),
+                    wall.filter(|_| bytes > 0).map(|w| bytes as f64 / w),
+                );
             }
         }
         for (what, bytes) in [("read", p.read_bytes), ("written", p.write_bytes)] {

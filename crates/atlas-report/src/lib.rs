@@ -23,6 +23,7 @@ pub mod prices;
 pub mod render;
 pub mod scaling;
 pub mod stats;
+mod storage;
 
 use figures::{FigureDef, RunData};
 use prices::PriceSheet;
@@ -140,6 +141,9 @@ pub struct RunSummary {
     /// Its app metrics' values in the order printed, by name (at most [`CURVE_POINTS`] each).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub curves: BTreeMap<String, Vec<f64>>,
+    /// Where its working directory and inputs lay, as its agent saw them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<atlas_spec::record::StoragePlace>,
 }
 
 /// The most values of one app metric a report keeps per run (evenly picked beyond it).
@@ -472,6 +476,7 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             series: cores_over_time(&r.series, start),
             hosts: r.detail.hosts.clone(),
             curves: r.curves.clone(),
+            storage: run.storage.clone(),
         });
     }
     defs.sort_by_key(|d| d.dimension);
@@ -541,6 +546,14 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             ));
         }
     }
+    let dropped: Vec<(String, bool)> = runs
+        .iter()
+        .filter_map(|r| {
+            let figure = r.detail.run.figures.get("pageCacheDropped")?;
+            Some((options.by.key(r), *figure > 0.5))
+        })
+        .collect();
+    notes.extend(storage::note(&summaries, &groups, &dropped));
     if indicative {
         notes.push(format!("fewer than 3 successful runs for some {}: the result is indicative only (with --repeat 5 or more each gets a bootstrap interval)", if options.by == GroupBy::Target { "target" } else { "group" }));
     }

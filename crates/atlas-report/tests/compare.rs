@@ -77,6 +77,7 @@ fn run(id: &str, target: &str, wall: f64, imgs_per_s: f64, command: &str) -> Run
                 owner: None,
                 tenant: None,
                 windows: Vec::new(),
+                storage: Vec::new(),
             },
             phases: vec![phase],
             hosts: Vec::new(),

@@ -32,6 +32,19 @@ pub struct AgentProcess {
     pub start: u64,
 }
 
+/// Where a path the job uses lies, as the job saw it (`/proc/self/mountinfo`): its file
+/// system's type and mount point.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoragePlace {
+    /// The path as the workflow names it: `.` for the working directory, an input's path.
+    pub path: String,
+    /// The file system's type (`ext4`, `fuse.mfs`, `overlay`, `nfs4`).
+    pub filesystem: String,
+    /// Where it is mounted (`/`, `/mnt/scratch`).
+    pub mount: String,
+}
+
 /// Why a line is not a record that may be stored.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {
@@ -96,6 +109,9 @@ pub enum RecordBody {
         /// from /proc), so a dead agent can be told from a reused pid (absent from older agents).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         agent: Option<AgentProcess>,
+        /// Where the working directory and each input lie (absent from older agents).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        storage: Vec<StoragePlace>,
     },
     /// A phase started.
     #[serde(rename_all = "camelCase")]

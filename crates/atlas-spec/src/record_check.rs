@@ -153,6 +153,7 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             source,
             node,
             agent: _,
+            storage,
         } => {
             name("workflow", workflow)?;
             text("host", host)?;
@@ -161,6 +162,12 @@ pub(crate) fn check(record: &Record) -> Result<(), RecordError> {
             phases.iter().try_for_each(|p| name("phases[]", p))?;
             text("gpu", gpu)?;
             text("source", source)?;
+            items("storage", storage.len())?;
+            storage.iter().try_for_each(|s| {
+                text("storage[].path", &s.path)?;
+                text("storage[].filesystem", &s.filesystem)?;
+                text("storage[].mount", &s.mount)
+            })?;
             text("node", node)
         }
         RecordBody::PhaseStart { phase, index: _ } => name("phase", phase),

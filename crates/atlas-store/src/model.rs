@@ -41,6 +41,9 @@ pub struct RunRow {
     pub tenant: Option<String>,
     /// Each time the run was frozen (a window's close, `atlas windows freeze`), in order.
     pub windows: Vec<WindowRow>,
+    /// Where the job's working directory and inputs lay, as its agent saw them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage: Vec<atlas_spec::record::StoragePlace>,
 }
 
 /// One freeze of a run, and its wake.

@@ -229,7 +229,8 @@ CREATE INDEX node_samples_by_time ON node_samples(owner, time);
 ALTER TABLE runs ADD COLUMN storage_bytes REAL;
 "#,
     // 13: the storage services' latest status as their operator pushed it (`atlas operator
-    // --server`): one row per owner, tenant, place and service; spec and status as JSON.
+    // --server`): one row per owner, tenant, place and service; spec and status as JSON. And
+    // where each run's working directory and inputs lay (file system, mount; JSON).
     r#"
 CREATE TABLE services (
     owner TEXT NOT NULL,
@@ -241,5 +242,6 @@ CREATE TABLE services (
     status TEXT NOT NULL
 );
 CREATE UNIQUE INDEX services_key ON services(owner, COALESCE(tenant, ''), place, name);
+ALTER TABLE runs ADD COLUMN storage TEXT NOT NULL DEFAULT '[]';
 "#,
 ];

@@ -259,7 +259,7 @@ fn set_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant, storage";
 
 fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
     let labels: String = r.get(14)?;
@@ -287,6 +287,7 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
         owner: r.get(20)?,
         windows: serde_json::from_str(&r.get::<_, String>(21)?).unwrap_or_default(),
         tenant: r.get(22)?,
+        storage: serde_json::from_str(&r.get::<_, String>(23)?).unwrap_or_default(),
     })
 }
 
@@ -404,14 +405,16 @@ fn apply_event(tx: &Transaction<'_>, r: &Record, fresh: bool) -> rusqlite::Resul
             gpu,
             phases,
             node,
+            storage,
             ..
         } => {
             let node = (!node.is_empty()).then_some(node);
+            let storage = serde_json::to_string(storage).unwrap_or_else(|_| "[]".into());
             tx.execute(
-                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node)
-                 VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, submitted_at = min(runs.submitted_at, ?3), workflow = CASE runs.workflow WHEN '' THEN ?2 ELSE runs.workflow END, host = ?4, agent_version = ?5, source = ?6, gpu = ?7, node = ?8",
-                params![r.run, workflow, r.time, host, agent_version, source, gpu, node],
+                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node, storage)
+                 VALUES (?1, ?2, 'unknown', 'running', ?3, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = ?3, submitted_at = min(runs.submitted_at, ?3), workflow = CASE runs.workflow WHEN '' THEN ?2 ELSE runs.workflow END, host = ?4, agent_version = ?5, source = ?6, gpu = ?7, node = ?8, storage = ?9",
+                params![r.run, workflow, r.time, host, agent_version, source, gpu, node, storage],
             )?;
             for (i, name) in phases.iter().enumerate() {
                 tx.execute(

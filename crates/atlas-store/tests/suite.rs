@@ -68,6 +68,13 @@ fn ingest_twice_adds_nothing(f: &mut Fixture) {
         detail.run.node.as_deref(),
         Some("Test CPU, 2 CPUs, 4.0 GiB")
     );
+    assert_eq!(
+        (
+            detail.run.storage[0].path.as_str(),
+            detail.run.storage[0].filesystem.as_str()
+        ),
+        (".", "ext4")
+    );
     let train = &detail.phases[0];
     assert_eq!(train.peak_processes, Some(1));
     assert_eq!(

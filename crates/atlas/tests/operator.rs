@@ -4,10 +4,18 @@
 //! restarted on its data and one lost with its data replaced and its chunks copied back to
 //! their goal; scaling up and down (drained first); an upgrade one instance at a time; a
 //! version that does not start rolled back; through all of it the files written first read
-//! back unchanged. With `ATLAS_REQUIRE_INTEGRATION=1` missing podman or MooseFS images fail.
+//! back unchanged. A workflow reads its input through the mount (a target's `data_dir`), on
+//! the host and in a container, and the comparison says where each run's data lay. With
+//! `ATLAS_REQUIRE_INTEGRATION=1` missing podman or MooseFS images fail.
+
+mod support {
+    pub mod project;
+}
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use support::project::Project;
 
 const IMAGE: &str = "localhost/atlas-moosefs:3.0.117";
 const NEXT: &str = "localhost/atlas-moosefs:3.0.117-2";
@@ -309,4 +317,101 @@ fn a_spec_the_operator_cannot_take_is_refused_before_anything_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kubeconfig /nonexistent/kubeconfig"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const READER: &str = "apiVersion: atlas.dev/v1alpha1\nkind: Workflow\nmetadata: {name: read-data}\nspec:\n  data:\n    inputs:\n    - {source: blob.bin, path: data/blob.bin}\n  phases:\n  - {name: read, run: 'sha256sum data/blob.bin'}\n";
+
+#[test]
+fn a_workflow_reads_its_input_through_the_mount_and_the_comparison_says_where() {
+    if !moosefs_available() {
+        return;
+    }
+    let service = Service::new("data");
+    let status = service.dir.join("status.json");
+    let status_arg = status.display().to_string();
+    let (code, out) = service.until_healthy(&["--status-file", &status_arg]);
+    assert_eq!(code, 0, "{out}");
+    service.mount(&status);
+    let mount = service.mount.display().to_string();
+    let toml = format!(
+        "[targets.mfs]\nkind = \"local\"\ndata_dir = \"{mount}\"\ndrop_caches = true\n\n[targets.podman-mfs]\nkind = \"podman\"\ndata_dir = \"{mount}\"\n"
+    );
+    let p = Project::new(&format!("mfs-data-{}", service.name), &toml);
+    std::fs::write(p.dir.join("atlas.yaml"), READER).unwrap();
+    let blob: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(p.dir.join("blob.bin"), &blob).unwrap();
+    let (code, out, err) = p.atlas(&[
+        "run",
+        "atlas.yaml",
+        "--on",
+        "local",
+        "--on",
+        "mfs",
+        "--on",
+        "podman-mfs",
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    // The copy on the mount is the input, byte for byte.
+    let copies: Vec<PathBuf> = std::fs::read_dir(service.mount.join("atlas-inputs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("blob.bin"))
+        .collect();
+    assert_eq!(copies.len(), 1, "one copy per content: {copies:?}");
+    assert!(std::fs::read(&copies[0]).unwrap() == blob);
+    let runs = p.runs();
+    let on = |target: &str| {
+        let run = runs.iter().find(|r| r["target"] == target).unwrap();
+        p.show(run["id"].as_str().unwrap())
+    };
+    let fs_of = |detail: &serde_json::Value, path: &str| {
+        detail["storage"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["path"] == path)
+            .map(|s| s["filesystem"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        fs_of(&on("mfs"), "data/blob.bin").as_deref(),
+        Some("fuse.mfs")
+    );
+    assert_eq!(
+        fs_of(&on("podman-mfs"), "data/blob.bin").as_deref(),
+        Some("fuse.mfs")
+    );
+    let local = fs_of(&on("local"), "data/blob.bin").unwrap();
+    assert!(!local.starts_with("fuse"), "{local}");
+    // The comparison: where each target's data lay, and what the job read per second.
+    let experiment = runs[0]["experimentId"].as_str().unwrap().to_string();
+    let (code, out, err) = p.atlas(&["compare", &experiment, "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let note = report["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str())
+        .find(|n| n.starts_with("where the data lay"))
+        .unwrap_or_else(|| panic!("{}", report["notes"]))
+        .to_string();
+    assert!(note.contains("mfs: . on"), "{note}");
+    assert!(
+        note.contains(&format!("data/blob.bin on fuse.mfs ({mount})")),
+        "{note}"
+    );
+    let rate = report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"] == "phase.read.logical.readRate")
+        .unwrap_or_else(|| panic!("no read rate: {report}"));
+    for t in rate["targets"].as_array().unwrap() {
+        assert!(t["values"][0].as_f64().unwrap() > 0.0, "{t}");
+    }
+    let (code, out, _) = p.atlas(&["show", runs[0]["id"].as_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(out.contains("data: . on"), "{out}");
+    let _ = std::fs::remove_dir_all(&p.dir);
 }

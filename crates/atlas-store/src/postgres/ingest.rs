@@ -385,16 +385,18 @@ fn apply_event(tx: &mut Transaction<'_>, r: &Record, fresh: bool) -> Result<(), 
             gpu,
             phases,
             node,
+            storage,
             ..
         } => {
             let node = (!node.is_empty()).then_some(node);
+            let storage = serde_json::to_string(storage).unwrap_or_else(|_| "[]".into());
             tx.execute(
-                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node)
-                 VALUES ($1, $2, 'unknown', 'running', $3, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO runs (id, workflow, target, status, submitted_at, started_at, host, agent_version, source, gpu, node, storage)
+                 VALUES ($1, $2, 'unknown', 'running', $3, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (id) DO UPDATE SET status = 'running', started_at = $3, submitted_at = LEAST(runs.submitted_at, $3),
                      workflow = CASE runs.workflow WHEN '' THEN $2 ELSE runs.workflow END, host = $4, agent_version = $5,
-                     source = $6, gpu = $7, node = $8",
-                &[&r.run, workflow, &r.time, host, agent_version, source, gpu, &node],
+                     source = $6, gpu = $7, node = $8, storage = $9",
+                &[&r.run, workflow, &r.time, host, agent_version, source, gpu, &node, &storage],
             )?;
             for (i, name) in phases.iter().enumerate() {
                 tx.execute(

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::summary::summarise_gpus;
 use crate::StoreError;
 
-const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant";
+const RUN_COLUMNS: &str = "id, experiment_id, workflow, target, repetition, status, cause, submitted_at, started_at, wall_seconds, host, source, gpu, run_dir, labels, agent_cpu_seconds, scheduler_id, figures, agent_version, node, owner, windows, tenant, storage";
 
 /// A status word of a row as its enum; a word this Atlas does not know is an error.
 fn status<T: std::str::FromStr<Err = atlas_spec::record::UnknownStatus>>(
@@ -53,6 +53,7 @@ fn run_row(r: &Row) -> Result<RunRow, StoreError> {
         owner: r.get(20),
         windows: serde_json::from_str(r.get(21)).unwrap_or_default(),
         tenant: r.get(22),
+        storage: serde_json::from_str(r.get(23)).unwrap_or_default(),
     })
 }
 

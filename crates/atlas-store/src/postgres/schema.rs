@@ -213,7 +213,8 @@ CREATE UNIQUE INDEX node_samples_key ON node_samples(owner, COALESCE(tenant, '')
 ALTER TABLE runs ADD COLUMN storage_bytes DOUBLE PRECISION;
 "#,
     // 13: the storage services' latest status as their operator pushed it (`atlas operator
-    // --server`): one row per owner, tenant, place and service; spec and status as JSON.
+    // --server`): one row per owner, tenant, place and service; spec and status as JSON. And
+    // where each run's working directory and inputs lay (file system, mount; JSON).
     r#"
 CREATE TABLE services (
     owner TEXT NOT NULL,
@@ -225,6 +226,7 @@ CREATE TABLE services (
     status TEXT NOT NULL
 );
 CREATE UNIQUE INDEX services_key ON services(owner, COALESCE(tenant, ''), place, name);
+ALTER TABLE runs ADD COLUMN storage TEXT NOT NULL DEFAULT '[]';
 "#,
 ];
 

@@ -134,6 +134,11 @@ pub fn run_start(run: &str, seq: u64, phases: &[&str]) -> Record {
             source: "process tree".into(),
             node: "Test CPU, 2 CPUs, 4.0 GiB".into(),
             agent: None,
+            storage: vec![atlas_spec::record::StoragePlace {
+                path: ".".into(),
+                filesystem: "ext4".into(),
+                mount: "/".into(),
+            }],
         },
     )
 }

@@ -232,6 +232,14 @@ pub fn table(d: &RunDetail) -> String {
     if let Some(line) = launch_line(r) {
         out += &line;
     }
+    if !r.storage.is_empty() {
+        let places: Vec<String> = r
+            .storage
+            .iter()
+            .map(|p| format!("{} on {} ({})", p.path, p.filesystem, p.mount))
+            .collect();
+        out += &format!("data: {}\n", places.join(", "));
+    }
     for (i, w) in r.windows.iter().enumerate() {
         out += &window_line(i + 1, w, r.status.is_over());
     }
@@ -337,6 +345,7 @@ mod tests {
             owner: None,
             tenant: None,
             windows: Vec::new(),
+            storage: Vec::new(),
         }
     }
 
