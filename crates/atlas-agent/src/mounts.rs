@@ -108,6 +108,7 @@ mod tests {
 25 22 0:22 / /proc rw,nosuid shared:12 - proc proc rw
 301 22 0:63 / /mnt/atlas\\040scratch rw,nosuid,nodev,relatime shared:150 - fuse.mfs mfs#10.89.1.250:9421 rw,user_id=0
 302 22 0:64 / /mnt/atlas rw shared:151 - tmpfs tmpfs rw
+120 109 254:0 /work/main/examples/data-access/dataset.bin /work/data/dataset.bin ro,relatime - ext4 /dev/vda rw
 303 22 0:65 / /mnt/mfs rw shared:152 - fuse mfs\\04310.89.1.250:9421 rw,user_id=0
 ";
 

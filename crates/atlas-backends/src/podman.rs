@@ -495,6 +495,13 @@ pub(crate) fn stage_project(job: &Job<'_>) -> std::io::Result<u64> {
     let work = job.run_dir.join("work");
     std::fs::create_dir_all(&work)?;
     let skip = std::fs::canonicalize(job.run_dir)?;
+    // The inputs are bound in at run time: neither they nor a link a host run left at their
+    // path are copied (a bind mount onto a copied link would land where the link points).
+    let sources: Vec<_> = job
+        .inputs
+        .iter()
+        .filter_map(|i| std::fs::canonicalize(&i.source).ok())
+        .collect();
     let mut total = 0;
     for entry in std::fs::read_dir(job.project_dir)? {
         let entry = entry?;
@@ -503,10 +510,17 @@ pub(crate) fn stage_project(job: &Job<'_>) -> std::io::Result<u64> {
             continue;
         }
         let path = entry.path();
-        if std::fs::canonicalize(&path).is_ok_and(|p| skip.starts_with(&p)) {
+        let real = std::fs::canonicalize(&path);
+        if real.as_ref().is_ok_and(|p| skip.starts_with(p) || sources.contains(p)) {
             continue;
         }
         total += data::copy_tree(&path, &work.join(&name))?;
+    }
+    for input in job.inputs {
+        let at = work.join(&input.path);
+        if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+            std::fs::remove_file(&at)?;
+        }
     }
     group_writable(job.run_dir)?;
     Ok(total)

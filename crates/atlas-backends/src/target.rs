@@ -72,7 +72,7 @@ pub struct Target {
     pub stage: Stage,
     /// Local, Slurm here, podman: the directory the jobs read their inputs from (a parallel
     /// file system's mount, a scratch disk): each input is copied there once per content
-    /// and the job reads that copy (absolute; docs/data.md).
+    /// and the job reads that copy (absolute; docs/targets.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
     /// Local, Slurm here, podman: empty the page cache before each job (root only), so its
