@@ -511,7 +511,10 @@ pub(crate) fn stage_project(job: &Job<'_>) -> std::io::Result<u64> {
         }
         let path = entry.path();
         let real = std::fs::canonicalize(&path);
-        if real.as_ref().is_ok_and(|p| skip.starts_with(p) || sources.contains(p)) {
+        if real
+            .as_ref()
+            .is_ok_and(|p| skip.starts_with(p) || sources.contains(p))
+        {
             continue;
         }
         total += data::copy_tree(&path, &work.join(&name))?;

@@ -19,6 +19,7 @@ pub mod checks;
 pub mod diff;
 pub mod figures;
 mod group;
+mod headline;
 pub mod prices;
 pub mod render;
 pub mod scaling;
@@ -196,6 +197,8 @@ pub struct Report {
     pub experiment: Option<String>,
     pub workflow: String,
     pub baseline: String,
+    /// One sentence per group against the baseline: time, cost, quality (`headline.rs`).
+    pub headline: Vec<String>,
     /// What the runs are grouped by (`target`, `label:KEY`, `param:NAME`, `run`).
     pub by: String,
     /// The groups compared (the targets, unless grouped by something else), in run order.
@@ -557,10 +560,12 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
     if indicative {
         notes.push(format!("fewer than 3 successful runs for some {}: the result is indicative only (with --repeat 5 or more each gets a bootstrap interval)", if options.by == GroupBy::Target { "target" } else { "group" }));
     }
+    let headline = headline::lines(&figures, &groups, &baseline);
     Ok(Report {
         schema_version: SCHEMA_VERSION,
         experiment,
         workflow: runs[0].detail.run.workflow.clone(),
+        headline,
         baseline,
         scaling: scaling::points(runs, &summaries),
         by: options.by.to_string(),

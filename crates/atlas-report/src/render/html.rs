@@ -17,7 +17,7 @@ table{border-collapse:collapse;font-size:14px;width:100%}td,th{padding:3px 8px;b
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}tr.dim td{background:#fafafa;font-weight:bold;padding-top:10px}\
 .better{color:#1a7f37;font-weight:bold}.worse{color:#c62828;font-weight:bold}.note{background:#fff8e1;padding:6px 10px;border-left:4px solid #f9a825;margin:4px 0}\
 .diff{background:#fdecea;padding:6px 10px;border-left:4px solid #c62828;margin:4px 0}.ok{background:#e8f5e9;padding:6px 10px;border-left:4px solid #2e7d32}\
-figure.chart{margin:1.5em 0}figure.chart svg{max-width:100%;height:auto;border:1px solid #eee}.verdict{font-size:16px;margin:6px 0}";
+figure.chart{margin:1.5em 0}figure.chart svg{max-width:100%;height:auto;border:1px solid #eee}.verdict{font-size:16px;margin:6px 0}.headline{font-size:20px;font-weight:600;margin:6px 0}";
 
 /// The report as one HTML page.
 pub fn html(report: &Report) -> String {
@@ -36,6 +36,12 @@ pub fn html(report: &Report) -> String {
         escape(&report.price_sheet_date),
         escape(&report.currency)
     );
+    if !report.headline.is_empty() {
+        body += "<h2>In short</h2>\n";
+        for line in &report.headline {
+            body += &format!("<p class=\"headline\">{}</p>\n", escape(line));
+        }
+    }
     body += "<h2>Verdict</h2>\n";
     for line in verdict_lines(report) {
         body += &format!("<p class=\"verdict\">{}</p>\n", escape(&line));

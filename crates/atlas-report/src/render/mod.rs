@@ -55,8 +55,10 @@ pub(crate) fn value(v: f64, unit: Unit, currency: &str) -> String {
         Unit::BytesPerSecond => format!("{}/s", bytes(v)),
         Unit::Fraction => format!("{:.1} %", v * 100.0),
         Unit::Percent => format!("{v:.1} %"),
-        Unit::Money if v < 0.01 => format!("{v:.5} {currency}"),
-        Unit::Money => format!("{v:.4} {currency}"),
+        // Three significant digits below 1 (`0.0000234 USD`, never `0.00000`), cents above.
+        Unit::Money if v == 0.0 => format!("0 {currency}"),
+        Unit::Money if v.abs() < 1.0 => format!("{} {currency}", significant(v)),
+        Unit::Money => format!("{v:.2} {currency}"),
         Unit::Value => {
             if v.abs() >= 1000.0 || v == v.trunc() {
                 format!("{v:.0}")
@@ -142,4 +144,18 @@ pub(crate) fn hosts_line(hosts: &[atlas_store::HostRow]) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn money_keeps_three_significant_digits() {
+        let money = |v| value(v, Unit::Money, "USD");
+        assert_eq!(money(0.0000234), "0.0000234 USD");
+        assert_eq!(money(0.0154), "0.0154 USD");
+        assert_eq!(money(0.0), "0 USD");
+        assert_eq!(money(12.345), "12.35 USD");
+    }
 }

@@ -61,6 +61,8 @@ fn header(report: &Report) -> Vec<String> {
         report.targets.join(", "),
         report.baseline
     )];
+    // The sentence per target first: what an advisor reads.
+    lines.extend(report.headline.iter().map(|l| format!("In short: {l}")));
     if report.differences.is_empty() {
         lines.push("Like for like: the runs differ only in their target.".into());
     } else {
