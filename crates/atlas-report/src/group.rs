@@ -90,6 +90,32 @@ impl GroupBy {
     }
 }
 
+/// A run's labels as text (`lr` → `0.5`), for the runs table.
+pub fn labels(labels: &serde_json::Value) -> std::collections::BTreeMap<String, String> {
+    labels
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), String::from),
+            )
+        })
+        .collect()
+}
+
+/// The `--NAME VALUE` parameters of a run's commands (the last one of a name wins).
+pub fn parameters(run: &RunInput) -> std::collections::BTreeMap<String, String> {
+    let Some(w) = &run.workflow else {
+        return Default::default();
+    };
+    let commands: Vec<&str> = w.spec.phases.iter().map(|p| p.run.as_str()).collect();
+    crate::diff::parameters(&commands.join("\n"))
+        .into_iter()
+        .collect()
+}
+
 /// The value of `--NAME VALUE` or `--NAME=VALUE` in shell text (the last one given).
 pub fn param(commands: &str, name: &str) -> Option<String> {
     let flag = format!("--{name}");

@@ -145,6 +145,12 @@ pub struct RunSummary {
     /// Where its working directory and inputs lay, as its agent saw them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub storage: Vec<atlas_spec::record::StoragePlace>,
+    /// Its labels (`--label KEY=VALUE`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// The `--NAME VALUE` parameters of its commands.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, String>,
 }
 
 /// The most values of one app metric a report keeps per run (evenly picked beyond it).
@@ -398,7 +404,14 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
         match options.target_prices.get(t) {
             Some(name) => match options.prices.entries.get(name) {
                 Some(p) => {
-                    prices.insert(t.clone(), format!("{name}: {}", p.source()));
+                    prices.insert(
+                        t.clone(),
+                        format!(
+                            "{name}: {} ({})",
+                            p.rates(&options.prices.currency),
+                            p.source()
+                        ),
+                    );
                 }
                 None => {
                     return Err(ReportError::Input(format!(
@@ -480,6 +493,8 @@ pub fn compare(loaded: Loaded, options: &Options) -> Result<Report, ReportError>
             hosts: r.detail.hosts.clone(),
             curves: r.curves.clone(),
             storage: run.storage.clone(),
+            labels: group::labels(&run.labels),
+            parameters: group::parameters(r),
         });
     }
     defs.sort_by_key(|d| d.dimension);

@@ -101,6 +101,35 @@ impl Price {
         }
     }
 
+    /// The rates in a line (`0.0316 per vCPU-hour, 0.0042 per GiB-hour, 0.95 per GPU-hour`;
+    /// on premises the node-hour and how it is made), for the report to show what it used.
+    pub fn rates(&self, currency: &str) -> String {
+        match self {
+            Price::Cloud(c) => {
+                let mut rates = format!(
+                    "{} {currency} per vCPU-hour, {} {currency} per GiB-hour",
+                    c.vcpu_hour, c.gib_hour
+                );
+                if c.gpu_hour > 0.0 {
+                    rates += &format!(", {} {currency} per GPU-hour", c.gpu_hour);
+                }
+                rates
+            }
+            Price::OnPrem(o) => format!(
+                "{:.4} {currency} per node-hour ({} {currency} over {} years, {} W at {} {currency}/kWh, {:.0} % used; {} cores, {} GiB{}), shared by the larger of the cores and memory asked",
+                o.node_hour(),
+                o.purchase,
+                o.years,
+                o.watts,
+                o.kwh_price,
+                o.utilisation * 100.0,
+                o.cores,
+                o.memory_gib,
+                if o.gpus > 0 { format!(", {} GPUs", o.gpus) } else { String::new() }
+            ),
+        }
+    }
+
     /// Where the price comes from.
     pub fn source(&self) -> &str {
         match self {

@@ -75,6 +75,8 @@ mod tests {
                     mount: mount.to_string(),
                 })
                 .collect(),
+            labels: Default::default(),
+            parameters: Default::default(),
         }
     }
 

@@ -49,13 +49,22 @@ async function home() {
   setInterval(() => draw().catch(() => {}), 2000);
 }
 
-// A line chart kept as its points; redrawn as SVG when points arrive.
+// Three significant digits, everywhere a value is shown (`0.931`, `12.3`, `1520`).
+const fmt = (v) => {
+  if (v == null || !isFinite(v)) return "";
+  if (v === 0) return "0";
+  const digits = Math.max(0, Math.min(6, 2 - Math.floor(Math.log10(Math.abs(v)))));
+  return v.toFixed(digits);
+};
+
+// A line chart kept as its points; redrawn as SVG when points arrive, with its axes: the value
+// (0, half the highest, the highest, in the unit its title names) on the left, the time since the first point below.
 class Chart {
   constructor(parent, title, unit) {
     this.points = []; this.unit = unit;
     this.el = document.createElement("div");
     this.el.className = "chart";
-    this.el.innerHTML = `<h3>${esc(title)} <span class="now"></span></h3><svg viewBox="0 0 400 140" preserveAspectRatio="none"></svg>`;
+    this.el.innerHTML = `<h3>${esc(title)} <span class="now"></span></h3><svg viewBox="0 0 440 170"></svg>`;
     this.el.dataset.chart = title;
     parent.appendChild(this.el);
   }
@@ -64,15 +73,38 @@ class Chart {
     const p = this.points, svg = this.el.querySelector("svg");
     this.el.dataset.points = p.length;
     if (!p.length) return;
+    const [left, right, top, bottom] = [52, 432, 8, 140];
     const t0 = p[0][0], t1 = Math.max(p[p.length - 1][0], t0 + 1);
-    const max = Math.max(...p.map((q) => q[1]), 1e-9) * 1.1;
-    const xy = p.map(([t, v]) => `${((t - t0) / (t1 - t0) * 396 + 2).toFixed(1)},${(136 - v / max * 132).toFixed(1)}`).join(" ");
+    const top_value = Math.max(...p.map((q) => q[1]), 1e-9) * 1.1;
+    const x = (t) => left + (t - t0) / (t1 - t0) * (right - left), y = (v) => bottom - v / top_value * (bottom - top);
+    const xy = p.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
     const [lx, ly] = xy.split(" ").pop().split(",");
+    const most = Math.max(...p.map((q) => q[1]));
+    const ticks = [0, most / 2, most].filter((v, i) => i === 0 || v > 0).map((v) =>
+      `<line class="grid" x1="${left}" y1="${y(v).toFixed(1)}" x2="${right}" y2="${y(v).toFixed(1)}"/><text class="tick" x="${left - 4}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${fmt(v)}</text>`).join("");
+    const axes = `<line class="axis" x1="${left}" y1="${bottom}" x2="${right}" y2="${bottom}"/><line class="axis" x1="${left}" y1="${top}" x2="${left}" y2="${bottom}"/>` +
+      `<text class="tick" x="${left}" y="${bottom + 16}">0 s</text><text class="tick" x="${right}" y="${bottom + 16}" text-anchor="end">${secs(t1 - t0)}</text>` +
+      `<text class="tick" x="${(left + right) / 2}" y="${bottom + 28}" text-anchor="middle">time since the first point</text>`;
     // The last value as a dot too: a metric printed once has no line.
-    svg.innerHTML = `<line class="axis" x1="2" y1="136" x2="398" y2="136"/><polyline points="${xy}"/><circle cx="${lx}" cy="${ly}" r="3" fill="#1f6feb"/>`;
+    svg.innerHTML = `${ticks}${axes}<polyline points="${xy}"/><circle cx="${lx}" cy="${ly}" r="3" fill="#1f6feb"/>`;
     const last = p[p.length - 1][1];
-    this.el.querySelector(".now").textContent = `${last.toFixed(last < 10 ? 2 : 0)} ${this.unit} · max ${(max / 1.1).toFixed(1)}`;
+    this.el.querySelector(".now").textContent = `now ${fmt(last)} ${this.unit} · max ${fmt(most)} ${this.unit}`.replace(/ +·/, " ·").trim();
   }
+}
+
+// What a run is: its experiment, labels, where and when it ran, each phase's command.
+function runFacts(r) {
+  const labels = Object.entries(r.labels || {}).map(([k, v]) => `<span class="label">${esc(k)}=${esc(v)}</span>`).join(" ");
+  const facts = [
+    r.experimentId && `experiment <a id="experiment-link" href="/experiments/${esc(r.experimentId)}">${esc(r.experimentId)}</a>`,
+    labels && `labels ${labels}`,
+    r.host && `on ${esc(r.host)}`,
+    r.submittedAt && `submitted ${when(r.submittedAt)}`,
+    r.wallSeconds != null && `wall ${secs(r.wallSeconds)}`,
+    (r.storage || []).length && `data: ${r.storage.map((p) => `${esc(p.path)} on ${esc(p.filesystem)} (${esc(p.mount)})`).join(", ")}`,
+  ].filter(Boolean).join(" · ");
+  const commands = (r.commands || []).map((c) => `<div class="command"><b>${esc(c.phase)}</b><pre>${esc(c.run.length > 2000 ? c.run.slice(0, 2000) + "…" : c.run)}</pre></div>`).join("");
+  return `<p class="facts">${facts}</p>` + (commands ? `<details open id="commands"><summary>Commands</summary>${commands}</details>` : "");
 }
 
 function timeline(el, detail) {
@@ -93,7 +125,7 @@ function timeline(el, detail) {
 
 async function runPage(id) {
   document.title = `Atlas · ${id}`;
-  app.innerHTML = `<h1 id="title">Run ${esc(id)}</h1><div id="cause"></div><h2>Phases</h2><div class="timeline" id="timeline"></div>` +
+  app.innerHTML = `<h1 id="title">Run ${esc(id)}</h1><div id="facts"></div><div id="cause"></div><h2>Phases</h2><div class="timeline" id="timeline"></div>` +
     `<h2>Resources and app metrics</h2><div class="grid" id="charts"></div><h2>Output <span class="muted" id="logphase"></span></h2><pre class="log" id="log"></pre>`;
   const charts = document.getElementById("charts");
   const cpu = new Chart(charts, "CPU (cores)", "cores"), mem = new Chart(charts, "Memory (RSS, MiB)", "MiB");
@@ -104,6 +136,8 @@ async function runPage(id) {
     document.getElementById("logphase").textContent = `(${log.phase})`;
     document.getElementById("log").textContent = [log.stdout, log.stderr].filter(Boolean).join("\n") || "(no output yet)";
   };
+  const facts = async () => { document.getElementById("facts").innerHTML = runFacts(await api(`/api/v1/runs/${id}`)); };
+  facts().catch(() => {});
   const events = new EventSource(`/api/v1/runs/${id}/events`);
   events.addEventListener("run", (e) => {
     detail = JSON.parse(e.data);
@@ -136,7 +170,7 @@ async function runPage(id) {
       c.add([[m.time, m.value]]);
     }
   });
-  events.addEventListener("end", () => { events.close(); refreshLog(); });
+  events.addEventListener("end", () => { events.close(); refreshLog(); facts().catch(() => {}); });
   setInterval(() => { if (detail && detail.status === "running") { timeline(document.getElementById("timeline"), detail); refreshLog(); } }, 3000);
 }
 

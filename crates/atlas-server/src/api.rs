@@ -102,12 +102,30 @@ pub async fn runs(
 }
 
 /// `GET /api/v1/runs/{id}`: the run with its phases and their summaries.
+/// `GET /api/v1/runs/{id}`: the run with its phases, and each phase's command as the run
+/// ran it (`commands`: from the workflow kept with it; empty for runs kept without one).
 pub async fn run(
     State(state): State<AppState>,
     user: User,
     Path(id): Path<String>,
-) -> Result<Json<RunDetail>, ApiError> {
-    Ok(Json(owned_run(&state, &user, id).await?))
+) -> Result<Json<Value>, ApiError> {
+    let detail = owned_run(&state, &user, id).await?;
+    let full = detail.run.id.clone();
+    let spec = state.read(move |s| s.run_spec(&full)).await?;
+    let commands: Vec<Value> = spec
+        .workflow
+        .and_then(|yaml| atlas_spec::parse_workflow("workflow.yaml", &yaml).ok())
+        .map(|w| {
+            w.spec
+                .phases
+                .iter()
+                .map(|p| json!({"phase": p.name, "run": p.run}))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut value = serde_json::to_value(&detail).map_err(ApiError::internal)?;
+    value["commands"] = json!(commands);
+    Ok(Json(value))
 }
 
 #[derive(Deserialize)]

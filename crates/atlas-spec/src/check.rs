@@ -73,7 +73,40 @@ pub fn check_workflow(workflow: &Workflow) -> Result<(), Violation> {
     }
     check_phases(workflow)?;
     check_checkpoint(workflow)?;
+    check_checks(workflow)?;
     check_variables(workflow)
+}
+
+/// The most references and thresholds per target.
+pub const MAX_CHECKS: usize = 64;
+/// The longest reference or threshold (`accuracy >= 0.9`).
+pub const MAX_CHECK_LEN: usize = 200;
+
+/// `spec.checks`: keyed by a target's name or `*`, each a short list of short texts (what they
+/// say is judged by `atlas compare`, which names the one it cannot read).
+fn check_checks(workflow: &Workflow) -> Result<(), Violation> {
+    for (target, list) in &workflow.spec.checks {
+        let path = format!("spec.checks.{target}");
+        if target != "*" && !is_dns1123_label(target) {
+            let why = format!(
+                "`{}` is neither `*` nor a target's name",
+                target.escape_debug()
+            );
+            return Err(violation(path, target, "", why));
+        }
+        if list.len() > MAX_CHECKS {
+            let why = format!("{} checks, more than the {MAX_CHECKS} allowed", list.len());
+            return Err(violation(path, target, "", why));
+        }
+        if let Some(long) = list
+            .iter()
+            .find(|c| c.len() > MAX_CHECK_LEN || c.trim().is_empty())
+        {
+            let why = format!("a check is empty or longer than {MAX_CHECK_LEN} bytes");
+            return Err(violation(path, target, long, why));
+        }
+    }
+    Ok(())
 }
 
 /// The checkpoint's signal is one the agent may send, its path names a file, its grace is at

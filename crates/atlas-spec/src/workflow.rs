@@ -125,6 +125,11 @@ pub struct WorkflowSpec {
     /// close, `atlas windows freeze`), and how to tell that it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<Checkpoint>,
+    /// References and thresholds, per target or `*` for every target, as ReFrame users set
+    /// them: `accuracy >= 0.9`, `wall <= 60s ±10%` (docs/compare.md). `atlas compare` reports
+    /// pass or fail, and `--check` exits 1 on a failure; atlas.toml's `checks` add to them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, Vec<String>>,
 }
 
 /// How a job saves its state on request: the signal it reacts to, the file it writes, how long

@@ -131,10 +131,22 @@ fn a_running_job_appears_and_its_charts_grow_without_a_reload() {
     // Once it has ended: the status on the page, and the experiment's comparison.
     browser.wait_for("return document.title.includes('r-') && document.querySelector('.status.succeeded') !== null", 30);
     let (_, body) = get(&server, &format!("/api/v1/runs/{id}"), Some(&token));
-    let experiment = serde_json::from_str::<serde_json::Value>(&body).unwrap()["experimentId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let detail = serde_json::from_str::<serde_json::Value>(&body).unwrap();
+    let experiment = detail["experimentId"].as_str().unwrap().to_string();
+    assert_eq!(detail["commands"][1]["phase"], "train", "{detail}");
+    // The run page says what ran: its experiment (a link), each phase's command; its charts
+    // have axes (ticks with values, the elapsed time).
+    browser.wait_for(
+        &format!("return document.getElementById('experiment-link')?.getAttribute('href') === '/experiments/{experiment}'"),
+        20,
+    );
+    browser.wait_for(
+        "return document.querySelector('#commands')?.textContent.includes('bytearray(4 << 20)') === true",
+        20,
+    );
+    let ticks = browser
+        .eval("return document.querySelectorAll('[data-chart^=\"Memory\"] text.tick').length");
+    assert!(ticks.as_i64().unwrap() >= 5, "axes with ticks: {ticks}");
     browser.goto(&format!("{}/experiments/{experiment}", server.url));
     // The report is framed (same origin, its own policy) and drawn, not blocked.
     browser.wait_for(

@@ -336,6 +336,52 @@ fn checks_pass_and_fail_with_the_exit_code() {
     assert!(stderr.contains("target `local`: checks:"), "{stderr}");
 }
 
+/// Issue 21, item 4: references and thresholds written in the workflow itself (`*` for every
+/// target, or one target's), with atlas.toml's added; `atlas run --check` gates on them.
+#[test]
+fn the_workflows_own_checks_are_judged_with_the_targets() {
+    let p = Project::new(
+        "workflow-checks",
+        "[targets.local]\nkind = \"local\"\ngpus = false\nchecks = [\"accuracy <= 0.95\"]\n",
+    );
+    let w = format!("{HEAD}  checks:\n    '*': ['accuracy >= 0.5']\n    local: ['wall <= 0.001s']\n  phases:\n  - {{name: one, run: 'echo accuracy=0.9', patterns: ['accuracy=(?P<accuracy>[0-9.]+)']}}\n");
+    std::fs::write(p.dir.join("w.yaml"), &w).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "local", "--check"]);
+    assert_eq!(code, 1, "the wall check fails: {stderr}");
+    assert!(
+        stderr.contains("check: local: accuracy >= 0.5: pass"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("check: local: accuracy <= 0.95: pass"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 check(s) failed: local: wall <= 0.001s"),
+        "{stderr}"
+    );
+    // A check the comparison cannot read names where it was written.
+    let bad = w.replace("accuracy >= 0.5", "accuracy => 0.5");
+    std::fs::write(p.dir.join("w.yaml"), bad).unwrap();
+    let (code, _, stderr) = p.atlas(&["run", "w.yaml", "--on", "local"]);
+    assert_eq!(code, 0, "{stderr}");
+    let id = p.runs()[0]["id"].as_str().unwrap().to_string();
+    let (code, _, stderr) = p.atlas(&["compare", &id]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("spec.checks.*"), "{stderr}");
+    // A key that is neither `*` nor a target's name is refused with the file's line.
+    let (code, _, stderr) = p.atlas(&["validate", "w.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    std::fs::write(
+        p.dir.join("w.yaml"),
+        w.replace("local: [", "Not_A_Target: ["),
+    )
+    .unwrap();
+    let (code, _, stderr) = p.atlas(&["validate", "w.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("spec.checks.Not_A_Target"), "{stderr}");
+}
+
 #[test]
 fn diff_names_what_differs_between_two_runs_word_by_word() {
     let p = Project::new("diff", "");

@@ -123,19 +123,7 @@ pub fn html(report: &Report) -> String {
         }
     }
     body += &table(report);
-    body += "<h2>Runs</h2>\n<table><tr><th>run</th><th>target</th><th>rep</th><th>status</th><th>counted</th><th>cause</th><th>hosts</th></tr>\n";
-    for r in &report.runs {
-        body += &format!(
-            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            escape(&r.id),
-            escape(&r.target),
-            r.repetition,
-            escape(r.status.as_str()),
-            if r.excluded.is_none() { "yes" } else { "no" },
-            escape(r.cause.as_deref().unwrap_or("")),
-            escape(&super::hosts_line(&r.hosts))
-        );
-    }
+    body += &runs_table(report);
     body += "</table>\n<h2>Prices</h2>\n<ul>\n";
     for (target, source) in &report.prices {
         body += &format!("<li><b>{}</b>: {}</li>\n", escape(target), escape(source));
@@ -151,6 +139,34 @@ pub fn html(report: &Report) -> String {
     }
     body += &format!("<h2>Method</h2>\n<p>{}</p>\n", escape(super::METHOD));
     format!("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n", escape(&title))
+}
+
+/// Each run: its group, status, wall time, labels and parameters, whether it is counted, why
+/// it failed, its hosts.
+fn runs_table(report: &Report) -> String {
+    let pairs = |m: &std::collections::BTreeMap<String, String>| {
+        let text: Vec<String> = m.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        escape(&text.join(" "))
+    };
+    let mut out = String::from("<h2>Runs</h2>\n<table id=\"runs\"><tr><th>run</th><th>group</th><th>rep</th><th>status</th><th>wall</th><th>labels</th><th>parameters</th><th>counted</th><th>cause</th><th>hosts</th></tr>\n");
+    for r in &report.runs {
+        let wall = r.values.get("wallSeconds").map_or(String::new(), |w| {
+            value(*w, crate::figures::Unit::Seconds, &report.currency)
+        });
+        out += &format!(
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{wall}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&r.id),
+            escape(&r.group),
+            r.repetition,
+            escape(r.status.as_str()),
+            pairs(&r.labels),
+            pairs(&r.parameters),
+            if r.excluded.is_none() { "yes" } else { "no" },
+            escape(r.cause.as_deref().unwrap_or("")),
+            escape(&super::hosts_line(&r.hosts))
+        );
+    }
+    out
 }
 
 fn table(report: &Report) -> String {

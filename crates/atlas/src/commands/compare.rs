@@ -49,7 +49,8 @@ pub struct Args {
     /// Refuse to compare runs that differ in more than their target.
     #[arg(long)]
     strict: bool,
-    /// Exit 1 when a target's references or thresholds (`checks` in atlas.toml) fail.
+    /// Exit 1 when a reference or threshold fails (the workflow's spec.checks, atlas.toml's
+    /// `checks`).
     #[arg(long)]
     check: bool,
     /// The database (default: $ATLAS_DB or $XDG_DATA_HOME/atlas/atlas.db).
@@ -76,6 +77,37 @@ fn target_checks(
     Ok(checks)
 }
 
+/// The workflow's own checks (`spec.checks`: per target, `*` for all) for each group, with
+/// atlas.toml's for the same target after them; a check that does not parse is an input
+/// error naming where it was written.
+fn merged_checks(
+    workflow: Option<&atlas_spec::Workflow>,
+    groups: &[String],
+    from_targets: Vec<(String, Vec<atlas_report::checks::Check>)>,
+) -> Result<Vec<(String, Vec<atlas_report::checks::Check>)>, Failure> {
+    let mut merged = Vec::new();
+    for group in groups {
+        let mut list = Vec::new();
+        if let Some(w) = workflow {
+            for key in ["*", group.as_str()] {
+                for text in w.spec.checks.get(key).into_iter().flatten() {
+                    let check = atlas_report::checks::parse(text).map_err(|e| {
+                        Failure::input(format!("the workflow's spec.checks.{key}: {e}"))
+                    })?;
+                    list.push(check);
+                }
+            }
+        }
+        if let Some((_, more)) = from_targets.iter().find(|(t, _)| t == group) {
+            list.extend(more.iter().cloned());
+        }
+        if !list.is_empty() {
+            merged.push((group.clone(), list));
+        }
+    }
+    Ok(merged)
+}
+
 /// `atlas run --check`: the experiment's comparison (default options), its checks printed;
 /// exit 1 when one fails.
 pub(crate) fn check_experiment(
@@ -84,16 +116,12 @@ pub(crate) fn check_experiment(
 ) -> Result<(), Failure> {
     let targets = atlas_backends::target::load(&atlas_backends::target::config_files())
         .map_err(Failure::input)?;
-    let checks = target_checks(&targets)?;
-    if checks.is_empty() {
-        return Err(Failure::input(
-            "--check: no target here has `checks` in atlas.toml (docs/compare.md)",
-        ));
-    }
+    let from_targets = target_checks(&targets)?;
     let (store, _) = super::db::open(db)?;
     let selection = Selection::Experiment(experiment.to_string());
     let loaded =
         atlas_report::load(&*store, &selection).map_err(|e| Failure::environment(e.to_string()))?;
+    let workflow = loaded.runs.iter().find_map(|r| r.workflow.clone());
     let options = Options {
         baseline: None,
         unit: None,
@@ -107,6 +135,12 @@ pub(crate) fn check_experiment(
     };
     let mut report =
         atlas_report::compare(loaded, &options).map_err(|e| Failure::environment(e.to_string()))?;
+    let checks = merged_checks(workflow.as_ref(), &report.targets, from_targets)?;
+    if checks.is_empty() {
+        return Err(Failure::input(
+            "--check: neither the workflow (spec.checks) nor a target here (`checks` in atlas.toml) sets a check (docs/compare.md)",
+        ));
+    }
     report.checks = atlas_report::checks::evaluate(&report, &checks);
     for line in atlas_report::render::check_lines(&report) {
         eprintln!("check: {line}");
@@ -145,7 +179,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .filter_map(|t| Some((t.name.clone(), t.target.price.clone()?)))
         .collect();
-    let checks = target_checks(&targets)?;
+    let from_targets = target_checks(&targets)?;
     let selection = match args.ids.as_slice() {
         [one] if one.starts_with("e-") => Selection::Experiment(one.clone()),
         ids => Selection::Runs(ids.to_vec()),
@@ -159,6 +193,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
         ReportError::Store(e) => Failure::environment(e),
     };
     let loaded = atlas_report::load(&*store, &selection).map_err(failure)?;
+    let workflow = loaded.runs.iter().find_map(|r| r.workflow.clone());
     let options = Options {
         baseline: args.baseline,
         unit: args.unit,
@@ -169,6 +204,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     };
     let mut report = atlas_report::compare(loaded, &options).map_err(failure)?;
     if report.by == "target" {
+        let checks = merged_checks(workflow.as_ref(), &report.targets, from_targets)?;
         report.checks = atlas_report::checks::evaluate(&report, &checks);
     }
     let format = match args.format {
