@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo's storage step (scripts/demo, step 9f; issue 20): `atlas operator --local` brings up
+# The demo's storage step (scripts/demo, step 9e; issue 20): `atlas operator --local` brings up
 # the MooseFS service of examples/storage/scratch.yaml as podman containers and keeps it
 # healthy (a chunk server killed is restarted), pushing its status to the dashboard's services
 # page; the file system is mounted at /mnt/atlas-scratch and examples/data-access reads its
@@ -47,7 +47,12 @@ echo "(the dashboard's services page shows it live: ${url}services)"
 echo "\$ examples/data-access/make-dataset.sh 128"
 examples/data-access/make-dataset.sh 128
 echo "\$ atlas run atlas.yaml --on local --on mfs --on podman --on podman-mfs --repeat 3   (examples/data-access: the local disk and the MooseFS mount, on the host and in containers)"
-(cd examples/data-access && "$atlas" run atlas.yaml --on local --on mfs --on podman --on podman-mfs --repeat 3 2>&1 | grep -E '^experiment ')
+if ! (cd examples/data-access && "$atlas" run atlas.yaml --on local --on mfs --on podman --on podman-mfs --repeat 3 > "$out/data-access.log" 2>&1); then
+  cat "$out/data-access.log" >&2
+  echo "error: the data-access runs failed (above)" >&2
+  exit 3
+fi
+grep -E '^experiment ' "$out/data-access.log"
 experiment=$("$atlas" runs --target podman-mfs --limit 1 --format json | sed -n 's/.*"experimentId": "\(e-[0-9a-f]*\)".*/\1/p' | head -1)
 echo "\$ atlas compare $experiment   (where the data lay, and what each job read per second)"
 (cd examples/data-access && "$atlas" compare "$experiment") \

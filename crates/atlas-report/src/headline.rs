@@ -46,66 +46,80 @@ fn of<'a>(row: &'a FigureRow, target: &str) -> Option<&'a TargetFigure> {
     row.targets.iter().find(|t| t.target == target)
 }
 
-/// One line per target other than the baseline.
-pub fn lines(figures: &[FigureRow], groups: &[String], baseline: &str) -> Vec<String> {
+/// Time to completion and cost of `group` against the baseline, each with how sure it is.
+fn time_and_cost(figures: &[FigureRow], group: &str) -> Vec<(String, &'static str)> {
     let find = |key: &str| figures.iter().find(|f| f.def.key == key);
+    let mut parts = Vec::new();
+    if let Some(t) = find("wallSeconds").and_then(|f| of(f, group)) {
+        if let Some(r) = &t.ratio {
+            let said = compared(r.median, "slower", "faster", "about as fast");
+            parts.push((said, hedge(t)));
+        }
+    }
     let cost = find("costPer1000Units").or_else(|| find("cost"));
-    let quality: Vec<&FigureRow> = figures
-        .iter()
-        .filter(|f| {
-            f.def.key.starts_with("metric.")
-                && f.def.better == Better::Higher
-                && !f.def.key.contains("per_s")
-        })
-        .collect();
+    if let Some((row, t)) = cost.and_then(|f| Some((f, of(f, group)?))) {
+        if let Some(r) = &t.ratio {
+            let per = row.def.label.trim_start_matches("cost ");
+            let said = compared(r.median, "dearer", "cheaper", "about as dear");
+            parts.push((format!("{said} {per}"), hedge(t)));
+        }
+    }
+    parts
+}
+
+/// `; accuracy the same (0.931 vs 0.931)` for each quality metric (better higher, not a rate).
+fn quality(figures: &[FigureRow], group: &str, baseline: &str) -> String {
+    let mut out = String::new();
+    let rows = figures.iter().filter(|f| {
+        f.def.key.starts_with("metric.")
+            && f.def.better == Better::Higher
+            && !f.def.key.contains("per_s")
+    });
+    for row in rows {
+        let (Some(t), Some(b)) = (of(row, group), of(row, baseline)) else {
+            continue;
+        };
+        let (Some(e), Some(be)) = (&t.estimate, &b.estimate) else {
+            continue;
+        };
+        let how = match t.verdict {
+            Some(Verdict::Better) => " higher",
+            Some(Verdict::Worse) => " lower",
+            _ if metric(e.median) == metric(be.median) => " the same",
+            _ => "",
+        };
+        let values = format!("{} vs {}", metric(e.median), metric(be.median));
+        out += &format!("; {}{how} ({values})", row.def.label);
+    }
+    out
+}
+
+/// One line per target other than the baseline; a hedge all its parts share is said once, at
+/// the end.
+pub fn lines(figures: &[FigureRow], groups: &[String], baseline: &str) -> Vec<String> {
     groups
         .iter()
         .filter(|g| *g != baseline)
         .map(|group| {
-            let mut parts = Vec::new();
-            if let Some(t) = find("wallSeconds").and_then(|f| of(f, group)) {
-                if let Some(r) = &t.ratio {
-                    let said = compared(r.median, "slower", "faster", "about as fast");
-                    parts.push(format!("{said}{}", hedge(t)));
-                }
-            }
-            if let Some((row, t)) = cost.and_then(|f| Some((f, of(f, group)?))) {
-                if let Some(r) = &t.ratio {
-                    let per = row.def.label.trim_start_matches("cost ");
-                    let said = compared(r.median, "dearer", "cheaper", "about as dear");
-                    parts.push(format!("{said} {per}{}", hedge(t)));
-                }
-            }
-            let mut line = format!(
-                "{group}: {}",
-                if parts.is_empty() {
-                    "no run to compare".into()
-                } else {
-                    parts.join(", ")
-                }
-            );
-            for row in &quality {
-                let (Some(t), Some(b)) = (of(row, group), of(row, baseline)) else {
-                    continue;
-                };
-                let (Some(e), Some(be)) = (&t.estimate, &b.estimate) else {
-                    continue;
-                };
-                let name = row.def.label.as_str();
-                let how = match t.verdict {
-                    Some(Verdict::Better) => "higher",
-                    Some(Verdict::Worse) => "lower",
-                    _ if metric(e.median) == metric(be.median) => "the same",
-                    _ => "",
-                };
-                let values = format!("{} vs {}", metric(e.median), metric(be.median));
-                line += &if how.is_empty() {
-                    format!("; {name} {values}")
-                } else {
-                    format!("; {name} {how} ({values})")
-                };
-            }
-            line
+            let parts = time_and_cost(figures, group);
+            let shared = parts
+                .first()
+                .map(|p| p.1)
+                .filter(|h| parts.iter().all(|p| p.1 == *h));
+            let said: Vec<String> = parts
+                .iter()
+                .map(|(text, h)| match shared {
+                    Some(_) => text.clone(),
+                    None => format!("{text}{h}"),
+                })
+                .collect();
+            let head = if said.is_empty() {
+                "no run to compare".to_string()
+            } else {
+                said.join(", ")
+            };
+            let quality = quality(figures, group, baseline);
+            format!("{group}: {head}{quality}{}", shared.unwrap_or(""))
         })
         .collect()
 }
@@ -222,6 +236,13 @@ mod tests {
         assert_eq!(
             lines(&faster, &groups, "local")[0],
             "podman: 2.00× faster (within the noise), 2.00× cheaper per run; accuracy the same (0.931 vs 0.931)"
+        );
+        let mut one_run = faster.clone();
+        one_run[0].targets[1].verdict = Some(Verdict::TooFewRuns);
+        one_run[1].targets[1].verdict = Some(Verdict::TooFewRuns);
+        assert_eq!(
+            lines(&one_run, &groups, "local")[0],
+            "podman: 2.00× faster, 2.00× cheaper per run; accuracy the same (0.931 vs 0.931) (one run each: not judged)"
         );
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod auth;
+mod batch;
 mod dashboard;
 pub mod error;
 mod ingest;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::{now, User};
+use crate::batch::Refusal;
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -25,44 +26,20 @@ pub const MAX_BUCKETS: usize = 120_000;
 /// The longest window, in minutes (the store keeps a week).
 pub const MAX_MINUTES: f64 = 7.0 * 24.0 * 60.0;
 
-/// How far ahead of the server's clock a sample may be (clock skew).
-pub const MAX_AHEAD_SECONDS: f64 = 300.0;
-
 /// Parses and checks a batch: every non-empty line must be a node record within bounds, taken
-/// at most [`MAX_AHEAD_SECONDS`] after `now` and within the week kept before it.
+/// at most [`crate::batch::MAX_AHEAD_SECONDS`] after `now` and within the week kept before it.
 fn parse_batch(body: &[u8], now: f64) -> Result<Vec<NodeRecord>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not UTF-8: {e}"),
-        )
-    })?;
-    let bad = |i: usize, message: String| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("line {}: {message}", i + 1),
-        )
-        .with("line", i + 1)
-    };
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            let record: NodeRecord = serde_json::from_str(line)
-                .map_err(|e| bad(i, format!("not a node sample: {e}")))?;
-            record
-                .check()
-                .map_err(|e| bad(i, e.to_string()).with("field", e.field()))?;
-            if record.time > now + MAX_AHEAD_SECONDS {
-                let ahead = record.time - now;
-                return Err(bad(i, format!("`time` is {ahead:.0} s ahead of the server's clock (at most {MAX_AHEAD_SECONDS:.0})")).with("field", "time"));
-            }
-            if record.time < now - atlas_store::NODE_RETENTION_SECONDS {
-                return Err(bad(i, "`time` is older than the week the server keeps".into()).with("field", "time"));
-            }
-            Ok(record)
-        })
-        .collect()
+    crate::batch::parse(body, "a node sample", usize::MAX, |record: &NodeRecord| {
+        record.check()?;
+        crate::batch::not_ahead(record.time, now)?;
+        if record.time < now - atlas_store::NODE_RETENTION_SECONDS {
+            return Err(Refusal {
+                message: "`time` is older than the week the server keeps".into(),
+                field: Some("time"),
+            });
+        }
+        Ok(())
+    })
 }
 
 /// `POST /api/v1/nodes/samples`.

@@ -7,7 +7,6 @@
 use atlas_spec::service_record::ServiceRecord;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 
@@ -15,56 +14,21 @@ use crate::auth::{now, User};
 use crate::error::ApiError;
 use crate::AppState;
 
-/// How far ahead of the server's clock a status may be (clock skew).
-pub const MAX_AHEAD_SECONDS: f64 = 300.0;
 /// The most services one push may carry.
 pub const MAX_SERVICES: usize = 100;
 
 /// Parses and checks a batch: every non-empty line must be a service's status within bounds,
-/// observed at most [`MAX_AHEAD_SECONDS`] after `now`.
+/// observed at most [`crate::batch::MAX_AHEAD_SECONDS`] after `now`.
 fn parse_batch(body: &[u8], now: f64) -> Result<Vec<ServiceRecord>, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not UTF-8: {e}"),
-        )
-    })?;
-    let bad = |i: usize, message: String| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("line {}: {message}", i + 1),
-        )
-        .with("line", i + 1)
-    };
-    let lines: Vec<(usize, &str)> = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .collect();
-    if lines.len() > MAX_SERVICES {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "{} services in one push, more than the {MAX_SERVICES} allowed",
-                lines.len()
-            ),
-        ));
-    }
-    lines
-        .into_iter()
-        .map(|(i, line)| {
-            let record: ServiceRecord = serde_json::from_str(line)
-                .map_err(|e| bad(i, format!("not a service's status: {e}")))?;
-            record
-                .check()
-                .map_err(|e| bad(i, e.to_string()).with("field", e.field()))?;
-            if record.time > now + MAX_AHEAD_SECONDS {
-                let ahead = record.time - now;
-                return Err(bad(i, format!("`time` is {ahead:.0} s ahead of the server's clock (at most {MAX_AHEAD_SECONDS:.0})")).with("field", "time"));
-            }
-            Ok(record)
-        })
-        .collect()
+    crate::batch::parse(
+        body,
+        "a service's status",
+        MAX_SERVICES,
+        |r: &ServiceRecord| {
+            r.check()?;
+            crate::batch::not_ahead(r.time, now)
+        },
+    )
 }
 
 /// `POST /api/v1/services/status`.
@@ -92,6 +56,7 @@ pub async fn list(State(state): State<AppState>, user: User) -> Result<Json<Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     #[test]
     fn a_bad_status_is_named_by_line_and_field() {
@@ -116,10 +81,6 @@ mod tests {
         );
         let many = format!("{good}\n").repeat(MAX_SERVICES + 1);
         let err = parse_batch(many.as_bytes(), now).unwrap_err();
-        assert!(
-            err.message.contains("services in one push"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("lines in one push"), "{}", err.message);
     }
 }

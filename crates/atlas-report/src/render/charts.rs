@@ -104,28 +104,39 @@ pub fn timeline(report: &Report) -> Option<String> {
             .y_labels(runs.len() * 2 + 1)
             .y_label_formatter(&|y| centred_label(&labels, *y))
             .draw()?;
+        // A legend entry per phase (the first time it is drawn), and one for a failed phase.
+        let mut named: Vec<String> = Vec::new();
         for (i, run) in runs.iter().enumerate() {
             for span in &run.timeline {
                 let p = phases.iter().position(|n| *n == span.phase).unwrap_or(0);
-                let colour = if span.status == atlas_spec::record::PhaseState::Failed {
-                    RED
+                let failed = span.status == atlas_spec::record::PhaseState::Failed;
+                let colour = if failed { RED } else { phase_colour(p) };
+                let drawn = chart.draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (span.start, i as f64 + 0.15),
+                        (span.start + span.seconds.max(end * 0.002), i as f64 + 0.85),
+                    ],
+                    colour.filled(),
+                )))?;
+                let name = if failed {
+                    "failed phase".to_string()
                 } else {
-                    phase_colour(p)
+                    span.phase.clone()
                 };
-                chart
-                    .draw_series(std::iter::once(Rectangle::new(
-                        [
-                            (span.start, i as f64 + 0.15),
-                            (span.start + span.seconds.max(end * 0.002), i as f64 + 0.85),
-                        ],
-                        colour.filled(),
-                    )))?
-                    .label(span.phase.clone())
-                    .legend(move |(x, y)| {
+                if !named.contains(&name) {
+                    named.push(name.clone());
+                    drawn.label(name).legend(move |(x, y)| {
                         Rectangle::new([(x, y - 5), (x + 10, y + 5)], colour.filled())
                     });
+                }
             }
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
         Ok(())
     })
 }

@@ -232,6 +232,29 @@ pub fn load_workflow_or_script(path: &Path) -> Result<atlas_spec::Workflow, Fail
     Ok(imported.workflow)
 }
 
+/// Where `--server URL` pushes, as the user whose token is in `ATLAS_TOKEN`: the URL checked,
+/// the token required.
+pub fn push_target(server: &str) -> Result<atlas_agent::push::PushTarget, Failure> {
+    if !is_http_url(server) {
+        return Err(Failure::input(format!(
+            "--server `{}` is not an http(s) URL",
+            server.escape_debug()
+        )));
+    }
+    let token = std::env::var("ATLAS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            Failure::input(
+                "--server needs the user's token in ATLAS_TOKEN (`atlas user add NAME` or `atlas token add` prints one)",
+            )
+        })?;
+    Ok(atlas_agent::push::PushTarget {
+        server: server.trim_end_matches('/').to_string(),
+        token,
+    })
+}
+
 /// Whether `text` is an `http://` or `https://` URL with a host, without spaces or control
 /// characters, at most 2 KiB (a server to push to).
 pub fn is_http_url(text: &str) -> bool {

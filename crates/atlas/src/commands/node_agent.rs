@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use atlas_agent::node::{NodeSampler, Scope};
-use atlas_agent::push::{Lines, PushTarget, Pusher};
+use atlas_agent::push::{Lines, Pusher};
 use atlas_spec::node_record::NodeRecord;
 use axum::extract::{Query, State};
 use axum::routing::get;
@@ -120,20 +120,7 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
     let target = args.target.clone().unwrap_or_default();
     atlas_spec::check_name(&target)
         .map_err(|e| Failure::input(format!("--target `{target}`: {e}")))?;
-    if !super::is_http_url(server) {
-        return Err(Failure::input(format!(
-            "--server `{}` is not an http(s) URL",
-            server.escape_debug()
-        )));
-    }
-    let token = std::env::var("ATLAS_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            Failure::input(
-                "--server needs the user's token in ATLAS_TOKEN (`atlas user add NAME` prints one)",
-            )
-        })?;
+    let push = super::push_target(server)?;
     let most = atlas_spec::node_record::MAX_NODE_CORES;
     let capacity = match args.cores {
         Some(c) if c.is_finite() && c > 0.0 && c <= most => Some(c),
@@ -145,10 +132,6 @@ fn start_pushing(args: &Args, server: &str, shared: &Shared) -> Result<(), Failu
         None => std::thread::available_parallelism()
             .ok()
             .map(|n| n.get() as f64),
-    };
-    let push = PushTarget {
-        server: server.trim_end_matches('/').to_string(),
-        token,
     };
     let warnings: atlas_agent::Warnings =
         Arc::new(|w: atlas_agent::AgentWarning| eprintln!("atlas node-agent: {w}"));

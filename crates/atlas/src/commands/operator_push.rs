@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use atlas_agent::push::{Lines, PushTarget, Pusher};
+use atlas_agent::push::{Lines, Pusher};
 use atlas_operator::operate::Tick;
 use atlas_spec::service_record::ServiceRecord;
 
@@ -27,24 +27,7 @@ impl StatusPush {
         let Some(server) = server.map(str::to_string).or(from_env) else {
             return Ok(None);
         };
-        if !super::is_http_url(&server) {
-            return Err(Failure::input(format!(
-                "--server `{}` is not an http(s) URL",
-                server.escape_debug()
-            )));
-        }
-        let token = std::env::var("ATLAS_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                Failure::input(
-                    "--server needs the user's token in ATLAS_TOKEN (`atlas user add NAME` or `atlas token add` prints one)",
-                )
-            })?;
-        let target = PushTarget {
-            server: server.trim_end_matches('/').to_string(),
-            token,
-        };
+        let target = super::push_target(&server)?;
         let warnings: atlas_agent::Warnings =
             Arc::new(|w: atlas_agent::AgentWarning| eprintln!("atlas operator: {w}"));
         let lines = Lines::Services {
