@@ -27,7 +27,7 @@ fn read_back(script: &str) -> Workflow {
         script,
         &ImportOptions {
             dialect: Some(Dialect::Slurm),
-            fallback_name: None,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -97,7 +97,7 @@ proptest! {
         workflow.metadata.name = name.clone();
         let opts = SbatchOptions { partition: Some(partition.clone()), account: Some(account.clone()), ..options() };
         if let Ok(script) = sbatch_script(&workflow, &opts) {
-            let imported = import(&script, &ImportOptions { dialect: Some(Dialect::Slurm), fallback_name: None }).unwrap();
+            let imported = import(&script, &ImportOptions { dialect: Some(Dialect::Slurm), ..Default::default() }).unwrap();
             let back = imported.workflow;
             prop_assert_eq!(back.metadata.annotations.get("atlas.dev/original-name").cloned().unwrap_or(back.metadata.name.clone()), name.trim());
             prop_assert_eq!(back.spec.scheduling.queue, Some(partition.trim().to_string()));

@@ -160,7 +160,7 @@ impl Analysis {
             }
             _ => {}
         }
-        if let Some(found) = launcher::detect(words) {
+        if let Some(found) = launcher::detect(&self.expanded(words)) {
             match &self.launcher {
                 None => self.launcher = Some((number, text.trim().to_string(), found)),
                 Some((first_line, _, first)) if first.kind != found.kind => b.warn(
@@ -184,6 +184,27 @@ impl Analysis {
         } else if let Some(venv) = script.strip_suffix("/bin/activate") {
             env.venv = Some(self.resolve(venv));
         }
+    }
+
+    /// The words as the shell would run them, for finding the launcher: variables assigned
+    /// earlier replaced (`srun $CMD`), and the command of `bash -c "…"`/`sh -c "…"` split into
+    /// its words (`srun bash -c "$LAUNCHER train.py"` launches what `LAUNCHER` holds).
+    fn expanded(&self, words: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut after_shell = false;
+        for (i, word) in words.iter().enumerate() {
+            let word = self.resolve(word);
+            let inline = after_shell && i > 0 && words[i - 1] == "-c";
+            if inline || (word.contains(' ') && !word.starts_with('-')) {
+                out.extend(word.split_whitespace().map(String::from));
+            } else {
+                out.push(word.clone());
+            }
+            if matches!(word.rsplit('/').next(), Some("bash" | "sh" | "zsh")) {
+                after_shell = true;
+            }
+        }
+        out
     }
 
     fn remember(&mut self, name: &str, value: &str) {

@@ -126,6 +126,8 @@ pub(crate) struct Builder {
     /// checkpoint's signal and grace, with the entries that said them; `spec.checkpoint` takes
     /// them once a `# atlas: checkpoint FILE` marker gives the file ([`Builder::finish_checkpoint`]).
     pub checkpoint_hint: CheckpointHint,
+    /// What a bare LSF memory number counts (the site's `LSF_UNIT_FOR_LIMITS`).
+    pub lsf_unit: crate::units::LsfUnit,
 }
 
 /// What the directives say about checkpointing.
@@ -150,6 +152,7 @@ impl Builder {
             component: 0,
             job_name: None,
             checkpoint_hint: CheckpointHint::default(),
+            lsf_unit: crate::units::LsfUnit::default(),
         }
     }
 

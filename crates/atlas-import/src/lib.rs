@@ -28,6 +28,7 @@ mod words;
 
 pub use atlas_spec::Workflow;
 pub use report::{ConversionReport, Dialect, DirectiveEntry, Status, Warning};
+pub use units::LsfUnit;
 
 use atlas_spec::{is_dns1123_label, to_dns1123_label};
 
@@ -44,6 +45,8 @@ pub struct ImportOptions {
     pub dialect: Option<Dialect>,
     /// A name to use when the script names no job (usually the file's stem).
     pub fallback_name: Option<String>,
+    /// What a bare LSF memory number counts: the site's `LSF_UNIT_FOR_LIMITS` (KB by default).
+    pub lsf_unit: LsfUnit,
 }
 
 /// A converted script.
@@ -123,6 +126,7 @@ pub fn import(script: &str, options: &ImportOptions) -> Result<Import, ImportErr
         None => best_dialect(&all).ok_or(ImportError::NoDirectives)?.0,
     };
     let mut b = Builder::new(dialect);
+    b.lsf_unit = options.lsf_unit;
     let directive_lines = match dialect {
         Dialect::Slurm => dialect::slurm::read(&mut b, &all),
         Dialect::Lsf => dialect::lsf::read(&mut b, &all),

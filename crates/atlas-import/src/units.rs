@@ -4,6 +4,49 @@ use atlas_spec::{AmountError, Duration, Quantity};
 
 const KI: u64 = 1024;
 
+/// What a bare LSF memory number counts: the site's `LSF_UNIT_FOR_LIMITS` (lsf.conf), which
+/// applies to `-M`, `rusage[mem=]` and the like; KB unless the site set another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LsfUnit {
+    #[default]
+    Kb,
+    Mb,
+    Gb,
+    Tb,
+}
+
+impl LsfUnit {
+    /// `KB`, `MB`, `GB` or `TB` (any case), as lsf.conf spells it.
+    pub fn parse(text: &str) -> Option<LsfUnit> {
+        match text.trim().to_ascii_uppercase().as_str() {
+            "KB" => Some(LsfUnit::Kb),
+            "MB" => Some(LsfUnit::Mb),
+            "GB" => Some(LsfUnit::Gb),
+            "TB" => Some(LsfUnit::Tb),
+            _ => None,
+        }
+    }
+
+    /// The unit's name, as lsf.conf spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LsfUnit::Kb => "KB",
+            LsfUnit::Mb => "MB",
+            LsfUnit::Gb => "GB",
+            LsfUnit::Tb => "TB",
+        }
+    }
+
+    fn bytes(self) -> u64 {
+        match self {
+            LsfUnit::Kb => KI,
+            LsfUnit::Mb => KI.pow(2),
+            LsfUnit::Gb => KI.pow(3),
+            LsfUnit::Tb => KI.pow(4),
+        }
+    }
+}
+
 /// Why a directive's value cannot be read. Its text becomes the report's `invalid` note, so
 /// it names the value as written and what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -58,9 +101,9 @@ impl ValueError {
 pub(crate) enum MemoryDialect {
     /// Slurm: `K|M|G|T`, powers of 1024, default megabytes.
     Slurm,
-    /// LSF: `KB|MB|GB|TB|PB|EB`, powers of 1024, default `LSF_UNIT_FOR_LIMITS` (KB unless the
-    /// site changed it).
-    Lsf,
+    /// LSF: `KB|MB|GB|TB|PB|EB`, powers of 1024; a bare number in the site's unit
+    /// (`LSF_UNIT_FOR_LIMITS`, KB unless the site changed it).
+    Lsf(LsfUnit),
     /// PBS: `b|kb|mb|gb|tb|pb` and words `w|kw|mw|gw|tw` (8 bytes), powers of 1024, default bytes.
     Pbs,
 }
@@ -84,19 +127,21 @@ pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, Val
     };
     let multiplier = match (dialect, suffix.as_str()) {
         (MemoryDialect::Slurm, "") => Some(KI.pow(2)),
-        (MemoryDialect::Lsf, "") => Some(KI),
+        (MemoryDialect::Lsf(unit), "") => Some(unit.bytes()),
         (MemoryDialect::Pbs, "" | "b") => Some(1),
         (MemoryDialect::Pbs, "w") => Some(8),
         (MemoryDialect::Pbs, s) if s.len() == 2 && s.ends_with('w') => {
             power(&s[..1]).map(|p| p * 8)
         }
         (_, s) if s.len() == 2 && s.ends_with('b') => power(&s[..1]),
-        (MemoryDialect::Slurm | MemoryDialect::Lsf, s) => power(s),
+        (MemoryDialect::Slurm | MemoryDialect::Lsf(_), s) => power(s),
         (MemoryDialect::Pbs, _) => None,
     };
     let expected = match dialect {
         MemoryDialect::Slurm => "a size like 4096 (MB), 500M or 64G",
-        MemoryDialect::Lsf => "a size like 4096 (KB by default), 500MB or 64GB",
+        MemoryDialect::Lsf(_) => {
+            "a size like 4096 (the site's LSF_UNIT_FOR_LIMITS, KB by default), 500MB or 64GB"
+        }
         MemoryDialect::Pbs => "a size like 4gb, 500mb or 1048576 (bytes)",
     };
     let multiplier = multiplier.ok_or_else(|| ValueError::UnknownUnit {
@@ -257,9 +302,16 @@ mod tests {
     // bsub(1) -M: "the default unit is KB" (LSF_UNIT_FOR_LIMITS in lsf.conf).
     #[test]
     fn lsf_memory_defaults_to_kilobytes() {
-        assert_eq!(mem("4096", MemoryDialect::Lsf), 4096 << 10);
-        assert_eq!(mem("5GB", MemoryDialect::Lsf), 5 << 30);
-        assert_eq!(mem("500MB", MemoryDialect::Lsf), 500 << 20);
+        let lsf = MemoryDialect::Lsf(LsfUnit::Kb);
+        assert_eq!(mem("4096", lsf), 4096 << 10);
+        assert_eq!(mem("5GB", lsf), 5 << 30);
+        assert_eq!(mem("500MB", lsf), 500 << 20);
+        // lsf.conf: LSF_UNIT_FOR_LIMITS=MB makes a bare number megabytes; a suffix still wins.
+        let site = MemoryDialect::Lsf(LsfUnit::Mb);
+        assert_eq!(mem("4096", site), 4096 << 20);
+        assert_eq!(mem("5GB", site), 5 << 30);
+        assert_eq!(LsfUnit::parse("gb"), Some(LsfUnit::Gb));
+        assert_eq!(LsfUnit::parse("PB"), None);
     }
 
     // pbs_resources(7): size = integer with suffix b, kb, mb, gb, tb or w, kw, ...; 1024-based.

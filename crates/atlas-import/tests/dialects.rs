@@ -474,3 +474,84 @@ fn a_warning_signal_before_the_limit_is_the_checkpoints_signal_and_grace() {
     let marker_wins = script("#BSUB -wa USR2\n# atlas: checkpoint ck.npz signal=HUP\ntrue\n");
     assert_eq!(marker_wins.workflow.spec.checkpoint.unwrap().signal, "HUP");
 }
+
+/// lsf.conf(5), LSF_UNIT_FOR_LIMITS: the unit of a bare memory number in `-M` and `rusage[mem=]`
+/// (KB unless the site sets it); a number with its own unit keeps it.
+#[test]
+fn the_sites_lsf_unit_reads_bare_memory_numbers() {
+    let text =
+        "#!/bin/bash\n#BSUB -R \"rusage[mem=4096]\"\n#BSUB -gpu \"num=1:gmem=2GB\"\necho hi\n";
+    let with = |unit| {
+        let options = ImportOptions {
+            lsf_unit: unit,
+            ..Default::default()
+        };
+        import(text, &options).unwrap()
+    };
+    let kb = with(atlas_import::LsfUnit::Kb).workflow.spec.resources;
+    assert_eq!(kb.memory_per_node.unwrap().bytes(), 4096 << 10);
+    let site = with(atlas_import::LsfUnit::Mb);
+    let mb = &site.workflow.spec.resources;
+    assert_eq!(mb.memory_per_node.unwrap().bytes(), 4096 << 20);
+    assert_eq!(
+        mb.memory_per_gpu.unwrap().bytes(),
+        2 << 30,
+        "a suffix keeps its unit"
+    );
+    let note = site.report.directives[0].note.clone().unwrap_or_default();
+    assert!(note.contains("a bare number is MB"), "{note}");
+}
+
+/// PBS Pro Reference Guide, "Converting old-style node specifications": `nodes=N:ncpus=C` is
+/// `select=N:ncpus=C` (mpiprocs 1 per chunk); Torque's `ppn=P` is the processes per host.
+#[test]
+fn pbs_pro_nodes_with_ncpus_is_one_process_of_c_cpus_per_host() {
+    let pbs = |directives: &str| {
+        let text = format!("#!/bin/bash\n{directives}mpirun ./a.out\n");
+        import(&text, &ImportOptions::default()).unwrap()
+    };
+    let r = pbs("#PBS -l nodes=2:ncpus=4\n").workflow.spec.resources;
+    assert_eq!(
+        (r.nodes, r.tasks_per_node, r.cpus_per_task, r.tasks),
+        (Some(2), Some(1), Some(4), Some(2))
+    );
+    let same = pbs("#PBS -l select=2:ncpus=4\n").workflow.spec.resources;
+    assert_eq!(r, same, "the same request in the select model");
+    let both = pbs("#PBS -l nodes=2:ppn=8:ncpus=8\n");
+    let r = &both.workflow.spec.resources;
+    assert_eq!((r.tasks_per_node, r.cpus_per_task), (Some(8), Some(1)));
+    let note = both.report.directives[0].note.clone().unwrap_or_default();
+    assert!(note.contains("ncpus=8"), "{note}");
+}
+
+/// A launcher one level down is the one that starts the ranks: `srun $CMD` with the command in
+/// a variable, `srun bash -c "$LAUNCHER train.py"` with torchrun, `python -m
+/// torch.distributed.run` or `accelerate launch` in the variable (bash(1): `-c` runs its
+/// string; an unquoted variable is split into words).
+#[test]
+fn a_launcher_hidden_in_a_variable_or_a_shell_string_is_the_inner_one() {
+    let launcher = |body: &str| {
+        let text = format!("#!/bin/bash\n#SBATCH -N 2\n{body}");
+        import(&text, &ImportOptions::default())
+            .unwrap()
+            .workflow
+            .spec
+            .launcher
+            .kind
+    };
+    assert_eq!(
+        launcher("CMD=\"torchrun --nproc_per_node 4 train.py\"\nsrun $CMD\n"),
+        LauncherKind::Torchrun
+    );
+    assert_eq!(
+        launcher(
+            "LAUNCHER=\"accelerate launch --multi_gpu\"\nsrun bash -c \"$LAUNCHER train.py\"\n"
+        ),
+        LauncherKind::Accelerate
+    );
+    assert_eq!(
+        launcher("export LAUNCHER=\"python -m torch.distributed.run --nproc_per_node 2\"\nsrun bash -c \"$LAUNCHER train.py\"\n"),
+        LauncherKind::Torchrun
+    );
+    assert_eq!(launcher("srun bash -c \"hostname\"\n"), LauncherKind::Srun);
+}

@@ -7,6 +7,9 @@
 
 use crate::reconcile::FsHealth;
 
+/// The largest chunk MooseFS writes (its files are split into chunks of at most 64 MiB).
+pub const MAX_CHUNK_BYTES: u64 = 64 << 20;
+
 /// The `mfscli` data sets, in the order [`health`] takes their outputs (and `mfs-run view`
 /// prints them, each after a `@@ ARGS` line).
 pub const DATA_SETS: [&str; 5] = ["-SCS", "-SMB", "-SIC", "-SIC -m 1", "-SIG"];
@@ -67,7 +70,15 @@ pub fn health(outputs: [&str; 5]) -> Result<MasterView, ParseError> {
         chunks: info("chunks"),
         capacity_bytes: total,
         used_bytes: total.saturating_sub(info("avail space")),
-        marked_used_bytes: chunk_servers.iter().map(|s| s.marked_used_bytes).sum(),
+        // A server's "used" is its disk's (other files and other servers on a shared disk
+        // too); its chunks are at most 64 MiB each: the smaller bounds what must move.
+        marked_used_bytes: chunk_servers
+            .iter()
+            .map(|s| {
+                s.marked_used_bytes
+                    .min(s.marked_chunks.saturating_mul(MAX_CHUNK_BYTES))
+            })
+            .sum(),
         disconnected: lines(servers, "Disconnected chunk servers:")
             .filter(|fields| fields.len() >= 2)
             .map(|fields| format!("{}:{}", fields[0], fields[1]))
@@ -222,7 +233,8 @@ master info:\tlast successful store\t-
                 chunks: 2,
                 capacity_bytes: 292718247936,
                 used_bytes: 292718247936 - 238070476800,
-                marked_used_bytes: 17817300992 + 36925341696,
+                // Two chunks on the marked servers (a shared disk says 17.8 + 36.9 GB used).
+                marked_used_bytes: 2 * MAX_CHUNK_BYTES,
                 disconnected: vec!["10.89.0.4:9422".into()],
             }
         );

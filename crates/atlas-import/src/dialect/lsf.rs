@@ -214,7 +214,7 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             b.replace_all(e, &gpu_fields);
             apply_gpu(b, e, value);
         }
-        MemLimit => match memory(value, MemoryDialect::Lsf) {
+        MemLimit => match memory(value, MemoryDialect::Lsf(b.lsf_unit)) {
             // bsub(1): -M is a per-process (or per-job) limit, `rusage[mem=]` the per-host
             // reservation; the reservation is the request, so a limit never replaces it.
             Ok(_)
@@ -228,7 +228,8 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             }
             Ok(q) => {
                 b.set_quantity(e, Field::MemoryPerNode, q);
-                b.note(e, "-M is LSF's memory limit, taken as the memory per node; a bare number is KB unless the site set LSF_UNIT_FOR_LIMITS");
+                let unit = b.lsf_unit.name();
+                b.note(e, format!("-M is LSF's memory limit, taken as the memory per node; a bare number is {unit} (the site's LSF_UNIT_FOR_LIMITS; `atlas import --lsf-unit`)"));
             }
             Err(why) => b.invalid(e, why.to_string()),
         },

@@ -103,10 +103,11 @@ fn span(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) {
 fn rusage(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) {
     for (key, value) in key_values(body) {
         match key {
-            "mem" => match memory(value, MemoryDialect::Lsf) {
+            "mem" => match memory(value, MemoryDialect::Lsf(b.lsf_unit)) {
                 Ok(q) => {
                     b.set_quantity(e, Field::MemoryPerNode, q);
-                    b.note(e, "rusage[mem] is per host (LSF's default); a bare number is KB unless the site set LSF_UNIT_FOR_LIMITS");
+                    let unit = b.lsf_unit.name();
+                    b.note(e, format!("rusage[mem] is per host (LSF's default); a bare number is {unit} (the site's LSF_UNIT_FOR_LIMITS; `atlas import --lsf-unit`)"));
                 }
                 Err(why) => b.invalid(e, why.to_string()),
             },
@@ -161,7 +162,7 @@ pub(crate) fn apply_gpu(b: &mut Builder, e: usize, value: &str) {
                 }
             }
             "gmodel" => b.set_text(e, Field::GpuType, val.trim()),
-            "gmem" => match memory(val, MemoryDialect::Lsf) {
+            "gmem" => match memory(val, MemoryDialect::Lsf(b.lsf_unit)) {
                 Ok(q) => b.set_quantity(e, Field::MemoryPerGpu, q),
                 Err(why) => b.invalid(e, why.to_string()),
             },

@@ -140,7 +140,8 @@ fn select(
     }
 }
 
-/// Torque `nodes=N:ppn=P[:gpus=G][:property…]` = `select=N:ncpus=P:mpiprocs=P`.
+/// Torque `nodes=N:ppn=P[:gpus=G][:property…]` = `select=N:ncpus=P:mpiprocs=P`; PBS Pro's
+/// `nodes=N:ncpus=C` = `select=N:ncpus=C`.
 fn nodes(
     b: &mut Builder,
     e: usize,
@@ -164,16 +165,31 @@ fn nodes(
         }
     }
     let mut properties = Vec::new();
+    let (mut ppn, mut ncpus) = (false, None);
     for part in parts {
         match part.split_once('=') {
             Some(("ppn", p)) => {
+                ppn = true;
                 count(b, e, Field::TasksPerNode, p);
                 b.set_count(e, Field::CpusPerTask, 1);
             }
+            // PBS Pro reads `nodes=N:ncpus=C` as `select=N:ncpus=C`: one process (mpiprocs
+            // defaults to 1) of C CPUs on each of N hosts.
+            Some(("ncpus", c)) => ncpus = Some(c),
             Some(("gpus", g)) => count(b, e, Field::GpusPerNode, g),
             Some((k, v)) => not_carried.push(format!("{k}={v}")),
             None => properties.push(part),
         }
+    }
+    match ncpus {
+        Some(c) if !ppn => {
+            b.set_count(e, Field::TasksPerNode, 1);
+            count(b, e, Field::CpusPerTask, c);
+        }
+        Some(c) => not_carried.push(format!(
+            "ncpus={c} (with ppn: ppn is the processes per host)"
+        )),
+        None => {}
     }
     if !properties.is_empty() {
         b.set_text(e, Field::Constraint, properties.join("&"));

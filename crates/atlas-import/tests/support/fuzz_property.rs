@@ -123,6 +123,7 @@ pub fn check(script: &str, dialect: Dialect) -> Result<(), String> {
     let options = ImportOptions {
         dialect: Some(dialect),
         fallback_name: Some("fuzz".into()),
+        ..Default::default()
     };
     let Ok(result) = import(script, &options) else {
         return Ok(());

@@ -24,7 +24,7 @@ enum Format {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Examples:\n  atlas import job.lsf -o atlas.yaml\n  atlas import job.sbatch --format json\n  atlas import run.sh --dialect slurm"
+    after_help = "Examples:\n  atlas import job.lsf -o atlas.yaml\n  atlas import job.sbatch --format json\n  atlas import run.sh --dialect slurm\n  atlas import job.lsf --lsf-unit MB   # the site's LSF_UNIT_FOR_LIMITS=MB"
 )]
 pub struct Args {
     /// The job script (LSF #BSUB, Slurm #SBATCH or PBS #PBS).
@@ -39,6 +39,26 @@ pub struct Args {
     /// Write to this file instead of stdout.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// What a bare LSF memory number counts (`-M 4096`, `rusage[mem=4096]`): the site's
+    /// LSF_UNIT_FOR_LIMITS from lsf.conf, KB, MB, GB or TB (default: $LSF_UNIT_FOR_LIMITS, else KB).
+    #[arg(long, value_name = "UNIT")]
+    lsf_unit: Option<String>,
+}
+
+/// The site's LSF memory unit: `given`, else `$LSF_UNIT_FOR_LIMITS`, else KB.
+pub fn lsf_unit(given: Option<&str>) -> Result<atlas_import::LsfUnit, Failure> {
+    let from_env = std::env::var("LSF_UNIT_FOR_LIMITS").ok();
+    let (text, source) = match (given, from_env.as_deref()) {
+        (Some(t), _) => (t, "--lsf-unit"),
+        (None, Some(t)) if !t.trim().is_empty() => (t, "LSF_UNIT_FOR_LIMITS"),
+        _ => return Ok(atlas_import::LsfUnit::default()),
+    };
+    atlas_import::LsfUnit::parse(text).ok_or_else(|| {
+        Failure::input(format!(
+            "{source} `{}`: one of KB, MB, GB, TB (as lsf.conf's LSF_UNIT_FOR_LIMITS)",
+            text.escape_debug()
+        ))
+    })
 }
 
 pub fn run(args: Args) -> Result<(), Failure> {
@@ -54,6 +74,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .script
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned()),
+        lsf_unit: lsf_unit(args.lsf_unit.as_deref())?,
     };
     let imported = import(&text, &options)
         .map_err(|e| Failure::input(format!("{}: {e}", args.script.display())))?;

@@ -217,6 +217,7 @@ pub fn load_workflow_or_script(path: &Path) -> Result<atlas_spec::Workflow, Fail
     let options = atlas_import::ImportOptions {
         dialect: None,
         fallback_name: path.file_stem().map(|s| s.to_string_lossy().into_owned()),
+        lsf_unit: import::lsf_unit(None)?,
     };
     let imported = atlas_import::import(&text, &options)
         .map_err(|e| Failure::input(format!("{name}: {e}")))?;
