@@ -90,6 +90,8 @@ fn heredoc_end(text: &str) -> Option<String> {
 struct Analysis {
     /// Plain `NAME=value` assignments seen so far, for resolving module and env names.
     shell_vars: HashMap<String, String>,
+    /// Every assignment seen so far, as far as it can be resolved, for finding the launcher.
+    command_vars: HashMap<String, String>,
     launcher: Option<(u32, String, launcher::Found)>,
     scheduler_vars: BTreeSet<String>,
 }
@@ -160,7 +162,15 @@ impl Analysis {
             }
             _ => {}
         }
-        if let Some(found) = launcher::detect(&self.expanded(words)) {
+        // The command as written, unless expanding it shows another launcher inside: then
+        // that one (its options as the expansion gives them).
+        let direct = launcher::detect(words);
+        let found = match (direct, launcher::detect(&self.expanded(words))) {
+            (Some(d), Some(x)) if d.kind != x.kind => Some(x),
+            (Some(d), _) => Some(d),
+            (None, x) => x,
+        };
+        if let Some(found) = found {
             match &self.launcher {
                 None => self.launcher = Some((number, text.trim().to_string(), found)),
                 Some((first_line, _, first)) if first.kind != found.kind => b.warn(
@@ -186,21 +196,26 @@ impl Analysis {
         }
     }
 
-    /// The words as the shell would run them, for finding the launcher: variables assigned
-    /// earlier replaced (`srun $CMD`), and the command of `bash -c "…"`/`sh -c "…"` split into
-    /// its words (`srun bash -c "$LAUNCHER train.py"` launches what `LAUNCHER` holds).
+    /// The words as the shell would run them, for finding the launcher: a word that is a
+    /// variable (`srun $CMD`) replaced by what was assigned to it earlier and split into words,
+    /// and the command of `bash -c "…"`/`sh -c "…"` split into its words (`srun bash -c
+    /// "$LAUNCHER train.py"` launches what `LAUNCHER` holds). Other words stay whole: a quoted
+    /// argument that mentions `torchrun` launches nothing.
     fn expanded(&self, words: &[String]) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = Vec::new();
         let mut after_shell = false;
         for (i, word) in words.iter().enumerate() {
-            let word = self.resolve(word);
             let inline = after_shell && i > 0 && words[i - 1] == "-c";
-            if inline || (word.contains(' ') && !word.starts_with('-')) {
-                out.extend(word.split_whitespace().map(String::from));
+            if inline || is_variable(word) {
+                let value = substitute(word, &self.command_vars, true);
+                out.extend(value.split_whitespace().map(String::from));
             } else {
                 out.push(word.clone());
             }
-            if matches!(word.rsplit('/').next(), Some("bash" | "sh" | "zsh")) {
+            if out
+                .last()
+                .is_some_and(|w| matches!(w.rsplit('/').next(), Some("bash" | "sh" | "zsh")))
+            {
                 after_shell = true;
             }
         }
@@ -208,6 +223,9 @@ impl Analysis {
     }
 
     fn remember(&mut self, name: &str, value: &str) {
+        // For commands, whatever the value holds (`$(…)` and unknown variables as written).
+        let command = substitute(value, &self.command_vars, true);
+        self.command_vars.insert(name.to_string(), command);
         if !value.contains("$(") && !value.contains('`') {
             let resolved = self.resolve(value);
             self.shell_vars.insert(name.to_string(), resolved);
@@ -217,31 +235,7 @@ impl Analysis {
     /// Replaces `$NAME` and `${NAME}` by values assigned earlier in the script, when every
     /// reference is known; otherwise the text stays as written.
     fn resolve(&self, text: &str) -> String {
-        let mut out = String::new();
-        let mut rest = text;
-        while let Some(at) = rest.find('$') {
-            out.push_str(&rest[..at]);
-            let after = &rest[at + 1..];
-            let (name, len) = match after.strip_prefix('{') {
-                Some(inner) => match inner.find('}') {
-                    Some(close) => (&inner[..close], close + 2),
-                    None => return text.to_string(),
-                },
-                None => {
-                    let n = after
-                        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
-                        .unwrap_or(after.len());
-                    (&after[..n], n)
-                }
-            };
-            match self.shell_vars.get(name) {
-                Some(value) => out.push_str(value),
-                None => return text.to_string(),
-            }
-            rest = &after[len..];
-        }
-        out.push_str(rest);
-        out
+        substitute(text, &self.shell_vars, false)
     }
 
     fn scan_variables(&mut self, text: &str) {
@@ -294,6 +288,54 @@ fn is_ml_subcommand(word: &str) -> bool {
             | "use"
             | "load"
     )
+}
+
+/// `$NAME` or `${NAME}`, nothing else.
+fn is_variable(word: &str) -> bool {
+    let Some(rest) = word.strip_prefix('$') else {
+        return false;
+    };
+    let name = rest
+        .strip_prefix('{')
+        .and_then(|r| r.strip_suffix('}'))
+        .unwrap_or(rest);
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Replaces `$NAME` and `${NAME}` by their values in `vars`. An unknown name leaves the whole
+/// text as written, or with `partial`, only that reference.
+fn substitute(text: &str, vars: &HashMap<String, String>, partial: bool) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(close) => (&inner[..close], close + 2),
+                None if partial => {
+                    out.push_str(&rest[at..]);
+                    return out;
+                }
+                None => return text.to_string(),
+            },
+            None => {
+                let n = after
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..n], n)
+            }
+        };
+        match vars.get(name) {
+            Some(value) => out.push_str(value),
+            None if partial => out.push_str(&rest[at..at + 1 + len]),
+            None => return text.to_string(),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]

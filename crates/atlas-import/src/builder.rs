@@ -128,6 +128,19 @@ pub(crate) struct Builder {
     pub checkpoint_hint: CheckpointHint,
     /// What a bare LSF memory number counts (the site's `LSF_UNIT_FOR_LIMITS`).
     pub lsf_unit: crate::units::LsfUnit,
+    /// A memory request set as the memory per node but counted otherwise (LSF's
+    /// `rusage[mem=X/task]`, `/job`; PBS's job-wide `mem`), with the entry that set it: made
+    /// per node once the layout is known ([`Builder::derive_layout`]).
+    pub memory_count: Option<(usize, MemoryCount)>,
+}
+
+/// How a memory request counts, where it is not per node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemoryCount {
+    /// For each task (process, LSF slot).
+    PerTask,
+    /// For the whole job, across its nodes.
+    PerJob,
 }
 
 /// What the directives say about checkpointing.
@@ -153,6 +166,7 @@ impl Builder {
             job_name: None,
             checkpoint_hint: CheckpointHint::default(),
             lsf_unit: crate::units::LsfUnit::default(),
+            memory_count: None,
         }
     }
 
@@ -511,6 +525,58 @@ impl Builder {
             }
         }
         self.component = 0;
+        self.count_memory_per_node();
+    }
+
+    /// Turns a per-task or per-job memory request into the memory per node: × the tasks on a
+    /// node, ÷ the nodes. Per task with no known tasks per node, it is the memory per CPU.
+    fn count_memory_per_node(&mut self) {
+        let Some((e, count)) = self.memory_count.take() else {
+            return;
+        };
+        let key = (0, Field::MemoryPerNode);
+        let r = self.workflow.spec.resources.clone();
+        let (Some(memory), true) = (r.memory_per_node, self.owners.get(&key) == Some(&e)) else {
+            return;
+        };
+        let nodes = r.nodes.unwrap_or(1).max(1);
+        match count {
+            MemoryCount::PerTask => {
+                let per_node = r.tasks_per_node.or(r.tasks.filter(|_| r.nodes == Some(1)));
+                match per_node.and_then(|n| memory.checked_mul(u64::from(n)).map(|m| (n, m))) {
+                    Some((n, total)) => {
+                        self.workflow.spec.resources.memory_per_node = Some(total);
+                        self.note(
+                            e,
+                            format!("{memory} per task x {n} task(s) per node = {total} per node"),
+                        );
+                    }
+                    None => {
+                        self.workflow.spec.resources.memory_per_node = None;
+                        self.owners.remove(&key);
+                        self.owned[e].retain(|k| *k != key);
+                        if let Some(f) = &mut self.report.directives[e].field {
+                            *f = f
+                                .split(", ")
+                                .filter(|p| *p != "spec.resources.memoryPerNode")
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                        }
+                        self.set_quantity(e, Field::MemoryPerCpu, memory);
+                        self.note(e, format!("{memory} per task, tasks per node not known: taken as the memory per CPU"));
+                    }
+                }
+            }
+            MemoryCount::PerJob if nodes > 1 => {
+                let per_node = Quantity::from_bytes(memory.bytes().div_ceil(u64::from(nodes)));
+                self.workflow.spec.resources.memory_per_node = Some(per_node);
+                self.note(
+                    e,
+                    format!("{memory} for the job / {nodes} nodes = {per_node} per node"),
+                );
+            }
+            MemoryCount::PerJob => {}
+        }
     }
 }
 

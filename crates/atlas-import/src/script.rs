@@ -53,6 +53,9 @@ pub(crate) fn directive<'a>(line: &Line<'a>, prefix: &str, indent_ok: bool) -> O
     match rest.chars().next() {
         None => Some(rest),
         Some(c) if c.is_whitespace() => Some(rest),
+        // sbatch reads the options right after the magic word, space or not
+        // (`#SBATCH--nodes=2`).
+        Some('-') if prefix == "#SBATCH" => Some(rest),
         _ => None,
     }
 }

@@ -13,16 +13,20 @@ pub enum LsfUnit {
     Mb,
     Gb,
     Tb,
+    Pb,
+    Eb,
 }
 
 impl LsfUnit {
-    /// `KB`, `MB`, `GB` or `TB` (any case), as lsf.conf spells it.
+    /// `KB`, `MB`, `GB`, `TB`, `PB` or `EB` (any case), as lsf.conf spells it.
     pub fn parse(text: &str) -> Option<LsfUnit> {
         match text.trim().to_ascii_uppercase().as_str() {
             "KB" => Some(LsfUnit::Kb),
             "MB" => Some(LsfUnit::Mb),
             "GB" => Some(LsfUnit::Gb),
             "TB" => Some(LsfUnit::Tb),
+            "PB" => Some(LsfUnit::Pb),
+            "EB" => Some(LsfUnit::Eb),
             _ => None,
         }
     }
@@ -34,6 +38,8 @@ impl LsfUnit {
             LsfUnit::Mb => "MB",
             LsfUnit::Gb => "GB",
             LsfUnit::Tb => "TB",
+            LsfUnit::Pb => "PB",
+            LsfUnit::Eb => "EB",
         }
     }
 
@@ -43,6 +49,8 @@ impl LsfUnit {
             LsfUnit::Mb => KI.pow(2),
             LsfUnit::Gb => KI.pow(3),
             LsfUnit::Tb => KI.pow(4),
+            LsfUnit::Pb => KI.pow(5),
+            LsfUnit::Eb => KI.pow(6),
         }
     }
 }
@@ -104,7 +112,9 @@ pub(crate) enum MemoryDialect {
     /// LSF: `KB|MB|GB|TB|PB|EB`, powers of 1024; a bare number in the site's unit
     /// (`LSF_UNIT_FOR_LIMITS`, KB unless the site changed it).
     Lsf(LsfUnit),
-    /// PBS: `b|kb|mb|gb|tb|pb` and words `w|kw|mw|gw|tw` (8 bytes), powers of 1024, default bytes.
+    /// PBS: `b|kb|mb|gb|tb|pb` and words `w|kw|mw|gw|tw` (8 bytes), powers of 1024, default
+    /// bytes; the `b` after a multiplier may be left out (`16g`, as OpenPBS's size parser
+    /// reads it).
     Pbs,
 }
 
@@ -134,8 +144,7 @@ pub(crate) fn memory(text: &str, dialect: MemoryDialect) -> Result<Quantity, Val
             power(&s[..1]).map(|p| p * 8)
         }
         (_, s) if s.len() == 2 && s.ends_with('b') => power(&s[..1]),
-        (MemoryDialect::Slurm | MemoryDialect::Lsf(_), s) => power(s),
-        (MemoryDialect::Pbs, _) => None,
+        (_, s) => power(s),
     };
     let expected = match dialect {
         MemoryDialect::Slurm => "a size like 4096 (MB), 500M or 64G",
@@ -212,8 +221,9 @@ pub(crate) fn lsf_time(text: &str) -> Result<(Duration, Option<&str>), ValueErro
 }
 
 /// PBS `walltime`: `[[hours:]minutes:]seconds[.milliseconds]`; milliseconds are dropped.
+/// Torque's time parser also takes days in front (`DD:HH:MM:SS`).
 pub(crate) fn pbs_time(text: &str) -> Result<Duration, ValueError> {
-    let expected = "expected seconds, MM:SS or HH:MM:SS";
+    let expected = "expected seconds, MM:SS, HH:MM:SS or (Torque) DD:HH:MM:SS";
     let t = text.trim();
     let whole = t.split_once('.').map_or(t, |(w, frac)| {
         if frac.bytes().all(|b| b.is_ascii_digit()) {
@@ -232,6 +242,7 @@ pub(crate) fn pbs_time(text: &str) -> Result<Duration, ValueError> {
         [s] => seconds(0, 0, 0, *s),
         [m, s] => seconds(0, 0, *m, *s),
         [h, m, s] => seconds(0, *h, *m, *s),
+        [d, h, m, s] => seconds(*d, *h, *m, *s),
         _ => Err(ValueError::TooManyFields),
     }
     .map_err(fail)
@@ -311,20 +322,23 @@ mod tests {
         assert_eq!(mem("4096", site), 4096 << 20);
         assert_eq!(mem("5GB", site), 5 << 30);
         assert_eq!(LsfUnit::parse("gb"), Some(LsfUnit::Gb));
-        assert_eq!(LsfUnit::parse("PB"), None);
+        assert_eq!(LsfUnit::parse("PB"), Some(LsfUnit::Pb));
+        assert_eq!(LsfUnit::parse("ZB"), None);
     }
 
     // pbs_resources(7): size = integer with suffix b, kb, mb, gb, tb or w, kw, ...; 1024-based.
+    // OpenPBS's to_size() reads the multiplier letter and then an optional b or w, so `16g`
+    // is 16 gigabytes; a letter it does not know is an error.
     #[test]
     fn pbs_memory_understands_bytes_and_words() {
         assert_eq!(mem("4gb", MemoryDialect::Pbs), 4 << 30);
         assert_eq!(mem("16GB", MemoryDialect::Pbs), 16 << 30);
         assert_eq!(mem("100", MemoryDialect::Pbs), 100);
         assert_eq!(mem("2kw", MemoryDialect::Pbs), 2 * 1024 * 8);
-        assert!(
-            memory("4G", MemoryDialect::Pbs).is_err(),
-            "PBS wants gb, not G"
-        );
+        assert_eq!(mem("4G", MemoryDialect::Pbs), 4 << 30);
+        assert_eq!(mem("512m", MemoryDialect::Pbs), 512 << 20);
+        assert!(memory("4X", MemoryDialect::Pbs).is_err());
+        assert!(memory("4gbw", MemoryDialect::Pbs).is_err());
     }
 
     fn slurm(t: &str) -> u64 {
@@ -365,6 +379,9 @@ mod tests {
         assert_eq!(pbs_time("10:00").unwrap().as_secs(), 600);
         assert_eq!(pbs_time("02:00:00").unwrap().as_secs(), 7200);
         assert_eq!(pbs_time("01:00:00.500").unwrap().as_secs(), 3600);
+        // Torque's decode_time takes up to three colons: days first.
+        assert_eq!(pbs_time("1:00:00:00").unwrap().as_secs(), 86400);
+        assert!(pbs_time("1:1:00:00:00").is_err());
         assert!(pbs_time("abc").is_err());
     }
 

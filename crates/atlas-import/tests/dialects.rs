@@ -494,9 +494,13 @@ fn the_sites_lsf_unit_reads_bare_memory_numbers() {
     let mb = &site.workflow.spec.resources;
     assert_eq!(mb.memory_per_node.unwrap().bytes(), 4096 << 20);
     assert_eq!(
-        mb.memory_per_gpu.unwrap().bytes(),
-        2 << 30,
-        "a suffix keeps its unit"
+        mb.memory_per_gpu, None,
+        "gmem is the GPU's memory, not the host's"
+    );
+    let gpu_note = site.report.directives[1].note.clone().unwrap_or_default();
+    assert!(
+        gpu_note.contains("gmem=2Gi"),
+        "a suffix keeps its unit: {gpu_note}"
     );
     let note = site.report.directives[0].note.clone().unwrap_or_default();
     assert!(note.contains("a bare number is MB"), "{note}");
@@ -517,11 +521,20 @@ fn pbs_pro_nodes_with_ncpus_is_one_process_of_c_cpus_per_host() {
     );
     let same = pbs("#PBS -l select=2:ncpus=4\n").workflow.spec.resources;
     assert_eq!(r, same, "the same request in the select model");
-    let both = pbs("#PBS -l nodes=2:ppn=8:ncpus=8\n");
-    let r = &both.workflow.spec.resources;
-    assert_eq!((r.tasks_per_node, r.cpus_per_task), (Some(8), Some(1)));
-    let note = both.report.directives[0].note.clone().unwrap_or_default();
-    assert!(note.contains("ncpus=8"), "{note}");
+    // With ppn: `nodes=N:ppn=P:ncpus=C` is `select=N:ncpus=P*C:mpiprocs=P`.
+    let both = pbs("#PBS -l nodes=2:ppn=8:ncpus=2\n")
+        .workflow
+        .spec
+        .resources;
+    let select = pbs("#PBS -l select=2:ncpus=16:mpiprocs=8\n")
+        .workflow
+        .spec
+        .resources;
+    assert_eq!(
+        (both.tasks_per_node, both.cpus_per_task),
+        (Some(8), Some(2))
+    );
+    assert_eq!(both, select);
 }
 
 /// A launcher one level down is the one that starts the ranks: `srun $CMD` with the command in
@@ -554,4 +567,18 @@ fn a_launcher_hidden_in_a_variable_or_a_shell_string_is_the_inner_one() {
         LauncherKind::Torchrun
     );
     assert_eq!(launcher("srun bash -c \"hostname\"\n"), LauncherKind::Srun);
+    // The shape of accelerate's own Slurm example: the value holds `$((…))`, `$(…)` and
+    // variables that only the job knows; the command is assembled from several variables.
+    let accelerate = "export GPUS_PER_NODE=4\n\
+        head_node_ip=$(srun --nodes=1 --ntasks=1 -w \"$head_node\" hostname --ip-address)\n\
+        export LAUNCHER=\"accelerate launch \\\n    --num_processes $((SLURM_NNODES * GPUS_PER_NODE)) \\\n    --num_machines $SLURM_NNODES \\\n    --main_process_ip $head_node_ip \\\n    \"\n\
+        export SCRIPT=\"${ACCELERATE_DIR}/examples/nlp_example.py\"\n\
+        export CMD=\"$LAUNCHER $SCRIPT --mixed_precision fp16\"\n\
+        srun $CMD\n";
+    assert_eq!(launcher(accelerate), LauncherKind::Accelerate);
+    // A quoted argument is one word: it names torchrun but does not run it.
+    assert_eq!(
+        launcher("srun python report.py \"compare with torchrun\"\n"),
+        LauncherKind::Srun
+    );
 }

@@ -221,7 +221,7 @@ pub struct Resources {
     /// Memory for each allocated CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_per_cpu: Option<Quantity>,
-    /// Memory for each allocated GPU (host memory for Slurm, GPU memory for LSF `gmem`).
+    /// Host memory for each allocated GPU (Slurm `--mem-per-gpu`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_per_gpu: Option<Quantity>,
     /// Longest time the job may run.

@@ -214,7 +214,11 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
             b.replace_all(e, &gpu_fields);
             apply_gpu(b, e, value);
         }
-        MemLimit => match memory(value, MemoryDialect::Lsf(b.lsf_unit)) {
+        // bsub(1): `-M mem_limit[!]`; the `!` makes the limit hard (LSF kills at it).
+        MemLimit => match memory(
+            value.trim().trim_end_matches('!'),
+            MemoryDialect::Lsf(b.lsf_unit),
+        ) {
             // bsub(1): -M is a per-process (or per-job) limit, `rusage[mem=]` the per-host
             // reservation; the reservation is the request, so a limit never replaces it.
             Ok(_)

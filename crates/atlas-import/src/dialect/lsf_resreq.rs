@@ -1,7 +1,7 @@
 //! LSF resource requirement strings (`-R "select[…] rusage[…] span[…] affinity[…]"`) and
 //! GPU requirements (`-gpu "num=2/task:gmodel=…"`), following the LSF documentation.
 
-use crate::builder::{Builder, Field};
+use crate::builder::{Builder, Field, MemoryCount};
 use crate::units::{memory, MemoryDialect, ValueError};
 
 use super::parse_count;
@@ -103,14 +103,7 @@ fn span(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) {
 fn rusage(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) {
     for (key, value) in key_values(body) {
         match key {
-            "mem" => match memory(value, MemoryDialect::Lsf(b.lsf_unit)) {
-                Ok(q) => {
-                    b.set_quantity(e, Field::MemoryPerNode, q);
-                    let unit = b.lsf_unit.name();
-                    b.note(e, format!("rusage[mem] is per host (LSF's default); a bare number is {unit} (the site's LSF_UNIT_FOR_LIMITS; `atlas import --lsf-unit`)"));
-                }
-                Err(why) => b.invalid(e, why.to_string()),
-            },
+            "mem" => rusage_mem(b, e, value),
             "ngpus_excl_p" | "ngpus_shared" | "ngpus_excl_t" | "ngpus" => {
                 match parse_count(value) {
                     Ok(n) => b.set_count(e, Field::GpusPerNode, n),
@@ -120,6 +113,37 @@ fn rusage(b: &mut Builder, e: usize, body: &str, not_carried: &mut Vec<String>) 
             "duration" | "decay" => {}
             _ => not_carried.push(format!("rusage[{key}={value}]")),
         }
+    }
+}
+
+/// `rusage[mem=X[/task|/host|/job]]`: per host unless it says otherwise (LSF 10.1's
+/// RESOURCE_RESERVE_PER_TASK aside, which is a cluster setting).
+fn rusage_mem(b: &mut Builder, e: usize, value: &str) {
+    let (amount, per) = value.split_once('/').unwrap_or((value, "host"));
+    let count = match per.trim() {
+        "host" => None,
+        "task" => Some(MemoryCount::PerTask),
+        "job" => Some(MemoryCount::PerJob),
+        other => {
+            return b.invalid(
+                e,
+                format!("rusage[mem=…/{other}]: expected /task, /host or /job"),
+            )
+        }
+    };
+    match memory(amount, MemoryDialect::Lsf(b.lsf_unit)) {
+        Ok(q) => {
+            b.set_quantity(e, Field::MemoryPerNode, q);
+            b.memory_count = count.map(|c| (e, c));
+            let unit = b.lsf_unit.name();
+            let how = match count {
+                None => "is per host (LSF's default)",
+                Some(MemoryCount::PerTask) => "/task is for each task",
+                Some(MemoryCount::PerJob) => "/job is for the whole job",
+            };
+            b.note(e, format!("rusage[mem] {how}; a bare number is {unit} (the site's LSF_UNIT_FOR_LIMITS; `atlas import --lsf-unit`)"));
+        }
+        Err(why) => b.invalid(e, why.to_string()),
     }
 }
 
@@ -162,8 +186,10 @@ pub(crate) fn apply_gpu(b: &mut Builder, e: usize, value: &str) {
                 }
             }
             "gmodel" => b.set_text(e, Field::GpuType, val.trim()),
+            // GPU memory: a property of the GPU model a host has, not host memory, which is
+            // what memoryPerGpu asks for (Slurm's --mem-per-gpu); said, not mapped.
             "gmem" => match memory(val, MemoryDialect::Lsf(b.lsf_unit)) {
-                Ok(q) => b.set_quantity(e, Field::MemoryPerGpu, q),
+                Ok(q) => b.note(e, format!("gmem={q} is the GPU's own memory: no target reserves it; choose the GPU model (gpuType) that has it")),
                 Err(why) => b.invalid(e, why.to_string()),
             },
             "" => {}

@@ -1,7 +1,7 @@
 //! PBS resource lists (`-l`): the `select` model of PBS Pro, Torque's `nodes=N:ppn=P`, job-wide
 //! `ncpus`/`mem`/`ngpus` (which PBS turns into one chunk), `walltime` and `place`.
 
-use crate::builder::{Builder, Field};
+use crate::builder::{Builder, Field, MemoryCount};
 use crate::units::{memory, pbs_time, MemoryDialect};
 
 use super::parse_count;
@@ -33,6 +33,10 @@ pub(crate) fn apply(b: &mut Builder, e: usize, value: &str, layout: &mut Layout)
             "ncpus" | "mem" | "ngpus" | "gpus" | "naccelerators" => {
                 layout.job_wide_entry.get_or_insert(e);
                 chunk_resource(b, e, key, val, &mut not_carried);
+                // pbs_resources(7): a job-wide `mem` is the job's, across all its hosts.
+                if key == "mem" && b.owner(Field::MemoryPerNode) == Some(e) {
+                    b.memory_count = Some((e, MemoryCount::PerJob));
+                }
             }
             "pmem" => match memory(val, MemoryDialect::Pbs) {
                 Ok(q) => {
@@ -141,7 +145,8 @@ fn select(
 }
 
 /// Torque `nodes=N:ppn=P[:gpus=G][:property…]` = `select=N:ncpus=P:mpiprocs=P`; PBS Pro's
-/// `nodes=N:ncpus=C` = `select=N:ncpus=C`.
+/// `nodes=N:ncpus=C` = `select=N:ncpus=C`, and `nodes=N:ppn=P:ncpus=C` =
+/// `select=N:ncpus=P*C:mpiprocs=P`.
 fn nodes(
     b: &mut Builder,
     e: usize,
@@ -181,15 +186,16 @@ fn nodes(
             None => properties.push(part),
         }
     }
-    match ncpus {
-        Some(c) if !ppn => {
+    // With ppn too, `nodes=N:ppn=P:ncpus=C` is `select=N:ncpus=P*C:mpiprocs=P`: P processes
+    // of C CPUs each.
+    if let Some(c) = ncpus {
+        if !ppn {
             b.set_count(e, Field::TasksPerNode, 1);
-            count(b, e, Field::CpusPerTask, c);
         }
-        Some(c) => not_carried.push(format!(
-            "ncpus={c} (with ppn: ppn is the processes per host)"
-        )),
-        None => {}
+        count(b, e, Field::CpusPerTask, c);
+        if ppn {
+            b.note(e, format!("ppn processes per host of ncpus={c} CPUs each"));
+        }
     }
     if !properties.is_empty() {
         b.set_text(e, Field::Constraint, properties.join("&"));

@@ -398,18 +398,38 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str) {
                 .collect();
         }
         Gres => gres(b, e, value),
-        TypedGpus(field) => match typed_count(value) {
-            Ok((kind, n)) => {
-                b.set_count(e, field, n);
-                if let Some(kind) = kind {
-                    b.set_text(e, Field::GpuType, kind);
-                }
-            }
-            Err(why) => b.invalid(e, why.to_string()),
-        },
+        TypedGpus(field) => typed_gpus(b, e, field, value),
         Export => export(b, e, value),
         Ignore(why) => b.ignored(e, why),
         Unsupported(why) => b.unsupported(e, why),
+    }
+}
+
+/// `--gpus[-per-node|-per-task]=[type:]N[,type:N…]` (sbatch(1): a comma-separated list of
+/// types): the counts add up; the type is kept when there is one.
+fn typed_gpus(b: &mut Builder, e: usize, field: Field, value: &str) {
+    let mut total = 0u32;
+    let mut kinds = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        match typed_count(item) {
+            Ok((kind, n)) => {
+                total = total.saturating_add(n);
+                kinds.extend(kind);
+            }
+            Err(why) => return b.invalid(e, why.to_string()),
+        }
+    }
+    b.set_count(e, field, total);
+    match kinds.as_slice() {
+        [kind] => b.set_text(e, Field::GpuType, *kind),
+        [] => {}
+        several => b.note(
+            e,
+            format!(
+                "GPUs of several types ({}): {total} in all, the type is not carried over",
+                several.join(", ")
+            ),
+        ),
     }
 }
 
