@@ -17,6 +17,7 @@ pub use group::{BadGrouping, GroupBy};
 pub mod alike;
 pub mod checks;
 pub mod diff;
+pub mod efficiency;
 pub mod figures;
 mod group;
 mod headline;

@@ -199,7 +199,10 @@ fn runs_are_compared_by_a_label_and_by_a_parameter() {
 
 #[test]
 fn show_says_what_a_run_used_of_what_it_asked_for() {
-    let p = Project::new("seff", "");
+    let p = Project::new(
+        "seff",
+        "[targets.priced]\nkind = \"local\"\nprice = \"opencost-default\"\n",
+    );
     std::fs::write(
         p.dir.join("w.yaml"),
         format!("{HEAD}  resources: {{cpusPerTask: 2, memoryPerNode: 1Gi}}\n  phases: [{{name: a, run: 'true'}}]\n"),
@@ -215,6 +218,25 @@ fn show_says_what_a_run_used_of_what_it_asked_for() {
         "{out}"
     );
     assert!(out.contains("requested"), "{out}");
+    // Unused capacity is priced only where the target names a price, and each phase is shown.
+    assert!(out.contains("no price for this target"), "{out}");
+    assert!(out.contains("\n  a "), "the phase's own line: {out}");
+    let (code, _, err) = p.atlas(&["run", "w.yaml", "--on", "priced"]);
+    assert_eq!(code, 0, "{err}");
+    let priced = p
+        .runs()
+        .into_iter()
+        .find(|r| r["target"] == "priced")
+        .unwrap();
+    let (_, out, _) = p.atlas(&["show", priced["id"].as_str().unwrap()]);
+    let unused = out
+        .lines()
+        .find(|l| l.starts_with("unused: "))
+        .unwrap_or_default();
+    assert!(
+        unused.contains("core-hours") && unused.contains("USD at opencost-default's rates"),
+        "{out}"
+    );
 }
 
 #[test]

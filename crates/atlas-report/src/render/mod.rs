@@ -37,7 +37,7 @@ pub fn render(report: &Report, format: Format) -> String {
 }
 
 /// A value with three significant digits (`0.0154`, `12.3`, `11855`).
-pub(crate) fn significant(v: f64) -> String {
+pub fn significant(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");
     }

@@ -71,58 +71,106 @@ fn hosts_line(d: &RunDetail) -> String {
 
 /// What the run used of what it asked for, as Slurm's `seff` says it: CPU time against the
 /// cores allocated for the wall time, peak memory against the request, GPU activity against
-/// the GPUs requested, and the core-hours that went unused. `None` before the run has ended.
+/// the GPUs requested, what went unused (core-hours, GPU-hours and, at the target's price,
+/// money), then the same per phase. `None` before the run has ended.
 pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<String> {
-    let wall = d.run.wall_seconds.filter(|w| *w > 0.0)?;
     let request = atlas_report::figures::Request::of(Some(workflow));
-    let cpu: f64 = d
-        .phases
-        .iter()
-        .map(|p| p.cpu_user_seconds.unwrap_or(0.0) + p.cpu_system_seconds.unwrap_or(0.0))
-        .sum();
-    let cores = request.cores.max(1.0);
-    let cpu_share = cpu / (wall * cores);
+    let (sheet, price_name) = target_price(&d.run.target);
+    let price = price_name.as_ref().and_then(|n| sheet.entries.get(n));
+    let e = atlas_report::efficiency::of(d, request, price)?;
+    let run = &e.run;
     let mut parts = vec![format!(
-        "CPU {:.0} % of {} core(s) for {} ({:.3} core-hours unused)",
-        cpu_share * 100.0,
-        cores,
-        format::seconds(wall),
-        (cores * wall - cpu).max(0.0) / 3600.0
+        "CPU {:.0} % of {} core(s) for {}",
+        run.cpu_share * 100.0,
+        e.cores,
+        format::seconds(run.wall_seconds)
     )];
-    let peak = d
-        .phases
-        .iter()
-        .map(|p| {
-            p.peak_job_rss_bytes
-                .unwrap_or(0)
-                .max(p.max_rss_bytes.unwrap_or(0))
-        })
-        .max()
-        .unwrap_or(0);
-    match request.memory_gib {
-        Some(gib) if gib > 0.0 => parts.push(format!(
-            "memory peak {} of {} requested ({:.0} %)",
-            format::bytes(peak),
-            format::bytes((gib * (1u64 << 30) as f64) as i64),
-            peak as f64 / (gib * (1u64 << 30) as f64) * 100.0
-        )),
-        _ => parts.push(format!("memory peak {} (no request)", format::bytes(peak))),
-    }
-    if request.gpus > 0.0 {
-        let activity = d
-            .phases
-            .iter()
-            .filter_map(|p| p.gpu.as_ref().map(|g| g.mean_utilisation_percent))
-            .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-        parts.push(match activity {
-            Some(pct) => format!(
-                "GPU SM activity {pct:.0} % on {} GPU(s) requested",
-                request.gpus
+    parts.push(memory_part(run, e.memory_bytes));
+    if e.gpus > 0.0 {
+        parts.push(match run.gpu_activity {
+            Some(a) => format!(
+                "GPU SM activity {:.0} % on {} GPU(s) requested",
+                a * 100.0,
+                e.gpus
             ),
-            None => format!("{} GPU(s) requested, none seen in use", request.gpus),
+            None => format!("{} GPU(s) requested, none seen in use", e.gpus),
         });
     }
-    Some(format!("efficiency: {}\n", parts.join("; ")))
+    let mut unused = vec![format!(
+        "{} core-hours",
+        atlas_report::render::significant(run.unused_core_hours)
+    )];
+    if let Some(h) = run.unused_gib_hours {
+        unused.push(format!(
+            "{} GiB-hours",
+            atlas_report::render::significant(h)
+        ));
+    }
+    if let Some(h) = run.unused_gpu_hours {
+        unused.push(format!(
+            "{} GPU-hours",
+            atlas_report::render::significant(h)
+        ));
+    }
+    let money = match (e.wasted_cost, &price_name) {
+        (Some(cost), Some(name)) => format!(
+            ", {} {} at {name}'s rates",
+            atlas_report::render::significant(cost),
+            sheet.currency
+        ),
+        _ => " (no price for this target in atlas.toml: no money figure)".into(),
+    };
+    let mut out = format!(
+        "efficiency: {}\nunused: {}{money}\n",
+        parts.join("; "),
+        unused.join(", ")
+    );
+    for p in &e.phases {
+        out += &format!(
+            "  {:<14} CPU {:>4.0} %  {}  unused {} core-hours{}\n",
+            p.name,
+            p.cpu_share * 100.0,
+            memory_part(p, e.memory_bytes),
+            atlas_report::render::significant(p.unused_core_hours),
+            p.gpu_activity
+                .map(|a| format!("  GPU SM {:.0} %", a * 100.0))
+                .unwrap_or_default()
+        );
+    }
+    Some(out)
+}
+
+fn memory_part(u: &atlas_report::efficiency::Use, request: Option<f64>) -> String {
+    let peak = format::bytes(u.peak_memory_bytes as i64);
+    match (request, u.memory_share) {
+        (Some(bytes), Some(share)) => format!(
+            "memory peak {peak} of {} requested ({:.0} %)",
+            format::bytes(bytes as i64),
+            share * 100.0
+        ),
+        _ => format!("memory peak {peak} (no request)"),
+    }
+}
+
+/// The price sheet, and the entry the run's target names in atlas.toml (none when there is
+/// no atlas.toml here, or it names no price).
+fn target_price(target: &str) -> (atlas_report::prices::PriceSheet, Option<String>) {
+    let sheet = atlas_report::prices::PriceSheet::load(None).unwrap_or_else(|_| {
+        atlas_report::prices::PriceSheet {
+            date: String::new(),
+            currency: "USD".into(),
+            entries: Default::default(),
+        }
+    });
+    let name = atlas_backends::target::load(&atlas_backends::target::config_files())
+        .ok()
+        .and_then(|targets| {
+            targets
+                .into_iter()
+                .find(|t| t.name == target)
+                .and_then(|t| t.target.price)
+        });
+    (sheet, name)
 }
 
 /// How the run was launched: its id with the scheduler or runtime and the launch figures.
