@@ -91,9 +91,23 @@ fn resources(lines: &mut Lines, r: &Resources) -> Result<(), EmitError> {
         Some(kind) => format!("{kind}:{n}"),
         None => n.to_string(),
     };
-    lines.add_opt("--gpus-per-node", r.gpus_per_node.map(typed))?;
+    // A count the others already imply (an import derives them) is not said twice.
+    let per_node_implied = r
+        .gpus_per_task
+        .zip(r.tasks_per_node)
+        .and_then(|(g, t)| g.checked_mul(t));
+    let total_implied = r
+        .gpus_per_node
+        .zip(r.nodes)
+        .or(r.gpus_per_task.zip(r.tasks))
+        .and_then(|(g, n)| g.checked_mul(n));
+    let said = |v: Option<u32>, implied: Option<u32>| v.filter(|v| Some(*v) != implied);
+    lines.add_opt(
+        "--gpus-per-node",
+        said(r.gpus_per_node, per_node_implied).map(typed),
+    )?;
     lines.add_opt("--gpus-per-task", r.gpus_per_task.map(typed))?;
-    lines.add_opt("--gpus", r.gpus.map(typed))?;
+    lines.add_opt("--gpus", said(r.gpus, total_implied).map(typed))?;
     lines.add_opt("--mem", r.memory_per_node.map(|q| megabytes(q.bytes())))?;
     lines.add_opt(
         "--mem-per-cpu",

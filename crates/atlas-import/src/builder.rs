@@ -504,10 +504,19 @@ impl Builder {
                         format!("no -N: one node with {per_node} task(s) (sbatch allocates the nodes the request needs)"),
                     );
                 }
-                (None, Some(1), _, _) if self.report.dialect == Dialect::Slurm => {
+                // One task (a Slurm task, an LSF slot) is on one host.
+                (None, Some(1), _, _) if self.report.dialect != Dialect::Pbs => {
                     if let Some(e) = self.owners.get(&(component, Field::Tasks)).copied() {
                         self.set_count(e, Field::Nodes, 1);
-                        self.note(e, "no -N: one task needs one node (sbatch's default)");
+                        self.note(
+                            e,
+                            match self.report.dialect {
+                                Dialect::Slurm => {
+                                    "no -N: one task needs one node (sbatch's default)"
+                                }
+                                _ => "one task is on one host",
+                            },
+                        );
                     }
                 }
                 (Some(nodes), None, Some(per_node), Some(e)) => {
@@ -523,9 +532,77 @@ impl Builder {
                 }
                 _ => {}
             }
+            self.derive_gpus(component);
         }
         self.component = 0;
         self.count_memory_per_node();
+    }
+
+    /// GPUs the request implies (each noted as derived): per node from per task × tasks per
+    /// node, or from the job's GPUs on one node; the job's from per node × nodes, or per task ×
+    /// tasks.
+    fn derive_gpus(&mut self, component: usize) {
+        let r = self.resources().clone();
+        let owner = |b: &Self, f: Field| b.owners.get(&(component, f)).copied();
+        let per_node = match (
+            r.gpus_per_node,
+            r.gpus_per_task,
+            r.tasks_per_node,
+            r.gpus,
+            r.nodes,
+        ) {
+            (Some(_), ..) => None,
+            (None, Some(g), Some(t), _, _) => owner(self, Field::GpusPerTask)
+                .zip(g.checked_mul(t))
+                .map(|(e, n)| {
+                    (
+                        e,
+                        n,
+                        format!(
+                            "GPUs per node = {g} per task x {t} tasks per node = {n} (derived)"
+                        ),
+                    )
+                }),
+            (None, None, _, Some(g), Some(1)) => owner(self, Field::Gpus).map(|e| {
+                (
+                    e,
+                    g,
+                    format!("GPUs per node = {g}: the job's GPUs on its one node (derived)"),
+                )
+            }),
+            _ => None,
+        };
+        if let Some((e, n, note)) = per_node {
+            self.set_count(e, Field::GpusPerNode, n);
+            self.note(e, note);
+        }
+        let r = self.resources().clone();
+        let total = match (r.gpus, r.gpus_per_node, r.nodes, r.gpus_per_task, r.tasks) {
+            (Some(_), ..) => None,
+            (None, Some(g), Some(nodes), _, _) => owner(self, Field::GpusPerNode)
+                .zip(g.checked_mul(nodes))
+                .map(|(e, n)| {
+                    (
+                        e,
+                        n,
+                        format!("GPUs for the job = {g} per node x {nodes} nodes = {n} (derived)"),
+                    )
+                }),
+            (None, None, _, Some(g), Some(tasks)) => owner(self, Field::GpusPerTask)
+                .zip(g.checked_mul(tasks))
+                .map(|(e, n)| {
+                    (
+                        e,
+                        n,
+                        format!("GPUs for the job = {g} per task x {tasks} tasks = {n} (derived)"),
+                    )
+                }),
+            _ => None,
+        };
+        if let Some((e, n, note)) = total {
+            self.set_count(e, Field::Gpus, n);
+            self.note(e, note);
+        }
     }
 
     /// Turns a per-task or per-job memory request into the memory per node: × the tasks on a

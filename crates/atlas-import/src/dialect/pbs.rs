@@ -27,6 +27,7 @@ pub(crate) enum Act {
     ExportAll,
     Variables,
     Rerunnable,
+    NodeExclusive,
     Ignore(&'static str),
     Unsupported(&'static str),
 }
@@ -58,6 +59,8 @@ static OPTIONS: &[OptDef<Act>] = &[
         Ignore("the shell; Atlas runs the commands with bash"),
     ),
     opt(&["-r"], Val, Rerunnable),
+    // Torque's qsub(1): `-n` "node-exclusive" (PBS Pro has `-l place=excl` instead).
+    opt(&["-n"], Flag, NodeExclusive),
     opt(&["-p"], Val, Ignore("priority is site policy")),
     opt(
         &["-k"],
@@ -145,6 +148,10 @@ fn apply(b: &mut Builder, e: usize, act: Act, value: &str, layout: &mut Layout) 
             "n" => b.set_requeue(e, false),
             other => b.invalid(e, format!("`-r {other}`: qsub takes `y` or `n`")),
         },
+        NodeExclusive => {
+            b.set_exclusive(e, true);
+            b.note(e, "Torque's node-exclusive flag");
+        }
         Array => set_array(b, e, value),
         Attribute => attribute(b, e, value),
         Path(field) => {
