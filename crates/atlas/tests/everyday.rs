@@ -237,6 +237,22 @@ fn show_says_what_a_run_used_of_what_it_asked_for() {
         unused.contains("core-hours") && unused.contains("USD at opencost-default's rates"),
         "{out}"
     );
+    // The same figures in JSON, beside the run's detail.
+    let (_, json, _) = p.atlas(&["show", priced["id"].as_str().unwrap(), "--format", "json"]);
+    let shown: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let e = &shown["efficiency"];
+    assert_eq!(e["price"], "opencost-default", "{json}");
+    assert_eq!(e["cores"], 2.0, "{json}");
+    assert!(
+        e["run"]["unusedCoreHours"].as_f64().unwrap() >= 0.0,
+        "{json}"
+    );
+    assert!(e["wastedCost"].as_f64().unwrap() > 0.0, "{json}");
+    assert_eq!(e["phases"][0]["name"], "a", "{json}");
+    assert_eq!(
+        shown["target"], "priced",
+        "the detail is still there: {json}"
+    );
 }
 
 #[test]

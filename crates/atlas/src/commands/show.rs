@@ -35,12 +35,16 @@ pub fn run(args: Args) -> Result<(), Failure> {
             .ok()
             .and_then(|s| s.workflow)
             .and_then(|t| atlas_spec::parse_workflow("workflow.yaml", &t).ok());
-        args.view.render(&detail, |d| {
-            let mut text = table(d);
-            if let Some(line) = workflow.as_ref().and_then(|w| efficiency(d, w)) {
-                text += &line;
-            }
-            text += &hosts_line(d);
+        let efficiency = workflow.as_ref().and_then(|w| priced(&detail, w));
+        let shown = Shown { detail, efficiency };
+        args.view.render(&shown, |s| {
+            let mut text = table(&s.detail);
+            text += &s
+                .efficiency
+                .as_ref()
+                .map(efficiency_text)
+                .unwrap_or_default();
+            text += &hosts_line(&s.detail);
             text
         })?
     };
@@ -69,15 +73,47 @@ fn hosts_line(d: &RunDetail) -> String {
     format!("hosts: {}\n", hosts.join(", "))
 }
 
+/// A run as `atlas show` gives it: the store's detail and, once it has ended, its efficiency.
+#[derive(serde::Serialize)]
+struct Shown {
+    #[serde(flatten)]
+    detail: RunDetail,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    efficiency: Option<Priced>,
+}
+
+/// A run's efficiency with the price it was valued at (`price` names the sheet's entry).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Priced {
+    #[serde(flatten)]
+    figures: atlas_report::efficiency::Efficiency,
+    price: Option<String>,
+    currency: String,
+}
+
+/// What the run used of what it asked for, at the price its target names in atlas.toml.
+fn priced(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<Priced> {
+    let request = atlas_report::figures::Request::of(Some(workflow));
+    let (sheet, price) = target_price(&d.run.target);
+    let figures = atlas_report::efficiency::of(
+        d,
+        request,
+        price.as_ref().and_then(|n| sheet.entries.get(n)),
+    )?;
+    Some(Priced {
+        figures,
+        price,
+        currency: sheet.currency,
+    })
+}
+
 /// What the run used of what it asked for, as Slurm's `seff` says it: CPU time against the
 /// cores allocated for the wall time, peak memory against the request, GPU activity against
-/// the GPUs requested, what went unused (core-hours, GPU-hours and, at the target's price,
-/// money), then the same per phase. `None` before the run has ended.
-pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<String> {
-    let request = atlas_report::figures::Request::of(Some(workflow));
-    let (sheet, price_name) = target_price(&d.run.target);
-    let price = price_name.as_ref().and_then(|n| sheet.entries.get(n));
-    let e = atlas_report::efficiency::of(d, request, price)?;
+/// the GPUs requested, what went unused (core-, GiB- and GPU-hours and, at the target's price,
+/// money), then the same per phase.
+fn efficiency_text(p: &Priced) -> String {
+    let e = &p.figures;
     let run = &e.run;
     let mut parts = vec![format!(
         "CPU {:.0} % of {} core(s) for {}",
@@ -112,11 +148,11 @@ pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<Stri
             atlas_report::render::significant(h)
         ));
     }
-    let money = match (e.wasted_cost, &price_name) {
+    let money = match (e.wasted_cost, &p.price) {
         (Some(cost), Some(name)) => format!(
             ", {} {} at {name}'s rates",
             atlas_report::render::significant(cost),
-            sheet.currency
+            p.currency
         ),
         _ => " (no price for this target in atlas.toml: no money figure)".into(),
     };
@@ -125,19 +161,24 @@ pub fn efficiency(d: &RunDetail, workflow: &atlas_spec::Workflow) -> Option<Stri
         parts.join("; "),
         unused.join(", ")
     );
-    for p in &e.phases {
-        out += &format!(
-            "  {:<14} CPU {:>4.0} %  {}  unused {} core-hours{}\n",
-            p.name,
-            p.cpu_share * 100.0,
-            memory_part(p, e.memory_bytes),
-            atlas_report::render::significant(p.unused_core_hours),
-            p.gpu_activity
-                .map(|a| format!("  GPU SM {:.0} %", a * 100.0))
-                .unwrap_or_default()
-        );
+    for phase in &e.phases {
+        out += &phase_line(phase, e.memory_bytes);
     }
-    Some(out)
+    out
+}
+
+/// A phase's line under the run's efficiency.
+fn phase_line(p: &atlas_report::efficiency::Use, memory_bytes: Option<f64>) -> String {
+    format!(
+        "  {:<14} CPU {:>4.0} %  {}  unused {} core-hours{}\n",
+        p.name,
+        p.cpu_share * 100.0,
+        memory_part(p, memory_bytes),
+        atlas_report::render::significant(p.unused_core_hours),
+        p.gpu_activity
+            .map(|a| format!("  GPU SM {:.0} %", a * 100.0))
+            .unwrap_or_default()
+    )
 }
 
 fn memory_part(u: &atlas_report::efficiency::Use, request: Option<f64>) -> String {
