@@ -149,7 +149,7 @@ impl Backend for Podman {
         }
         let mut end = process::child_ended(&mut self.child);
         if end.is_some() && self.control.is_some() {
-            if self.released()
+            if self.windowed()
                 || crate::podman_window::state(self.container.as_deref()?).as_deref()
                     == Ok("running")
             {
@@ -199,16 +199,18 @@ impl Backend for Podman {
 }
 
 impl Podman {
-    /// Whether the run's control file says `release`: its container was stopped by a window.
-    fn released(&self) -> bool {
+    /// Whether the container, stopped, was stopped for a window (see
+    /// [`crate::podman_window::stopped_for_window`]).
+    fn windowed(&self) -> bool {
         self.control
             .as_deref()
-            .and_then(|c| std::fs::read_to_string(c).ok())
-            .is_some_and(|word| word.trim() == "release")
+            .is_some_and(crate::podman_window::stopped_for_window)
     }
 
     /// A kept container stopped by a window waits for its open: started again (`podman
-    /// start`) → waited on again; removed → the job's end.
+    /// start`) → waited on again; removed → the job's end; stopped again with the run no longer
+    /// frozen (woken, it ended between two looks, as a short rest of the job can) → the job's
+    /// end.
     fn watch_stopped(&mut self) -> Option<JobEnd> {
         let name = self.container.clone()?;
         if self
@@ -236,7 +238,8 @@ impl Podman {
                 }
                 None
             }
-            Ok(_) => None,
+            Ok(_) if self.windowed() => None,
+            Ok(_) => self.exit_state().map(|state| JobEnd { state }),
             Err(why) => Some(JobEnd {
                 state: format!("container gone while frozen: {why}"),
             }),

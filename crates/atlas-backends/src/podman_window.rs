@@ -9,6 +9,8 @@
 //! `podman container checkpoint`); [`criu_usable`] says whether this machine's CRIU works and,
 //! when it does not, why (Debian 12's criu 3.17 cannot initialize on kernel 6.x's vDSO).
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::process;
@@ -28,6 +30,48 @@ pub fn state(container: &str) -> Result<String, String> {
             container,
         ],
     )
+}
+
+/// Whether a stopped container was stopped for a window, by its run's control file (`control`):
+/// it says `release` (the freeze gave it back), or the run's spool beside it ends frozen (a
+/// wake has written `wake`, its `podman start` has not yet run). Otherwise the stop was the
+/// job's end.
+pub fn stopped_for_window(control: &Path) -> bool {
+    let released = std::fs::read_to_string(control).is_ok_and(|word| word.trim() == "release");
+    released
+        || control
+            .parent()
+            .is_some_and(|dir| frozen_in_spool(&atlas_spec::RunDir::new(dir).spool()))
+}
+
+/// Whether a run's spool says it is frozen: of its `frozen`, `wake` and `runEnd` records, the
+/// last is `frozen`. A container that stopped then was stopped for a window, whatever the
+/// control file says by the time `podman run` returns (a wake may have written `wake` already,
+/// its `podman start` not yet run).
+pub fn frozen_in_spool(spool: &Path) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    let Ok(file) = std::fs::File::open(spool) else {
+        return false;
+    };
+    let mut frozen = false;
+    for line in BufReader::new(file).lines().map_while(Result::ok) {
+        if !["frozen", "wake", "runEnd"]
+            .iter()
+            .any(|w| line.contains(w))
+        {
+            continue;
+        }
+        match serde_json::from_str::<Kind>(&line).map(|k| k.kind) {
+            Ok(kind) if kind == "frozen" => frozen = true,
+            Ok(kind) if kind == "wake" || kind == "runEnd" => frozen = false,
+            _ => {}
+        }
+    }
+    frozen
 }
 
 /// Stops a frozen run's container (its control file already says `release`); how long the
@@ -78,4 +122,51 @@ pub fn criu_usable() -> Result<(), String> {
         "`criu check` fails on this kernel: {}",
         first.trim()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::frozen_in_spool;
+
+    /// A spool of these records' types (with a metric line that mentions `frozen` in its text).
+    fn spool(name: &str, types: &[&str]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("atlas-spool-{name}-{}", std::process::id()));
+        let mut text = String::new();
+        for (seq, kind) in types.iter().enumerate() {
+            text += &format!("{{\"run\":\"r-1\",\"seq\":{seq},\"time\":1.0,\"mono\":1.0,\"type\":\"{kind}\",\"phase\":\"train\"}}\n");
+        }
+        text += "{\"run\":\"r-1\",\"seq\":99,\"time\":1.0,\"mono\":1.0,\"type\":\"log\",\"line\":\"\\\"type\\\":\\\"frozen\\\"\"}\n";
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_spool_is_frozen_when_its_last_freeze_wake_or_end_is_a_freeze() {
+        for (name, types, frozen) in [
+            ("none", &["runStart", "phaseStart"][..], false),
+            (
+                "frozen",
+                &["runStart", "phaseStart", "freeze", "frozen"][..],
+                true,
+            ),
+            (
+                "woken",
+                &["runStart", "frozen", "wake", "metric"][..],
+                false,
+            ),
+            ("again", &["runStart", "frozen", "wake", "frozen"][..], true),
+            (
+                "ended",
+                &["runStart", "frozen", "wake", "runEnd"][..],
+                false,
+            ),
+        ] {
+            let path = spool(name, types);
+            assert_eq!(frozen_in_spool(&path), frozen, "{name}");
+            std::fs::remove_file(path).unwrap();
+        }
+        assert!(!frozen_in_spool(std::path::Path::new(
+            "/nonexistent/spool.jsonl"
+        )));
+    }
 }

@@ -1,5 +1,5 @@
 //! After-hours windows by hand on the local and podman targets: the example's training
-//! (examples/biggan-mini, 6 epochs here) frozen twice with `atlas windows freeze TARGET` and woken
+//! (examples/biggan-mini, 12 epochs here) frozen twice with `atlas windows freeze TARGET` and woken
 //! with `wake`, ends with the same model, bit for bit, and the same accuracy as a run that was
 //! never frozen. Its
 //! freezes are in the store (`windows`) with their checkpoints; a freeze without a checkpoint
@@ -17,12 +17,18 @@ mod serve;
 #[path = "windows_cases/freeze_on_stop.rs"]
 mod freeze_on_stop;
 
+// A podman whose `run` returns late, after the wake: still a window, not the run's end.
+#[path = "windows_cases/podman_late.rs"]
+mod podman_late;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::project::{copy_example, metric, Project};
 
-/// The example's workflow, shortened to 6 epochs, with targets `local` and `podman`.
+/// The example's workflow, shortened to 12 epochs, with targets `local`, `podman` and `slurm`.
+/// Frozen after epochs 2 and 4, it has 8 left to run after the second wake: long enough for
+/// the test to see it running (an epoch can take under half a second).
 fn project(tag: &str) -> Project {
     let p = Project::new(
         tag,
@@ -36,7 +42,7 @@ fn project(tag: &str) -> Project {
     );
     std::fs::write(
         p.dir.join("atlas.yaml"),
-        workflow.replace("--epochs 20", "--epochs 6"),
+        workflow.replace("--epochs 20", "--epochs 12"),
     )
     .unwrap();
     p
@@ -44,12 +50,10 @@ fn project(tag: &str) -> Project {
 
 /// `atlas run atlas.yaml --on TARGET` in the background.
 fn start(p: &Project, target: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_atlas"))
+    p.command()
         .args(["run", "atlas.yaml", "--on", target, "--interval", "500ms"])
         .current_dir(&p.dir)
         .env("ATLAS_DB", p.dir.join("db/atlas.db"))
-        .env("XDG_DATA_HOME", p.dir.join("data"))
-        .env("XDG_CONFIG_HOME", p.dir.join("no-user-config"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -73,6 +77,12 @@ fn wait_for_epochs(p: &Project, before: usize, epochs: usize) -> String {
             if detail["phases"][1]["status"] == "running" && losses >= epochs as u64 {
                 return id;
             }
+            // Ended before it got there: said now, not after the deadline.
+            let status = detail["status"].as_str().unwrap_or("?");
+            assert!(
+                status != "succeeded" && status != "failed",
+                "the run {status} at {losses} epochs, before train reached {epochs}: {detail}"
+            );
         }
         assert!(
             Instant::now() < deadline,
@@ -178,7 +188,7 @@ fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
         saved_on_signal >= 1,
         "the training never saved on the signal"
     );
-    let ended = run.wait().unwrap();
+    let ended = wait_for_end(&mut run, &id);
     let mut stderr = String::new();
     std::io::Read::read_to_string(run.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(ended.success(), "{stderr}");
@@ -187,6 +197,22 @@ fn freeze_and_wake_twice(p: &Project, target: &str) -> String {
     assert_eq!(detail["windows"].as_array().unwrap().len(), 2, "{detail}");
     assert!(detail["windows"][1]["frozenSeconds"].as_f64().unwrap() >= 3.0);
     id
+}
+
+/// `atlas run`'s exit, within five minutes (killed and failed after that: a run the backend
+/// never saw end must not hang the tests).
+fn wait_for_end(run: &mut Child, id: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("atlas run never ended after run {id}'s windows");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Where a run's checkpoint is: the project's `data/` here, its copy of the project in a

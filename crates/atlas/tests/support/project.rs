@@ -6,6 +6,8 @@ use std::process::Command;
 
 pub struct Project {
     pub dir: PathBuf,
+    /// A directory searched before `PATH` for the programs `atlas` runs (a slowed podman).
+    pub path_first: Option<PathBuf>,
 }
 
 impl Project {
@@ -15,7 +17,10 @@ impl Project {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("db")).unwrap();
         std::fs::write(dir.join("atlas.toml"), atlas_toml).unwrap();
-        Project { dir }
+        Project {
+            dir,
+            path_first: None,
+        }
     }
 
     /// `atlas ARGS…` in the project: (exit code, stdout, stderr).
@@ -36,12 +41,11 @@ impl Project {
         db: &str,
         args: &[&str],
     ) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_atlas"))
+        let out = self
+            .command()
             .args(args)
             .current_dir(cwd)
             .env("ATLAS_DB", db)
-            .env("XDG_DATA_HOME", self.dir.join("data"))
-            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"))
             .output()
             .unwrap();
         (
@@ -49,6 +53,19 @@ impl Project {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// `atlas` with the project's data and no user config (and `path_first` before `PATH`).
+    pub fn command(&self) -> Command {
+        let mut atlas = Command::new(env!("CARGO_BIN_EXE_atlas"));
+        atlas
+            .env("XDG_DATA_HOME", self.dir.join("data"))
+            .env("XDG_CONFIG_HOME", self.dir.join("no-user-config"));
+        if let Some(first) = &self.path_first {
+            let path = std::env::var("PATH").unwrap_or_default();
+            atlas.env("PATH", format!("{}:{path}", first.display()));
+        }
+        atlas
     }
 
     /// `atlas runs --format json`, newest first.
