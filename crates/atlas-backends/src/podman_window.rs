@@ -9,7 +9,7 @@
 //! `podman container checkpoint`); [`criu_usable`] says whether this machine's CRIU works and,
 //! when it does not, why (Debian 12's criu 3.17 cannot initialize on kernel 6.x's vDSO).
 
-use std::io::{BufRead, BufReader};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -44,28 +44,41 @@ pub fn stopped_for_window(control: &Path) -> bool {
             .is_some_and(|dir| frozen_in_spool(&atlas_spec::RunDir::new(dir).spool()))
 }
 
-/// Whether a run's spool says it is frozen: of its `frozen`, `wake` and `runEnd` records, the
-/// last is `frozen`. A container that stopped then was stopped for a window, whatever the
-/// control file says by the time `podman run` returns (a wake may have written `wake` already,
-/// its `podman start` not yet run).
+/// How much of a spool's end [`frozen_in_spool`] reads: a frozen agent's last records are
+/// there; a spool whose last freeze, wake or end lies further back is not frozen.
+const SPOOL_TAIL: u64 = 1 << 20;
+
+/// Whether a run's spool says it is frozen: of its `frozen`, `wake` and `runEnd` records in its
+/// last MiB, the last is `frozen`. A container that stopped then was stopped for a window,
+/// whatever the control file says by the time `podman run` returns (a wake may have written
+/// `wake` already, its `podman start` not yet run).
 pub fn frozen_in_spool(spool: &Path) -> bool {
     #[derive(serde::Deserialize)]
     struct Kind {
         #[serde(rename = "type")]
         kind: String,
     }
-    let Ok(file) = std::fs::File::open(spool) else {
+    let Ok(mut file) = std::fs::File::open(spool) else {
         return false;
     };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(SPOOL_TAIL);
+    let mut tail = Vec::new();
+    if file.seek(SeekFrom::Start(from)).is_err() || file.read_to_end(&mut tail).is_err() {
+        return false;
+    }
+    let text = String::from_utf8_lossy(&tail);
+    // Read from the middle of the file, the first line is a piece of one.
+    let whole = text.lines().skip(usize::from(from > 0));
     let mut frozen = false;
-    for line in BufReader::new(file).lines().map_while(Result::ok) {
+    for line in whole {
         if !["frozen", "wake", "runEnd"]
             .iter()
             .any(|w| line.contains(w))
         {
             continue;
         }
-        match serde_json::from_str::<Kind>(&line).map(|k| k.kind) {
+        match serde_json::from_str::<Kind>(line).map(|k| k.kind) {
             Ok(kind) if kind == "frozen" => frozen = true,
             Ok(kind) if kind == "wake" || kind == "runEnd" => frozen = false,
             _ => {}
@@ -168,5 +181,17 @@ mod tests {
         assert!(!frozen_in_spool(std::path::Path::new(
             "/nonexistent/spool.jsonl"
         )));
+        // Only the last MiB is read: a freeze further back than that is not seen, one in it is.
+        let path = spool("long", &["runStart", "frozen"]);
+        assert!(frozen_in_spool(&path));
+        let sample = "{\"run\":\"r-1\",\"seq\":7,\"time\":1.0,\"mono\":1.0,\"type\":\"sample\"}\n";
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text += &sample.repeat(super::SPOOL_TAIL as usize / sample.len() + 1);
+        std::fs::write(&path, &text).unwrap();
+        assert!(!frozen_in_spool(&path));
+        text += "{\"run\":\"r-1\",\"seq\":8,\"time\":1.0,\"mono\":1.0,\"type\":\"frozen\"}\n";
+        std::fs::write(&path, &text).unwrap();
+        assert!(frozen_in_spool(&path));
+        std::fs::remove_file(path).unwrap();
     }
 }

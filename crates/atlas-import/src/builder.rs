@@ -605,6 +605,20 @@ impl Builder {
         }
     }
 
+    /// Entry `e` no longer sets the field `key` (its value already cleared by the caller).
+    fn disown(&mut self, e: usize, key: (usize, Field)) {
+        self.owners.remove(&key);
+        self.owned[e].retain(|k| *k != key);
+        let field_path = path(key.1, key.0);
+        if let Some(f) = &mut self.report.directives[e].field {
+            *f = f
+                .split(", ")
+                .filter(|p| *p != field_path)
+                .collect::<Vec<_>>()
+                .join(", ");
+        }
+    }
+
     /// Turns a per-task or per-job memory request into the memory per node: × the tasks on a
     /// node, ÷ the nodes. Per task with no known tasks per node, it is the memory per CPU.
     fn count_memory_per_node(&mut self) {
@@ -630,15 +644,7 @@ impl Builder {
                     }
                     None => {
                         self.workflow.spec.resources.memory_per_node = None;
-                        self.owners.remove(&key);
-                        self.owned[e].retain(|k| *k != key);
-                        if let Some(f) = &mut self.report.directives[e].field {
-                            *f = f
-                                .split(", ")
-                                .filter(|p| *p != "spec.resources.memoryPerNode")
-                                .collect::<Vec<_>>()
-                                .join(", ");
-                        }
+                        self.disown(e, key);
                         self.set_quantity(e, Field::MemoryPerCpu, memory);
                         self.note(e, format!("{memory} per task, tasks per node not known: taken as the memory per CPU"));
                     }

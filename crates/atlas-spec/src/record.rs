@@ -409,6 +409,13 @@ status_words!(RunStatus {
     Failed => "failed",
 });
 
+/// A run begins as submitted.
+impl Default for RunStatus {
+    fn default() -> Self {
+        RunStatus::Submitted
+    }
+}
+
 status_words!(PhaseState {
     Pending => "pending",
     Running => "running",

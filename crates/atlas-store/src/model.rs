@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use atlas_spec::record::{PhaseState, RunStatus};
 use serde::{Deserialize, Serialize};
 
-/// A run as listed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A run as listed. (Its `Default` is for tests that build one: a submitted run of nothing, its
+/// labels `null`.)
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRow {
     pub id: String,

@@ -412,29 +412,9 @@ mod tests {
     fn row(scheduler_id: Option<&str>, figures: &[(&str, f64)]) -> atlas_store::RunRow {
         atlas_store::RunRow {
             id: "r-1".into(),
-            experiment_id: None,
-            workflow: "w".into(),
-            target: "t".into(),
-            repetition: 0,
-            status: atlas_spec::record::RunStatus::Succeeded,
-            cause: None,
-            submitted_at: 0.0,
-            started_at: None,
-            wall_seconds: None,
-            host: None,
-            source: None,
-            gpu: None,
-            run_dir: None,
-            labels: serde_json::json!({}),
-            agent_cpu_seconds: None,
             scheduler_id: scheduler_id.map(String::from),
             figures: figures.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            agent_version: None,
-            node: None,
-            owner: None,
-            tenant: None,
-            windows: Vec::new(),
-            storage: Vec::new(),
+            ..Default::default()
         }
     }
 
